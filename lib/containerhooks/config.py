@@ -1,0 +1,131 @@
+"""The host configuration file, /etc/vdsm-hook-containers/containers.conf.
+
+Everything an admin may tune lives in one ini section; nothing here can be
+set from a VM's custom properties.  A missing file means the defaults.
+"""
+
+import collections
+
+from six.moves import configparser
+
+from containerhooks import errors
+from containerhooks import paths
+
+SECTION = "containers"
+
+ENGINES = ("docker", "podman")
+
+# Capabilities every container keeps once Docker's default set is dropped:
+# enough for images that start as root and switch to a service user
+# (nginx, postgres, redis), nothing that reaches the host.
+BASE_CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "NET_BIND_SERVICE",
+)
+
+# Names an admin may add with extra_capabilities (Linux capability names).
+KNOWN_CAPABILITIES = frozenset(BASE_CAPABILITIES + (
+    "AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT",
+    "IPC_LOCK", "NET_ADMIN", "SYS_NICE", "SYS_PTRACE", "SYS_RESOURCE",
+    "SYS_TIME", "LINUX_IMMUTABLE", "SYS_ADMIN", "DAC_READ_SEARCH",
+))
+
+_DEFAULTS = collections.OrderedDict([
+    ("engines", "docker, podman"),
+    ("docker_socket", "/var/run/docker.sock"),
+    ("podman_socket", "/run/podman/podman.sock"),
+    ("api_timeout", "60"),
+    ("pull_timeout", "600"),
+    ("stop_timeout", "10"),
+    ("pids_limit", "1024"),
+    ("nofile", "8192"),
+    ("nproc", "4096"),
+    ("extra_capabilities", ""),
+    ("init", "true"),
+    ("placeholder_memory_mib", "16"),
+])
+
+Config = collections.namedtuple("Config", [
+    "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
+    "pids_limit", "nofile", "nproc", "capabilities", "init",
+    "placeholder_memory_mib", "path",
+])
+
+
+def load(path=None):
+    """Read the configuration file (default paths.CONF_FILE)."""
+    path = path or paths.CONF_FILE
+    parser = configparser.RawConfigParser()
+    try:
+        read = parser.read(path)
+    except configparser.Error as e:
+        raise errors.ConfigError(path=path, reason=str(e).splitlines()[0])
+    values = dict(_DEFAULTS)
+    if read and parser.has_section(SECTION):
+        for key, value in parser.items(SECTION):
+            if key not in _DEFAULTS:
+                raise errors.ConfigError(
+                    path=path, reason="unknown option %r" % key)
+            values[key] = value.strip()
+    return _build(values, path)
+
+
+def _build(v, path):
+    engines = tuple(_words(v["engines"]))
+    for name in engines:
+        if name not in ENGINES:
+            raise errors.ConfigError(
+                path=path, reason="engines: %r is not one of %s"
+                % (name, ", ".join(ENGINES)))
+    caps = list(BASE_CAPABILITIES)
+    for cap in _words(v["extra_capabilities"]):
+        cap = cap.upper()
+        if cap.startswith("CAP_"):
+            cap = cap[4:]
+        if cap not in KNOWN_CAPABILITIES:
+            raise errors.ConfigError(
+                path=path, reason="extra_capabilities: unknown %r" % cap)
+        if cap not in caps:
+            caps.append(cap)
+    return Config(
+        engines=engines,
+        sockets={"docker": v["docker_socket"], "podman": v["podman_socket"]},
+        api_timeout=_int(v, "api_timeout", 1, 3600, path),
+        pull_timeout=_int(v, "pull_timeout", 1, 86400, path),
+        stop_timeout=_int(v, "stop_timeout", 0, 3600, path),
+        pids_limit=_int(v, "pids_limit", 16, 1 << 22, path),
+        nofile=_int(v, "nofile", 64, 1 << 20, path),
+        nproc=_int(v, "nproc", 16, 1 << 22, path),
+        capabilities=tuple(caps),
+        init=_bool(v, "init", path),
+        placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
+                                    path),
+        path=path,
+    )
+
+
+def _words(value):
+    return [w for w in value.replace(",", " ").split() if w]
+
+
+def _int(values, key, low, high, path):
+    try:
+        n = int(values[key])
+    except ValueError:
+        n = None
+    if n is None or not low <= n <= high:
+        raise errors.ConfigError(
+            path=path, reason="%s: expected a whole number from %d to %d, "
+            "got %r" % (key, low, high, values[key]))
+    return n
+
+
+def _bool(values, key, path):
+    value = values[key].lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise errors.ConfigError(
+        path=path, reason="%s: expected true or false, got %r"
+        % (key, values[key]))

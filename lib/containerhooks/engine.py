@@ -1,0 +1,212 @@
+"""The container engine, through the Docker SDK for Python.
+
+This is the only module that imports the SDK.  Docker and Podman (through
+its Docker-compatible API) are both reached with docker.DockerClient on a
+unix socket; only APIs that exist since docker-py 4.0 are used.  SDK and
+transport errors become the package's own errors here.
+"""
+
+import logging
+import time
+
+import docker
+import requests
+
+from containerhooks import errors
+from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
+
+log = logging.getLogger("containerhooks.engine")
+
+class ContainerInfo(object):
+    """What the package needs to know of one container."""
+
+    def __init__(self, id, name, status, labels, exit_code=None,
+                 oom_killed=False, pid=None):
+        self.id = id
+        self.name = name
+        self.status = status          # created, running, paused, exited...
+        self.labels = labels
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed
+        self.pid = pid
+
+    @property
+    def vm_id(self):
+        return self.labels.get(LABEL_VM_ID)
+
+    def __repr__(self):
+        return "<ContainerInfo %s %s %s>" % (self.name, self.id[:12],
+                                             self.status)
+
+
+class Engine(object):
+    """One container engine (docker or podman) on this host."""
+
+    def __init__(self, name, socket, client):
+        self.name = name
+        self.socket = socket
+        self.client = client
+
+    @classmethod
+    def connect(cls, name, socket, timeout):
+        """Connect to the engine listening on socket and check it answers."""
+        try:
+            client = docker.DockerClient(base_url="unix://" + socket,
+                                         version="auto", timeout=timeout)
+            client.ping()
+        except (docker.errors.DockerException,
+                requests.exceptions.RequestException) as e:
+            raise errors.EngineUnavailable(
+                engine=name, socket=socket, reason=_reason(e),
+                service="docker" if name == "docker" else "podman.socket")
+        return cls(name, socket, client)
+
+    def version(self):
+        return self._call("query", "", self.client.version)
+
+    # Images
+
+    def has_image(self, ref):
+        try:
+            self.client.images.get(str(ref))
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("inspect image", str(ref), e)
+
+    def pull(self, ref, timeout, api_timeout):
+        """Pull ref, giving up after timeout seconds.
+
+        The deadline is checked between progress messages and the socket
+        read timeout bounds a registry that stalls without sending any.
+        """
+        deadline = time.time() + timeout
+        api = docker.APIClient(base_url="unix://" + self.socket,
+                               version="auto",
+                               timeout=min(timeout, api_timeout))
+        last = None
+        try:
+            stream = api.pull(ref.repository, tag=ref.pull_tag, stream=True,
+                              decode=True)
+            for message in stream:
+                if "error" in message:
+                    raise errors.ImageNotFound(image=str(ref),
+                                               reason=message["error"])
+                status = message.get("status")
+                if status and status != last:
+                    log.info("pull %s: %s %s", ref, message.get("id", ""),
+                             status)
+                    last = status
+                if time.time() > deadline:
+                    raise errors.PullTimeout(image=str(ref), timeout=timeout,
+                                             conf="containers.conf")
+        except docker.errors.NotFound as e:
+            raise errors.ImageNotFound(image=str(ref), reason=_reason(e))
+        except docker.errors.APIError as e:
+            raise errors.ImageNotFound(image=str(ref), reason=_reason(e))
+        except requests.exceptions.ReadTimeout:
+            raise errors.PullTimeout(image=str(ref), timeout=timeout,
+                                     conf="containers.conf")
+        except requests.exceptions.RequestException as e:
+            raise errors.EngineUnavailable(
+                engine=self.name, socket=self.socket, reason=_reason(e),
+                service=self.name)
+        finally:
+            api.close()
+        if not self.has_image(ref):
+            raise errors.ImageNotFound(image=str(ref),
+                                       reason="the engine did not store it")
+
+    # Containers
+
+    def create(self, name, image, labels, **options):
+        """Create (not start) a container; return its ContainerInfo."""
+        def create():
+            return self.client.containers.create(
+                str(image), name=name, labels=labels, detach=True,
+                **options)
+        container = self._call("create", name, create)
+        return _info(container)
+
+    def start(self, name):
+        container = self._get(name)
+        self._call("start", name, container.start)
+
+    def find(self, vm_id):
+        """The container standing for vm_id, or None."""
+        def lookup():
+            return self.client.containers.list(
+                all=True, filters={"label": "%s=%s" % (LABEL_VM_ID, vm_id)})
+        found = self._call("list", vm_id, lookup)
+        for container in found:
+            if container.labels.get(LABEL_MANAGED) == "1":
+                return _info(container)
+        return None
+
+    def inspect(self, name):
+        return _info(self._get(name))
+
+    def stop(self, name, timeout):
+        container = self._get(name)
+        self._call("stop", name, lambda: container.stop(timeout=timeout))
+
+    def remove(self, name):
+        """Remove the container (and its anonymous volumes); gone is fine."""
+        try:
+            container = self.client.containers.get(name)
+            container.remove(v=True, force=True)
+        except docker.errors.NotFound:
+            log.debug("container %s already gone", name)
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("remove", name, e)
+
+    # Helpers
+
+    def _get(self, name):
+        return self._call("inspect", name,
+                          lambda: self.client.containers.get(name))
+
+    def _call(self, action, name, func):
+        try:
+            return func()
+        except docker.errors.ImageNotFound as e:
+            raise errors.ImageNotFound(image=name, reason=_reason(e))
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error(action, name, e)
+
+    def _error(self, action, name, e):
+        if isinstance(e, requests.exceptions.ConnectionError):
+            return errors.EngineUnavailable(
+                engine=self.name, socket=self.socket, reason=_reason(e),
+                service=self.name)
+        return errors.ContainerError(engine=self.name, action=action,
+                                     name=name, reason=_reason(e))
+
+
+def _info(container):
+    attrs = container.attrs
+    state = attrs.get("State") or {}
+    return ContainerInfo(
+        id=container.id,
+        name=container.name,
+        status=state.get("Status") or container.status,
+        labels=container.labels or {},
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        pid=state.get("Pid") or None,
+    )
+
+
+def _reason(e):
+    """A one-line reason from an SDK or transport error."""
+    if isinstance(e, docker.errors.APIError):
+        text = e.explanation or str(e)
+    else:
+        text = str(e)
+    if not isinstance(text, str):
+        text = text.decode("utf-8", "replace")
+    return " ".join(text.split())[:300]

@@ -1,0 +1,72 @@
+"""The package's errors.
+
+Every error a hook can meet on purpose is a subclass of Error.  Its message
+ends up, verbatim, as the exit message of the VM in the Engine UI, so it says
+what was wrong (with the value) and what to do about it.
+"""
+
+
+class Error(Exception):
+    """Root of the package's errors; ``msg`` is a template over the fields."""
+
+    msg = "{reason}"
+
+    def __init__(self, **fields):
+        Exception.__init__(self)
+        self.fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __str__(self):
+        return self.msg.format(**self.fields)
+
+
+class InvalidProperty(Error):
+    msg = "Invalid custom property {name}={value!r}: {reason}"
+
+
+class InvalidDomain(Error):
+    msg = "Cannot use the domain XML of this VM: {reason}"
+
+
+class ConfigError(Error):
+    msg = "Bad configuration in {path}: {reason}"
+
+
+class EngineUnavailable(Error):
+    msg = ("Container engine {engine} is not reachable at {socket}: {reason}. "
+           "Start it on this host (for example 'systemctl start {service}') "
+           "or move the VM to another host")
+
+
+class ImageNotFound(Error):
+    msg = ("Image {image} was not found in its registry: {reason}. "
+           "Check the containerImage property and the host's registry access")
+
+
+class PullTimeout(Error):
+    msg = ("Pulling image {image} did not finish within {timeout} seconds; "
+           "raise pull_timeout in {conf} or pre-pull the image on this host")
+
+
+class ContainerError(Error):
+    msg = "Container engine {engine} failed to {action} container {name}: {reason}"
+
+
+class AlreadyRunning(Error):
+    msg = ("A container for VM {vm_id} is already running ({name}); "
+           "power the VM off or run 'vdsm-containers gc' on the host")
+
+
+class StateError(Error):
+    msg = "Cannot {action} container state for VM {vm_id}: {reason}"
+
+
+class CommandError(Error):
+    msg = "Command {cmd} failed with exit code {rc}: {err}"
+
+
+class HelperError(Error):
+    """The root helper refused or failed; its own message is kept as is."""
+
+    msg = "{reason}"

@@ -1,0 +1,176 @@
+"""The root helper: everything that needs root, behind one command.
+
+Hooks run as the unprivileged vdsm user and reach this program through
+"sudo -n" (the RPM's sudoers file allows exactly this path).  The engine
+sockets need root, and so will losetup and mount, so this is the one place
+that talks to the container engine.  It trusts nothing from its caller:
+every argument is validated again (spec.from_args), and how containers are
+confined comes from the host configuration only.
+
+Protocol: on success, one JSON object on stdout and exit 0; on failure, one
+line on stderr (shown to the Engine admin) and exit 1; usage errors exit 2.
+"""
+
+import argparse
+import json
+import logging
+import multiprocessing
+import sys
+import time
+
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import hookenv
+from containerhooks import spec as specs
+from containerhooks import state
+
+log = logging.getLogger("containerhooks.helper")
+
+RUNNING = ("running", "paused", "restarting")
+
+
+def main(argv=None):
+    hookenv.setup_logging()
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except errors.Error as e:
+        log.error("%s failed: %s", args.command, e)
+        sys.stderr.write(" ".join(str(e).split()) + "\n")
+        return 1
+    except Exception as e:
+        log.exception("%s failed unexpectedly", args.command)
+        sys.stderr.write("vdsm-hook-containers helper: unexpected %s: %s\n"
+                         % (type(e).__name__, " ".join(str(e).split())))
+        return 1
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="containers-helper",
+        description="Root helper of vdsm-hook-containers (run by the hooks "
+                    "through sudo; not meant to be run by hand).")
+    sub = parser.add_subparsers(dest="command")
+    sub.required = True
+
+    start = sub.add_parser("start", help="create and start a VM's container")
+    start.add_argument("--vm-id", required=True)
+    start.add_argument("--vm-name", required=True)
+    start.add_argument("--engine", required=True)
+    start.add_argument("--image", required=True)
+    start.add_argument("--memory-mib", required=True)
+    start.add_argument("--vcpus", required=True)
+    start.add_argument("--cpu-shares")
+    start.set_defaults(func=start_container)
+
+    stop = sub.add_parser("stop", help="stop and remove a VM's container")
+    stop.add_argument("--vm-id", required=True)
+    stop.add_argument("--engine")
+    stop.set_defaults(func=stop_container)
+    return parser
+
+
+def _engine(conf, name):
+    # Imported here: the SDK is needed only once an engine is used.
+    from containerhooks import engine
+    if name not in conf.engines:
+        raise errors.InvalidProperty(
+            name="containerType", value=name,
+            reason="this host runs containers with %s only"
+            % " or ".join(conf.engines))
+    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+
+
+def start_container(args):
+    spec = specs.from_args(args)
+    conf = config.load()
+    eng = _engine(conf, spec.engine)
+    lock = state.Lock(spec.vm_id)
+    with lock:
+        _clear_leftover(eng, spec.vm_id)
+        if not eng.has_image(spec.image):
+            log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
+                     eng.name)
+            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
+        name = specs.container_name(spec.vm_id)
+        created = None
+        try:
+            created = eng.create(
+                name, spec.image, specs.labels(spec),
+                **specs.container_options(spec, conf,
+                                          multiprocessing.cpu_count()))
+            record = {
+                "vm_id": spec.vm_id, "vm_name": spec.vm_name,
+                "engine": eng.name, "image": str(spec.image),
+                "container_id": created.id, "container_name": name,
+                "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
+                "created": time.time(),
+            }
+            state.write(spec.vm_id, record)
+            eng.start(name)
+        except BaseException:
+            log.error("vm_id=%s start failed, removing what was created",
+                      spec.vm_id)
+            if created is not None:
+                _quietly(eng.remove, name)
+            _quietly(state.remove, spec.vm_id)
+            lock.release(remove=True)
+            raise
+        log.info("vm_id=%s started container %s (%s) image=%s engine=%s",
+                 spec.vm_id, name, created.id[:12], spec.image, eng.name)
+    return record
+
+
+def _clear_leftover(eng, vm_id):
+    """Remove a stopped container left by an earlier run of this VM."""
+    old = eng.find(vm_id)
+    if old is None:
+        return
+    if old.status in RUNNING:
+        raise errors.AlreadyRunning(vm_id=vm_id, name=old.name)
+    log.info("vm_id=%s removing leftover container %s (%s)", vm_id,
+             old.name, old.status)
+    eng.remove(old.name)
+
+
+def stop_container(args):
+    vm_id = specs.vm_id(args.vm_id)
+    conf = config.load()
+    record = state.read(vm_id) or {}
+    names = [args.engine or record.get("engine")]
+    if names == [None]:
+        names = list(conf.engines)
+    stopped = None
+    with state.Lock(vm_id) as lock:
+        for name in names:
+            eng = _engine(conf, name)
+            info = eng.find(vm_id)
+            if info is None:
+                continue
+            if info.status in RUNNING:
+                log.info("vm_id=%s stopping %s (timeout %ss)", vm_id,
+                         info.name, conf.stop_timeout)
+                eng.stop(info.name, conf.stop_timeout)
+                info = eng.inspect(info.name)
+            eng.remove(info.name)
+            stopped = {"container_name": info.name,
+                       "exit_code": info.exit_code,
+                       "oom_killed": info.oom_killed}
+            log.info("vm_id=%s removed container %s", vm_id, info.name)
+        state.remove(vm_id)
+        lock.release(remove=True)
+    return {"vm_id": vm_id, "stopped": stopped}
+
+
+def _quietly(func, *args):
+    try:
+        func(*args)
+    except Exception:
+        log.exception("cleanup step %s failed", func.__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

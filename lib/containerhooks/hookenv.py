@@ -1,0 +1,135 @@
+"""The Vdsm hook contract, seen from inside a hook script.
+
+Vdsm runs every executable in /usr/libexec/vdsm/hooks/<hook>/ as the vdsm
+user, passes the VM's custom properties and vmId as environment variables,
+and hands the data (domain XML or JSON) as a temporary file named by
+_hook_domxml or _hook_json, which it reads back by name after the scripts
+ran (lib/vdsm/common/hooks.py, _runHooksDir).  The exit code says what
+happened: 0 ok, 1 error (later scripts still run), 2 error (later scripts are
+skipped).  stdout is discarded; stderr is logged, and for before_vm_start it
+becomes the VM's exit message in Engine, so a failing hook writes exactly one
+line there.
+
+This module keeps imports light: a hook on a VM that is not a container must
+cost little more than starting the interpreter.
+"""
+
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import tempfile
+
+from containerhooks import errors
+from containerhooks import paths
+
+log = logging.getLogger("containerhooks.hookenv")
+
+# Exit codes understood by Vdsm.
+OK = 0
+ERROR = 1
+ERROR_STOP = 2
+
+DOMXML = "_hook_domxml"
+JSON = "_hook_json"
+
+
+def run(func, failure_rc=ERROR_STOP):
+    """The exit boundary shared by all hooks.
+
+    Calls func(env) with a copy of the environment.  A package error becomes
+    one line on stderr and exit code failure_rc; anything unexpected is
+    logged with its traceback and reported as one line too.
+    """
+    setup_logging()
+    try:
+        func(dict(os.environ))
+    except errors.Error as e:
+        log.error("%s failed: %s", _hook_name(), e)
+        _fail(str(e), failure_rc)
+    except Exception as e:
+        log.exception("%s failed unexpectedly", _hook_name())
+        _fail("vdsm-hook-containers: unexpected %s in %s: %s (details in "
+              "the host log)" % (type(e).__name__, _hook_name(), e),
+              failure_rc)
+    sys.exit(OK)
+
+
+def _fail(message, rc):
+    # One line: Vdsm puts the whole stderr into the VM's exit message.
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()
+    sys.exit(rc)
+
+
+def _hook_name():
+    return os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0])))
+
+
+def read_data(env, key):
+    """Return the bytes of the hook's data file."""
+    with open(env[key], "rb") as f:
+        return f.read()
+
+
+def replace_data(env, key, data):
+    """Replace the hook's data file atomically.
+
+    Vdsm reads the file back by name even if the hook fails, so a hook that
+    dies halfway must leave either the old or the new content, never a mix:
+    write a temporary file beside it and rename it over.
+    """
+    path = env[key]
+    dirname = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=dirname, prefix=".containers-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+    except Exception:
+        _remove_quietly(tmp)
+        raise
+
+
+def read_json(env):
+    return json.loads(read_data(env, JSON).decode("utf-8"))
+
+
+def write_json(env, obj):
+    replace_data(env, JSON, json.dumps(obj).encode("utf-8"))
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def setup_logging():
+    """Log to syslog (journald on a host), or to paths.LOG_FILE if set.
+
+    Never to stderr: that is reserved for the one-line error above.
+    """
+    root = logging.getLogger("containerhooks")
+    if root.handlers:
+        return
+    root.setLevel(logging.DEBUG)
+    handler = None
+    log_file = getattr(paths, "LOG_FILE", None)
+    if log_file:
+        try:
+            handler = logging.FileHandler(log_file)
+        except (IOError, OSError):
+            handler = None
+        fmt = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    elif os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler(address="/dev/log")
+        fmt = "vdsm-hook-containers[%(process)d]: %(name)s %(levelname)s " \
+              "%(message)s"
+    if handler is None:
+        root.addHandler(logging.NullHandler())
+        return
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)

@@ -1,0 +1,31 @@
+"""Where the package lives on a host.
+
+Every path the package uses is a constant here, so a reader finds them in one
+place and tests can point them elsewhere.  An installation may ship a module
+``containerhooks._site`` that overrides any of these names; the RPM does not
+ship one (the defaults below are the RPM layout), the test suite writes one
+into the private tree it installs the package to.
+"""
+
+# The configuration file (ini format, see packaging/containers.conf).
+CONF_FILE = "/etc/vdsm-hook-containers/containers.conf"
+
+# The root helper that hooks run through "sudo -n" (see helper.py).
+HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
+
+# Per-VM state files, written by the helper (root) and read by the hooks
+# (vdsm).  Under /run: a reboot takes every VM and container down anyway.
+STATE_DIR = "/run/vdsm-hook-containers"
+
+# The placeholder's do-nothing guest kernel (see placeholder.py).
+PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
+
+SUDO = "/usr/bin/sudo"
+
+# Log file, or None for syslog (journald on a host).
+LOG_FILE = None
+
+try:  # pragma: no cover - depends on the installation
+    from containerhooks._site import *  # noqa: F401,F403
+except ImportError:
+    pass

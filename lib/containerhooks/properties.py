@@ -1,0 +1,161 @@
+"""The VM custom properties this package reads, and their validation.
+
+An Engine user sets them per VM; they reach the hook as environment
+variables (every Vdsm version) and under <ovirt-vm:custom> in the domain XML
+metadata (Vdsm 4.2+).  Both sources give the same result; a property present
+in both with different values is refused.
+
+Values are hostile input.  Each is matched against a strict grammar before
+anything uses it, is never passed through a shell, and can never name a
+host path, a privilege or a device.
+"""
+
+import collections
+import re
+
+from containerhooks import errors
+from containerhooks import imageref
+
+CONTAINER_TYPE = "containerType"
+CONTAINER_IMAGE = "containerImage"
+VOLUME_MAP = "volumeMap"
+NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP)
+
+MAX_VOLUME_MAP = 4096
+MAX_VOLUMES = 16
+MAX_PATH = 1024
+
+ContainerProperties = collections.namedtuple(
+    "ContainerProperties", "engine, image, volumes")
+
+# One entry of volumeMap: the VM disk's target name (vda) and the absolute
+# path it is mounted at inside the container.
+Volume = collections.namedtuple("Volume", "disk, path")
+
+_DISK = r"(?:vd|sd|hd|xvd)[a-z]{1,3}"
+_PATH_CHARS = r"[A-Za-z0-9._@+-]"
+_PATH = r"(?:/" + _PATH_CHARS + r"+)+"
+_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+_VOLUME = _DISK + r":(?:" + _PATH + r"|" + _LABEL + r")"
+
+_DISK_RE = re.compile(r"\A" + _DISK + r"\Z")
+_PATH_RE = re.compile(r"\A" + _PATH + r"\Z")
+_LABEL_RE = re.compile(r"\A" + _LABEL + r"\Z")
+
+# Container paths a volume may never cover: the kernel's own file systems.
+FORBIDDEN_PATHS = ("/proc", "/sys", "/dev")
+
+
+def engine_regexes(engines):
+    """The regexes for Engine's UserDefinedVMProperties, by property name.
+
+    They accept every value the hook accepts (the hook checks more: lengths,
+    '..', duplicates, what the VM and host actually have).
+    """
+    return collections.OrderedDict([
+        (CONTAINER_TYPE, "^(?:%s)$" % "|".join(engines)),
+        (CONTAINER_IMAGE, "^" + imageref.PATTERN + "$"),
+        (VOLUME_MAP, "^(?:" + _VOLUME + ")(?:," + _VOLUME + ")*$"),
+    ])
+
+
+def may_be_container(env, domxml):
+    """A cheap test, before parsing anything: can this VM be a container?"""
+    return CONTAINER_TYPE in env or b"containerType" in domxml
+
+
+def collect(env, metadata):
+    """Merge the properties from the environment and the XML metadata."""
+    raw = {}
+    for name in NAMES:
+        from_env = env.get(name)
+        from_xml = metadata.get(name)
+        if from_env is not None and from_xml is not None \
+                and from_env != from_xml:
+            raise errors.InvalidProperty(
+                name=name, value=from_env, reason="the domain XML metadata "
+                "says %r instead; Vdsm should pass the same value in both"
+                % from_xml)
+        value = from_env if from_env is not None else from_xml
+        if value is not None:
+            raw[name] = value
+    return raw
+
+
+def parse(raw, engines):
+    """Validate the raw properties; None when the VM is not a container."""
+    engine = raw.get(CONTAINER_TYPE)
+    if engine is None:
+        return None
+    if engine not in engines:
+        raise errors.InvalidProperty(
+            name=CONTAINER_TYPE, value=engine[:64],
+            reason="this host runs containers with %s only"
+            % (" or ".join(engines) or "no engine (see engines= in "
+               "containers.conf)"))
+    image = imageref.parse(raw.get(CONTAINER_IMAGE, ""), CONTAINER_IMAGE)
+    volumes = parse_volume_map(raw.get(VOLUME_MAP, ""))
+    return ContainerProperties(engine=engine, image=image, volumes=volumes)
+
+
+def parse_volume_map(value):
+    """Parse volumeMap: "vda:/data,vdb:/var/log/app" -> [Volume, ...].
+
+    The older label form "vda:data" (from the first container support's
+    documentation) means the same as "vda:/data": the label names a
+    directory at the root of the container.
+    """
+    if value == "":
+        return []
+    if len(value) > MAX_VOLUME_MAP:
+        _bad_volume(value[:64] + "...",
+                    "longer than %d characters" % MAX_VOLUME_MAP)
+    volumes = []
+    for item in value.split(","):
+        disk, sep, target = item.partition(":")
+        if not sep:
+            _bad_volume(value, "entry %r is not <disk>:<container path>, "
+                        "for example vda:/data" % item)
+        if not _DISK_RE.match(disk):
+            _bad_volume(value, "%r is not a VM disk name such as vda or sdb"
+                        % disk)
+        volumes.append(Volume(disk=disk, path=_container_path(value, target)))
+    if len(volumes) > MAX_VOLUMES:
+        _bad_volume(value, "more than %d volumes" % MAX_VOLUMES)
+    _check_unique(value, volumes)
+    return volumes
+
+
+def _container_path(value, target):
+    if _LABEL_RE.match(target):
+        target = "/" + target
+    if len(target) > MAX_PATH or not _PATH_RE.match(target):
+        _bad_volume(value, "%r is not an absolute container path made of "
+                    "letters, digits and ._@+-" % target[:64])
+    parts = target.split("/")[1:]
+    if any(p in (".", "..") for p in parts):
+        _bad_volume(value, "%r contains '.' or '..'" % target)
+    for forbidden in FORBIDDEN_PATHS:
+        if target == forbidden or target.startswith(forbidden + "/"):
+            _bad_volume(value, "%r is under %s, which belongs to the kernel"
+                        % (target, forbidden))
+    return target
+
+
+def _check_unique(value, volumes):
+    disks = set()
+    targets = []
+    for v in volumes:
+        if v.disk in disks:
+            _bad_volume(value, "disk %s is listed twice" % v.disk)
+        disks.add(v.disk)
+        for other in targets:
+            if v.path == other or v.path.startswith(other + "/") \
+                    or other.startswith(v.path + "/"):
+                _bad_volume(value, "paths %s and %s overlap"
+                            % (other, v.path))
+        targets.append(v.path)
+
+
+def _bad_volume(value, reason):
+    raise errors.InvalidProperty(name=VOLUME_MAP, value=value, reason=reason)

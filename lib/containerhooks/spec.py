@@ -1,0 +1,163 @@
+"""What container a VM becomes: the spec, its validation, its hardening.
+
+The hook (running as vdsm) builds a ContainerSpec from the VM's properties
+and domain XML and passes it to the root helper as arguments; the helper
+parses and validates those arguments again with the same functions here,
+because it must not trust its caller.  How the container is confined
+(capabilities, limits, namespaces) is decided by the helper alone, from the
+host configuration, never from anything the VM's owner controls.
+"""
+
+import collections
+import re
+
+import six
+
+from containerhooks import errors
+from containerhooks import imageref
+
+ContainerSpec = collections.namedtuple(
+    "ContainerSpec",
+    "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares")
+
+_UUID_RE = re.compile(
+    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}\Z")
+_NAME_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
+_HOSTNAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+MAX_MEMORY_MIB = 64 * 1024 * 1024       # 64 TiB, beyond any host
+MAX_VCPUS = 4096
+
+
+def from_domain(dom, props):
+    """Build the spec of the container standing for dom."""
+    return ContainerSpec(
+        vm_id=vm_id(dom.uuid),
+        vm_name=safe_name(dom.name),
+        engine=props.engine,
+        image=props.image,
+        memory_mib=max(1, dom.memory_kib() // 1024),
+        vcpus=dom.vcpus(),
+        cpu_shares=dom.cpu_shares(),
+    )
+
+
+def to_args(spec):
+    """The helper's command line for starting spec."""
+    args = ["--vm-id", spec.vm_id, "--vm-name", spec.vm_name,
+            "--engine", spec.engine, "--image", str(spec.image),
+            "--memory-mib", str(spec.memory_mib),
+            "--vcpus", str(spec.vcpus)]
+    if spec.cpu_shares is not None:
+        args += ["--cpu-shares", str(spec.cpu_shares)]
+    return args
+
+
+def from_args(ns):
+    """The spec from the helper's parsed arguments, validated again."""
+    return ContainerSpec(
+        vm_id=vm_id(ns.vm_id),
+        vm_name=vm_name(ns.vm_name),
+        engine=ns.engine,
+        image=imageref.parse(ns.image),
+        memory_mib=number("memory", ns.memory_mib, 1, MAX_MEMORY_MIB),
+        vcpus=number("vcpus", ns.vcpus, 1, MAX_VCPUS),
+        cpu_shares=None if ns.cpu_shares is None
+        else number("cpu shares", ns.cpu_shares, 2, 262144),
+    )
+
+
+def vm_id(value):
+    if not isinstance(value, six.string_types) or not _UUID_RE.match(value):
+        raise errors.InvalidDomain(reason="VM id %r is not a UUID"
+                                   % (value,))
+    return value.lower()
+
+
+def vm_name(value):
+    if not _NAME_RE.match(value or ""):
+        raise errors.InvalidDomain(reason="VM name %r is not 1-64 letters, "
+                                   "digits or _.-" % (value,))
+    return value
+
+
+def safe_name(name):
+    """The VM name reduced to what labels and hostnames may carry."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name or "")[:64]
+    return cleaned or "vm"
+
+
+def hostname(spec):
+    """The container's hostname: the VM name when it is a valid one."""
+    name = spec.vm_name.replace("_", "-")
+    return name if _HOSTNAME_RE.match(name) else None
+
+
+def number(what, value, low, high):
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = None
+    if n is None or not low <= n <= high:
+        raise errors.InvalidDomain(reason="%s %r is not a whole number from "
+                                   "%d to %d" % (what, value, low, high))
+    return n
+
+
+# Labels that mark a container as ours, and the VM it stands for.
+LABEL_MANAGED = "org.ovirt.vdsm-hook-containers"
+LABEL_VM_ID = "org.ovirt.vm.id"
+LABEL_VM_NAME = "org.ovirt.vm.name"
+
+
+def container_name(vm_id):
+    """The container of a VM is named after the VM id, unique on a host."""
+    return "ovirt-vm-" + vm_id
+
+
+def labels(spec):
+    return {
+        LABEL_MANAGED: "1",
+        LABEL_VM_ID: spec.vm_id,
+        LABEL_VM_NAME: spec.vm_name,
+    }
+
+
+def container_options(spec, conf, host_cpus):
+    """Keyword arguments for containers.create(): limits and hardening.
+
+    - memory: the VM's memory, with no swap beyond it;
+    - CPU: the VM's vCPUs as a CFS quota (at most the host's CPUs) and
+      Engine's CPU shares (<cputune><shares>) as the relative weight;
+    - confinement: never privileged, every capability dropped but
+      config.BASE_CAPABILITIES (+ extra_capabilities), no-new-privileges,
+      a pids limit, explicit nofile/nproc ulimits, private IPC, an init
+      process that reaps zombies and forwards signals, no host namespaces;
+    - no restart policy: Engine decides restarts (HA), not the engine.
+    """
+    memory = spec.memory_mib * 1024 * 1024
+    options = dict(
+        mem_limit=memory,
+        memswap_limit=memory,
+        nano_cpus=int(min(spec.vcpus, host_cpus) * 10 ** 9),
+        privileged=False,
+        cap_drop=["ALL"],
+        cap_add=list(conf.capabilities),
+        security_opt=["no-new-privileges"],
+        pids_limit=conf.pids_limit,
+        ulimits=[
+            {"name": "nofile", "soft": conf.nofile, "hard": conf.nofile},
+            {"name": "nproc", "soft": conf.nproc, "hard": conf.nproc},
+        ],
+        network_mode="none",
+        ipc_mode="private",
+        init=conf.init,
+        restart_policy={"Name": "no"},
+    )
+    if spec.cpu_shares is not None:
+        options["cpu_shares"] = spec.cpu_shares
+    name = hostname(spec)
+    if name:
+        options["hostname"] = name
+    return options

@@ -1,0 +1,115 @@
+"""Per-VM state files: what the root helper started for which VM.
+
+One JSON file per VM in paths.STATE_DIR, written atomically by the helper
+(root, mode 0644) and read by every hook (vdsm), so the destroy and stats
+hooks never need the custom properties, and nothing depends on the memory
+of the process that started the container.  A lock file per VM keeps two
+starts or stops of the same VM apart.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import tempfile
+
+from containerhooks import errors
+from containerhooks import paths
+
+
+def _path(vm_id, suffix=".json"):
+    return os.path.join(paths.STATE_DIR, vm_id + suffix)
+
+
+def read(vm_id):
+    """The state of vm_id as a dict, or None."""
+    try:
+        with open(_path(vm_id)) as f:
+            return json.load(f)
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
+    except ValueError as e:
+        raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
+
+
+def exists(vm_id):
+    return os.path.exists(_path(vm_id))
+
+
+def write(vm_id, state):
+    _ensure_dir()
+    fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, _path(vm_id))
+    except Exception:
+        _unlink(tmp)
+        raise
+
+
+def remove(vm_id):
+    _unlink(_path(vm_id))
+
+
+def vm_ids():
+    """The VM ids that have a state file."""
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return []
+    return [n[:-5] for n in names if n.endswith(".json")
+            and not n.startswith(".")]
+
+
+class Lock(object):
+    """An exclusive, non-blocking per-VM lock (flock on a file)."""
+
+    def __init__(self, vm_id):
+        self.vm_id = vm_id
+        self._fd = None
+
+    def __enter__(self):
+        _ensure_dir()
+        self._fd = os.open(_path(self.vm_id, ".lock"),
+                           os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as e:
+            os.close(self._fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise errors.StateError(
+                    action="lock", vm_id=self.vm_id,
+                    reason="another start or stop of this VM is running")
+            raise
+        return self
+
+    def release(self, remove=False):
+        """Unlock; with remove, delete the lock file first (while held)."""
+        if remove:
+            _unlink(_path(self.vm_id, ".lock"))
+        os.close(self._fd)
+        self._fd = None
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            self.release()
+
+
+def _ensure_dir():
+    try:
+        os.makedirs(paths.STATE_DIR, 0o755)
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise

@@ -1,0 +1,64 @@
+"""before_vm_start: turn a container VM into a placeholder plus a container.
+
+The hook gets the domain XML Vdsm built from Engine's VM (disks already
+prepared).  For a VM without containerType it does nothing at all, without
+even parsing the XML.  For a container VM it validates the properties,
+computes the placeholder XML in memory, has the root helper start the
+container, and only then replaces the XML; if that last step fails, the
+container is removed again.  On any failure the hook exits 2 with one line
+that becomes the VM's exit message in Engine, and leaves nothing behind.
+"""
+
+import logging
+
+from containerhooks import hookenv
+from containerhooks import properties
+
+log = logging.getLogger("containerhooks.vmstart")
+
+
+def main():
+    hookenv.run(before_vm_start, failure_rc=hookenv.ERROR_STOP)
+
+
+def before_vm_start(env):
+    data = hookenv.read_data(env, hookenv.DOMXML)
+    if not properties.may_be_container(env, data):
+        return
+    # Heavier imports only for VMs that may be containers.
+    from containerhooks import config
+    from containerhooks import domxml
+    from containerhooks import errors
+    from containerhooks import placeholder
+    from containerhooks import privileged
+    from containerhooks import spec as specs
+
+    dom = domxml.Domain.parse(data)
+    raw = properties.collect(env, dom.custom_properties())
+    conf = config.load()
+    props = properties.parse(raw, conf.engines)
+    if props is None:
+        return
+    if props.volumes:
+        raise errors.InvalidProperty(
+            name=properties.VOLUME_MAP, value=raw[properties.VOLUME_MAP],
+            reason="volumes are not supported by this version of "
+                   "vdsm-hook-containers; remove the property")
+    spec = specs.from_domain(dom, props)
+    dom.set_container_meta(domxml.ContainerMeta(
+        engine=spec.engine, image=str(spec.image),
+        name=specs.container_name(spec.vm_id), memory_kib=dom.memory_kib(),
+        vcpus=spec.vcpus))
+    placeholder.rewrite(dom, conf.placeholder_memory_mib)
+    new_xml = dom.tostring()
+
+    log.info("vm_id=%s starting %s container from %s", spec.vm_id,
+             spec.engine, spec.image)
+    privileged.start(spec)
+    try:
+        hookenv.replace_data(env, hookenv.DOMXML, new_xml)
+    except Exception:
+        log.exception("vm_id=%s cannot write the placeholder XML, removing "
+                      "the container", spec.vm_id)
+        privileged.stop(spec.vm_id, spec.engine)
+        raise
