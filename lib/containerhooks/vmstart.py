@@ -3,18 +3,21 @@
 The hook gets the domain XML Vdsm built from Engine's VM (disks already
 prepared).  For a VM without containerType it does nothing at all, without
 even parsing the XML.  For a container VM it validates the properties,
-computes the placeholder XML in memory, has the root helper start the
-container, and only then replaces the XML; if that last step fails, the
+computes the placeholder XML in memory (prepare), has the root helper start
+the container, and only then replaces the XML; if that last step fails, the
 container is removed again.  On any failure the hook exits 2 with one line
 that becomes the VM's exit message in Engine, and leaves nothing behind.
 """
 
+import collections
 import logging
 
 from containerhooks import hookenv
 from containerhooks import properties
 
 log = logging.getLogger("containerhooks.vmstart")
+
+Plan = collections.namedtuple("Plan", "spec, xml")
 
 
 def main():
@@ -25,20 +28,41 @@ def before_vm_start(env):
     data = hookenv.read_data(env, hookenv.DOMXML)
     if not properties.may_be_container(env, data):
         return
-    # Heavier imports only for VMs that may be containers.
     from containerhooks import config
+    plan = prepare(env, data, config.load())
+    if plan is None:
+        return
+    from containerhooks import privileged
+    spec = plan.spec
+    log.info("vm_id=%s starting %s container from %s", spec.vm_id,
+             spec.engine, spec.image)
+    privileged.start(spec)
+    try:
+        hookenv.replace_data(env, hookenv.DOMXML, plan.xml)
+    except Exception:
+        log.exception("vm_id=%s cannot write the placeholder XML, removing "
+                      "the container", spec.vm_id)
+        privileged.stop(spec.vm_id, spec.engine)
+        raise
+
+
+def prepare(env, data, conf, kernel=None):
+    """Validate a VM and compute its placeholder XML, changing nothing.
+
+    Returns a Plan (the container spec and the new XML), or None when the
+    VM is not a container.
+    """
+    # Heavier imports only for VMs that may be containers.
     from containerhooks import domxml
     from containerhooks import errors
     from containerhooks import placeholder
-    from containerhooks import privileged
     from containerhooks import spec as specs
 
     dom = domxml.Domain.parse(data)
     raw = properties.collect(env, dom.custom_properties())
-    conf = config.load()
     props = properties.parse(raw, conf.engines)
     if props is None:
-        return
+        return None
     if props.volumes:
         raise errors.InvalidProperty(
             name=properties.VOLUME_MAP, value=raw[properties.VOLUME_MAP],
@@ -49,16 +73,5 @@ def before_vm_start(env):
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id), memory_kib=dom.memory_kib(),
         vcpus=spec.vcpus))
-    placeholder.rewrite(dom, conf.placeholder_memory_mib)
-    new_xml = dom.tostring()
-
-    log.info("vm_id=%s starting %s container from %s", spec.vm_id,
-             spec.engine, spec.image)
-    privileged.start(spec)
-    try:
-        hookenv.replace_data(env, hookenv.DOMXML, new_xml)
-    except Exception:
-        log.exception("vm_id=%s cannot write the placeholder XML, removing "
-                      "the container", spec.vm_id)
-        privileged.stop(spec.vm_id, spec.engine)
-        raise
+    placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel)
+    return Plan(spec=spec, xml=dom.tostring())
