@@ -1,8 +1,101 @@
 """Shared fixtures.  The package is imported from lib/ of this checkout."""
 
 import os
+import subprocess
 import sys
+
+import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import images  # noqa: E402
+import install  # noqa: E402
+import vdsm as vdsm_module  # noqa: E402
+
+ENGINE_SOCKETS = {
+    "docker": "/var/run/docker.sock",
+    "podman": "/run/podman/podman.sock",
+}
+MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
+
+
+def _client(engine):
+    import docker
+    return docker.DockerClient(base_url="unix://" + ENGINE_SOCKETS[engine],
+                               version="auto", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def services():
+    """The daemons the integration tests need, answering; else a failure.
+
+    They are started by dev/services (called by 'make test'); a missing one
+    fails the tests that need it rather than skipping them.
+    """
+    rc = subprocess.call([os.path.join(TOP, "dev", "services"), "status"],
+                         stdout=subprocess.PIPE)
+    if rc != 0:
+        pytest.fail("some daemons are down; run 'dev/services start' "
+                    "(or 'make test')", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def installation(services):
+    """The package installed into a private root (see tests/install.py)."""
+    inst = install.Installation().install()
+    yield inst
+    inst.remove()
+
+
+@pytest.fixture
+def fresh_conf(installation):
+    """Reset the private containers.conf after a test that changes it."""
+    yield installation
+    installation.configure()
+
+
+@pytest.fixture
+def vdsm(installation):
+    """Vdsm running the installed hooks as the vdsm user, through sudo."""
+    if not install.vdsm_user_exists():
+        pytest.fail("no vdsm user: run dev/setup", pytrace=False)
+    return vdsm_module.Vdsm(installation.hooks_dir, user="vdsm")
+
+
+@pytest.fixture
+def vdsm_root(installation):
+    """Vdsm running the installed hooks as root (the helper runs directly)."""
+    return vdsm_module.Vdsm(installation.hooks_dir, user="root")
+
+
+@pytest.fixture(scope="session")
+def docker_client(services):
+    """A Docker SDK client of the Docker Engine."""
+    return _client("docker")
+
+
+@pytest.fixture(scope="session")
+def podman_client(services):
+    """A Docker SDK client of Podman's Docker-compatible API."""
+    return _client("podman")
+
+
+@pytest.fixture(scope="session")
+def registry_image(docker_client):
+    """The test image, pushed to the local registry on 127.0.0.1:5000."""
+    return images.build_and_push(docker_client)
+
+
+@pytest.fixture(params=["docker", "podman"])
+def engine(request, registry_image):
+    """Each engine in turn, as (name, SDK client); no container of ours
+    is left behind after the test."""
+    client = _client(request.param)
+    yield request.param, client
+    leftovers = client.containers.list(
+        all=True, filters={"label": MANAGED_LABEL + "=1"})
+    for c in leftovers:
+        c.remove(force=True)
+    assert not leftovers, "test left containers behind: %s" % leftovers

@@ -88,39 +88,46 @@ def start_container(args):
     spec = specs.from_args(args)
     conf = config.load()
     eng = _engine(conf, spec.engine)
-    lock = state.Lock(spec.vm_id)
-    with lock:
-        _clear_leftover(eng, spec.vm_id)
-        if not eng.has_image(spec.image):
-            log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
-                     eng.name)
-            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
-        name = specs.container_name(spec.vm_id)
-        created = None
+    with state.Lock(spec.vm_id) as lock:
         try:
-            created = eng.create(
-                name, spec.image, specs.labels(spec),
-                **specs.container_options(spec, conf,
-                                          multiprocessing.cpu_count()))
-            record = {
-                "vm_id": spec.vm_id, "vm_name": spec.vm_name,
-                "engine": eng.name, "image": str(spec.image),
-                "container_id": created.id, "container_name": name,
-                "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
-                "created": time.time(),
-            }
-            state.write(spec.vm_id, record)
-            eng.start(name)
+            return _start(eng, spec, conf)
         except BaseException:
-            log.error("vm_id=%s start failed, removing what was created",
-                      spec.vm_id)
-            if created is not None:
-                _quietly(eng.remove, name)
-            _quietly(state.remove, spec.vm_id)
+            # A failed start leaves no state behind, lock file included.
             lock.release(remove=True)
             raise
-        log.info("vm_id=%s started container %s (%s) image=%s engine=%s",
-                 spec.vm_id, name, created.id[:12], spec.image, eng.name)
+
+
+def _start(eng, spec, conf):
+    _clear_leftover(eng, spec.vm_id)
+    if not eng.has_image(spec.image):
+        log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
+                 eng.name)
+        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
+    name = specs.container_name(spec.vm_id)
+    created = None
+    try:
+        created = eng.create(
+            name, spec.image, specs.labels(spec),
+            **specs.container_options(spec, conf,
+                                      multiprocessing.cpu_count()))
+        record = {
+            "vm_id": spec.vm_id, "vm_name": spec.vm_name,
+            "engine": eng.name, "image": str(spec.image),
+            "container_id": created.id, "container_name": name,
+            "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
+            "created": time.time(),
+        }
+        state.write(spec.vm_id, record)
+        eng.start(name)
+    except BaseException:
+        log.error("vm_id=%s start failed, removing what was created",
+                  spec.vm_id)
+        if created is not None:
+            _quietly(eng.remove, name)
+        _quietly(state.remove, spec.vm_id)
+        raise
+    log.info("vm_id=%s started container %s (%s) image=%s engine=%s",
+             spec.vm_id, name, created.id[:12], spec.image, eng.name)
     return record
 
 

@@ -1,0 +1,23 @@
+# The two commands the README gives (run as root on a Debian 12 machine):
+#   make demo   a real container VM through the hook scripts, end to end
+#   make test   every test (unit, integration on real engines and libvirt)
+# Both install what is missing (dev/setup), start the daemons that are not
+# running (dev/services start) and stop again only what they started.
+
+PYTEST_ARGS ?=
+
+.PHONY: test demo setup compat bench
+
+setup:
+	dev/setup
+
+test: setup
+	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) tests
+
+demo: setup
+	dev/run-with-services .venv/bin/python dev/demo.py
+
+# Python 2.7 / 3.6+ compatibility of everything that runs on a host.
+compat: setup
+	.venv/bin/vermin -q --no-tips --violations -t=2.7 -t=3.6- \
+		lib hooks helper

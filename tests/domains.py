@@ -1,0 +1,51 @@
+"""Domain XML for the integration tests, made from tests/data files.
+
+A test VM is a realistic Vdsm domain XML with its uuid, name and custom
+properties set (in <ovirt-vm:custom>; the same values also go to the hook
+environment, as Vdsm passes both).
+"""
+
+import os
+import uuid as uuidlib
+
+from lxml import etree
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+OVIRT_VM = "http://ovirt.org/vm/1.0"
+
+
+class VM(object):
+    """One test VM: its id, custom properties and domain XML."""
+
+    def __init__(self, custom, base="vm-lifecycle.xml", name=None,
+                 memory_mib=None, vcpus=None):
+        self.id = str(uuidlib.uuid4())
+        self.name = name or "vm-" + self.id[:8]
+        self.custom = dict(custom)
+        with open(os.path.join(DATA, base), "rb") as f:
+            root = etree.fromstring(f.read())
+        root.find("uuid").text = self.id
+        root.find("name").text = self.name
+        for channel in root.iterfind("devices/channel/source"):
+            path = channel.get("path")
+            if path:
+                channel.set("path", path.replace(
+                    "00000000-0000-0000-0000-000000000000", self.id))
+        if memory_mib is not None:
+            for tag in ("memory", "currentMemory"):
+                root.find(tag).text = str(memory_mib * 1024)
+                root.find(tag).set("unit", "KiB")
+            for cell in root.iterfind("cpu/numa/cell"):
+                cell.set("memory", str(memory_mib * 1024))
+        if vcpus is not None:
+            root.find("vcpu").set("current", str(vcpus))
+        custom_el = root.find("metadata/{%s}vm/{%s}custom"
+                              % (OVIRT_VM, OVIRT_VM))
+        for key, value in sorted(self.custom.items()):
+            el = etree.SubElement(custom_el, "{%s}%s" % (OVIRT_VM, key))
+            el.text = value
+        self.xml = etree.tostring(root, encoding="unicode")
+
+
+def container_vm(engine, image, **kw):
+    return VM({"containerType": engine, "containerImage": image}, **kw)

@@ -1,0 +1,128 @@
+"""Install the package into a private tree, the way the RPM lays it out.
+
+The tests run the real hook scripts and the real root helper, as separate
+processes under /usr/bin/python3 with the distribution's python3-docker,
+python3-lxml and python3-six, as on a host.  Instead of writing to
+/usr/libexec and /etc, an Installation copies the files into a private
+root (readable by the vdsm user), and:
+
+- writes containerhooks/_site.py there, pointing paths.* at the private
+  config, helper, state directory, idle kernel and log file;
+- puts the private lib directory on /usr/bin/python3's path with a .pth
+  file in its site directory (the RPM installs into site-packages; the
+  helper runs with -Es, so PYTHONPATH would not reach it);
+- installs the RPM's sudoers rule with the helper path replaced.
+
+Everything is removed again by remove().
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SITE_DIR = "/usr/lib/python3/dist-packages"
+PTH = os.path.join(SITE_DIR, "vdsm_hook_containers_tests.pth")
+SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers_tests"
+RPM_HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
+
+sys.path.insert(0, os.path.join(TOP, "lib"))
+from containerhooks import idlekernel  # noqa: E402
+
+
+class Installation(object):
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="vhc-install-", dir="/var/tmp")
+        os.chmod(self.root, 0o755)
+        self.hooks_dir = os.path.join(self.root, "hooks")
+        self.lib_dir = os.path.join(self.root, "lib")
+        self.helper = os.path.join(self.root, "libexec", "containers-helper")
+        self.conf = os.path.join(self.root, "etc", "containers.conf")
+        self.state_dir = os.path.join(self.root, "run")
+        self.kernel = os.path.join(self.root, "share", "placeholder.elf")
+        self.log = os.path.join(self.root, "log", "containers.log")
+        self._installed_system_files = []
+
+    def install(self, sudo=True):
+        shutil.copytree(os.path.join(TOP, "hooks"), self.hooks_dir)
+        shutil.copytree(os.path.join(TOP, "lib", "containerhooks"),
+                        os.path.join(self.lib_dir, "containerhooks"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for d in ("libexec", "etc", "share", "log"):
+            os.mkdir(os.path.join(self.root, d))
+        shutil.copy2(os.path.join(TOP, "helper", "containers-helper"),
+                     self.helper)
+        idlekernel.write(self.kernel)
+        os.chmod(self.kernel, 0o644)
+        # Hooks (vdsm) and the helper (root) log to one file.
+        open(self.log, "a").close()
+        os.chmod(self.log, 0o666)
+        with open(os.path.join(self.lib_dir, "containerhooks", "_site.py"),
+                  "w") as f:
+            f.write("# Written by tests/install.py: a private install.\n")
+            for name, value in (("CONF_FILE", self.conf),
+                                ("HELPER", self.helper),
+                                ("STATE_DIR", self.state_dir),
+                                ("PLACEHOLDER_KERNEL", self.kernel),
+                                ("LOG_FILE", self.log)):
+                f.write("%s = %r\n" % (name, value))
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            os.chmod(dirpath, 0o755)
+        self.configure()
+        self._write_system_file(PTH, self.lib_dir + "\n", 0o644)
+        if sudo:
+            self.install_sudoers()
+        return self
+
+    def configure(self, **options):
+        """Write the private containers.conf with these options."""
+        with open(self.conf, "w") as f:
+            f.write("[containers]\n")
+            for key, value in sorted(options.items()):
+                f.write("%s = %s\n" % (key, value))
+
+    def install_sudoers(self):
+        with open(os.path.join(TOP, "packaging", "sudoers")) as f:
+            rule = f.read()
+        if RPM_HELPER not in rule:
+            raise AssertionError("packaging/sudoers does not name "
+                                 + RPM_HELPER)
+        self._write_system_file(SUDOERS, rule.replace(RPM_HELPER,
+                                                      self.helper), 0o440)
+        subprocess.check_call(["visudo", "-cqf", SUDOERS])
+
+    def hook(self, name):
+        return os.path.join(self.hooks_dir, name, "50_containers")
+
+    def read_log(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def state_files(self):
+        if not os.path.isdir(self.state_dir):
+            return []
+        return sorted(os.listdir(self.state_dir))
+
+    def remove(self):
+        for path in self._installed_system_files:
+            if os.path.exists(path):
+                os.unlink(path)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _write_system_file(self, path, content, mode):
+        with open(path, "w") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        self._installed_system_files.append(path)
+
+
+def vdsm_user_exists():
+    try:
+        pwd.getpwnam("vdsm")
+        return True
+    except KeyError:
+        return False

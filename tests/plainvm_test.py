@@ -1,0 +1,33 @@
+"""A VM without containerType passes through every hook unchanged."""
+
+import domains
+import images
+
+
+def test_plain_vm_untouched(vdsm, installation, docker_client, podman_client):
+    vm = domains.VM({"someOtherProperty": "value"})
+    before = [c.id for c in docker_client.containers.list(all=True)]
+
+    started = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                       custom=vm.custom)
+    pre = vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    post = vdsm.run("after_vm_destroy", vm.xml, vm_id=vm.id,
+                    custom=vm.custom)
+
+    assert started.data == vm.xml          # byte for byte
+    assert post.data == vm.xml
+    assert pre.data == ""
+    for result in (started, pre, post):
+        assert result.errors == []
+        assert all(s.err == b"" for s in result.scripts)
+    assert [c.id for c in docker_client.containers.list(all=True)] == before
+    assert installation.state_files() == []
+
+
+def test_image_property_without_type_untouched(vdsm, installation):
+    # containerType decides; a stray containerImage alone changes nothing.
+    vm = domains.VM({"containerImage": images.IMAGE})
+    started = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                       custom=vm.custom)
+    assert started.data == vm.xml
+    assert started.errors == []
