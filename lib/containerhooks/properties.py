@@ -36,7 +36,11 @@ _DISK = r"(?:vd|sd|hd|xvd)[a-z]{1,3}"
 _PATH_CHARS = r"[A-Za-z0-9._@+-]"
 _PATH = r"(?:/" + _PATH_CHARS + r"+)+"
 _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
-_VOLUME = _DISK + r":(?:" + _PATH + r"|" + _LABEL + r")"
+# The same paths for Engine's regex, without a group repeated per path
+# component: Java's regex engine recurses once per repetition of a group, and
+# a long volumeMap the hook accepts (16 deep paths) overflowed its stack.
+_ENGINE_PATH = r"(?![^,]*//)/[A-Za-z0-9._@+/-]*[A-Za-z0-9._@+-]"
+_VOLUME = _DISK + r":(?:" + _ENGINE_PATH + r"|" + _LABEL + r")"
 
 _DISK_RE = re.compile(r"\A" + _DISK + r"\Z")
 _PATH_RE = re.compile(r"\A" + _PATH + r"\Z")
@@ -49,13 +53,18 @@ FORBIDDEN_PATHS = ("/proc", "/sys", "/dev")
 def engine_regexes(engines):
     """The regexes for Engine's UserDefinedVMProperties, by property name.
 
-    They accept every value the hook accepts (the hook checks more: lengths,
-    '..', duplicates, what the VM and host actually have).
+    They accept every value the hook accepts (the hook checks more: name and
+    path lengths, ports, '..', /proc, duplicates, what the VM and host
+    actually have; tests/properties_test.py lists the gap).  Engine matches
+    with Java: the length bounds also keep its recursive matcher from
+    overflowing its stack on long values.
     """
     return collections.OrderedDict([
         (CONTAINER_TYPE, "^(?:%s)$" % "|".join(engines)),
-        (CONTAINER_IMAGE, "^" + imageref.PATTERN + "$"),
-        (VOLUME_MAP, "^(?:" + _VOLUME + ")(?:," + _VOLUME + ")*$"),
+        (CONTAINER_IMAGE, "^(?=.{1,%d}$)" % imageref.MAX_LENGTH
+         + imageref.PATTERN + "$"),
+        (VOLUME_MAP, "^(?=.{1,%d}$)(?:%s)(?:,%s){0,%d}$"
+         % (MAX_VOLUME_MAP, _VOLUME, _VOLUME, MAX_VOLUMES - 1)),
     ])
 
 
