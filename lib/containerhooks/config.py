@@ -6,6 +6,7 @@ set from a VM's custom properties.  A missing file means the defaults.
 
 import collections
 
+import six
 from six.moves import configparser
 
 from containerhooks import errors
@@ -45,6 +46,11 @@ _DEFAULTS = collections.OrderedDict([
     ("placeholder_memory_mib", "16"),
 ])
 
+# Python 3 would decode with the locale's encoding, which is ASCII when
+# vdsm runs hooks in the C locale: one accented letter in a comment would
+# crash every hook.  The file is UTF-8 (Python 2 reads bytes, never fails).
+_READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
+
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "nofile", "nproc", "capabilities", "init",
@@ -57,9 +63,11 @@ def load(path=None):
     path = path or paths.CONF_FILE
     parser = configparser.RawConfigParser()
     try:
-        read = parser.read(path)
+        read = parser.read(path, **_READ_OPTIONS)
     except configparser.Error as e:
         raise errors.ConfigError(path=path, reason=str(e).splitlines()[0])
+    except UnicodeError as e:
+        raise errors.ConfigError(path=path, reason="not UTF-8 text: %s" % e)
     values = dict(_DEFAULTS)
     if read and parser.has_section(SECTION):
         for key, value in parser.items(SECTION):

@@ -1,0 +1,212 @@
+"""The host configuration file, containers.conf.
+
+Written by the host's admin, not by VM owners; a mistake in it must stop
+the hook with a message naming the file and the option, never be ignored
+or crash with a traceback.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from containerhooks import config
+from containerhooks import errors
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write(tmp_path, text, encoding="utf-8"):
+    path = tmp_path / "containers.conf"
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def assert_default_values(conf):
+    assert conf.engines == ("docker", "podman")
+    assert conf.sockets == {"docker": "/var/run/docker.sock",
+                            "podman": "/run/podman/podman.sock"}
+    assert conf.api_timeout == 60
+    assert conf.pull_timeout == 600
+    assert conf.stop_timeout == 10
+    assert conf.pids_limit == 1024
+    assert conf.nofile == 8192
+    assert conf.nproc == 4096
+    assert conf.capabilities == config.BASE_CAPABILITIES
+    assert conf.init is True
+    assert conf.placeholder_memory_mib == 16
+
+
+def test_missing_file_means_defaults(tmp_path):
+    path = str(tmp_path / "missing.conf")
+    conf = config.load(path)
+    assert_default_values(conf)
+    assert conf.path == path
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("", id="empty"),
+    pytest.param("# nothing set\n[containers]\n", id="empty-section"),
+    pytest.param("[other]\nfoo = bar\n", id="other-section"),
+])
+def test_defaults(tmp_path, text):
+    assert_default_values(config.load(write(tmp_path, text)))
+
+
+# option = text, the Config field and the value it must have.
+OPTIONS = [
+    pytest.param("engines = docker", "engines", ("docker",),
+                 id="engines-one"),
+    pytest.param("engines = podman, docker", "engines", ("podman", "docker"),
+                 id="engines-order"),
+    pytest.param("engines = podman docker", "engines", ("podman", "docker"),
+                 id="engines-spaces"),
+    pytest.param("engines =", "engines", (), id="engines-none"),
+    pytest.param("docker_socket = /srv/docker.sock", "sockets",
+                 {"docker": "/srv/docker.sock",
+                  "podman": "/run/podman/podman.sock"}, id="docker-socket"),
+    pytest.param("podman_socket = /run/user/0/podman/podman.sock", "sockets",
+                 {"docker": "/var/run/docker.sock",
+                  "podman": "/run/user/0/podman/podman.sock"},
+                 id="podman-socket"),
+    pytest.param("api_timeout = 30", "api_timeout", 30, id="api-timeout"),
+    pytest.param("api_timeout = 3600", "api_timeout", 3600,
+                 id="api-timeout-max"),
+    pytest.param("pull_timeout = 86400", "pull_timeout", 86400,
+                 id="pull-timeout"),
+    pytest.param("stop_timeout = 0", "stop_timeout", 0, id="stop-timeout-0"),
+    pytest.param("pids_limit = 16", "pids_limit", 16, id="pids-limit-min"),
+    pytest.param("nofile = 65536", "nofile", 65536, id="nofile"),
+    pytest.param("nproc = 512", "nproc", 512, id="nproc"),
+    pytest.param("placeholder_memory_mib = 32", "placeholder_memory_mib", 32,
+                 id="placeholder-memory"),
+    pytest.param("init = false", "init", False, id="init-false"),
+    pytest.param("init = no", "init", False, id="init-no"),
+    pytest.param("init = 0", "init", False, id="init-0"),
+    pytest.param("init = Off", "init", False, id="init-off"),
+    pytest.param("init = yes", "init", True, id="init-yes"),
+    pytest.param("init = TRUE", "init", True, id="init-true"),
+    pytest.param("extra_capabilities = NET_RAW", "capabilities",
+                 config.BASE_CAPABILITIES + ("NET_RAW",), id="caps-one"),
+    pytest.param("extra_capabilities = cap_sys_ptrace, CAP_NET_RAW",
+                 "capabilities",
+                 config.BASE_CAPABILITIES + ("SYS_PTRACE", "NET_RAW"),
+                 id="caps-prefix-and-case"),
+    pytest.param("extra_capabilities = CHOWN NET_RAW NET_RAW",
+                 "capabilities", config.BASE_CAPABILITIES + ("NET_RAW",),
+                 id="caps-duplicates"),
+    pytest.param("PIDS_LIMIT = 2048", "pids_limit", 2048,
+                 id="option-name-case"),
+    pytest.param("pids_limit =   2048  ", "pids_limit", 2048,
+                 id="spaces"),
+]
+
+
+@pytest.mark.parametrize("line, field, expected", OPTIONS)
+def test_option(tmp_path, line, field, expected):
+    conf = config.load(write(tmp_path, "[containers]\n%s\n" % line))
+    assert getattr(conf, field) == expected
+
+
+def test_all_options(tmp_path):
+    path = write(tmp_path, "[containers]\nengines = podman\n"
+                 "docker_socket = /a\npodman_socket = /b\n"
+                 "api_timeout = 5\npull_timeout = 6\nstop_timeout = 7\n"
+                 "pids_limit = 100\nnofile = 200\nnproc = 300\n"
+                 "extra_capabilities = NET_RAW\ninit = off\n"
+                 "placeholder_memory_mib = 64\n")
+    assert config.load(path) == config.Config(
+        engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
+        api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
+        nofile=200, nproc=300,
+        capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
+        placeholder_memory_mib=64, path=path)
+
+
+# option, bad value
+BAD_VALUES = [
+    pytest.param("api_timeout", "abc", id="not-a-number"),
+    pytest.param("api_timeout", "", id="empty"),
+    pytest.param("api_timeout", "0", id="below-min"),
+    pytest.param("api_timeout", "3601", id="above-max"),
+    pytest.param("pull_timeout", "-1", id="negative"),
+    pytest.param("pull_timeout", "86401", id="pull-above-max"),
+    pytest.param("stop_timeout", "1.5", id="fraction"),
+    pytest.param("stop_timeout", "3601", id="stop-above-max"),
+    pytest.param("pids_limit", "15", id="pids-below-min"),
+    pytest.param("pids_limit", "0x400", id="hex"),
+    pytest.param("pids_limit", "unlimited", id="word"),
+    pytest.param("nofile", "63", id="nofile-below-min"),
+    pytest.param("nofile", "1e6", id="exponent"),
+    pytest.param("nproc", "-1", id="nproc-negative"),
+    pytest.param("placeholder_memory_mib", "7", id="memory-below-min"),
+    pytest.param("placeholder_memory_mib", "1025", id="memory-above-max"),
+    pytest.param("init", "maybe", id="bool-word"),
+    pytest.param("init", "2", id="bool-number"),
+    pytest.param("init", "", id="bool-empty"),
+    pytest.param("engines", "docker, lxc", id="unknown-engine"),
+    pytest.param("engines", "Docker", id="engine-case"),
+    pytest.param("extra_capabilities", "CAP_FOO", id="cap-prefix-unknown"),
+    pytest.param("extra_capabilities", "NET_RAW, BOGUS", id="cap-unknown"),
+    pytest.param("extra_capabilities", "ALL", id="cap-all"),
+    pytest.param("extra_capabilities", "SYS_MODULE", id="cap-not-allowed"),
+    pytest.param("extra_capabilities", "CAP_", id="cap-prefix-only"),
+]
+
+
+@pytest.mark.parametrize("option, value", BAD_VALUES)
+def test_bad_value(tmp_path, option, value):
+    path = write(tmp_path, "[containers]\n%s = %s\n" % (option, value))
+    with pytest.raises(errors.ConfigError) as e:
+        config.load(path)
+    msg = str(e.value)
+    assert path in msg
+    assert option in msg
+
+
+def test_unknown_option(tmp_path):
+    path = write(tmp_path, "[containers]\nprivileged = true\n")
+    with pytest.raises(errors.ConfigError) as e:
+        config.load(path)
+    assert path in str(e.value)
+    assert "'privileged'" in str(e.value)
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("pids_limit = 2048\n", id="no-section"),
+    pytest.param("[containers]\npids_limit = 1\npids_limit = 2\n",
+                 id="duplicate-option"),
+    pytest.param("[containers]\n[containers]\n", id="duplicate-section"),
+    pytest.param("[containers\n", id="bad-header"),
+    pytest.param("[containers]\njust a line\n", id="no-equals"),
+])
+def test_syntax_error(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(errors.ConfigError) as e:
+        config.load(path)
+    assert path in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_not_utf8(tmp_path):
+    path = write(tmp_path, u"[containers]\n# R\u00e9glages\n", "latin-1")
+    with pytest.raises(errors.ConfigError) as e:
+        config.load(path)
+    assert path in str(e.value)
+    assert "UTF-8" in str(e.value)
+
+
+def test_utf8_comment_in_c_locale(tmp_path):
+    # Vdsm may run hooks in the C locale, where Python 3 would decode the
+    # file as ASCII; an admin's accented comment must not break every VM.
+    path = write(tmp_path, u"[containers]\n# R\u00e9glages du site\n"
+                 u"pids_limit = 2048\n")
+    env = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+           "PYTHONPATH": os.path.join(TOP, "lib")}
+    out = subprocess.check_output(
+        [sys.executable, "-c",
+         "import sys; from containerhooks import config; "
+         "print(config.load(sys.argv[1]).pids_limit)", path],
+        env=env)
+    assert out.strip() == b"2048"
