@@ -44,13 +44,17 @@ def from_domain(dom, props):
 
 
 def to_args(spec):
-    """The helper's command line for starting spec."""
-    args = ["--vm-id", spec.vm_id, "--vm-name", spec.vm_name,
-            "--engine", spec.engine, "--image", str(spec.image),
-            "--memory-mib", str(spec.memory_mib),
-            "--vcpus", str(spec.vcpus)]
+    """The helper's command line for starting spec.
+
+    Always "--option=value": a VM may be named "-web", and argparse reads a
+    separate "-web" argument as an option, not as the value of --vm-name.
+    """
+    args = ["--vm-id=" + spec.vm_id, "--vm-name=" + spec.vm_name,
+            "--engine=" + spec.engine, "--image=" + str(spec.image),
+            "--memory-mib=" + str(spec.memory_mib),
+            "--vcpus=" + str(spec.vcpus)]
     if spec.cpu_shares is not None:
-        args += ["--cpu-shares", str(spec.cpu_shares)]
+        args.append("--cpu-shares=" + str(spec.cpu_shares))
     return args
 
 

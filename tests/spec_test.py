@@ -1,0 +1,262 @@
+"""The container spec: the helper's arguments and the container's hardening.
+
+The root helper gets the spec as command line arguments from the vdsm user
+and must validate them again; how the container is confined comes from the
+host configuration alone.
+"""
+
+import argparse
+
+import pytest
+from docker.models import containers as docker_containers
+
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import helper
+from containerhooks import imageref
+from containerhooks import spec as specs
+
+VM_ID = "6f1c3a2e-0d4b-4c55-9a1e-2b7d9c0e8f11"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+ARGS = dict(vm_id=VM_ID, vm_name="web-1", engine="docker", image="redis:7",
+            memory_mib="512", vcpus="2", cpu_shares=None)
+
+
+def namespace(**changes):
+    values = dict(ARGS)
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+def make_spec(**changes):
+    values = dict(vm_id=VM_ID, vm_name="web-1", engine="docker",
+                  image=imageref.parse("redis:7"), memory_mib=512, vcpus=2,
+                  cpu_shares=None)
+    values.update(changes)
+    return specs.ContainerSpec(**values)
+
+
+@pytest.fixture
+def conf(tmp_path):
+    """The default configuration (no containers.conf)."""
+    return config.load(str(tmp_path / "missing.conf"))
+
+
+# from_args()
+
+def test_from_args():
+    spec = specs.from_args(namespace(vm_id=VM_ID.upper(), cpu_shares="1024"))
+    assert spec == specs.ContainerSpec(
+        vm_id=VM_ID, vm_name="web-1", engine="docker",
+        image=imageref.parse("redis:7"), memory_mib=512, vcpus=2,
+        cpu_shares=1024)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    pytest.param("memory_mib", "1", 1, id="memory-min"),
+    pytest.param("memory_mib", str(specs.MAX_MEMORY_MIB),
+                 specs.MAX_MEMORY_MIB, id="memory-max"),
+    pytest.param("vcpus", "1", 1, id="vcpus-min"),
+    pytest.param("vcpus", "4096", 4096, id="vcpus-max"),
+    pytest.param("cpu_shares", "2", 2, id="shares-min"),
+    pytest.param("cpu_shares", "262144", 262144, id="shares-max"),
+    pytest.param("vm_name", "a" * 64, "a" * 64, id="name-64"),
+    pytest.param("vm_name", "-web", "-web", id="name-leading-dash"),
+])
+def test_from_args_limits(field, value, expected):
+    assert getattr(specs.from_args(namespace(**{field: value})),
+                   field) == expected
+
+
+BAD_ARGS = [
+    pytest.param("vm_id", "", id="uuid-empty"),
+    pytest.param("vm_id", None, id="uuid-none"),
+    pytest.param("vm_id", "not-a-uuid", id="uuid-word"),
+    pytest.param("vm_id", VM_ID.replace("-", ""), id="uuid-no-dashes"),
+    pytest.param("vm_id", VM_ID + "\n", id="uuid-newline"),
+    pytest.param("vm_id", " " + VM_ID, id="uuid-space"),
+    pytest.param("vm_id", VM_ID[:-1] + "g", id="uuid-not-hex"),
+    pytest.param("vm_id", VM_ID + "/../../etc", id="uuid-path"),
+    pytest.param("vm_name", "", id="name-empty"),
+    pytest.param("vm_name", None, id="name-none"),
+    pytest.param("vm_name", "a" * 65, id="name-65"),
+    pytest.param("vm_name", "web server", id="name-space"),
+    pytest.param("vm_name", "web/1", id="name-slash"),
+    pytest.param("vm_name", "web\n", id="name-newline"),
+    pytest.param("vm_name", "web;id", id="name-semicolon"),
+    pytest.param("vm_name", u"w\u00e9b", id="name-accent"),
+    pytest.param("memory_mib", "0", id="memory-0"),
+    pytest.param("memory_mib", "-1", id="memory-negative"),
+    pytest.param("memory_mib", str(specs.MAX_MEMORY_MIB + 1),
+                 id="memory-too-big"),
+    pytest.param("memory_mib", "abc", id="memory-word"),
+    pytest.param("memory_mib", "1.5", id="memory-fraction"),
+    pytest.param("memory_mib", "1e3", id="memory-exponent"),
+    pytest.param("memory_mib", "0x10", id="memory-hex"),
+    pytest.param("memory_mib", "", id="memory-empty"),
+    pytest.param("memory_mib", None, id="memory-none"),
+    pytest.param("vcpus", "0", id="vcpus-0"),
+    pytest.param("vcpus", "4097", id="vcpus-too-many"),
+    pytest.param("vcpus", "-2", id="vcpus-negative"),
+    pytest.param("vcpus", "two", id="vcpus-word"),
+    pytest.param("cpu_shares", "1", id="shares-1"),
+    pytest.param("cpu_shares", "262145", id="shares-too-big"),
+    pytest.param("cpu_shares", "x", id="shares-word"),
+    pytest.param("cpu_shares", "", id="shares-empty"),
+    pytest.param("image", "--privileged", id="image-option"),
+    pytest.param("image", "Redis", id="image-uppercase"),
+    pytest.param("image", "redis;id", id="image-shell"),
+    pytest.param("image", "", id="image-empty"),
+]
+
+
+@pytest.mark.parametrize("field, value", BAD_ARGS)
+def test_from_args_bad(field, value):
+    with pytest.raises(errors.Error) as e:
+        specs.from_args(namespace(**{field: value}))
+    expected = (errors.InvalidProperty if field == "image"
+                else errors.InvalidDomain)
+    assert type(e.value) is expected
+    assert repr(value) in str(e.value)
+
+
+# to_args() -> the helper's own parser -> from_args()
+
+@pytest.mark.parametrize("spec", [
+    pytest.param(make_spec(), id="plain"),
+    pytest.param(make_spec(cpu_shares=1024), id="cpu-shares"),
+    pytest.param(make_spec(vm_name="-web"), id="name-leading-dash"),
+    pytest.param(make_spec(vm_name="--privileged"), id="name-like-option"),
+    pytest.param(make_spec(vm_name="web.example.com"), id="name-dots"),
+    pytest.param(make_spec(vm_name="-1"), id="name-negative-number"),
+    pytest.param(make_spec(engine="podman", image=imageref.parse(
+        "registry.example.com:5000/team/app:1.0@" + DIGEST)),
+        id="podman-digest"),
+    pytest.param(make_spec(memory_mib=specs.MAX_MEMORY_MIB,
+                           vcpus=specs.MAX_VCPUS, cpu_shares=2), id="limits"),
+])
+def test_args_round_trip(spec):
+    args = helper._parser().parse_args(["start"] + specs.to_args(spec))
+    assert specs.from_args(args) == spec
+
+
+def test_safe_name():
+    assert specs.safe_name("my vm/1") == "my_vm_1"
+    assert specs.safe_name(u"w\u00e9b") == "w_b"
+    assert specs.safe_name("") == "vm"
+    assert specs.safe_name(None) == "vm"
+    assert specs.safe_name("a" * 100) == "a" * 64
+    # Whatever the VM is called, the helper accepts the result.
+    assert specs.vm_name(specs.safe_name("$(reboot)\n" * 10))
+
+
+# container_options()
+
+def test_options_hardening(conf):
+    options = specs.container_options(make_spec(), conf, host_cpus=8)
+    assert options["privileged"] is False
+    assert options["cap_drop"] == ["ALL"]
+    assert options["cap_add"] == list(config.BASE_CAPABILITIES)
+    assert "no-new-privileges" in options["security_opt"]
+    assert options["pids_limit"] == conf.pids_limit == 1024
+    assert sorted(options["ulimits"], key=lambda u: u["name"]) == [
+        {"name": "nofile", "soft": 8192, "hard": 8192},
+        {"name": "nproc", "soft": 4096, "hard": 4096},
+    ]
+    assert options["network_mode"] == "none"
+    assert options["ipc_mode"] == "private"
+    assert options["init"] is True
+    assert options["restart_policy"] == {"Name": "no"}
+    assert options["mem_limit"] == options["memswap_limit"] == 512 * 2**20
+    # Nothing that reaches the host: no mounts, devices or host namespaces.
+    assert not set(options) & {
+        "volumes", "mounts", "devices", "device_cgroup_rules", "pid_mode",
+        "userns_mode", "uts_mode", "cgroupns", "volumes_from", "sysctls",
+        "security_opt_unconfined", "runtime", "network", "extra_hosts"}
+
+
+def test_options_from_config(tmp_path):
+    path = tmp_path / "containers.conf"
+    path.write_text(u"[containers]\nextra_capabilities = NET_RAW, "
+                    u"CAP_SYS_PTRACE\npids_limit = 64\nnofile = 100\n"
+                    u"nproc = 50\ninit = no\n")
+    conf = config.load(str(path))
+    options = specs.container_options(make_spec(), conf, host_cpus=8)
+    assert options["cap_add"] == list(config.BASE_CAPABILITIES) + [
+        "NET_RAW", "SYS_PTRACE"]
+    assert options["cap_drop"] == ["ALL"]
+    assert options["pids_limit"] == 64
+    assert {u["name"]: (u["soft"], u["hard"])
+            for u in options["ulimits"]} == {"nofile": (100, 100),
+                                             "nproc": (50, 50)}
+    assert options["init"] is False
+
+
+@pytest.mark.parametrize("vcpus, host_cpus, nano_cpus", [
+    pytest.param(2, 8, 2 * 10**9, id="below-host"),
+    pytest.param(8, 8, 8 * 10**9, id="equal-host"),
+    pytest.param(16, 4, 4 * 10**9, id="capped-at-host"),
+    pytest.param(1, 1, 10**9, id="one"),
+])
+def test_options_nano_cpus(conf, vcpus, host_cpus, nano_cpus):
+    options = specs.container_options(make_spec(vcpus=vcpus), conf,
+                                      host_cpus=host_cpus)
+    assert options["nano_cpus"] == nano_cpus
+    assert isinstance(options["nano_cpus"], int)
+
+
+def test_options_cpu_shares(conf):
+    assert "cpu_shares" not in specs.container_options(make_spec(), conf, 8)
+    options = specs.container_options(make_spec(cpu_shares=512), conf, 8)
+    assert options["cpu_shares"] == 512
+
+
+@pytest.mark.parametrize("name, hostname", [
+    pytest.param("web-1", "web-1", id="plain"),
+    pytest.param("web_1", "web-1", id="underscore"),
+    pytest.param("1web", "1web", id="leading-digit"),
+    pytest.param("a" * 63, "a" * 63, id="63"),
+    pytest.param("a" * 64, None, id="64"),
+    pytest.param("web.example.com", None, id="dots"),
+    pytest.param("-web", None, id="leading-dash"),
+    pytest.param("web-", None, id="trailing-dash"),
+    pytest.param("_web", None, id="leading-underscore"),
+])
+def test_options_hostname(conf, name, hostname):
+    options = specs.container_options(make_spec(vm_name=name), conf, 8)
+    assert options.get("hostname") == hostname
+    assert specs.hostname(make_spec(vm_name=name)) == hostname
+
+
+def test_options_accepted_by_docker_sdk(conf):
+    # What the SDK turns the options into, as containers.create() would
+    # (no daemon needed); unknown options would raise TypeError here.
+    options = specs.container_options(make_spec(cpu_shares=100), conf, 8)
+    kwargs = docker_containers._create_container_args(dict(
+        image="redis:7", name="ovirt-vm-" + VM_ID, detach=True,
+        labels=specs.labels(make_spec()), version="1.41", **options))
+    host = kwargs["host_config"]
+    assert not host.get("Privileged")  # the SDK leaves out False
+    assert host["CapDrop"] == ["ALL"]
+    assert host["CapAdd"] == list(config.BASE_CAPABILITIES)
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["NetworkMode"] == "none"
+    assert host["PidsLimit"] == 1024
+    assert host["Memory"] == host["MemorySwap"] == 512 * 2**20
+    assert host["NanoCpus"] == 2 * 10**9
+    assert host["CpuShares"] == 100
+    for key in ("Binds", "Mounts", "Devices", "PidMode", "UsernsMode",
+                "UTSMode", "VolumesFrom"):
+        assert key not in host
+    assert kwargs["hostname"] == "web-1"
+
+
+def test_labels_and_name():
+    spec = make_spec()
+    assert specs.labels(spec) == {
+        "org.ovirt.vdsm-hook-containers": "1",
+        "org.ovirt.vm.id": VM_ID,
+        "org.ovirt.vm.name": "web-1",
+    }
+    assert specs.container_name(VM_ID) == "ovirt-vm-" + VM_ID
