@@ -1,0 +1,272 @@
+"""Golden tests of the placeholder domain XML (placeholder.py, domxml.py).
+
+Each tests/data/<case>-in.xml is a domain XML as Vdsm 4.4/4.5 hands it to
+before_vm_start (Engine's LibvirtVmXmlBuilder output after Vdsm's own
+processing: prepared disk paths, filled-in sysinfo, volume chains in the
+metadata).  <case>-out.xml is what vmstart.prepare() makes of it, compared
+byte for byte.  After an intended change of the output, regenerate with
+
+    REGENERATE_GOLDEN=1 .venv/bin/pytest tests/placeholder_test.py
+
+and review the diff of tests/data/*-out.xml before committing it: the
+goldens are only as good as that review.  The focused tests below check what
+an Engine user or Vdsm would notice (see "What the placeholder must keep" in
+the notes on the Vdsm hook contract) without relying on the goldens.
+"""
+
+import os
+
+import pytest
+from lxml import etree
+
+from containerhooks import config
+from containerhooks import domxml
+from containerhooks import vmstart
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
+OVIRT_VM = "{%s}" % domxml.OVIRT_VM_NS
+CONTAINERS = "{%s}" % domxml.CONTAINERS_NS
+PROPERTIES = ("containerType", "containerImage")
+
+CONTAINER_CASES = [
+    pytest.param("i440fx-minimal", id="i440fx-minimal"),
+    pytest.param("q35-numa", id="q35-numa"),
+    pytest.param("q35-uefi-secureboot", id="q35-uefi-secureboot"),
+    pytest.param("hugepages", id="hugepages"),
+    pytest.param("no-nic", id="no-nic"),
+]
+
+# Devices the placeholder must hand to libvirt exactly as Vdsm built them.
+UNCHANGED_DEVICES = ("disk", "controller", "channel", "graphics", "video",
+                     "memballoon", "rng", "input", "console", "serial",
+                     "watchdog")
+
+
+def read_input(case):
+    with open(os.path.join(DATA, case + "-in.xml"), "rb") as f:
+        return f.read()
+
+
+def prepare(data, env=None):
+    return vmstart.prepare(env or {}, data, config.load("/nonexistent"),
+                           kernel=KERNEL)
+
+
+def convert(case):
+    """(input root, output root) of a container case."""
+    data = read_input(case)
+    plan = prepare(data)
+    assert plan is not None, "%s is not seen as a container VM" % case
+    return etree.fromstring(data), etree.fromstring(plan.xml)
+
+
+def kib(el, attr=None):
+    value = el.text if attr is None else el.get(attr)
+    unit = el.get("unit", "KiB").lower()
+    factor = {"kib": 1, "k": 1, "mib": 1024, "m": 1024, "gib": 1024 ** 2,
+              "g": 1024 ** 2}[unit]
+    return int(value) * factor
+
+
+def dump(el):
+    return etree.tostring(el, with_tail=False)
+
+
+def strip_properties(data):
+    """data with the container properties removed from <ovirt-vm:custom>.
+
+    Whitespace is handled the same way whatever the document, so that
+    stripping before and after prepare() gives the same bytes.
+    """
+    root = etree.fromstring(data)
+    custom = root.find("metadata/%svm/%scustom" % (OVIRT_VM, OVIRT_VM))
+    for name in PROPERTIES:
+        el = custom.find(OVIRT_VM + name)
+        prev = el.getprevious()
+        if prev is None:
+            custom.text = el.tail
+        else:
+            prev.tail = el.tail
+        custom.remove(el)
+    return etree.tostring(root, encoding="utf-8")
+
+
+def custom_properties(data):
+    root = etree.fromstring(data)
+    custom = root.find("metadata/%svm/%scustom" % (OVIRT_VM, OVIRT_VM))
+    return dict((name, custom.find(OVIRT_VM + name).text)
+                for name in PROPERTIES)
+
+
+# The goldens
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_golden(case):
+    xml = prepare(read_input(case)).xml
+    path = os.path.join(DATA, case + "-out.xml")
+    if os.environ.get("REGENERATE_GOLDEN") == "1":
+        with open(path, "wb") as f:
+            f.write(xml)
+    with open(path, "rb") as f:
+        expected = f.read()
+    assert xml == expected
+
+
+def test_plain_vm_passes_through():
+    assert prepare(read_input("plain-vm")) is None
+
+
+def test_every_container_case_has_a_golden():
+    names = set(n[:-len("-in.xml")] for n in os.listdir(DATA)
+                if n.endswith("-in.xml"))
+    cases = set(p.values[0] for p in CONTAINER_CASES)
+    assert names - cases == {"plain-vm"}
+    for case in cases:
+        assert os.path.exists(os.path.join(DATA, case + "-out.xml"))
+
+
+# Where the properties come from
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_properties_from_env_only(case):
+    # Vdsm before 4.2 passes custom properties as environment variables
+    # only; the placeholder must not depend on where they came from.
+    data = read_input(case)
+    env = custom_properties(data)
+    plan = prepare(strip_properties(data), env=env)
+    assert plan.xml == strip_properties(prepare(data).xml)
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_properties_from_env_and_metadata(case):
+    data = read_input(case)
+    plan = prepare(data, env=custom_properties(data))
+    assert plan.xml == prepare(data).xml
+
+
+# Size
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_memory_is_small_and_consistent(case):
+    src, out = convert(case)
+    memory = kib(out.find("memory"))
+    assert memory <= 64 * 1024
+    assert kib(out.find("currentMemory")) == memory
+    cells = out.findall("cpu/numa/cell")
+    if cells:
+        assert sum(kib(c, "memory") for c in cells) == memory
+        assert len(cells) == len(src.findall("cpu/numa/cell"))
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_max_memory_unchanged(case):
+    src, out = convert(case)
+    before, after = src.find("maxMemory"), out.find("maxMemory")
+    if before is None:
+        assert after is None
+    else:
+        assert dump(after) == dump(before)
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_no_hugepages(case):
+    _, out = convert(case)
+    assert out.find("memoryBacking/hugepages") is None
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_one_vcpu_online_maximum_unchanged(case):
+    src, out = convert(case)
+    before, after = src.find("vcpu"), out.find("vcpu")
+    assert after.text == before.text
+    assert int(after.get("current", after.text)) == 1
+    # Everything sized by the maximum stays as Engine made it.
+    assert dump(out.find("cpu/topology")) == dump(src.find("cpu/topology"))
+    assert [c.get("cpus") for c in out.findall("cpu/numa/cell")] == \
+        [c.get("cpus") for c in src.findall("cpu/numa/cell")]
+    if src.find("cputune") is not None:
+        assert dump(out.find("cputune")) == dump(src.find("cputune"))
+    if src.find("numatune") is not None:
+        assert dump(out.find("numatune")) == dump(src.find("numatune"))
+
+
+# Devices
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_every_alias_kept(case):
+    src, out = convert(case)
+    aliases = [a.get("name") for a in src.iter("alias")]
+    assert aliases
+    assert [a.get("name") for a in out.iter("alias")] == aliases
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_nics_kept_silent(case):
+    src, out = convert(case)
+    before = src.findall("devices/interface")
+    after = out.findall("devices/interface")
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        assert [dict(e.attrib) for e in new.findall("link")] == \
+            [{"state": "down"}]
+        assert [dict(e.attrib) for e in new.findall("rom")] == \
+            [{"enabled": "no"}]
+        assert new.find("boot") is None
+        for tag in ("mac", "source", "model", "alias", "filterref", "mtu",
+                    "address", "driver"):
+            assert [dump(e) for e in new.findall(tag)] == \
+                [dump(e) for e in old.findall(tag)], tag
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_other_devices_unchanged(case):
+    src, out = convert(case)
+    for tag in UNCHANGED_DEVICES:
+        assert [dump(e) for e in out.findall("devices/" + tag)] == \
+            [dump(e) for e in src.findall("devices/" + tag)], tag
+    # Engine's console tickets need graphics; Vdsm's stats need a balloon.
+    assert len(out.findall("devices/memballoon")) == 1
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_os_boots_the_idle_kernel(case):
+    src, out = convert(case)
+    os_el = out.find("os")
+    assert [k.text for k in os_el.findall("kernel")] == [KERNEL]
+    for tag in ("loader", "nvram", "initrd", "cmdline"):
+        assert os_el.find(tag) is None, tag
+    assert os_el.get("firmware") is None
+    assert dump(os_el.find("type")) == dump(src.find("os/type"))
+
+
+# Identity and metadata
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_identity_unchanged(case):
+    src, out = convert(case)
+    assert out.get("type") == src.get("type") == "kvm"
+    assert out.findtext("uuid") == src.findtext("uuid")
+    assert out.findtext("name") == src.findtext("name")
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_ovirt_metadata_unchanged(case):
+    src, out = convert(case)
+    for path in ("metadata/%svm" % OVIRT_VM,
+                 "metadata/{http://ovirt.org/vm/tune/1.0}qos"):
+        assert dump(out.find(path)) == dump(src.find(path)), path
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_our_metadata_has_the_real_size(case):
+    src, out = convert(case)
+    meta = domxml.Domain(out).container_meta()
+    props = custom_properties(etree.tostring(src))
+    vcpu = src.find("vcpu")
+    assert meta.engine == props["containerType"]
+    assert meta.memory_kib == kib(src.find("memory"))
+    assert meta.vcpus == int(vcpu.get("current", vcpu.text))
+    assert meta.name == "ovirt-vm-" + src.findtext("uuid")
+    assert meta.image == props["containerImage"]
+
