@@ -477,6 +477,18 @@ _VOLUME_PIECES = st.lists(st.sampled_from([
 
 _VOLUME_CHARS = u"vdsahxz:,/.proc_@+- \n\x00\u0430"
 
+# Lists of disk:target entries, many of them valid or nearly.
+_TARGETS = st.one_of(
+    st.lists(st.sampled_from([
+        "data", "a", "x_y", "@b", "proc", "sys", "dev", "..", ".", "", " ",
+    ]), min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts)),
+    st.sampled_from(["data", "logs", "proc", "dev", ".x", "..", "a b", ""]),
+)
+_VOLUME_ENTRIES = st.lists(st.tuples(
+    st.sampled_from(["vda", "vdb", "vdc", "sdb", "xvdaa", "hdz", "nvme0"]),
+    _TARGETS,
+).map(":".join), min_size=1, max_size=5).map(",".join)
+
 
 def check_accepted_volumes(value, volumes):
     assert len(volumes) <= properties.MAX_VOLUMES
@@ -496,7 +508,8 @@ def check_accepted_volumes(value, volumes):
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.one_of(st.text(), st.text(alphabet=_VOLUME_CHARS), _VOLUME_PIECES))
+@given(st.one_of(st.text(), st.text(alphabet=_VOLUME_CHARS), _VOLUME_PIECES,
+                 _VOLUME_ENTRIES))
 def test_volume_map_any_text(value):
     try:
         volumes = properties.parse_volume_map(value)
@@ -512,17 +525,31 @@ def test_volume_map_any_text(value):
 _TEXT_OR_GOOD = st.one_of(
     st.text(),
     st.sampled_from(["docker", "podman", "redis", "vda:/data", "--rm"]),
-    _VOLUME_PIECES)
+    _VOLUME_PIECES, _VOLUME_ENTRIES)
+
+# Arbitrary keys and values, and the three properties with values that are
+# often valid.
+_RAW = st.builds(
+    lambda other, props: dict(other, **props),
+    st.dictionaries(st.text(max_size=8), _TEXT_OR_GOOD, max_size=3),
+    st.fixed_dictionaries({}, optional={
+        "containerType": st.one_of(st.sampled_from(ENGINES + ("lxc",)),
+                                   st.text()),
+        "containerImage": st.one_of(
+            st.sampled_from(imageref_test.good_values()),
+            imageref_test._REF_PIECES, st.text()),
+        "volumeMap": st.one_of(_VOLUME_ENTRIES, st.just(""), st.text()),
+    }))
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.dictionaries(
-    st.one_of(st.sampled_from(properties.NAMES), st.text(max_size=8)),
-    _TEXT_OR_GOOD))
+@given(_RAW)
 def test_parse_any_text(raw):
     try:
         props = properties.parse(raw, ENGINES)
-    except errors.Error:
+    except errors.Error as e:
+        assert isinstance(e, errors.InvalidProperty)
+        assert e.name in properties.NAMES and e.name in str(e)
         return
     if props is None:
         assert "containerType" not in raw
