@@ -75,11 +75,11 @@ def virsh(*args, **kwargs):
 def host():
     """What this host's libvirt and qemu can do, for adjust()."""
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("needs root", pytrace=False)
     rc, _, err = virsh("uri", check=False)
     if rc != 0:
-        pytest.skip("libvirtd does not answer at %s (dev/services start): %s"
-                    % (URI, err.strip()))
+        pytest.fail("libvirtd does not answer at %s (dev/services start): "
+                    "%s" % (URI, err.strip()), pytrace=False)
     kvm = os.path.exists("/dev/kvm") and virsh(
         "domcapabilities", "--virttype", "kvm", check=False)[0] == 0
     virttype = "kvm" if kvm else "qemu"
@@ -141,7 +141,7 @@ def _qemu_user():
         except KeyError:
             gid = user.pw_gid
         return user.pw_uid, gid
-    pytest.skip("no libvirt-qemu or qemu user on this host")
+    pytest.fail("no libvirt-qemu or qemu user on this host", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -270,3 +270,22 @@ def test_our_metadata_has_the_real_size(case):
     assert meta.name == "ovirt-vm-" + src.findtext("uuid")
     assert meta.image == props["containerImage"]
 
+
+
+def test_placeholder_of_a_placeholder_keeps_the_real_size():
+    # before_vm_start also runs when Vdsm restores a saved domain, whose XML
+    # is a placeholder already: the container must still get the VM's size.
+    from containerhooks import config, domxml, vmstart
+    with open(os.path.join(DATA, "q35-numa-in.xml"), "rb") as f:
+        data = f.read()
+    conf = config.load("/nonexistent")
+    first = vmstart.prepare({}, data, conf, kernel=KERNEL)
+    again = vmstart.prepare({}, first.xml, conf, kernel=KERNEL)
+    assert again.spec == first.spec
+
+    def canonical(xml):
+        parser = etree.XMLParser(remove_blank_text=True)
+        return etree.tostring(etree.fromstring(xml, parser))
+    assert canonical(again.xml) == canonical(first.xml)
+    assert domxml.Domain.parse(again.xml).container_meta() == \
+        domxml.Domain.parse(first.xml).container_meta()

@@ -31,14 +31,21 @@ MAX_VCPUS = 4096
 
 
 def from_domain(dom, props):
-    """Build the spec of the container standing for dom."""
+    """Build the spec of the container standing for dom.
+
+    A domain that is a placeholder already (Vdsm restoring a saved one)
+    carries the VM's real size in the package's metadata: use that, not
+    the placeholder's.
+    """
+    meta = dom.container_meta()
+    memory_kib = meta.memory_kib if meta else dom.memory_kib()
     return ContainerSpec(
         vm_id=vm_id(dom.uuid),
         vm_name=safe_name(dom.name),
         engine=props.engine,
         image=props.image,
-        memory_mib=max(1, dom.memory_kib() // 1024),
-        vcpus=dom.vcpus(),
+        memory_mib=max(1, memory_kib // 1024),
+        vcpus=meta.vcpus if meta else dom.vcpus(),
         cpu_shares=dom.cpu_shares(),
     )
 

@@ -69,9 +69,11 @@ def prepare(env, data, conf, kernel=None):
             reason="volumes are not supported by this version of "
                    "vdsm-hook-containers; remove the property")
     spec = specs.from_domain(dom, props)
+    meta = dom.container_meta()
     dom.set_container_meta(domxml.ContainerMeta(
         engine=spec.engine, image=str(spec.image),
-        name=specs.container_name(spec.vm_id), memory_kib=dom.memory_kib(),
+        name=specs.container_name(spec.vm_id),
+        memory_kib=meta.memory_kib if meta else dom.memory_kib(),
         vcpus=spec.vcpus))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel)
     return Plan(spec=spec, xml=dom.tostring())
