@@ -6,6 +6,7 @@ unix socket; only APIs that exist since docker-py 4.0 are used.  SDK and
 transport errors become the package's own errors here.
 """
 
+import collections
 import logging
 import time
 
@@ -16,6 +17,15 @@ from containerhooks import errors
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
 
 log = logging.getLogger("containerhooks.engine")
+
+class Endpoint(collections.namedtuple(
+        "Endpoint", "network, ip, mac, prefix, gateway")):
+    """The container's place on one engine network."""
+
+    def __new__(cls, network, ip=None, mac=None, prefix=None, gateway=None):
+        return super(Endpoint, cls).__new__(cls, network, ip, mac, prefix,
+                                            gateway)
+
 
 class ContainerInfo(object):
     """What the package needs to know of one container."""
@@ -121,14 +131,91 @@ class Engine(object):
 
     # Containers
 
-    def create(self, name, image, labels, **options):
-        """Create (not start) a container; return its ContainerInfo."""
+    def create(self, name, image, labels, host_options, hostname=None,
+               endpoints=()):
+        """Create (not start) a container; return its ContainerInfo.
+
+        host_options are HostConfig keywords (create_host_config).
+        endpoints: Endpoint tuples; the container is created on the first
+        and connected to the others before it starts.  No endpoint means
+        no network at all.
+        """
+        api = self.client.api
+        options = dict(host_options)
+        networking = None
+        mac = None
+        if endpoints:
+            first = endpoints[0]
+            options["network_mode"] = first.network
+            networking = api.create_networking_config(
+                {first.network: self._endpoint_config(first)})
+            # Docker before API 1.44 takes the MAC of the first network
+            # from the container config only.
+            mac = first.mac
+        else:
+            options["network_mode"] = "none"
+
         def create():
-            return self.client.containers.create(
+            return api.create_container(
                 str(image), name=name, labels=labels, detach=True,
-                **options)
-        container = self._call("create", name, create)
-        return _info(container)
+                hostname=hostname, mac_address=mac,
+                host_config=api.create_host_config(**options),
+                networking_config=networking)
+        self._call("create", name, create)
+        for ep in endpoints[1:]:
+            self._call("connect", name, lambda: api.connect_container_to_network(
+                name, ep.network, ipv4_address=ep.ip))
+        return self.inspect(name)
+
+    def _endpoint_config(self, ep):
+        config = self.client.api.create_endpoint_config(ipv4_address=ep.ip)
+        # Podman (and Docker from API 1.44) take the MAC per endpoint.
+        config["MacAddress"] = ep.mac
+        return config
+
+    def endpoints(self, name):
+        """{network name: Endpoint} of a started container, as the engine
+        assigned them (IP, prefix length, MAC)."""
+        attrs = self._get(name).attrs
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        return dict(
+            (net, Endpoint(network=net, ip=info.get("IPAddress") or None,
+                           mac=(info.get("MacAddress") or "").lower(),
+                           prefix=info.get("IPPrefixLen"),
+                           gateway=info.get("Gateway") or None))
+            for net, info in nets.items())
+
+    # Networks
+
+    def find_network(self, name):
+        """The engine's network called name, as a dict of its details."""
+        try:
+            net = self.client.networks.get(name)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("inspect network", name, e)
+        return net.attrs
+
+    def create_macvlan_network(self, name, parent, subnet, gateway,
+                               ip_range, labels):
+        """A macvlan network on the Linux bridge parent (bridge mode)."""
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+            subnet=subnet, gateway=gateway, iprange=ip_range)])
+        self._call("create network", name, lambda: self.client.networks.create(
+            name, driver="macvlan", ipam=ipam, labels=labels,
+            options={"parent": parent, "macvlan_mode": "bridge"},
+            check_duplicate=True))
+
+    def remove_network(self, name):
+        try:
+            self.client.networks.get(name).remove()
+        except docker.errors.NotFound:
+            pass
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("remove network", name, e)
 
     def start(self, name):
         container = self._get(name)

@@ -33,6 +33,17 @@ class ConfigError(Error):
     msg = "Bad configuration in {path}: {reason}"
 
 
+class NetworkNotConfigured(Error):
+    msg = ("Bridge {bridge} has no container network on this host: run "
+           "'vdsm-containers setup-net {bridge} --subnet CIDR --gateway IP "
+           "--ip-range CIDR' on the host (or write {path}), or move the "
+           "vNIC to a bridge that has one")
+
+
+class NetworkError(Error):
+    msg = "Cannot connect the container to bridge {bridge}: {reason}"
+
+
 class EngineUnavailable(Error):
     msg = ("Container engine {engine} is not reachable at {socket}: {reason}. "
            "Start it on this host (for example 'systemctl start {service}') "

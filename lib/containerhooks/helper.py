@@ -21,8 +21,10 @@ import time
 from containerhooks import config
 from containerhooks import errors
 from containerhooks import hookenv
+from containerhooks import network
 from containerhooks import spec as specs
 from containerhooks import state
+from containerhooks import volumes
 
 log = logging.getLogger("containerhooks.helper")
 
@@ -64,6 +66,10 @@ def _parser():
     start.add_argument("--memory-mib", required=True)
     start.add_argument("--vcpus", required=True)
     start.add_argument("--cpu-shares")
+    start.add_argument("--nic", action="append",
+                       help="MAC,BRIDGE[,IP] of a vNIC (repeated)")
+    start.add_argument("--volume", action="append",
+                       help="DISK,PATH,file|block,SOURCE (repeated)")
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -98,36 +104,59 @@ def start_container(args):
 
 
 def _start(eng, spec, conf):
+    """Pull, plan the network, mount the volumes, create, start.
+
+    The state file is written first (with the addresses reserved) and
+    completed at the end; any failure undoes every step that was done.
+    """
     _clear_leftover(eng, spec.vm_id)
     if not eng.has_image(spec.image):
         log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
                  eng.name)
         eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
     name = specs.container_name(spec.vm_id)
+    record = {
+        "vm_id": spec.vm_id, "vm_name": spec.vm_name,
+        "engine": eng.name, "image": str(spec.image),
+        "container_id": None, "container_name": name,
+        "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
+        "created": time.time(), "ips": [], "nics": [], "volumes": [],
+    }
+
+    def reserve(ips):
+        record["ips"] = ips
+        state.write(spec.vm_id, record)
+
     created = None
     try:
-        created = eng.create(
-            name, spec.image, specs.labels(spec),
-            **specs.container_options(spec, conf,
-                                      multiprocessing.cpu_count()))
-        record = {
-            "vm_id": spec.vm_id, "vm_name": spec.vm_name,
-            "engine": eng.name, "image": str(spec.image),
-            "container_id": created.id, "container_name": name,
-            "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
-            "created": time.time(),
-        }
+        reserve([])
+        endpoints = network.plan(eng, spec, reserve)
+        record["volumes"] = volumes.attach(spec, conf)
+        state.write(spec.vm_id, record)
+        options = specs.container_options(spec, conf,
+                                          multiprocessing.cpu_count())
+        options.update(volumes.container_options(record["volumes"]))
+        created = eng.create(name, spec.image, specs.labels(spec), options,
+                             hostname=specs.hostname(spec),
+                             endpoints=endpoints)
+        record["container_id"] = created.id
         state.write(spec.vm_id, record)
         eng.start(name)
+        pid = eng.inspect(name).pid
+        record["pid"] = pid
+        record["nics"] = network.finish(eng, name, endpoints, pid)
+        state.write(spec.vm_id, record)
     except BaseException:
         log.error("vm_id=%s start failed, removing what was created",
                   spec.vm_id)
         if created is not None:
             _quietly(eng.remove, name)
+        _quietly(volumes.detach, spec.vm_id, record["volumes"])
         _quietly(state.remove, spec.vm_id)
         raise
-    log.info("vm_id=%s started container %s (%s) image=%s engine=%s",
-             spec.vm_id, name, created.id[:12], spec.image, eng.name)
+    log.info("vm_id=%s started container %s (%s) image=%s engine=%s "
+             "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
+             eng.name, record["ips"])
     return record
 
 
@@ -167,6 +196,8 @@ def stop_container(args):
                        "exit_code": info.exit_code,
                        "oom_killed": info.oom_killed}
             log.info("vm_id=%s removed container %s", vm_id, info.name)
+        # Unmount only once no container can use the volumes any more.
+        volumes.detach(vm_id, record.get("volumes", []))
         state.remove(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}

@@ -10,6 +10,10 @@ into the private tree it installs the package to.
 # The configuration file (ini format, see packaging/containers.conf).
 CONF_FILE = "/etc/vdsm-hook-containers/containers.conf"
 
+# Per-bridge container network configuration, one <bridge>.conf each,
+# written by "vdsm-containers setup-net" or by hand (see network.py).
+NETWORKS_DIR = "/etc/vdsm-hook-containers/networks.d"
+
 # The root helper that hooks run through "sudo -n" (see helper.py).
 HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 

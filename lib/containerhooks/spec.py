@@ -18,19 +18,35 @@ from containerhooks import imageref
 
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
-    "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares")
+    "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
+    "volumes")
+
+# A vNIC of the VM: the container gets an interface on the same bridge with
+# Engine's MAC; ip is a fixed address the VM asked for, or None.
+Nic = collections.namedtuple("Nic", "mac, bridge, ip")
+
+# A VM disk mounted into the container: its target name (vda), the path in
+# the container, "file" or "block", and the image or device Vdsm prepared.
+VolumeSource = collections.namedtuple("VolumeSource",
+                                      "disk, path, kind, source")
 
 _UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
 _HOSTNAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_MAC_RE = re.compile(r"\A[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
+_BRIDGE_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
+_IPV4_RE = re.compile(r"\A(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.)"
+                      r"{3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z")
+MAX_NICS = 16
+MAX_VOLUMES = 16
 
 MAX_MEMORY_MIB = 64 * 1024 * 1024       # 64 TiB, beyond any host
 MAX_VCPUS = 4096
 
 
-def from_domain(dom, props):
+def from_domain(dom, props, nics=(), volumes=()):
     """Build the spec of the container standing for dom.
 
     A domain that is a placeholder already (Vdsm restoring a saved one)
@@ -47,6 +63,8 @@ def from_domain(dom, props):
         memory_mib=max(1, memory_kib // 1024),
         vcpus=meta.vcpus if meta else dom.vcpus(),
         cpu_shares=dom.cpu_shares(),
+        nics=list(nics),
+        volumes=list(volumes),
     )
 
 
@@ -62,6 +80,12 @@ def to_args(spec):
             "--vcpus=" + str(spec.vcpus)]
     if spec.cpu_shares is not None:
         args.append("--cpu-shares=" + str(spec.cpu_shares))
+    for nic in spec.nics:
+        args.append("--nic=" + ",".join(
+            [nic.mac, nic.bridge] + ([nic.ip] if nic.ip else [])))
+    for v in spec.volumes:
+        args.append("--volume=" + ",".join((v.disk, v.path, v.kind,
+                                             v.source)))
     return args
 
 
@@ -76,7 +100,44 @@ def from_args(ns):
         vcpus=number("vcpus", ns.vcpus, 1, MAX_VCPUS),
         cpu_shares=None if ns.cpu_shares is None
         else number("cpu shares", ns.cpu_shares, 2, 262144),
+        nics=_limited("NICs", [nic(v) for v in ns.nic or ()], MAX_NICS),
+        volumes=_limited("volumes", [volume(v) for v in ns.volume or ()],
+                         MAX_VOLUMES),
     )
+
+
+def nic(value):
+    """Parse a --nic argument: MAC,BRIDGE[,IP]."""
+    parts = value.split(",")
+    if len(parts) not in (2, 3) or not _MAC_RE.match(parts[0].lower()) \
+            or not _BRIDGE_RE.match(parts[1]) \
+            or len(parts) == 3 and not _IPV4_RE.match(parts[2]):
+        raise errors.InvalidDomain(reason="bad NIC %r: expected "
+                                   "MAC,BRIDGE[,IPv4]" % (value,))
+    return Nic(mac=parts[0].lower(), bridge=parts[1],
+               ip=parts[2] if len(parts) == 3 else None)
+
+
+def volume(value):
+    """Parse a --volume argument: DISK,PATH,KIND,SOURCE (syntax only; the
+    helper's volumes module checks the source against the host)."""
+    from containerhooks import properties
+    parts = value.split(",", 3)
+    if len(parts) != 4 or parts[2] not in ("file", "block"):
+        raise errors.InvalidDomain(reason="bad volume %r: expected "
+                                   "DISK,PATH,file|block,SOURCE" % (value,))
+    disk, path, kind, source = parts
+    parsed = properties.parse_volume_map(disk + ":" + path)[0]
+    if not source.startswith("/") or "\0" in source:
+        raise errors.InvalidDomain(reason="bad volume source %r" % source)
+    return VolumeSource(disk=parsed.disk, path=parsed.path, kind=kind,
+                        source=source)
+
+
+def _limited(what, items, most):
+    if len(items) > most:
+        raise errors.InvalidDomain(reason="more than %d %s" % (most, what))
+    return items
 
 
 def vm_id(value):
@@ -146,6 +207,9 @@ def container_options(spec, conf, host_cpus):
       a pids limit, explicit nofile/nproc ulimits, private IPC, an init
       process that reaps zombies and forwards signals, no host namespaces;
     - no restart policy: Engine decides restarts (HA), not the engine.
+
+    These are HostConfig options; the network (network.py) and the volumes
+    (volumes.py) add their own.
     """
     memory = spec.memory_mib * 1024 * 1024
     options = dict(
@@ -161,14 +225,10 @@ def container_options(spec, conf, host_cpus):
             {"name": "nofile", "soft": conf.nofile, "hard": conf.nofile},
             {"name": "nproc", "soft": conf.nproc, "hard": conf.nproc},
         ],
-        network_mode="none",
         ipc_mode="private",
         init=conf.init,
         restart_policy={"Name": "no"},
     )
     if spec.cpu_shares is not None:
         options["cpu_shares"] = spec.cpu_shares
-    name = hostname(spec)
-    if name:
-        options["hostname"] = name
     return options
