@@ -34,8 +34,10 @@ Interface = collections.namedtuple(
     "Interface", "mac, bridge, alias, element")
 
 # What the package stores in its metadata element.
+# nics: the MACs of the vNICs the container got (the placeholder sets every
+# link down, so a restored placeholder could not tell them apart).
 ContainerMeta = collections.namedtuple(
-    "ContainerMeta", "engine, image, name, memory_kib, vcpus")
+    "ContainerMeta", "engine, image, name, memory_kib, vcpus, nics")
 
 
 class Domain(object):
@@ -154,7 +156,8 @@ class Domain(object):
             return ContainerMeta(
                 engine=values["engine"], image=values["image"],
                 name=values["name"], memory_kib=int(values["memory"]),
-                vcpus=int(values["vcpus"]))
+                vcpus=int(values["vcpus"]),
+                nics=[m for m in (values.get("nics") or "").split(",") if m])
         except (KeyError, TypeError, ValueError) as e:
             raise errors.InvalidDomain(
                 reason="incomplete containers metadata (%s)" % e)
@@ -174,9 +177,10 @@ class Domain(object):
         for tag, value in (("engine", meta.engine), ("image", meta.image),
                            ("name", meta.name),
                            ("memory", meta.memory_kib),
-                           ("vcpus", meta.vcpus)):
+                           ("vcpus", meta.vcpus),
+                           ("nics", ",".join(meta.nics))):
             child = etree.SubElement(el, "{%s}%s" % (CONTAINERS_NS, tag))
-            child.text = str(value)
+            child.text = str(value) or None
             if tag == "memory":
                 child.set("unit", "KiB")
 

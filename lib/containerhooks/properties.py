@@ -19,14 +19,15 @@ from containerhooks import imageref
 CONTAINER_TYPE = "containerType"
 CONTAINER_IMAGE = "containerImage"
 VOLUME_MAP = "volumeMap"
-NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP)
+CONTAINER_IP = "containerIP"
+NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
 MAX_PATH = 1024
 
 ContainerProperties = collections.namedtuple(
-    "ContainerProperties", "engine, image, volumes")
+    "ContainerProperties", "engine, image, volumes, ips")
 
 # One entry of volumeMap: the VM disk's target name (vda) and the absolute
 # path it is mounted at inside the container.
@@ -41,6 +42,11 @@ _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 # a long volumeMap the hook accepts (16 deep paths) overflowed its stack.
 _ENGINE_PATH = r"(?![^,]*//)/[A-Za-z0-9._@+/-]*[A-Za-z0-9._@+-]"
 _VOLUME = _DISK + r":(?:" + _ENGINE_PATH + r"|" + _LABEL + r")"
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = r"(?:" + _OCTET + r"\.){3}" + _OCTET
+_IPV4_RE = re.compile(r"\A" + _IPV4 + r"\Z")
+MAX_IPS_LENGTH = 16 * 16
 
 _DISK_RE = re.compile(r"\A" + _DISK + r"\Z")
 _PATH_RE = re.compile(r"\A" + _PATH + r"\Z")
@@ -65,6 +71,8 @@ def engine_regexes(engines):
          + imageref.PATTERN + "$"),
         (VOLUME_MAP, "^(?=.{1,%d}$)(?:%s)(?:,%s){0,%d}$"
          % (MAX_VOLUME_MAP, _VOLUME, _VOLUME, MAX_VOLUMES - 1)),
+        (CONTAINER_IP, "^(?=.*[0-9])(?:%s)?(?:,(?:%s)?){0,15}$"
+         % (_IPV4, _IPV4)),
     ])
 
 
@@ -104,7 +112,35 @@ def parse(raw, engines):
                "containers.conf)"))
     image = imageref.parse(raw.get(CONTAINER_IMAGE, ""), CONTAINER_IMAGE)
     volumes = parse_volume_map(raw.get(VOLUME_MAP, ""))
-    return ContainerProperties(engine=engine, image=image, volumes=volumes)
+    ips = parse_ips(raw.get(CONTAINER_IP, ""))
+    return ContainerProperties(engine=engine, image=image, volumes=volumes,
+                               ips=ips)
+
+
+def parse_ips(value):
+    """Parse containerIP: fixed IPv4 addresses for the vNICs, in order.
+
+    "192.0.2.10" fixes the first vNIC's address; "192.0.2.10,,10.0.0.7"
+    the first and the third; an empty entry leaves that vNIC's address to
+    the host's range.  Whether an address fits the bridge's subnet is
+    checked on the host (network.py).
+    """
+    if value == "":
+        return []
+    if len(value) > MAX_IPS_LENGTH:
+        raise errors.InvalidProperty(
+            name=CONTAINER_IP, value=value[:64] + "...",
+            reason="longer than %d characters" % MAX_IPS_LENGTH)
+    ips = value.split(",")
+    for ip in ips:
+        if ip and not _IPV4_RE.match(ip):
+            raise errors.InvalidProperty(
+                name=CONTAINER_IP, value=value,
+                reason="%r is not an IPv4 address such as 192.0.2.10" % ip)
+    if not any(ips):
+        raise errors.InvalidProperty(name=CONTAINER_IP, value=value,
+                                     reason="no address given")
+    return ips
 
 
 def parse_volume_map(value):

@@ -63,17 +63,62 @@ def prepare(env, data, conf, kernel=None):
     props = properties.parse(raw, conf.engines)
     if props is None:
         return None
-    if props.volumes:
-        raise errors.InvalidProperty(
-            name=properties.VOLUME_MAP, value=raw[properties.VOLUME_MAP],
-            reason="volumes are not supported by this version of "
-                   "vdsm-hook-containers; remove the property")
-    spec = specs.from_domain(dom, props)
     meta = dom.container_meta()
+    spec = specs.from_domain(dom, props, nics=_nics(dom, props, meta),
+                             volumes=_volumes(dom, props))
     dom.set_container_meta(domxml.ContainerMeta(
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id),
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
-        vcpus=spec.vcpus))
+        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel)
     return Plan(spec=spec, xml=dom.tostring())
+
+
+def _nics(dom, props, meta):
+    """The container's NICs: one per vNIC on a Linux bridge, in order.
+
+    A vNIC whose link Engine set down (or unplugged) gets no interface; a
+    vNIC that is not on a plain Linux bridge (SR-IOV, Open vSwitch) cannot
+    be given to a container, and the start is refused.  A placeholder
+    already (meta) lists the MACs its container had.
+    """
+    from containerhooks import errors
+    from containerhooks import spec as specs
+    nics = []
+    for nic in dom.interfaces():
+        el = nic.element
+        link = el.find("link")
+        if meta is not None:
+            if nic.mac.lower() not in meta.nics:
+                continue
+        elif link is not None and link.get("state") == "down":
+            continue
+        if el.get("type") != "bridge" or nic.bridge is None \
+                or el.find("virtualport") is not None:
+            raise errors.InvalidDomain(
+                reason="vNIC %s (%s, type %s) is not on a Linux bridge; a "
+                "container can only join Linux bridge networks"
+                % (nic.alias or "?", nic.mac, el.get("type")))
+        nics.append(specs.Nic(mac=nic.mac.lower(), bridge=nic.bridge,
+                              ip=None))
+    for nic, ip in zip(list(nics), props.ips):
+        if ip:
+            nics[nics.index(nic)] = nic._replace(ip=ip)
+    if len(props.ips) > len(nics):
+        raise errors.InvalidProperty(
+            name=properties.CONTAINER_IP, value=",".join(props.ips),
+            reason="more addresses than the VM has vNICs (%d)" % len(nics))
+    return nics
+
+
+def _volumes(dom, props):
+    """The VM disks to mount in the container (see volumes.py)."""
+    from containerhooks import errors
+    if props.volumes:
+        raise errors.InvalidProperty(
+            name=properties.VOLUME_MAP, value=",".join(
+                "%s:%s" % (v.disk, v.path) for v in props.volumes),
+            reason="volumes are not supported by this version of "
+                   "vdsm-hook-containers; remove the property")
+    return []
