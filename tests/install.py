@@ -45,6 +45,7 @@ class Installation(object):
         self.state_dir = os.path.join(self.root, "run")
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
+        self.networks_dir = os.path.join(self.root, "etc", "networks.d")
         self._installed_system_files = []
 
     def install(self, sudo=True):
@@ -68,7 +69,8 @@ class Installation(object):
                                 ("HELPER", self.helper),
                                 ("STATE_DIR", self.state_dir),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
-                                ("LOG_FILE", self.log)):
+                                ("LOG_FILE", self.log),
+                                ("NETWORKS_DIR", self.networks_dir)):
                 f.write("%s = %r\n" % (name, value))
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o755)

@@ -18,7 +18,7 @@ LAN's real gateway, an ip_range inside the subnet that nothing else on the
 LAN hands out), configured in NETWORKS_DIR/<bridge>.conf.  The package
 allocates them itself, under a lock, so Docker and Podman sharing a bridge
 never hand out the same address; a VM may ask for a fixed address in the
-subnet with the containerIP property.  The engine network for a bridge,
+container range with the containerIP property.  The engine network for a bridge,
 named ovirt-<bridge>, is created on first use (or by setup-net).
 """
 
@@ -230,30 +230,37 @@ def _taken_addresses(exclude):
     return taken
 
 
-def _allocate(cfg, taken):
+def _usable(cfg):
+    """The addresses containers may get on cfg's bridge, in order.
+
+    Inside ip_range and the subnet's host addresses, never the gateway,
+    and never ip_range's first address: Podman's host-local IPAM (CNI)
+    does not hand that one out.
+    """
     base, prefix = _cidr(cfg.ip_range, cfg.bridge, "ip_range")
-    subnet = _cidr(cfg.subnet, cfg.bridge, "subnet")
+    first, last = _first_last(_cidr(cfg.subnet, cfg.bridge, "subnet"))
     gateway = _ip(cfg.gateway, cfg.bridge, "gateway")
-    size = 1 << (32 - prefix)
-    first, last = _first_last(subnet)
-    for n in range(base, base + size):
-        ip = _str(n)
-        if first <= n <= last and n != gateway and ip not in taken:
-            return ip
+    for n in range(base + 1, base + (1 << (32 - prefix))):
+        if first <= n <= last and n != gateway:
+            yield n
+
+
+def _allocate(cfg, taken):
+    for n in _usable(cfg):
+        if _str(n) not in taken:
+            return _str(n)
     raise errors.NetworkError(
         bridge=cfg.bridge, reason="no free address left in ip_range %s"
         % cfg.ip_range)
 
 
 def _check_fixed(cfg, ip, taken):
-    subnet = _cidr(cfg.subnet, cfg.bridge, "subnet")
     n = _ip(ip, cfg.bridge, "containerIP")
-    first, last = _first_last(subnet)
-    if not first <= n <= last or n == _ip(cfg.gateway, cfg.bridge, ""):
+    if n not in set(_usable(cfg)):
         raise errors.InvalidProperty(
-            name="containerIP", value=ip, reason="not a host address of "
-            "subnet %s on bridge %s (gateway %s)"
-            % (cfg.subnet, cfg.bridge, cfg.gateway))
+            name="containerIP", value=ip, reason="not in the container "
+            "range %s of bridge %s (its first address and the gateway %s "
+            "excluded)" % (cfg.ip_range, cfg.bridge, cfg.gateway))
     if ip in taken:
         raise errors.InvalidProperty(
             name="containerIP", value=ip,
