@@ -41,6 +41,7 @@ class Installation(object):
         self.hooks_dir = os.path.join(self.root, "hooks")
         self.lib_dir = os.path.join(self.root, "lib")
         self.helper = os.path.join(self.root, "libexec", "containers-helper")
+        self.cli = os.path.join(self.root, "bin", "vdsm-containers")
         self.conf = os.path.join(self.root, "etc", "containers.conf")
         self.state_dir = os.path.join(self.root, "run")
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
@@ -53,10 +54,11 @@ class Installation(object):
         shutil.copytree(os.path.join(TOP, "lib", "containerhooks"),
                         os.path.join(self.lib_dir, "containerhooks"),
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for d in ("libexec", "etc", "share", "log"):
+        for d in ("libexec", "etc", "share", "log", "bin"):
             os.mkdir(os.path.join(self.root, d))
         shutil.copy2(os.path.join(TOP, "helper", "containers-helper"),
                      self.helper)
+        shutil.copy2(os.path.join(TOP, "bin", "vdsm-containers"), self.cli)
         idlekernel.write(self.kernel)
         os.chmod(self.kernel, 0o644)
         # Hooks (vdsm) and the helper (root) log to one file.

@@ -3,16 +3,14 @@
 import os
 import re
 
-from containerhooks import config
-from containerhooks import properties
+from containerhooks import cli
 
 README = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "README.md")
 
 
 def engine_config_value():
-    regexes = properties.engine_regexes(config.ENGINES)
-    return ";".join("%s=%s" % item for item in regexes.items())
+    return cli.engine_config_value()
 
 
 def test_readme_engine_config_line_matches_code():
@@ -25,3 +23,11 @@ def test_readme_engine_config_line_matches_code():
     expected = "engine-config -s UserDefinedVMProperties='%s' --cver=4.7" \
         % engine_config_value()
     assert line == expected
+
+
+def test_cli_prints_the_readme_line(capsys):
+    assert cli.main(["engine-config", "--cver", "4.7"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "engine-config -s UserDefinedVMProperties='%s' " \
+        "--cver=4.7" % engine_config_value()
+    assert out[1] == "systemctl restart ovirt-engine"

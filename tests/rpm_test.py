@@ -29,6 +29,7 @@ SPEC = NAME + ".spec"
 HOOKS_DIR = "/usr/libexec/vdsm/hooks"
 SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 TMPFILES = "/usr/lib/tmpfiles.d/%s.conf" % NAME
+CLI = "/usr/bin/vdsm-containers"
 
 # The dependencies the spec states; those rpmbuild adds by itself (rpmlib
 # features, the shell of %post, the interpreter of the scripts, python(abi)
@@ -220,7 +221,7 @@ def test_file_list(source_tree, rpm_files):
     for path in (paths["HELPER"], paths["PLACEHOLDER_KERNEL"],
                  paths["CONF_FILE"]):
         expected.update((os.path.dirname(path), path))
-    expected.update((SUDOERS, TMPFILES))
+    expected.update((SUDOERS, TMPFILES, CLI))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -240,7 +241,7 @@ def test_every_hook_directory_is_packaged(source_tree, rpm_files):
 @needs_rpmbuild
 def test_modes_and_owners(source_tree, rpm_files):
     paths = _path_defaults(source_tree)
-    executables = [paths["HELPER"]] + [
+    executables = [paths["HELPER"], CLI] + [
         p for p in rpm_files if p.startswith(HOOKS_DIR + "/")]
     for path, (mode, user, group, _, _) in sorted(rpm_files.items()):
         assert (user, group) == ("root", "root"), path

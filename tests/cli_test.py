@@ -1,0 +1,75 @@
+"""vdsm-containers, the installed admin command, run as root on a host."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import conftest
+
+
+def cli(installation, *args):
+    p = subprocess.Popen([installation.cli] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate()
+    return p.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def bridge():
+    """A Linux bridge with no address, removed afterwards with the
+    engines' networks on it."""
+    name = "vhccli0"
+    subprocess.check_call(["ip", "link", "add", name, "type", "bridge"])
+    yield name
+    for engine in ("docker", "podman"):
+        for n in conftest._client(engine).networks.list(
+                names=["ovirt-" + name]):
+            n.remove()
+    subprocess.call(["ip", "link", "del", name])
+
+
+def test_setup_net_writes_shows_and_creates(installation, bridge):
+    rc, out, err = cli(installation, "setup-net", bridge, "--subnet",
+                       "10.241.0.0/24", "--gateway", "10.241.0.1",
+                       "--ip-range", "10.241.0.64/26", "--create")
+    assert rc == 0, err
+    path = os.path.join(installation.networks_dir, bridge + ".conf")
+    try:
+        assert "wrote " + path in out
+        for engine in ("docker", "podman"):
+            nets = conftest._client(engine).networks.list(
+                names=["ovirt-" + bridge])
+            assert [n.attrs["Driver"] for n in nets] == ["macvlan"]
+
+        rc, out, err = cli(installation, "setup-net", "--json")
+        assert rc == 0
+        assert {"bridge": bridge, "subnet": "10.241.0.0/24",
+                "gateway": "10.241.0.1",
+                "ip_range": "10.241.0.64/26"} in json.loads(out)
+        rc, out, _ = cli(installation, "setup-net")
+        assert bridge in out and "10.241.0.64/26" in out
+    finally:
+        os.unlink(path)
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(["--subnet", "10.0.0.0/24", "--gateway", "10.0.1.1",
+                  "--ip-range", "10.0.0.64/26"],
+                 "gateway 10.0.1.1 is not in subnet", id="gateway-outside"),
+    pytest.param(["--subnet", "10.0.0.0/24", "--gateway", "10.0.0.1",
+                  "--ip-range", "10.0.1.0/26"],
+                 "ip_range 10.0.1.0/26 is not inside subnet", id="range-out"),
+    pytest.param(["--subnet", "10.0.0.1/24", "--gateway", "10.0.0.1",
+                  "--ip-range", "10.0.0.64/26"],
+                 "host bits set", id="host-bits"),
+    pytest.param(["--subnet", "10.0.0.0/24"], "needs --gateway, --ip-range",
+                 id="missing"),
+])
+def test_setup_net_refuses_bad_values(installation, args, message):
+    rc, out, err = cli(installation, "setup-net", "vhcbad0", *args)
+    assert rc == 1
+    assert message in err and err.count("\n") == 1
+    assert not os.path.exists(os.path.join(installation.networks_dir,
+                                           "vhcbad0.conf"))
