@@ -36,6 +36,7 @@ def assert_default_values(conf):
     assert conf.capabilities == config.BASE_CAPABILITIES
     assert conf.init is True
     assert conf.placeholder_memory_mib == 16
+    assert conf.storage_roots == ("/rhev/data-center",)
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -96,6 +97,13 @@ OPTIONS = [
     pytest.param("extra_capabilities = CHOWN NET_RAW NET_RAW",
                  "capabilities", config.BASE_CAPABILITIES + ("NET_RAW",),
                  id="caps-duplicates"),
+    pytest.param("storage_roots = /rhev/data-center /data/local",
+                 "storage_roots", ("/rhev/data-center", "/data/local"),
+                 id="storage-roots-two"),
+    pytest.param("storage_roots = /srv/images/", "storage_roots",
+                 ("/srv/images",), id="storage-roots-slash"),
+    pytest.param("storage_roots =", "storage_roots", (),
+                 id="storage-roots-none"),
     pytest.param("PIDS_LIMIT = 2048", "pids_limit", 2048,
                  id="option-name-case"),
     pytest.param("pids_limit =   2048  ", "pids_limit", 2048,
@@ -115,13 +123,15 @@ def test_all_options(tmp_path):
                  "api_timeout = 5\npull_timeout = 6\nstop_timeout = 7\n"
                  "pids_limit = 100\nnofile = 200\nnproc = 300\n"
                  "extra_capabilities = NET_RAW\ninit = off\n"
-                 "placeholder_memory_mib = 64\n")
+                 "placeholder_memory_mib = 64\n"
+                 "storage_roots = /srv/a, /srv/b\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
         nofile=200, nproc=300,
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
-        placeholder_memory_mib=64, path=path)
+        placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
+        path=path)
 
 
 # option, bad value
@@ -142,6 +152,10 @@ BAD_VALUES = [
     pytest.param("nproc", "-1", id="nproc-negative"),
     pytest.param("placeholder_memory_mib", "7", id="memory-below-min"),
     pytest.param("placeholder_memory_mib", "1025", id="memory-above-max"),
+    pytest.param("storage_roots", "/", id="roots-slash"),
+    pytest.param("storage_roots", "rhev/data-center", id="roots-relative"),
+    pytest.param("storage_roots", "/rhev/../etc", id="roots-dotdot"),
+    pytest.param("storage_roots", "/rhev//data", id="roots-double-slash"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),
     pytest.param("init", "", id="bool-empty"),

@@ -5,6 +5,7 @@ set from a VM's custom properties.  A missing file means the defaults.
 """
 
 import collections
+import os
 
 import six
 from six.moves import configparser
@@ -44,6 +45,7 @@ _DEFAULTS = collections.OrderedDict([
     ("extra_capabilities", ""),
     ("init", "true"),
     ("placeholder_memory_mib", "16"),
+    ("storage_roots", "/rhev/data-center"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -54,7 +56,7 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "path",
+    "placeholder_memory_mib", "storage_roots", "path",
 ])
 
 
@@ -108,12 +110,27 @@ def _build(v, path):
         init=_bool(v, "init", path),
         placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
                                     path),
+        storage_roots=_roots(v, "storage_roots", path),
         path=path,
     )
 
 
 def _words(value):
     return [w for w in value.replace(",", " ").split() if w]
+
+
+def _roots(values, key, path):
+    """Absolute, normalized directories (never "/" itself)."""
+    roots = []
+    for root in _words(values[key]):
+        if not root.startswith("/") or root.strip("/") == "" \
+                or os.path.normpath(root) != root.rstrip("/") \
+                or root.startswith("//"):
+            raise errors.ConfigError(
+                path=path, reason="%s: %r is not an absolute, normalized "
+                "directory other than /" % (key, root))
+        roots.append(root.rstrip("/"))
+    return tuple(roots)
 
 
 def _int(values, key, low, high, path):
