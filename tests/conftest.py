@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import images  # noqa: E402
 import install  # noqa: E402
+import libvirt  # noqa: E402  (tests/libvirt.py, not the binding)
 import vdsm as vdsm_module  # noqa: E402
 
 ENGINE_SOCKETS = {
@@ -99,3 +100,24 @@ def engine(request, registry_image):
     for c in leftovers:
         c.remove(force=True)
     assert not leftovers, "test left containers behind: %s" % leftovers
+
+
+@pytest.fixture(scope="session")
+def libvirt_host():
+    """What this host's libvirt and qemu can do (tests/libvirt.py Host).
+
+    Needs root and libvirtd answering at qemu:///system: without them the
+    tests that run domains fail, they are not skipped.
+    """
+    try:
+        return libvirt.detect_host()
+    except libvirt.HostError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def qemu_workdir(libvirt_host):
+    """A directory for disk images, sockets and the kernel of one domain,
+    readable by qemu's user; removed after the test."""
+    with libvirt.workdir() as path:
+        yield path
