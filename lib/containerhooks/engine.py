@@ -235,6 +235,14 @@ class Engine(object):
     def inspect(self, name):
         return _info(self._get(name))
 
+    def pause(self, name):
+        container = self._get(name)
+        self._call("pause", name, container.pause)
+
+    def unpause(self, name):
+        container = self._get(name)
+        self._call("unpause", name, container.unpause)
+
     def stop(self, name, timeout):
         container = self._get(name)
         self._call("stop", name, lambda: container.stop(timeout=timeout))

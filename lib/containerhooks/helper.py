@@ -76,6 +76,11 @@ def _parser():
     stop.add_argument("--vm-id", required=True)
     stop.add_argument("--engine")
     stop.set_defaults(func=stop_container)
+
+    for action in ("pause", "unpause"):
+        p = sub.add_parser(action, help="%s a VM's container" % action)
+        p.add_argument("--vm-id", required=True)
+        p.set_defaults(func=pause_container, action=action)
     return parser
 
 
@@ -201,6 +206,26 @@ def stop_container(args):
         state.remove(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
+
+
+def pause_container(args):
+    """Freeze (or thaw) a VM's container with the cgroup freezer."""
+    vm_id = specs.vm_id(args.vm_id)
+    record = state.read(vm_id)
+    if record is None:
+        raise errors.StateError(action="find", vm_id=vm_id,
+                                reason="no container is recorded for it")
+    conf = config.load()
+    eng = _engine(conf, record["engine"])
+    name = record["container_name"]
+    info = eng.inspect(name)
+    if args.action == "pause" and info.status == "running":
+        eng.pause(name)
+    elif args.action == "unpause" and info.status == "paused":
+        eng.unpause(name)
+    log.info("vm_id=%s %s: container %s was %s", vm_id, args.action, name,
+             info.status)
+    return {"vm_id": vm_id, "was": info.status}
 
 
 def _quietly(func, *args):

@@ -31,6 +31,14 @@ def stop(vm_id, engine=None):
     return _run(args)
 
 
+def pause(vm_id):
+    return _run(["pause", "--vm-id=" + vm_id])
+
+
+def unpause(vm_id):
+    return _run(["unpause", "--vm-id=" + vm_id])
+
+
 def _run(args):
     if os.geteuid() == 0:
         cmd = [paths.HELPER] + args

@@ -1,0 +1,94 @@
+"""What the other Engine actions on a VM mean for its container.
+
+- Migration (before_vm_migrate_source) and hibernation / memory snapshots
+  (before_vm_hibernate) are refused: a container's memory is not the
+  placeholder's, so neither could carry it.  The hook exits non-zero, Vdsm
+  aborts the action, the VM keeps running, and Engine shows the message.
+- Pause (after_vm_pause) freezes the container, resume (after_vm_cont)
+  thaws it.  after_vm_pause also fires when Vdsm pauses a VM on a storage
+  I/O error: the container is frozen then too, because its volumes live on
+  the same storage; Vdsm's own auto-resume (after_vm_cont) thaws it.
+- Shutdown: Engine's Shutdown asks the guest through ACPI or the guest
+  agent; the placeholder has neither, so it ignores the request, and the
+  way to stop a container VM gracefully is Power Off (the container gets
+  SIGTERM and stop_timeout seconds; see vmdestroy.py).
+
+A VM that is not a container costs one file-existence check.
+"""
+
+import logging
+
+from containerhooks import errors
+from containerhooks import hookenv
+from containerhooks import state
+
+log = logging.getLogger("containerhooks.vmactions")
+
+
+class Refused(errors.Error):
+    msg = ("{action} is not possible for container VMs (VM {vm_id}): the "
+           "container's state lives outside the placeholder; {what}")
+
+
+_OUR_NS = b"http://ovirt.org/vdsm-hook-containers/1.0"
+
+
+def _container_vm(env):
+    """The VM id when the hook's VM is a container VM, else None.
+
+    By vmId and the state file; failing that (vmId missing), by the
+    package's metadata in the live XML these hooks get.
+    """
+    vm_id = env.get("vmId")
+    if vm_id:
+        return vm_id if state.exists(vm_id) else None
+    data = hookenv.read_data(env, hookenv.DOMXML)
+    if _OUR_NS not in data:
+        return None
+    from containerhooks import domxml
+    return domxml.Domain.parse(data).uuid
+
+
+def refuse_migration(env):
+    vm_id = _container_vm(env)
+    if vm_id:
+        raise Refused(action="Migration", vm_id=vm_id,
+                      what="power the VM off and start it on the other host")
+
+
+def refuse_hibernation(env):
+    vm_id = _container_vm(env)
+    if vm_id:
+        raise Refused(action="Suspending to disk or a memory snapshot",
+                      vm_id=vm_id, what="take a snapshot without memory, "
+                      "or power the VM off")
+
+
+def pause(env):
+    vm_id = _container_vm(env)
+    if vm_id:
+        from containerhooks import privileged
+        privileged.pause(vm_id)
+
+
+def resume(env):
+    vm_id = _container_vm(env)
+    if vm_id:
+        from containerhooks import privileged
+        privileged.unpause(vm_id)
+
+
+def migrate_main():
+    hookenv.run(refuse_migration, failure_rc=hookenv.ERROR_STOP)
+
+
+def hibernate_main():
+    hookenv.run(refuse_hibernation, failure_rc=hookenv.ERROR_STOP)
+
+
+def pause_main():
+    hookenv.run(pause, failure_rc=hookenv.ERROR)
+
+
+def cont_main():
+    hookenv.run(resume, failure_rc=hookenv.ERROR)
