@@ -49,3 +49,45 @@ class VM(object):
 
 def container_vm(engine, image, **kw):
     return VM({"containerType": engine, "containerImage": image}, **kw)
+
+
+# Disks, for the volumeMap tests
+
+def disk(target, source, kind="file", fmt="raw", bus=None, device="disk",
+         shareable=False, readonly=False):
+    """A <disk> element as Vdsm builds it for a prepared disk.
+
+    kind "file": an image on a file storage domain (<source file>); kind
+    "block": a device on a block storage domain (<source dev>).  bus: from
+    the target's name when not given (vd: virtio, sd: scsi, hd: ide).
+    """
+    if bus is None:
+        bus = {"vd": "virtio", "sd": "scsi", "hd": "ide"}[target[:2]]
+    el = etree.Element("disk", type=kind, device=device, snapshot="no")
+    etree.SubElement(el, "target", dev=target, bus=bus)
+    if source is not None:
+        src = etree.SubElement(el, "source",
+                               **{"file" if kind == "file" else "dev": source})
+        etree.SubElement(src, "seclabel", model="dac", relabel="no",
+                         type="none")
+    etree.SubElement(el, "driver", name="qemu", type=fmt, cache="none",
+                     error_policy="stop",
+                     io="threads" if kind == "file" else "native")
+    if shareable:
+        etree.SubElement(el, "shareable")
+    if readonly:
+        etree.SubElement(el, "readonly")
+    etree.SubElement(el, "alias", name="ua-" + str(uuidlib.uuid4()))
+    if device == "disk":
+        etree.SubElement(el, "serial").text = str(uuidlib.uuid4())
+    return el
+
+
+def add_disks(vm, *disks):
+    """Give vm these disks (elements from disk()), after its devices."""
+    root = etree.fromstring(vm.xml.encode("utf-8"))
+    devices = root.find("devices")
+    for el in disks:
+        devices.append(el)
+    vm.xml = etree.tostring(root, encoding="unicode")
+    return vm

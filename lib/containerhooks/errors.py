@@ -81,3 +81,24 @@ class HelperError(Error):
     """The root helper refused or failed; its own message is kept as is."""
 
     msg = "{reason}"
+
+
+class VolumeRefused(Error):
+    """A disk of volumeMap that cannot be mounted; reason says what to do."""
+
+    msg = "VM disk {disk} cannot be mounted in the container: {reason}"
+
+
+class UnsafeVolumeSource(Error):
+    """The helper's caller named a source that is not a prepared VM disk."""
+
+    msg = ("Refusing to mount VM disk {disk} from {source}: {reason}. Only "
+           "disk images Vdsm prepared under storage_roots ({roots}) are "
+           "mounted; if the storage domain lives elsewhere, add its "
+           "directory to storage_roots in {conf}")
+
+
+class VolumeCleanupError(Error):
+    msg = ("Could not release every volume of VM {vm_id}: {reason}. Stop "
+           "what still uses the mount (fuser -vm {path}), then power the VM "
+           "off again or unmount and detach by hand")

@@ -16,7 +16,10 @@ and why (see also docs of the hook contract, "What the placeholder must keep"):
 - Every NIC stays (Engine and Vdsm need them) with its link down, no option
   ROM and no boot order: the placeholder never puts a frame with the
   container's MAC on the wire.
-- Disks, controllers, channels, graphics, the balloon, aliases, the
+- A disk the container mounts (volumeMap) becomes <readonly/>: the host
+  has a file system on it mounted, and qemu must never write to it.  Its
+  source, alias and address stay, so Vdsm still finds and tears it down.
+- Other disks, controllers, channels, graphics, the balloon, aliases, the
   ovirt-vm metadata, the domain type, name and uuid are left alone.
 """
 
@@ -28,14 +31,20 @@ from containerhooks import paths
 PLACEHOLDER_MIB_MIN = 8
 
 
-def rewrite(dom, memory_mib, kernel=None):
-    """Rewrite dom (a domxml.Domain) in place into a placeholder."""
+def rewrite(dom, memory_mib, kernel=None, readonly_disks=()):
+    """Rewrite dom (a domxml.Domain) in place into a placeholder.
+
+    readonly_disks: the targets (vda) of the disks the container mounts.
+    """
     kernel = kernel or paths.PLACEHOLDER_KERNEL
     _shrink_memory(dom.root, memory_mib)
     _one_vcpu(dom.root)
     _boot_idle_kernel(dom.root, kernel)
     for nic in dom.interfaces():
         _silence_nic(nic.element)
+    for disk in dom.disks():
+        if disk.target in readonly_disks and not disk.readonly:
+            _make_readonly(disk.element)
 
 
 def _shrink_memory(root, memory_mib):
@@ -113,3 +122,13 @@ def _silence_nic(nic):
             nic.remove(el)
     etree.SubElement(nic, "link", state="down")
     etree.SubElement(nic, "rom", enabled="no")
+
+
+def _make_readonly(disk):
+    readonly = etree.Element("readonly")
+    target = disk.find("target")
+    if target is not None:
+        target.addnext(readonly)
+        readonly.tail = target.tail
+    else:
+        disk.append(readonly)

@@ -65,13 +65,14 @@ def prepare(env, data, conf, kernel=None):
         return None
     meta = dom.container_meta()
     spec = specs.from_domain(dom, props, nics=_nics(dom, props, meta),
-                             volumes=_volumes(dom, props))
+                             volumes=_volumes(dom, props, meta))
     dom.set_container_meta(domxml.ContainerMeta(
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id),
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
         vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
-    placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel)
+    placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
+                        readonly_disks=[v.disk for v in spec.volumes])
     return Plan(spec=spec, xml=dom.tostring())
 
 
@@ -112,13 +113,70 @@ def _nics(dom, props, meta):
     return nics
 
 
-def _volumes(dom, props):
-    """The VM disks to mount in the container (see volumes.py)."""
+# Buses on which qemu can give the guest a read-only disk (ide-hd and
+# SATA's ide-hd refuse a read-only drive).
+READONLY_BUSES = ("virtio", "scsi")
+
+
+def _volumes(dom, props, meta):
+    """The VM disks to mount in the container, checked against the XML.
+
+    Only a hard disk of this VM, raw, on file or block storage, used by
+    this VM alone and on a bus where the placeholder can have it read-only
+    (qemu must never write to a disk the host has mounted).  The helper
+    checks the sources again on the host (volumes.py).  A placeholder
+    already (meta) has the disks read-only because of us.
+    """
     from containerhooks import errors
-    if props.volumes:
-        raise errors.InvalidProperty(
-            name=properties.VOLUME_MAP, value=",".join(
-                "%s:%s" % (v.disk, v.path) for v in props.volumes),
-            reason="volumes are not supported by this version of "
-                   "vdsm-hook-containers; remove the property")
-    return []
+    from containerhooks import spec as specs
+    if not props.volumes:
+        return []
+    disks = dict((d.target, d) for d in dom.disks() if d.target)
+    value = ",".join("%s:%s" % (v.disk, v.path) for v in props.volumes)
+    result = []
+    for v in props.volumes:
+        disk = disks.get(v.disk)
+        if disk is None:
+            raise errors.InvalidProperty(
+                name=properties.VOLUME_MAP, value=value,
+                reason="the VM has no disk %s (its disks: %s); name disks "
+                "by their target as Vdsm does (vda, sda, ...)"
+                % (v.disk, ", ".join(sorted(disks)) or "none"))
+        reason = _unmountable(disk, meta)
+        if reason:
+            raise errors.VolumeRefused(disk=v.disk, reason=reason + (
+                ", or remove %s from volumeMap" % v.disk))
+        result.append(specs.VolumeSource(disk=v.disk, path=v.path,
+                                         kind=disk.type,
+                                         source=disk.source))
+    return result
+
+
+def _unmountable(disk, meta):
+    """Why disk (a domxml.Disk) cannot be mounted, or None."""
+    if disk.device == "cdrom":
+        return "it is a CD-ROM; list hard disks only"
+    if disk.device != "disk":
+        return ("it is a %s device, passed through to the guest; list hard "
+                "disks only" % disk.device)
+    if disk.shareable:
+        return ("it is shareable (attached to other VMs too); a mounted disk "
+                "must be used by this VM alone: make it not shareable")
+    if disk.readonly and meta is None:
+        return ("it is attached read-only; volumeMap mounts disks "
+                "read-write: attach it read-write")
+    if disk.type not in ("file", "block"):
+        return ("it is a %s disk; only disks on file or block storage "
+                "domains can be mounted" % disk.type)
+    if not disk.source:
+        return "it has no image; attach a prepared disk"
+    if (disk.format or "raw") != "raw":
+        return ("it is a %s image; only raw disks can be mounted (a "
+                "preallocated disk, or a thin one on file storage, without "
+                "snapshots)" % disk.format)
+    bus = disk.element.find("target").get("bus") or "?"
+    if bus not in READONLY_BUSES:
+        return ("it is on the %s bus, where qemu cannot make it read-only "
+                "for the placeholder: move it to VirtIO or VirtIO-SCSI"
+                % bus)
+    return None

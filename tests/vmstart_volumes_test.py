@@ -1,0 +1,164 @@
+"""volumeMap in before_vm_start, without daemons: which disk is which,
+what is refused, and the placeholder's read-only disks (vmstart.py,
+placeholder.py).  The host side (loop devices, mounts) is volumes_test.py.
+"""
+
+import pytest
+from lxml import etree
+
+import domains
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import spec as specs
+from containerhooks import vmstart
+
+KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
+IMAGE = "/rhev/data-center/mnt/nfs.example.com:_data/0f6a/images/11/22"
+LV = "/rhev/data-center/mnt/blockSD/0f6a/images/33/44"
+
+
+def vm_with(volume_map, *disks):
+    vm = domains.container_vm("docker", "redis")
+    if volume_map is not None:
+        vm.custom["volumeMap"] = volume_map
+    return domains.add_disks(vm, *disks)
+
+
+def prepare(vm):
+    env = dict(vm.custom)
+    return vmstart.prepare(env, vm.xml.encode("utf-8"),
+                           config.load("/nonexistent"), kernel=KERNEL)
+
+
+def placeholder_disks(plan):
+    root = etree.fromstring(plan.xml)
+    return dict((d.find("target").get("dev"), d)
+                for d in root.iterfind("devices/disk"))
+
+
+def test_file_and_block_disks():
+    vm = vm_with("vda:/data,sdb:/var/log/app",
+                 domains.disk("vda", IMAGE),
+                 domains.disk("sdb", LV, kind="block"),
+                 domains.disk("vdc", IMAGE + "-other"))
+
+    plan = prepare(vm)
+
+    assert plan.spec.volumes == [
+        specs.VolumeSource(disk="vda", path="/data", kind="file",
+                           source=IMAGE),
+        specs.VolumeSource(disk="sdb", path="/var/log/app", kind="block",
+                           source=LV),
+    ]
+    assert "--volume=vda,/data,file," + IMAGE in specs.to_args(plan.spec)
+    assert "--volume=sdb,/var/log/app,block," + LV \
+        in specs.to_args(plan.spec)
+
+
+def test_mounted_disks_are_readonly_in_the_placeholder():
+    vm = vm_with("vda:/data,sdb:/logs",
+                 domains.disk("vda", IMAGE),
+                 domains.disk("sdb", LV, kind="block"),
+                 domains.disk("vdc", IMAGE + "-other"))
+    before = dict((d.find("target").get("dev"), d) for d in etree.fromstring(
+        vm.xml.encode("utf-8")).iterfind("devices/disk"))
+
+    disks = placeholder_disks(prepare(vm))
+
+    assert disks["vda"].find("readonly") is not None
+    assert disks["sdb"].find("readonly") is not None
+    assert disks["vdc"].find("readonly") is None
+    # Everything else of the disk stays as Vdsm built it.
+    for name in ("vda", "sdb"):
+        el = disks[name]
+        el.remove(el.find("readonly"))
+        assert etree.tostring(el) == etree.tostring(before[name])
+
+
+def test_label_form_means_a_path_at_the_root():
+    vm = vm_with("vda:data", domains.disk("vda", IMAGE))
+    assert prepare(vm).spec.volumes[0].path == "/data"
+
+
+def test_no_volume_map_changes_no_disk():
+    vm = vm_with(None, domains.disk("vda", IMAGE))
+    plan = prepare(vm)
+    assert plan.spec.volumes == []
+    assert placeholder_disks(plan)["vda"].find("readonly") is None
+
+
+def test_restored_placeholder_keeps_its_readonly_disks():
+    # Vdsm restoring a saved placeholder calls before_vm_start with the
+    # placeholder's XML: the disks are read-only because of us.
+    vm = vm_with("vda:/data", domains.disk("vda", IMAGE))
+    first = prepare(vm)
+    vm.xml = first.xml.decode("utf-8")
+
+    again = prepare(vm)
+
+    assert again.spec.volumes == first.spec.volumes
+    assert len(placeholder_disks(again)["vda"].findall("readonly")) == 1
+
+
+REFUSED = [
+    pytest.param("vdz:/data", [domains.disk("vda", IMAGE)],
+                 errors.InvalidProperty, "the VM has no disk vdz (its disks: "
+                 "vda)", id="no-such-disk"),
+    pytest.param("vda:/data", [],
+                 errors.InvalidProperty, "has no disk vda (its disks: none)",
+                 id="vm-without-disks"),
+    pytest.param("sdc:/iso", [domains.disk("sdc", IMAGE, device="cdrom",
+                                           bus="sata")],
+                 errors.VolumeRefused, "VM disk sdc cannot be mounted in the "
+                 "container: it is a CD-ROM", id="cdrom"),
+    pytest.param("sda:/data", [domains.disk("sda", LV, kind="block",
+                                            device="lun")],
+                 errors.VolumeRefused, "it is a lun device", id="lun"),
+    pytest.param("vda:/data", [domains.disk("vda", IMAGE, shareable=True)],
+                 errors.VolumeRefused, "it is shareable", id="shareable"),
+    pytest.param("vda:/data", [domains.disk("vda", IMAGE, readonly=True)],
+                 errors.VolumeRefused, "it is attached read-only",
+                 id="readonly"),
+    pytest.param("vda:/data", [domains.disk("vda", IMAGE, fmt="qcow2")],
+                 errors.VolumeRefused, "it is a qcow2 image; only raw disks",
+                 id="qcow2"),
+    pytest.param("hda:/data", [domains.disk("hda", IMAGE)],
+                 errors.VolumeRefused, "it is on the ide bus", id="ide"),
+    pytest.param("sda:/data", [domains.disk("sda", IMAGE, bus="sata")],
+                 errors.VolumeRefused, "it is on the sata bus", id="sata"),
+    pytest.param("vda:/data", [domains.disk("vda", IMAGE, kind="network")],
+                 errors.VolumeRefused, "it is a network disk",
+                 id="network"),
+    pytest.param("vda:/data", [domains.disk("vda", None)],
+                 errors.VolumeRefused, "it has no image", id="no-source"),
+    pytest.param("vda:/a,vdb:/b", [domains.disk("vda", IMAGE),
+                                   domains.disk("vdb", IMAGE, fmt="qcow2")],
+                 errors.VolumeRefused, "VM disk vdb cannot be mounted",
+                 id="second-disk-bad"),
+    pytest.param("vda:/a,vda:/b", [domains.disk("vda", IMAGE)],
+                 errors.InvalidProperty, "disk vda is listed twice",
+                 id="disk-twice"),
+    pytest.param("vda:/a,vdb:/a", [domains.disk("vda", IMAGE),
+                                   domains.disk("vdb", IMAGE + "2")],
+                 errors.InvalidProperty, "overlap", id="one-path-twice"),
+    pytest.param("vda:/proc/x", [domains.disk("vda", IMAGE)],
+                 errors.InvalidProperty, "under /proc", id="proc"),
+    pytest.param("vda:/", [domains.disk("vda", IMAGE)],
+                 errors.InvalidProperty, "not an absolute container path",
+                 id="root"),
+    pytest.param("vda:/a/../b", [domains.disk("vda", IMAGE)],
+                 errors.InvalidProperty, "contains '.' or '..'",
+                 id="dotdot"),
+]
+
+
+@pytest.mark.parametrize("volume_map, disks, error, message", REFUSED)
+def test_refused(volume_map, disks, error, message):
+    vm = vm_with(volume_map, *disks)
+    with pytest.raises(error) as e:
+        prepare(vm)
+    text = str(e.value)
+    assert message in text
+    if error is errors.VolumeRefused:
+        # Says what to do, and names the disk in the way out too.
+        assert "remove %s from volumeMap" % e.value.disk in text
