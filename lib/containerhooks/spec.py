@@ -39,6 +39,7 @@ _MAC_RE = re.compile(r"\A[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
 _BRIDGE_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 _IPV4_RE = re.compile(r"\A(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.)"
                       r"{3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z")
+_NUMBER_RE = re.compile(r"\A[0-9]{1,19}\Z")
 MAX_NICS = 16
 MAX_VOLUMES = 16
 
@@ -114,7 +115,13 @@ def nic(value):
             or len(parts) == 3 and not _IPV4_RE.match(parts[2]):
         raise errors.InvalidDomain(reason="bad NIC %r: expected "
                                    "MAC,BRIDGE[,IPv4]" % (value,))
-    return Nic(mac=parts[0].lower(), bridge=parts[1],
+    mac = parts[0].lower()
+    # A multicast (broadcast) or all-zero MAC is no interface's address:
+    # Engine never assigns one, libvirt and the kernel refuse it.
+    if int(mac[:2], 16) & 1 or mac == "00:00:00:00:00:00":
+        raise errors.InvalidDomain(reason="bad NIC %r: %s is not a unicast "
+                                   "MAC address" % (value, mac))
+    return Nic(mac=mac, bridge=parts[1],
                ip=parts[2] if len(parts) == 3 else None)
 
 
@@ -167,10 +174,10 @@ def hostname(spec):
 
 
 def number(what, value, low, high):
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = None
+    # Decimal ASCII digits only, as the hook writes them: int() alone also
+    # takes " 64\n", "6_4", "+64" and other scripts' digits ("\uff16\uff14").
+    n = int(value) if isinstance(value, six.string_types) \
+        and _NUMBER_RE.match(value) else None
     if n is None or not low <= n <= high:
         raise errors.InvalidDomain(reason="%s %r is not a whole number from "
                                    "%d to %d" % (what, value, low, high))
