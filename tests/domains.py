@@ -15,7 +15,8 @@ OVIRT_VM = "http://ovirt.org/vm/1.0"
 
 
 class VM(object):
-    """One test VM: its id, custom properties and domain XML."""
+    """One test VM: its id, name, custom properties, memory (MiB) and
+    domain XML, made from base (any tests/data/*-in.xml)."""
 
     def __init__(self, custom, base="vm-lifecycle.xml", name=None,
                  memory_mib=None, vcpus=None):
@@ -24,13 +25,18 @@ class VM(object):
         self.custom = dict(custom)
         with open(os.path.join(DATA, base), "rb") as f:
             root = etree.fromstring(f.read())
+        # The base's uuid also names its sockets and is in its SMBIOS
+        # (libvirt refuses a <sysinfo> uuid that is not the domain's).
+        base_id = root.findtext("uuid")
         root.find("uuid").text = self.id
         root.find("name").text = self.name
-        for channel in root.iterfind("devices/channel/source"):
-            path = channel.get("path")
-            if path:
-                channel.set("path", path.replace(
-                    "00000000-0000-0000-0000-000000000000", self.id))
+        for dev in ("channel", "console", "serial"):
+            for source in root.iterfind("devices/%s/source" % dev):
+                path = source.get("path")
+                if path:
+                    source.set("path", path.replace(base_id, self.id))
+        for entry in root.iterfind("sysinfo/system/entry[@name='uuid']"):
+            entry.text = self.id
         if memory_mib is not None:
             for tag in ("memory", "currentMemory"):
                 root.find(tag).text = str(memory_mib * 1024)
@@ -42,8 +48,13 @@ class VM(object):
         custom_el = root.find("metadata/{%s}vm/{%s}custom"
                               % (OVIRT_VM, OVIRT_VM))
         for key, value in sorted(self.custom.items()):
-            el = etree.SubElement(custom_el, "{%s}%s" % (OVIRT_VM, key))
+            # A base may set the property already (the goldens do).
+            tag = "{%s}%s" % (OVIRT_VM, key)
+            el = custom_el.find(tag)
+            if el is None:
+                el = etree.SubElement(custom_el, tag)
             el.text = value
+        self.memory_mib = int(root.findtext("memory")) // 1024
         self.xml = etree.tostring(root, encoding="unicode")
 
 
