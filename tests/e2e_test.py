@@ -16,6 +16,7 @@ network_test.py covers.  Needs root, libvirtd and both engines (dev/services).
 import os
 import time
 
+import docker
 import pytest
 from lxml import etree
 
@@ -60,7 +61,10 @@ def container_vm(engine, installation, libvirt_host, qemu_workdir):
     yield vm
     libvirt.virsh("destroy", vm.id, check=False)
     for c in containers_of(client, vm):
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass    # removed meanwhile (a hook still running)
     for n in state_files(installation, vm):
         os.unlink(os.path.join(installation.state_dir, n))
 
@@ -83,7 +87,9 @@ def test_start_and_power_off(vdsm, installation, engine, libvirt_host,
     start(vdsm, vm, libvirt_host, qemu_workdir)
 
     libvirt.wait_idle_kernel(vm.id)
-    [c] = containers_of(client, vm)
+    found = containers_of(client, vm)
+    assert len(found) == 1, found
+    c = found[0]
     assert c.name == "ovirt-vm-" + vm.id
     assert c.status == "running"
     assert c.attrs["HostConfig"]["Memory"] == vm.memory_mib * MIB
