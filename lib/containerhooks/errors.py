@@ -102,3 +102,8 @@ class VolumeCleanupError(Error):
     msg = ("Could not release every volume of VM {vm_id}: {reason}. Stop "
            "what still uses the mount (fuser -vm {path}), then power the VM "
            "off again or unmount and detach by hand")
+
+
+class CGroupError(Error):
+    msg = ("Cannot read the figures of container {container} (process "
+           "{pid}): {reason}")
