@@ -1,0 +1,403 @@
+"""A VM disk on the host, as the root helper handles it for volumeMap.
+
+Checks that a volume's source is a disk Vdsm prepared (under a storage
+root, a raw regular file or a block device, used by nobody else), attaches
+image files to loop devices, tells a file system from a blank disk from
+anything else, formats blank disks, mounts and unmounts.
+
+Nothing here trusts the path it is given: the source is opened once, and
+what was opened (its real path from /proc/self/fd, its type, its inode) is
+what is checked; a loop device is verified to be backed by that very inode
+before it is used.  Every program runs through commands.run, never a shell;
+the binaries are the constants below.  Only the root helper uses this.
+"""
+
+import collections
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import stat
+
+from containerhooks import commands
+from containerhooks import errors
+
+log = logging.getLogger("containerhooks.hostdisk")
+
+LOSETUP = "/usr/sbin/losetup"
+BLKID = "/usr/sbin/blkid"
+WIPEFS = "/usr/sbin/wipefs"
+MKFS = "/usr/sbin/mkfs.ext4"
+MOUNT = "/usr/bin/mount"
+UMOUNT = "/usr/bin/umount"
+
+MOUNTINFO = "/proc/self/mountinfo"
+SYS_DEV_BLOCK = "/sys/dev/block"
+
+# File systems mounted as they are found.  The host kernel parses what the
+# VM's owner wrote on the disk: only these common, well-fuzzed ones.
+FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
+# What a blank disk gets on first use (mkfs.ext4 defaults, labelled with
+# the disk's name, no discard pass).
+NEW_FILESYSTEM = "ext4"
+# A disk is the VM owner's data: no device nodes, no setuid programs.
+MOUNT_OPTIONS = ("nodev", "nosuid")
+# Clones of one disk share an XFS UUID, which XFS refuses to mount twice.
+FS_MOUNT_OPTIONS = {"xfs": ("nouuid",)}
+
+MIB = 1024 * 1024
+# The blank check reads the first and last MiB of every disk, and all the
+# data of a sparse image file that has at most this much allocated.
+SCAN_ALLOCATED_MAX = 64 * MIB
+
+# The bytes qemu's lock on an image uses (qemu's file-posix.c: 100 + the
+# permission bit, 200 + the shared permission bit).
+QEMU_LOCK_START = 100
+QEMU_LOCK_LENGTH = 200
+
+# Image formats that are not raw, by their first bytes.  Only raw data can
+# be mounted by the host; the hook refuses these by the driver type too.
+_FORMATS = (
+    (b"QFI\xfb", "qcow2"),
+    (b"QED\x00", "QED"),
+    (b"KDMV", "VMDK"),
+    (b"# Disk DescriptorFile", "VMDK"),
+    (b"vhdxfile", "VHDX"),
+    (b"conectix", "VHD"),
+)
+_VDI_MAGIC = (0x40, b"\x7f\x10\xda\xbe")
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0o2000000)
+_SEEK_DATA = getattr(os, "SEEK_DATA", 3)
+_SEEK_HOLE = getattr(os, "SEEK_HOLE", 4)
+_LOOP_RE = re.compile(r"\A/dev/loop[0-9]+\Z")
+
+# A volume's source once checked: path is the real path of what was
+# opened (an image file, or a device node in /dev), ino its inode.
+Source = collections.namedtuple("Source", "disk, kind, path, ino, size")
+
+# One configured loop device and the file behind it.
+Loop = collections.namedtuple("Loop", "device, backing_file, inode")
+
+
+# Checking a source
+
+def open_source(volume, conf):
+    """Open and check volume's source; return (Source, fd).
+
+    The caller closes fd.  Refused (UnsafeVolumeSource) when the source is
+    not where Vdsm prepares disks or not of its kind; refused
+    (VolumeRefused) when it is not raw or is in use.
+    """
+    source = volume.source
+
+    def refuse(reason):
+        return errors.UnsafeVolumeSource(
+            disk=volume.disk, source=source, reason=reason,
+            roots=", ".join(conf.storage_roots) or "none", conf=conf.path)
+
+    if not source.startswith("/") or source.startswith("//") \
+            or os.path.normpath(source) != source:
+        raise refuse("not a normalized absolute path")
+    if not under(source, conf.storage_roots):
+        raise refuse("not under a storage root")
+    try:
+        # O_NONBLOCK: a FIFO planted there must not hang the helper.
+        fd = os.open(source, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK
+                     | _O_CLOEXEC)
+    except OSError as e:
+        raise refuse("cannot open it (%s); is the disk prepared?"
+                     % os.strerror(e.errno))
+    try:
+        st = os.fstat(fd)
+        real = os.readlink("/proc/self/fd/%d" % fd)
+        if volume.kind == "file":
+            if not stat.S_ISREG(st.st_mode):
+                raise refuse("not a regular file")
+            if not under(real, conf.storage_roots):
+                raise refuse("it leads to %s, outside the storage roots"
+                             % real)
+            size = st.st_size
+        else:
+            if not stat.S_ISBLK(st.st_mode):
+                raise refuse("not a block device")
+            if not real.startswith("/dev/"):
+                raise refuse("it leads to %s, not to a device in /dev"
+                             % real)
+            _check_whole_device(volume.disk, st.st_rdev)
+            size = os.lseek(fd, 0, os.SEEK_END)
+        fmt = image_format(fd)
+        if fmt:
+            raise errors.VolumeRefused(
+                disk=volume.disk, reason="it is a %s image; only raw disks "
+                "can be mounted (a preallocated disk, or a thin one on file "
+                "storage, without snapshots), or remove %s from volumeMap"
+                % (fmt, volume.disk))
+        _check_unused(volume.disk, fd, volume.kind, real, st)
+        return Source(disk=volume.disk, kind=volume.kind, path=real,
+                      ino=st.st_ino, size=size), fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def under(path, roots):
+    return any(path.startswith(root + "/") for root in roots)
+
+
+def image_format(fd):
+    """The name of a non-raw image format found at fd's start, or None."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    head = os.read(fd, 512)
+    for magic, name in _FORMATS:
+        if head.startswith(magic):
+            return name
+    offset, magic = _VDI_MAGIC
+    if head[offset:offset + len(magic)] == magic:
+        return "VDI"
+    return None
+
+
+def _check_whole_device(disk, rdev):
+    sysdir = os.path.join(SYS_DEV_BLOCK, "%d:%d" % (os.major(rdev),
+                                                    os.minor(rdev)))
+    if os.path.exists(os.path.join(sysdir, "partition")):
+        raise errors.VolumeRefused(
+            disk=disk, reason="its device is a partition of a host disk, "
+            "not a disk Vdsm prepared")
+
+
+def _check_unused(disk, fd, kind, real, st):
+    in_use = None
+    if kind == "block":
+        try:
+            os.close(os.open(real, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK
+                             | _O_CLOEXEC))
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            in_use = "%s is mounted or part of another device" % real
+    else:
+        for loop in loops():
+            if loop.inode == st.st_ino and loop.backing_file == real:
+                in_use = "loop device %s is attached to it" % loop.device
+    if in_use is None and _qemu_lock_held(fd):
+        in_use = "a qemu process has it open"
+    if in_use:
+        raise errors.VolumeRefused(
+            disk=disk, reason="it is in use on this host (%s); a mounted "
+            "disk must be used by this VM's container alone" % in_use)
+
+
+def _qemu_lock_held(fd):
+    """Whether a process holds qemu's image locks on the file of fd."""
+    try:
+        rw = os.open("/proc/self/fd/%d" % fd, os.O_RDWR | os.O_NONBLOCK
+                     | _O_CLOEXEC)
+    except OSError:
+        return False        # read-only storage: nothing to learn here
+    try:
+        fcntl.lockf(rw, fcntl.LOCK_EX | fcntl.LOCK_NB, QEMU_LOCK_LENGTH,
+                    QEMU_LOCK_START)
+        return False
+    except (IOError, OSError) as e:
+        if e.errno in (errno.EACCES, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(rw)        # drops our test lock too
+
+
+# Loop devices
+
+def loops():
+    """Every configured loop device, as Loop tuples."""
+    out = commands.run([LOSETUP, "--list", "--json", "--output",
+                        "NAME,BACK-FILE,BACK-INO"])
+    if not out.strip():
+        return []
+    result = []
+    for dev in json.loads(out).get("loopdevices", []):
+        try:
+            inode = int(dev.get("back-ino"))
+        except (TypeError, ValueError):
+            inode = None
+        result.append(Loop(device=dev.get("name"),
+                           backing_file=dev.get("back-file"), inode=inode))
+    return result
+
+
+def attach_loop(source):
+    """Attach source (a checked image file) to a free loop device.
+
+    losetup opens the file by its path again; the loop is kept only if it
+    is backed by the very inode that was checked.
+    """
+    device = commands.run([LOSETUP, "--find", "--show", source.path]).strip()
+    if not _LOOP_RE.match(device):
+        raise errors.VolumeRefused(
+            disk=source.disk, reason="losetup answered %r, not a loop "
+            "device" % device[:64])
+    if not backed_by(device, source.path, source.ino):
+        detach_loop(device)
+        raise errors.VolumeRefused(
+            disk=source.disk, reason="its image %s changed while it was "
+            "being attached; try again" % source.path)
+    return device
+
+
+def backed_by(device, path, inode):
+    return any(l.device == device and l.backing_file == path
+               and l.inode == inode for l in loops())
+
+
+def detach_loop(device):
+    if not _LOOP_RE.match(device or ""):
+        raise ValueError("not a loop device: %r" % (device,))
+    commands.run([LOSETUP, "--detach", device])
+
+
+# What is on a disk
+
+def filesystem(disk, device, image_fd=None):
+    """The file system on device to mount as is, or None if it is blank.
+
+    Anything else (a partition table, LVM, swap, encrypted data, a file
+    system not in FILESYSTEMS, data without any signature) is refused and
+    never formatted.  image_fd: the image file behind a loop device, whose
+    allocated data the blank check reads too.
+    """
+    try:
+        out = commands.run([BLKID, "--probe", "--output", "export", device])
+    except errors.CommandError as e:
+        if e.rc == 2:       # no signature at all
+            check_blank(disk, device, image_fd)
+            return None
+        if e.rc == 8:
+            raise _not_filesystem(disk, "several conflicting signatures")
+        raise errors.VolumeRefused(disk=disk, reason="cannot probe it: %s"
+                                   % e)
+    tags = dict(line.split("=", 1) for line in out.splitlines()
+                if "=" in line)
+    if "PTTYPE" in tags:
+        raise _not_filesystem(disk, "a %s partition table (volumeMap mounts "
+                              "whole-disk file systems only)"
+                              % tags["PTTYPE"])
+    fstype = tags.get("TYPE")
+    if tags.get("USAGE") == "filesystem" and fstype in FILESYSTEMS:
+        return fstype
+    raise _not_filesystem(disk, "%s (%s)" % (
+        fstype or "unknown data", tags.get("USAGE") or "no usage"))
+
+
+def check_blank(disk, device, image_fd=None):
+    """Refuse unless device looks never written: no signature (wipefs),
+    zeros in its first and last MiB and, for a sparse image file with
+    little allocated, in all of its data."""
+    found = commands.run([WIPEFS, "--no-act", "--noheadings", "--output",
+                          "TYPE,OFFSET", device]).split()
+    if found:
+        raise _not_filesystem(disk, "signatures %s" % " ".join(found))
+    fd = os.open(device, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        ranges = [(0, min(MIB, size)), (max(0, size - MIB), size)]
+        offset = _first_nonzero(fd, ranges)
+    finally:
+        os.close(fd)
+    if offset is None and image_fd is not None:
+        offset = _first_nonzero(image_fd, _allocated(image_fd))
+    if offset is not None:
+        raise _not_filesystem(disk, "data without any signature (a "
+                              "non-zero byte at offset %d)" % offset)
+
+
+def _allocated(fd):
+    """The data extents of a sparse file, or none if it has too many."""
+    if os.fstat(fd).st_blocks * 512 > SCAN_ALLOCATED_MAX:
+        return []
+    ranges = []
+    end = os.fstat(fd).st_size
+    offset = 0
+    while offset < end:
+        try:
+            start = os.lseek(fd, offset, _SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:      # no data after offset
+                break
+            return [(0, end)]               # no SEEK_DATA: small, read it
+        offset = os.lseek(fd, start, _SEEK_HOLE)
+        ranges.append((start, offset))
+    return ranges
+
+
+def _first_nonzero(fd, ranges):
+    chunk = MIB
+    for start, end in ranges:
+        pos = start
+        while pos < end:
+            os.lseek(fd, pos, os.SEEK_SET)
+            data = os.read(fd, min(chunk, end - pos))
+            if not data:
+                break
+            stripped = data.lstrip(b"\0")
+            if stripped:
+                return pos + len(data) - len(stripped)
+            pos += len(data)
+    return None
+
+
+def _not_filesystem(disk, what):
+    return errors.VolumeRefused(
+        disk=disk, reason="it holds %s, not a file system this host mounts "
+        "(%s), and it is not blank, so it is never formatted; put a file "
+        "system on it (in a VM, or mkfs.ext4 on the host), wipe it "
+        "(wipefs -a) if its data is not needed, or remove %s from volumeMap"
+        % (what, ", ".join(FILESYSTEMS), disk))
+
+
+def make_filesystem(disk, device):
+    """Format a blank disk (checked by filesystem()) with NEW_FILESYSTEM.
+
+    mkfs.ext4 asks before overwriting anything it recognizes; with no
+    terminal and an empty stdin that question fails the command.
+    """
+    log.info("disk=%s formatting blank %s with %s", disk, device,
+             NEW_FILESYSTEM)
+    commands.run([MKFS, "-q", "-L", disk, "-E", "nodiscard", device])
+    return NEW_FILESYSTEM
+
+
+# Mounting
+
+def mount(device, mountpoint, fstype):
+    options = MOUNT_OPTIONS + FS_MOUNT_OPTIONS.get(fstype, ())
+    commands.run([MOUNT, "-t", fstype, "-o", ",".join(options), device,
+                  mountpoint])
+
+
+def unmount(mountpoint):
+    """Unmount; if it is busy, detach it lazily (it goes once unused)."""
+    try:
+        commands.run([UMOUNT, mountpoint])
+    except errors.CommandError as e:
+        log.warning("%s is busy (%s), unmounting lazily", mountpoint, e.err)
+        commands.run([UMOUNT, "--lazy", mountpoint])
+
+
+def mounts_under(directory):
+    """Mount points at or below directory, deepest first."""
+    found = []
+    with open(MOUNTINFO) as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if point == directory or point.startswith(directory + "/"):
+                found.append(point)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _unescape(field):
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

@@ -1,0 +1,269 @@
+"""The root helper's side of volumeMap, without container engines.
+
+volumes.attach/detach and hostdisk called in this process (as root), with
+real raw images, real loop devices and real mounts, and the state directory
+in a temporary place.  What the hooks and the engines add is in
+volumes_test.py.
+"""
+
+import collections
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import hostdisk
+from containerhooks import paths
+from containerhooks import spec as specs
+from containerhooks import volumes
+
+import volumes_test
+from volumes_test import DISK_MIB, MIB, fs_type, loops, mounts_under, sha256
+
+VM_ID = "5a8b0e3c-1111-4d2e-9f00-0123456789ab"
+
+Spec = collections.namedtuple("Spec", "vm_id, volumes")
+
+
+@pytest.fixture
+def storage(tmp_path, monkeypatch):
+    """A storage root (see volumes_test.Storage) and a private STATE_DIR;
+    no mount or loop device may be left after the test."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root (loop devices, mount)", pytrace=False)
+    state_dir = str(tmp_path / "run")
+    monkeypatch.setattr(paths, "STATE_DIR", state_dir)
+    s = volumes_test.Storage()
+    s.state_dir = state_dir
+    s.conf = config.load(os.devnull)._replace(storage_roots=(s.root,),
+                                              path="containers.conf")
+    yield s
+    left = s.leftovers(state_dir)
+    s.clean(state_dir)
+    assert not left, "test left mounts or loop devices behind: %s" % left
+
+
+def spec_of(*volumes_):
+    return Spec(vm_id=VM_ID, volumes=list(volumes_))
+
+
+def volume(disk, path, kind, source):
+    return specs.VolumeSource(disk=disk, path=path, kind=kind, source=source)
+
+
+def test_attach_formats_blank_disks_and_detach_releases(storage):
+    image = storage.image()
+    lv, device = storage.block()
+    spec = spec_of(volume("vda", "/data", "file", image),
+                   volume("sdb", "/logs", "block", lv))
+
+    attached = volumes.attach(spec, storage.conf)
+
+    vm_dir = volumes.vm_dir(VM_ID)
+    assert [e["disk"] for e in attached] == ["vda", "sdb"]
+    assert all(e["formatted"] and e["fstype"] == "ext4" for e in attached)
+    assert attached[1]["device"] == device
+    assert sorted(mounts_under(vm_dir)) == [vm_dir + "/sdb", vm_dir + "/vda"]
+    assert loops()[attached[0]["loop"]] == image
+    assert oct(os.stat(volumes.volumes_dir()).st_mode & 0o777) == "0o700"
+    assert volumes.container_options(attached) == {"mounts": [
+        {"Type": "bind", "Source": vm_dir + "/vda", "Target": "/data",
+         "ReadOnly": False},
+        {"Type": "bind", "Source": vm_dir + "/sdb", "Target": "/logs",
+         "ReadOnly": False}]}
+    # The state file holds what attach returned: it must be JSON.
+    json.dumps(attached)
+
+    volumes.detach(VM_ID, attached)
+
+    assert storage.leftovers(storage.state_dir) == []
+    assert os.listdir(volumes.volumes_dir()) == []
+    assert fs_type(image) == "ext4"
+
+
+def test_no_volumes_touch_nothing(storage):
+    assert volumes.attach(spec_of(), storage.conf) == []
+    assert volumes.container_options([]) == {}
+    volumes.detach(VM_ID, [])
+    assert not os.path.exists(volumes.volumes_dir())
+
+
+def test_detach_without_state_uses_the_journal(storage):
+    # The helper was killed after attaching: the state file never got the
+    # volumes, the journal has them.
+    spec = spec_of(volume("vda", "/data", "file", storage.image()))
+    volumes.attach(spec, storage.conf)
+
+    volumes.detach(VM_ID, [])
+
+    assert storage.leftovers(storage.state_dir) == []
+
+
+def test_detach_after_a_kill_between_losetup_and_the_journal(storage):
+    # The journal names the image but no loop device yet.
+    image = storage.image()
+    source, fd = hostdisk.open_source(volume("vda", "/data", "file", image),
+                                      storage.conf)
+    os.close(fd)
+    device = hostdisk.attach_loop(source)
+    os.makedirs(volumes.vm_dir(VM_ID))
+    entry = {"disk": "vda", "path": "/data", "kind": "file",
+             "source": source.path, "ino": source.ino, "device": None,
+             "loop": None, "fstype": None, "formatted": False,
+             "mountpoint": os.path.join(volumes.vm_dir(VM_ID), "vda")}
+    with open(os.path.join(volumes.volumes_dir(), VM_ID + ".json"),
+              "w") as f:
+        json.dump([entry], f)
+    assert device in loops()
+
+    volumes.detach(VM_ID, [])
+
+    assert device not in loops()
+    assert storage.leftovers(storage.state_dir) == []
+
+
+def test_leftovers_of_an_earlier_run_released_at_start(storage):
+    spec = spec_of(volume("vda", "/data", "file", storage.image()))
+    first = volumes.attach(spec, storage.conf)
+
+    second = volumes.attach(spec, storage.conf)    # no stop in between
+
+    assert second[0]["loop"] in loops()
+    assert not second[0]["formatted"]
+    assert len([d for d, b in loops().items()
+                if b == first[0]["source"]]) == 1
+    volumes.detach(VM_ID, second)
+
+
+def test_busy_mount_released_lazily(storage):
+    spec = spec_of(volume("vda", "/data", "file", storage.image()))
+    attached = volumes.attach(spec, storage.conf)
+    mountpoint = attached[0]["mountpoint"]
+    # A process with its working directory in the volume keeps it busy.
+    busy = subprocess.Popen(["sleep", "60"], cwd=mountpoint)
+    try:
+        volumes.detach(VM_ID, attached)
+        assert mounts_under(volumes.vm_dir(VM_ID)) == []
+    finally:
+        busy.kill()
+        busy.wait()
+    # The loop device was set to go with its last user (the kernel may
+    # finish that a moment later).
+    deadline = time.time() + 5
+    while storage.leftovers(storage.state_dir) and time.time() < deadline:
+        time.sleep(0.1)
+    assert storage.leftovers(storage.state_dir) == []
+
+
+def test_failure_undoes_the_disks_attached_before(storage):
+    good = storage.image()
+    bad = storage.image()
+    volumes_test.write_at(bad, 0, os.urandom(MIB))
+    checksum = sha256(bad)
+    spec = spec_of(volume("vda", "/data", "file", good),
+                   volume("vdb", "/more", "file", bad))
+
+    with pytest.raises(errors.VolumeRefused) as e:
+        volumes.attach(spec, storage.conf)
+
+    assert e.value.disk == "vdb"
+    assert sha256(bad) == checksum
+    assert storage.leftovers(storage.state_dir) == []
+    assert os.listdir(volumes.volumes_dir()) == []
+
+
+def test_data_in_the_middle_of_a_sparse_image_is_not_blank(storage):
+    image = storage.image()
+    volumes_test.write_at(image, 40 * MIB, b"x")
+    with pytest.raises(errors.VolumeRefused) as e:
+        volumes.attach(spec_of(volume("vda", "/d", "file", image)),
+                       storage.conf)
+    assert "non-zero byte at offset %d" % (40 * MIB) in str(e.value)
+
+
+def test_preallocated_zeros_are_blank(storage):
+    # Allocated zeros, as a preallocated disk on NFS v3: read, and blank.
+    image = storage.image(size_mib=8)
+    volumes_test.write_at(image, 0, b"\0" * (8 * MIB))
+    attached = volumes.attach(spec_of(volume("vda", "/d", "file", image)),
+                              storage.conf)
+    assert attached[0]["formatted"]
+    volumes.detach(VM_ID, attached)
+
+
+def test_open_source_refusals(storage):
+    outside = storage.image(directory=storage.outside)
+    lv, device = storage.block()
+    for source, kind, message in [
+            (outside, "file", "not under a storage root"),
+            (storage.link(outside), "file", "it leads to %s, outside the "
+             "storage roots" % outside),
+            (storage.root + "/x/../" + os.path.basename(outside), "file",
+             "not a normalized absolute path"),
+            (lv, "file", "not a regular file"),
+            (storage.image(), "block", "not a block device"),
+            (storage.link("/etc/passwd"), "block", "not a block device"),
+            (storage.link(storage.root), "file", "not a regular file"),
+    ]:
+        with pytest.raises(errors.UnsafeVolumeSource) as e:
+            hostdisk.open_source(volume("vda", "/d", kind, source),
+                                 storage.conf)
+        assert message in str(e.value), source
+        assert "storage_roots (%s)" % storage.root in str(e.value)
+
+
+def test_image_formats_other_than_raw_refused(storage):
+    for fmt, name in [("qcow2", "qcow2"), ("vmdk", "VMDK"),
+                      ("vhdx", "VHDX"), ("vdi", "VDI"), ("qed", "QED")]:
+        image = storage.image(fmt=fmt)
+        with pytest.raises(errors.VolumeRefused) as e:
+            hostdisk.open_source(volume("vda", "/d", "file", image),
+                                 storage.conf)
+        assert "it is a %s image; only raw disks" % name in str(e.value)
+
+
+def test_disk_locked_by_qemu_refused(storage):
+    image = storage.image()
+    # qemu-io keeps the image open and locked, as a running VM's qemu.
+    qemu = subprocess.Popen(["qemu-io", "-f", "raw", image],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        qemu.stdin.write(b"help\n")
+        qemu.stdin.flush()
+        qemu.stdout.readline()      # it is up
+        with pytest.raises(errors.VolumeRefused) as e:
+            hostdisk.open_source(volume("vda", "/d", "file", image),
+                                 storage.conf)
+        assert "a qemu process has it open" in str(e.value)
+    finally:
+        qemu.stdin.close()
+        qemu.wait()
+
+
+def test_partition_refused(storage):
+    # A partition of a loop device with a partition table.
+    lv, device = storage.block()
+    volumes_test.write_at(device, 0, volumes_test.mbr(DISK_MIB * MIB // 512))
+    subprocess.check_call(["partx", "--add", device])
+    try:
+        part = device + "p1"
+        with pytest.raises(errors.VolumeRefused) as e:
+            hostdisk.open_source(volume("vda", "/d", "block",
+                                        storage.link(part)), storage.conf)
+        assert "a partition of a host disk" in str(e.value)
+    finally:
+        subprocess.call(["partx", "--delete", device])
+
+
+def test_mountinfo_paths_unescaped(tmp_path, storage):
+    spaced = tmp_path / "with space"
+    spaced.mkdir()
+    subprocess.check_call(["mount", "-t", "tmpfs", "none", str(spaced)])
+    try:
+        assert hostdisk.mounts_under(str(tmp_path)) == [str(spaced)]
+    finally:
+        subprocess.check_call(["umount", str(spaced)])
