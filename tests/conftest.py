@@ -1,6 +1,7 @@
 """Shared fixtures.  The package is imported from lib/ of this checkout."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -90,13 +91,21 @@ def registry_image(docker_client):
 
 
 @pytest.fixture(params=["docker", "podman"])
-def engine(request, registry_image):
+def engine(request, registry_image, installation):
     """Each engine in turn, as (name, SDK client); no container of ours
-    is left behind after the test."""
+    is left behind after the test.
+
+    "Ours": the containers of the VMs this test run started (the hooks log
+    every VM they start in the installation's log).  Other test runs, a
+    benchmark or a demo may share the machine's engines at the same time;
+    their containers are theirs to remove.
+    """
     client = _client(request.param)
     yield request.param, client
-    leftovers = client.containers.list(
+    ours = set(re.findall(r"vm_id=([0-9a-f-]{36})", installation.read_log()))
+    leftovers = [c for c in client.containers.list(
         all=True, filters={"label": MANAGED_LABEL + "=1"})
+        if c.labels.get("org.ovirt.vm.id") in ours]
     for c in leftovers:
         c.remove(force=True)
     assert not leftovers, "test left containers behind: %s" % leftovers

@@ -8,10 +8,15 @@ root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
   config, helper, state directory, idle kernel and log file;
-- puts the private lib directory on /usr/bin/python3's path with a .pth
-  file in its site directory (the RPM installs into site-packages; the
-  helper runs with -Es, so PYTHONPATH would not reach it);
-- installs the RPM's sudoers rule with the helper path replaced.
+- puts the private lib directory first on the path of every installed
+  entry script (hooks, helper, admin command) with one line after
+  the shebang: the RPM installs into site-packages, and the helper runs
+  with -Es, so PYTHONPATH would not reach it.  Not a .pth file in the
+  system's site directory: several test runs on one machine would each
+  point every python3 at their own copy, and the first to finish would
+  pull the library from under the others;
+- installs the RPM's sudoers rule with the helper path replaced, in a
+  sudoers file of its own (again: runs side by side).
 
 Everything is removed again by remove().
 """
@@ -24,9 +29,7 @@ import sys
 import tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SITE_DIR = "/usr/lib/python3/dist-packages"
-PTH = os.path.join(SITE_DIR, "vdsm_hook_containers_tests.pth")
-SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers_tests"
+SUDOERS_PREFIX = "/etc/sudoers.d/50_vdsm_hook_containers_tests_"
 RPM_HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 
 sys.path.insert(0, os.path.join(TOP, "lib"))
@@ -74,10 +77,16 @@ class Installation(object):
                                 ("LOG_FILE", self.log),
                                 ("NETWORKS_DIR", self.networks_dir)):
                 f.write("%s = %r\n" % (name, value))
+        # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
+        # library on EL: vdsm cannot write __pycache__ there, and a hook
+        # would otherwise compile every module it imports, every time.
+        subprocess.check_call(["/usr/bin/python3", "-m", "compileall", "-q",
+                               os.path.join(self.lib_dir, "containerhooks")])
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o755)
         self.configure()
-        self._write_system_file(PTH, self.lib_dir + "\n", 0o644)
+        for script in self.entry_scripts():
+            self._use_private_lib(script)
         if sudo:
             self.install_sudoers()
         return self
@@ -95,9 +104,29 @@ class Installation(object):
         if RPM_HELPER not in rule:
             raise AssertionError("packaging/sudoers does not name "
                                  + RPM_HELPER)
-        self._write_system_file(SUDOERS, rule.replace(RPM_HELPER,
-                                                      self.helper), 0o440)
-        subprocess.check_call(["visudo", "-cqf", SUDOERS])
+        # sudo reads every file of sudoers.d whose name has no dot.
+        path = SUDOERS_PREFIX + os.path.basename(self.root).replace(
+            "-", "_")
+        self._write_system_file(path, rule.replace(RPM_HELPER, self.helper),
+                                0o440)
+        subprocess.check_call(["visudo", "-cqf", path])
+
+    def entry_scripts(self):
+        """The installed programs: hook scripts, helper, CLI."""
+        hooks = [os.path.join(self.hooks_dir, d, n)
+                 for d in sorted(os.listdir(self.hooks_dir))
+                 for n in sorted(os.listdir(os.path.join(self.hooks_dir, d)))]
+        return hooks + [self.helper, self.cli]
+
+    def _use_private_lib(self, script):
+        with open(script) as f:
+            lines = f.read().splitlines(True)
+        if not lines[0].startswith("#!"):
+            raise AssertionError("%s has no shebang" % script)
+        lines.insert(1, "import sys; sys.path.insert(0, %r)  # tests/"
+                     "install.py\n" % self.lib_dir)
+        with open(script, "w") as f:
+            f.write("".join(lines))
 
     def hook(self, name):
         return os.path.join(self.hooks_dir, name, "50_containers")
