@@ -7,7 +7,9 @@ python3-lxml and python3-six, as on a host.  Instead of writing to
 root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
-  config, helper, state directory, idle kernel and log file;
+  config, helper, state and samples directories, idle kernel and log file
+  (the samples directory owned by vdsm, as the RPM's tmpfiles.d entry
+  makes it);
 - puts the private lib directory first on the path of every installed
   entry script (hooks, helper, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
@@ -47,6 +49,7 @@ class Installation(object):
         self.cli = os.path.join(self.root, "bin", "vdsm-containers")
         self.conf = os.path.join(self.root, "etc", "containers.conf")
         self.state_dir = os.path.join(self.root, "run")
+        self.samples_dir = os.path.join(self.root, "samples")
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
         self.networks_dir = os.path.join(self.root, "etc", "networks.d")
@@ -72,6 +75,7 @@ class Installation(object):
             f.write("# Written by tests/install.py: a private install.\n")
             for name, value in (("CONF_FILE", self.conf),
                                 ("HELPER", self.helper),
+                                ("SAMPLES_DIR", self.samples_dir),
                                 ("STATE_DIR", self.state_dir),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
                                 ("LOG_FILE", self.log),
@@ -84,6 +88,12 @@ class Installation(object):
                                os.path.join(self.lib_dir, "containerhooks")])
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o755)
+        # The stats hooks' samples directory belongs to vdsm, as the RPM's
+        # tmpfiles.d entry makes it.
+        os.mkdir(self.samples_dir, 0o755)
+        if vdsm_user_exists():
+            vdsm = pwd.getpwnam("vdsm")
+            os.chown(self.samples_dir, vdsm.pw_uid, vdsm.pw_gid)
         self.configure()
         for script in self.entry_scripts():
             self._use_private_lib(script)

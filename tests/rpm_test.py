@@ -291,11 +291,17 @@ def test_kernel_is_the_idle_kernel(source_tree, rpm_tree):
 
 @needs_rpmbuild
 def test_tmpfiles_creates_state_dir(source_tree, rpm_tree):
-    state_dir = _path_defaults(source_tree)["STATE_DIR"]
+    paths = _path_defaults(source_tree)
     with open(rpm_tree + TMPFILES) as f:
         entries = [line.split() for line in f
                    if line.strip() and not line.startswith("#")]
-    assert entries == [["d", state_dir, "0755", "root", "root", "-"]]
+    # The state directory (root writes, vdsm reads), and inside it the
+    # stats hooks' samples directory (vdsm writes).
+    assert os.path.dirname(paths["SAMPLES_DIR"]) == paths["STATE_DIR"]
+    assert entries == [
+        ["d", paths["STATE_DIR"], "0755", "root", "root", "-"],
+        ["d", paths["SAMPLES_DIR"], "0755", "vdsm", "kvm", "-"],
+    ]
 
 
 @needs_rpmbuild

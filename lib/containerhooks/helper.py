@@ -125,6 +125,7 @@ def _start(eng, spec, conf):
         "engine": eng.name, "image": str(spec.image),
         "container_id": None, "container_name": name,
         "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
+        "hostname": specs.hostname(spec),
         "created": time.time(), "ips": [], "nics": [], "volumes": [],
     }
 

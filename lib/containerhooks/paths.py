@@ -21,6 +21,11 @@ HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 # (vdsm).  Under /run: a reboot takes every VM and container down anyway.
 STATE_DIR = "/run/vdsm-hook-containers"
 
+# What the hooks (vdsm) keep between two stats calls: the previous CPU
+# sample of each container VM (see samples.py).  Owned by vdsm; created by
+# the RPM's tmpfiles.d entry.
+SAMPLES_DIR = "/run/vdsm-hook-containers/samples"
+
 # The placeholder's do-nothing guest kernel (see placeholder.py).
 PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
 

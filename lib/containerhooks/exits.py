@@ -1,0 +1,128 @@
+"""Exit records: how a VM's container ended on its own.
+
+When a container's main process exits (normally, with an error, killed by
+the OOM killer or by a signal), the exit watcher (root, watcher.py) writes
+STATE_DIR/<vm id>.exit before it takes the placeholder down.  Vdsm then
+reports the VM Down with "Lost connection with qemu process"; while Vdsm
+still lists the VM, the stats hooks (vdsm, vmstats.py) replace that with
+the record's message, for example
+
+    container exited with code 137 (out of memory)
+
+The record is a file of its own, not a field of the state file, because
+the destroy hooks that run right after the placeholder went down remove
+the container and its state.  It is dropped when the VM starts again
+(the helper's start), and the watcher drops records older than MAX_AGE:
+Engine reads a Down VM within seconds and then destroys it in Vdsm.
+"""
+
+import errno
+import json
+import os
+import signal
+import tempfile
+import time
+
+from containerhooks import paths
+
+SUFFIX = ".exit"
+MAX_AGE = 24 * 3600
+
+# Exit codes with a conventional meaning (POSIX shells, and Docker and
+# Podman for a command that cannot be run).
+_CODES = {
+    0: "success",
+    125: "the engine could not run the container",
+    126: "command cannot be run",
+    127: "command not found",
+}
+
+
+def message(exit_code, oom_killed=False, error=None):
+    """One line for Engine's exit message, naming the code and reason."""
+    if exit_code is None:
+        return "container is gone (removed outside of oVirt)"
+    if oom_killed:
+        reason = "out of memory"
+    elif exit_code in _CODES:
+        reason = _CODES[exit_code]
+    elif 128 < exit_code < 128 + 65:
+        reason = "killed by %s" % _signal_name(exit_code - 128)
+    else:
+        reason = "error"
+    text = "container exited with code %d (%s)" % (exit_code, reason)
+    if error:
+        text += ": " + " ".join(error.split())[:200]
+    return text
+
+
+def _signal_name(number):
+    for name in dir(signal):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signal, name) == number:
+            return name
+    return "signal %d" % number
+
+
+def path(vm_id):
+    return os.path.join(paths.STATE_DIR, vm_id + SUFFIX)
+
+
+def write(record):
+    """Write record (a dict with vm_id) atomically, readable by vdsm."""
+    fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
+                               prefix="." + record["vm_id"])
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path(record["vm_id"]))
+    except Exception:
+        _unlink(tmp)
+        raise
+
+
+def read(vm_id):
+    """The exit record of vm_id, or None (also when it is unreadable)."""
+    try:
+        with open(path(vm_id)) as f:
+            record = json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def remove(vm_id):
+    _unlink(path(vm_id))
+
+
+def vm_ids():
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return []
+    return [n[:-len(SUFFIX)] for n in names
+            if n.endswith(SUFFIX) and not n.startswith(".")]
+
+
+def prune(now=None, max_age=MAX_AGE):
+    """Remove records older than max_age seconds; return their VM ids."""
+    now = time.time() if now is None else now
+    removed = []
+    for vm_id in vm_ids():
+        try:
+            age = now - os.stat(path(vm_id)).st_mtime
+        except OSError:
+            continue
+        if age > max_age:
+            remove(vm_id)
+            removed.append(vm_id)
+    return removed
+
+
+def _unlink(name):
+    try:
+        os.unlink(name)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise

@@ -1,0 +1,302 @@
+"""after_get_vm_stats and after_get_all_vm_stats: the container's figures.
+
+Vdsm measures the placeholder (a halted vCPU, 16 MiB); Engine should see
+the container.  For every container VM in the list (found by vmId: these
+hooks get no custom properties), the hook overlays, in Vdsm's own keys and
+types (numbers as strings, lib/vdsm/virt/vmstats.py):
+
+- cpuUser, cpuSys: percent of one host CPU over the interval since the
+  previous sample (samples.py), from the cgroup's user and system time;
+  cpuUsage: cumulative CPU time in ns;
+- memUsage: integer percent of the VM's memory in use (the cgroup's
+  charge minus its inactive file cache, see cgroups.py); memoryStats
+  mem_total (the VM's memory), mem_unused (not charged at all), mem_free
+  (not in use: unused plus reclaimable cache), in KiB;
+- network: per vNIC of the container (the state file's nics), the
+  counters of its interface in the container's namespace (procfs.py),
+  in the entry Vdsm keeps for the vNIC with that MAC;
+- guestIPs, netIfaces: the container's addresses with the vNIC's MAC;
+  guestFQDN: the container's hostname.
+
+Every other key stays as Vdsm put it; a VM that is not a container is not
+touched.  A Down VM whose container ended on its own (an exit record, see
+exits.py) gets the record's exitMessage instead of "Lost connection with
+qemu process".
+
+The hook never fails the call because of one VM: a container that is gone
+or unreadable keeps Vdsm's figures, and the hook logs why.  The file is
+replaced atomically (a JSON hook that leaves invalid JSON breaks the stats
+of every VM of the host), and only when something changed.
+
+Nothing here talks to the engine: the figures come from the kernel, so a
+call costs a few file reads per container VM.
+"""
+
+import logging
+import os
+import time
+
+from containerhooks import cgroups
+from containerhooks import errors
+from containerhooks import exits
+from containerhooks import hookenv
+from containerhooks import paths
+from containerhooks import procfs
+from containerhooks import samples
+from containerhooks import state
+
+log = logging.getLogger("containerhooks.vmstats")
+
+# Vdsm's exit reasons (lib/vdsm/virt/vmexitreason.py) of a placeholder that
+# went down because its qemu process was killed: the watcher's doing when
+# there is an exit record.
+LOST_QEMU_CONNECTION = 2
+HOST_SHUTDOWN = 11
+
+# Vdsm's speed for a virtio or e1000 vNIC (vmstats.nic_info), for an entry
+# it did not report itself.
+DEFAULT_SPEED = "1000"
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+def main():
+    hookenv.run(vm_stats, failure_rc=hookenv.ERROR)
+
+
+def vm_stats(env):
+    data = hookenv.read_json(env)
+    if not isinstance(data, list):
+        return
+    running, exited = _vm_ids()
+    ours = running | exited
+    context = Context()
+    changed = False
+    for vm in data:
+        if not isinstance(vm, dict) or vm.get("vmId") not in ours:
+            continue
+        try:
+            updates = overlay(vm, context)
+        except errors.Error as e:
+            log.warning("vm_id=%s keeping Vdsm's figures: %s",
+                        vm.get("vmId"), e)
+            continue
+        except Exception:
+            log.exception("vm_id=%s keeping Vdsm's figures",
+                          vm.get("vmId"))
+            continue
+        if updates:
+            vm.update(updates)
+            changed = True
+    if context.cache is not None:
+        context.cache.keep_only(running)
+        try:
+            context.cache.save()
+        except Exception:
+            log.exception("cannot save the CPU samples")
+    if changed:
+        hookenv.write_json(env, data)
+
+
+def _vm_ids():
+    """The VMs with a state file, and those with an exit record: one look
+    at the state directory (state.vm_ids and exits.vm_ids, together)."""
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return set(), set()
+    running, exited = set(), set()
+    for name in names:
+        if name.startswith("."):
+            continue
+        stem, _, suffix = name.rpartition(".")
+        if suffix == "json":
+            running.add(stem)
+        elif "." + suffix == exits.SUFFIX:
+            exited.add(stem)
+    return running, exited
+
+
+class Context(object):
+    """What one hook run reads once for all its VMs."""
+
+    def __init__(self, now=None, wall=None):
+        self.now = samples.clock() if now is None else now
+        self.wall = time.time() if wall is None else wall
+        self._mounts = None
+        self.cache = None
+
+    @property
+    def mounts(self):
+        if self._mounts is None:
+            self._mounts = cgroups.cgroup_mounts()
+        return self._mounts
+
+    def sample_cache(self):
+        if self.cache is None:
+            self.cache = samples.Cache.load()
+        return self.cache
+
+
+def overlay(vm, context):
+    """The keys to replace in vm's stats dict (empty: leave it as is)."""
+    vm_id = vm["vmId"]
+    if vm.get("status") == "Down":
+        return _exit_message(vm, exits.read(vm_id))
+    record = state.read(vm_id)
+    if record is None:
+        return {}
+    pid = record.get("pid")
+    cgroup = _cgroup(vm_id, record, context)
+    try:
+        cpu, memory = cgroup.cpu(), cgroup.memory()
+    except (IOError, OSError) as e:
+        context.sample_cache().forget_cgroup(vm_id)
+        raise errors.CGroupError(
+            pid=pid, container=record.get("container_id"),
+            reason="its cgroup is gone (%s)" % (e.strerror or e))
+    updates = {}
+    updates.update(_cpu(vm_id, record, cpu, context))
+    updates.update(_memory(vm, record, memory))
+    nics = [n for n in record.get("nics") or () if isinstance(n, dict)]
+    if nics:
+        updates.update(_network(vm, nics, procfs.net_dev(pid), context.now))
+    updates.update(_guest(record, nics))
+    return updates
+
+
+def _cgroup(vm_id, record, context):
+    """The container's cgroup: remembered from an earlier call, else
+    looked up from its first process (see samples.py for why remembering
+    is safe)."""
+    cache = context.sample_cache()
+    container_id, pid = record.get("container_id"), record.get("pid")
+    known = cache.cgroup(vm_id, container_id, pid)
+    if known is not None:
+        return cgroups.CGroup(*known)
+    cgroup = cgroups.find(pid, container_id, context.mounts)
+    cache.remember_cgroup(vm_id, container_id, pid, cgroup.version,
+                          cgroup.cpu_dir, cgroup.memory_dir)
+    return cgroup
+
+
+def _exit_message(vm, record):
+    if not record or not record.get("message"):
+        return {}
+    reason = vm.get("exitReason")
+    if reason is None:
+        lost = "qemu" in str(vm.get("exitMessage", ""))
+    else:
+        try:
+            lost = int(reason) in (LOST_QEMU_CONNECTION, HOST_SHUTDOWN)
+        except (TypeError, ValueError):
+            lost = False
+    if not lost:
+        # Down for another reason (Engine powered it off while the
+        # container was ending): Vdsm's message is the right one.
+        return {}
+    return {"exitMessage": record["message"]}
+
+
+def _cpu(vm_id, record, cpu, context):
+    base = context.sample_cache().interval(
+        vm_id, record.get("container_id"), context.now, cpu.user_ns,
+        cpu.system_ns)
+    if base is not None:
+        seconds = context.now - base[0]
+        user, system = cpu.user_ns - base[1], cpu.system_ns - base[2]
+    else:
+        # First sample of this container: its average since it started.
+        seconds = context.wall - float(record.get("created") or 0)
+        user, system = cpu.user_ns, cpu.system_ns
+    updates = {"cpuUsage": "%d" % (cpu.user_ns + cpu.system_ns)}
+    if seconds > 0:
+        updates["cpuUser"] = _percent(user, seconds)
+        updates["cpuSys"] = _percent(system, seconds)
+    return updates
+
+
+def _percent(ns, seconds):
+    return "%.2f" % max(0.0, 100.0 * ns / 1e9 / seconds)
+
+
+def _memory(vm, record, memory):
+    total = int(record["memory_mib"]) * MIB
+    used = max(0, memory.usage - memory.inactive_file)
+    stats = dict(vm.get("memoryStats") or {})
+    stats.update({
+        "mem_total": "%d" % (total // KIB),
+        "mem_unused": "%d" % (max(0, total - memory.usage) // KIB),
+        "mem_free": "%d" % (max(0, total - used) // KIB),
+    })
+    percent = min(100, int(round(100.0 * used / total)))
+    return {"memUsage": "%d" % percent, "memoryStats": stats}
+
+
+def _network(vm, nics, counters, now):
+    entries = dict(vm.get("network") or {})
+    by_mac = dict((str(v.get("macAddr", "")).lower(), k)
+                  for k, v in entries.items() if isinstance(v, dict))
+    for nic in nics:
+        mac = str(nic.get("mac") or "").lower()
+        ifname = nic.get("ifname")
+        dev = counters.get(ifname)
+        if not mac or dev is None:
+            log.debug("vm_id=%s no interface %s in the container for vNIC "
+                      "%s", vm.get("vmId"), ifname, mac)
+            continue
+        key = by_mac.get(mac, ifname)
+        entry = dict(entries.get(key) or {})
+        entry.update({
+            "name": entry.get("name") or ifname,
+            "macAddr": mac,
+            "speed": entry.get("speed") or DEFAULT_SPEED,
+            "state": entry.get("state") or "unknown",
+            "rx": "%d" % dev.rx_bytes,
+            "tx": "%d" % dev.tx_bytes,
+            "rxErrors": "%d" % dev.rx_errors,
+            "txErrors": "%d" % dev.tx_errors,
+            "rxDropped": "%d" % dev.rx_dropped,
+            "txDropped": "%d" % dev.tx_dropped,
+            "sampleTime": now,
+        })
+        entries[key] = entry
+    return {"network": entries}
+
+
+def _guest(record, nics):
+    """What a guest agent would report: addresses, interfaces, name."""
+    updates = {}
+    ips = [n["ip"] for n in nics if n.get("ip")] or list(
+        record.get("ips") or ())
+    if nics:
+        updates["netIfaces"] = [{
+            "name": n.get("ifname") or "",
+            "hw": str(n.get("mac") or "").lower(),
+            "inet": [n["ip"]] if n.get("ip") else [],
+            "inet6": [],
+        } for n in nics]
+    if ips:
+        updates["guestIPs"] = " ".join(ips)
+    name = hostname(record)
+    if name:
+        updates["guestFQDN"] = name
+    return updates
+
+
+def hostname(record):
+    """The container's hostname, as the helper chose it (spec.hostname),
+    or the engines' default: the first 12 digits of the container id."""
+    if "hostname" in record:
+        name = record["hostname"]
+    else:
+        # A state file written before the helper recorded the hostname.
+        from containerhooks import spec as specs
+        name = specs.hostname(_Named(record.get("vm_name") or ""))
+    return name or (record.get("container_id") or "")[:12] or None
+
+
+class _Named(object):
+    def __init__(self, vm_name):
+        self.vm_name = vm_name

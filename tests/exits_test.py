@@ -1,0 +1,73 @@
+"""The exit message Engine shows when a container ended on its own."""
+
+import os
+import time
+
+import pytest
+
+from containerhooks import exits
+from containerhooks import paths
+
+
+@pytest.mark.parametrize("code, oom, error, message", [
+    pytest.param(0, False, None, "container exited with code 0 (success)",
+                 id="success"),
+    pytest.param(3, False, None, "container exited with code 3 (error)",
+                 id="error"),
+    pytest.param(137, True, None,
+                 "container exited with code 137 (out of memory)",
+                 id="oom"),
+    pytest.param(137, False, None,
+                 "container exited with code 137 (killed by SIGKILL)",
+                 id="sigkill"),
+    pytest.param(143, False, None,
+                 "container exited with code 143 (killed by SIGTERM)",
+                 id="sigterm"),
+    pytest.param(127, False, "exec: \"nginx\": executable file not\nfound",
+                 "container exited with code 127 (command not found): "
+                 "exec: \"nginx\": executable file not found",
+                 id="not-found-with-engine-error"),
+    pytest.param(None, False, None,
+                 "container is gone (removed outside of oVirt)",
+                 id="gone"),
+])
+def test_message(code, oom, error, message):
+    assert exits.message(code, oom, error) == message
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_write_read_remove(state_dir):
+    vm_id = "6f1383a1-ea92-44bf-a721-082563ac560f"
+    record = {"vm_id": vm_id, "exit_code": 3, "message": "m"}
+
+    exits.write(record)
+
+    assert exits.read(vm_id) == record
+    assert os.stat(exits.path(vm_id)).st_mode & 0o777 == 0o644
+    assert exits.vm_ids() == [vm_id]
+    # Not a state file: the state's readers never see it.
+    assert [n for n in os.listdir(str(state_dir))
+            if n.endswith(".json")] == []
+    exits.remove(vm_id)
+    exits.remove(vm_id)             # gone is fine
+    assert exits.read(vm_id) is None
+
+
+def test_unreadable_record_is_none(state_dir):
+    (state_dir / "x.exit").write_text("{not json")
+    assert exits.read("x") is None
+
+
+def test_prune(state_dir):
+    exits.write({"vm_id": "old"})
+    exits.write({"vm_id": "new"})
+    past = time.time() - exits.MAX_AGE - 10
+    os.utime(exits.path("old"), (past, past))
+
+    assert exits.prune() == ["old"]
+    assert exits.vm_ids() == ["new"]
