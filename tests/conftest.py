@@ -130,3 +130,19 @@ def qemu_workdir(libvirt_host):
     readable by qemu's user; removed after the test."""
     with libvirt.workdir() as path:
         yield path
+
+
+@pytest.fixture(scope="session")
+def exiting_images(docker_client):
+    """{kind: image} of the images whose container ends when told to
+    (tests/images.py EXITING), pushed to the local registry."""
+    return images.build_and_push_exiting(docker_client)
+
+
+@pytest.fixture
+def watcher(installation):
+    """The installation's exit watcher, running as root as its systemd
+    service does (without systemd); stopped by its pid afterwards."""
+    proc = installation.start_watcher()
+    yield proc
+    installation.stop_watcher(proc)

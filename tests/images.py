@@ -4,9 +4,12 @@ A tiny image is imported from Debian's busybox-static binary (the same as
 "docker import" of a busybox tree): its command runs busybox httpd in the
 foreground on port 8080, a long-running service that stops on SIGTERM.
 It is pushed to the local registry, from which both engines pull it.
+The same tree with other commands gives the images whose container ends
+when a test tells it to: exit 0, exit 3, or run out of memory (EXITING).
 """
 
 import io
+import json
 import tarfile
 
 REGISTRY = "127.0.0.1:5000"
@@ -62,3 +65,39 @@ def remove_local(client, image=IMAGE):
         client.images.remove(image, force=True)
     except docker.errors.ImageNotFound:
         pass
+
+
+# Images whose main process ends when told to: it waits for a file to
+# appear (docker exec ... touch /tmp/exit-now), then does its last act.
+# The test decides when the container ends, so the placeholder is surely
+# running by then; no sleep has to be long enough.
+EXITING_REPOSITORY = REGISTRY + "/vhc-tests/busybox-exit"
+EXIT_TRIGGER = "/tmp/exit-now"
+EXITING = {
+    "exit0": "exit 0",
+    "exit3": "exit 3",
+    # Allocates and fills a 300 MiB buffer: beyond a 64 MiB VM's memory.
+    "oom": "dd if=/dev/zero of=/dev/null bs=300M count=1",
+}
+
+
+def exiting(kind):
+    """The reference of the image whose container ends with kind."""
+    return "%s:%s" % (EXITING_REPOSITORY, kind)
+
+
+def build_and_push_exiting(docker_client):
+    """Import and push one image per EXITING kind; return their refs."""
+    api = docker_client.api
+    rootfs = rootfs_tar()
+    for kind, last in sorted(EXITING.items()):
+        script = "until [ -e %s ]; do sleep 0.05; done; %s" % (
+            EXIT_TRIGGER, last)
+        api.import_image_from_data(
+            rootfs, repository=EXITING_REPOSITORY, tag=kind,
+            changes=["CMD " + json.dumps(["/bin/sh", "-c", script])])
+        for message in api.push(EXITING_REPOSITORY, tag=kind, stream=True,
+                                decode=True):
+            if "error" in message:
+                raise RuntimeError("push failed: %s" % message["error"])
+    return dict((kind, exiting(kind)) for kind in EXITING)

@@ -7,11 +7,11 @@ python3-lxml and python3-six, as on a host.  Instead of writing to
 root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
-  config, helper, state and samples directories, idle kernel and log file
-  (the samples directory owned by vdsm, as the RPM's tmpfiles.d entry
-  makes it);
+  config, helper, exit watcher, state and samples directories, idle
+  kernel and log file (the samples directory owned by vdsm, as the RPM's
+  tmpfiles.d entry makes it);
 - puts the private lib directory first on the path of every installed
-  entry script (hooks, helper, admin command) with one line after
+  entry script (hooks, helper, watcher, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
   with -Es, so PYTHONPATH would not reach it.  Not a .pth file in the
   system's site directory: several test runs on one machine would each
@@ -20,15 +20,19 @@ root (readable by the vdsm user), and:
 - installs the RPM's sudoers rule with the helper path replaced, in a
   sudoers file of its own (again: runs side by side).
 
-Everything is removed again by remove().
+start_watcher() runs the exit watcher as its systemd service would, as a
+plain root process, and stop_watcher() stops it by its pid.  Everything
+is removed again by remove().
 """
 
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUDOERS_PREFIX = "/etc/sudoers.d/50_vdsm_hook_containers_tests_"
@@ -46,6 +50,8 @@ class Installation(object):
         self.hooks_dir = os.path.join(self.root, "hooks")
         self.lib_dir = os.path.join(self.root, "lib")
         self.helper = os.path.join(self.root, "libexec", "containers-helper")
+        self.watcher = os.path.join(self.root, "libexec",
+                                    "containers-watcher")
         self.cli = os.path.join(self.root, "bin", "vdsm-containers")
         self.conf = os.path.join(self.root, "etc", "containers.conf")
         self.state_dir = os.path.join(self.root, "run")
@@ -64,6 +70,8 @@ class Installation(object):
             os.mkdir(os.path.join(self.root, d))
         shutil.copy2(os.path.join(TOP, "helper", "containers-helper"),
                      self.helper)
+        shutil.copy2(os.path.join(TOP, "helper", "containers-watcher"),
+                     self.watcher)
         shutil.copy2(os.path.join(TOP, "bin", "vdsm-containers"), self.cli)
         idlekernel.write(self.kernel)
         os.chmod(self.kernel, 0o644)
@@ -75,6 +83,7 @@ class Installation(object):
             f.write("# Written by tests/install.py: a private install.\n")
             for name, value in (("CONF_FILE", self.conf),
                                 ("HELPER", self.helper),
+                                ("WATCHER", self.watcher),
                                 ("SAMPLES_DIR", self.samples_dir),
                                 ("STATE_DIR", self.state_dir),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
@@ -122,11 +131,11 @@ class Installation(object):
         subprocess.check_call(["visudo", "-cqf", path])
 
     def entry_scripts(self):
-        """The installed programs: hook scripts, helper, CLI."""
+        """The installed programs: hook scripts, helper, watcher, CLI."""
         hooks = [os.path.join(self.hooks_dir, d, n)
                  for d in sorted(os.listdir(self.hooks_dir))
                  for n in sorted(os.listdir(os.path.join(self.hooks_dir, d)))]
-        return hooks + [self.helper, self.cli]
+        return hooks + [self.helper, self.watcher, self.cli]
 
     def _use_private_lib(self, script):
         with open(script) as f:
@@ -137,6 +146,46 @@ class Installation(object):
                      "install.py\n" % self.lib_dir)
         with open(script, "w") as f:
             f.write("".join(lines))
+
+    def start_watcher(self, timeout=30):
+        """Run the installed exit watcher as root, as its systemd service
+        does, until stop_watcher(); return once it has reported on every
+        engine of the configuration (reachable or not)."""
+        out = open(os.path.join(self.root, "log", "watcher.out"), "ab")
+        try:
+            proc = subprocess.Popen([self.watcher], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            out.close()
+        status = os.path.join(self.state_dir, "watcher.status")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError("the watcher exited with %s:\n%s"
+                                     % (proc.returncode, self.read_log()))
+            try:
+                with open(status) as f:
+                    engines = json.load(f)["engines"]
+                if engines and all(e.get("reachable") is not None
+                                   for e in engines.values()):
+                    return proc
+            except (IOError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        self.stop_watcher(proc)
+        raise AssertionError("the watcher did not report on the engines "
+                             "within %ds" % timeout)
+
+    def stop_watcher(self, proc):
+        """Stop a watcher of start_watcher() by its pid, as systemd does
+        (SIGTERM, then SIGKILL)."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def hook(self, name):
         return os.path.join(self.hooks_dir, name, "50_containers")

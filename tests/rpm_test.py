@@ -30,6 +30,7 @@ HOOKS_DIR = "/usr/libexec/vdsm/hooks"
 SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 TMPFILES = "/usr/lib/tmpfiles.d/%s.conf" % NAME
 CLI = "/usr/bin/vdsm-containers"
+UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-watcher.service"
 
 # The dependencies the spec states; those rpmbuild adds by itself (rpmlib
 # features, the shell of %post, the interpreter of the scripts, python(abi)
@@ -218,10 +219,10 @@ def test_file_list(source_tree, rpm_files):
     expected.update(package_dir + "/" + name for name in modules)
     expected.update("%s/%s/50_containers" % (HOOKS_DIR, hook)
                     for hook in _hooks(source_tree))
-    for path in (paths["HELPER"], paths["PLACEHOLDER_KERNEL"],
-                 paths["CONF_FILE"]):
+    for path in (paths["HELPER"], paths["WATCHER"],
+                 paths["PLACEHOLDER_KERNEL"], paths["CONF_FILE"]):
         expected.update((os.path.dirname(path), path))
-    expected.update((SUDOERS, TMPFILES, CLI))
+    expected.update((SUDOERS, TMPFILES, CLI, UNIT))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -241,7 +242,7 @@ def test_every_hook_directory_is_packaged(source_tree, rpm_files):
 @needs_rpmbuild
 def test_modes_and_owners(source_tree, rpm_files):
     paths = _path_defaults(source_tree)
-    executables = [paths["HELPER"], CLI] + [
+    executables = [paths["HELPER"], paths["WATCHER"], CLI] + [
         p for p in rpm_files if p.startswith(HOOKS_DIR + "/")]
     for path, (mode, user, group, _, _) in sorted(rpm_files.items()):
         assert (user, group) == ("root", "root"), path
@@ -302,6 +303,36 @@ def test_tmpfiles_creates_state_dir(source_tree, rpm_tree):
         ["d", paths["STATE_DIR"], "0755", "root", "root", "-"],
         ["d", paths["SAMPLES_DIR"], "0755", "vdsm", "kvm", "-"],
     ]
+
+
+@needs_rpmbuild
+def test_watcher_unit_runs_the_packaged_watcher(source_tree, rpm_tree):
+    sections = {}
+    current = None
+    with open(rpm_tree + UNIT) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("["):
+                current = sections.setdefault(line.strip("[]"), {})
+            else:
+                key, _, value = line.partition("=")
+                current[key] = value
+    assert sections["Service"]["ExecStart"] == \
+        _path_defaults(source_tree)["WATCHER"]
+    # A watcher that died would let containers end unnoticed.
+    assert sections["Service"]["Restart"] == "always"
+    assert sections["Install"]["WantedBy"] == "multi-user.target"
+
+
+@needs_rpmbuild
+def test_scriptlets_enable_and_stop_the_watcher(rpm_package):
+    out = _run(["rpm", "-qp", "--scripts", rpm_package])
+    post = out[out.index("postinstall scriptlet"):]
+    assert "systemctl enable --now vdsm-hook-containers-watcher" in post
+    assert "systemctl disable --now vdsm-hook-containers-watcher" in out
+    assert "try-restart vdsm-hook-containers-watcher" in out
 
 
 @needs_rpmbuild

@@ -258,6 +258,53 @@ class Engine(object):
                 requests.exceptions.RequestException) as e:
             raise self._error("remove", name, e)
 
+    # Watching (the exit watcher, watcher.py)
+
+    def facts(self):
+        """What the engine is and can run, as EngineFacts."""
+        version = self._call("query", "version", self.client.version)
+        info = self._call("query", "info", self.client.info)
+        return EngineFacts(
+            version=version.get("Version"),
+            api_version=version.get("ApiVersion"),
+            runtimes=sorted((info.get("Runtimes") or {}).keys()),
+            default_runtime=info.get("DefaultRuntime"),
+            cgroup_driver=info.get("CgroupDriver"),
+            cgroup_version=info.get("CgroupVersion"))
+
+    def events(self, label):
+        """The events of the containers labelled label, as they happen.
+
+        An endless iterator of Event; it ends, or raises EngineUnavailable
+        or ContainerError, when the connection to the engine breaks.  Only
+        the label and type filters are passed to the engine: Podman's
+        Docker-compatible API ignores an "event" filter of "die".
+        """
+        try:
+            stream = self.client.api.events(
+                decode=True,
+                filters={"type": ["container"], "label": [label]})
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("watch", label, e)
+        return _events(self, stream)
+
+    def exit_status(self, name):
+        """How container name ended, as ExitStatus; None if it is gone."""
+        try:
+            container = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.APIError,
+                requests.exceptions.RequestException) as e:
+            raise self._error("inspect", name, e)
+        state = container.attrs.get("State") or {}
+        return ExitStatus(status=state.get("Status"),
+                          exit_code=state.get("ExitCode"),
+                          oom_killed=bool(state.get("OOMKilled")),
+                          error=state.get("Error") or None,
+                          finished_at=state.get("FinishedAt"))
+
     # Helpers
 
     def _get(self, name):
@@ -305,3 +352,34 @@ def _reason(e):
     if not isinstance(text, str):
         text = text.decode("utf-8", "replace")
     return " ".join(text.split())[:300]
+
+
+# What the exit watcher and the host stats need (see Engine.facts, events,
+# exit_status).
+EngineFacts = collections.namedtuple(
+    "EngineFacts", "version, api_version, runtimes, default_runtime, "
+    "cgroup_driver, cgroup_version")
+
+# action: "die", "start", ...; attributes: the labels, name, exitCode.
+Event = collections.namedtuple("Event", "action, id, attributes")
+
+ExitStatus = collections.namedtuple(
+    "ExitStatus", "status, exit_code, oom_killed, error, finished_at")
+
+
+def _events(eng, stream):
+    try:
+        for event in stream:
+            actor = event.get("Actor") or {}
+            yield Event(action=event.get("Action") or event.get("status"),
+                        id=actor.get("ID") or event.get("id"),
+                        attributes=actor.get("Attributes") or {})
+    except (docker.errors.DockerException,
+            requests.exceptions.RequestException, IOError, OSError,
+            ValueError) as e:
+        raise errors.EngineUnavailable(
+            engine=eng.name, socket=eng.socket,
+            reason="the event stream broke: %s" % _reason(e),
+            service=eng.name)
+    finally:
+        stream.close()

@@ -20,6 +20,7 @@ import time
 
 from containerhooks import config
 from containerhooks import errors
+from containerhooks import exits
 from containerhooks import hookenv
 from containerhooks import network
 from containerhooks import spec as specs
@@ -100,6 +101,8 @@ def start_container(args):
     conf = config.load()
     eng = _engine(conf, spec.engine)
     with state.Lock(spec.vm_id) as lock:
+        # How an earlier run's container ended is no longer news.
+        exits.remove(spec.vm_id)
         try:
             return _start(eng, spec, conf)
         except BaseException:
@@ -187,6 +190,11 @@ def stop_container(args):
         names = list(conf.engines)
     stopped = None
     with state.Lock(vm_id) as lock:
+        if record:
+            # The exit watcher ignores the end of a container it finds
+            # "stopping": this stop is Engine's doing, not news.
+            record["stopping"] = True
+            state.write(vm_id, record)
         for name in names:
             eng = _engine(conf, name)
             info = eng.find(vm_id)

@@ -26,6 +26,9 @@ STATE_DIR = "/run/vdsm-hook-containers"
 # the RPM's tmpfiles.d entry.
 SAMPLES_DIR = "/run/vdsm-hook-containers/samples"
 
+# The exit watcher (root, a systemd service; see watcher.py).
+WATCHER = "/usr/libexec/vdsm-hook-containers/containers-watcher"
+
 # The placeholder's do-nothing guest kernel (see placeholder.py).
 PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
 

@@ -1,0 +1,432 @@
+"""The exit watcher: when a VM's container ends, the VM goes Down.
+
+Vdsm never sees the container, only the placeholder domain.  This daemon
+(root; the RPM runs it as the systemd service
+vdsm-hook-containers-watcher, tests run it as a plain process) follows the
+event stream of every engine of containers.conf, filtered on the package's
+label, and on a container's "die":
+
+1. checks that the container is the one the VM's state file names and
+   that no stop is under way (the helper marks the state "stopping" before
+   it stops a container on Engine's power off: that end is not news);
+2. asks the engine how it ended (exit code, OOM kill) and writes the exit
+   record (exits.py), which survives the destroy hooks that follow;
+3. kills the placeholder's qemu process (found by "-uuid <vm id>").
+
+Vdsm then sees its qemu die, runs after_vm_destroy (which removes the
+container and the state file), and reports the VM Down with exitCode 1
+(error) and "Lost connection with qemu process", which the stats hooks
+replace with the record's message; Engine restarts the VM when it is
+highly available.
+
+Why SIGKILL at once, and not through libvirt: on an oVirt host root's
+virsh needs Vdsm's SASL credentials, and a SIGTERM makes qemu report a
+shutdown that libvirt passes on as a clean "Stopped Shutdown", which Vdsm
+reports as "VM has been terminated on the host" (HOST_SHUTDOWN), not as a
+failure of the VM.  The placeholder keeps nothing worth a clean shutdown:
+its guest is a halted CPU, and it never writes to the VM's disks.
+
+A die that arrives before Vdsm has created the domain (a container that
+exits at once) is kept pending: the qemu process is killed as soon as it
+appears, for as long as the state file still names that container.  When
+the watcher (re)connects to an engine it first opens the event stream,
+then looks at every container of the state files, so an exit that
+happened while it was not watching is not missed.
+
+Whether the OOM killer ended the container: the engine's OOMKilled, or a
+kernel record of an OOM kill inside the container's cgroup.  Docker
+reports a kill of any process of the container; Podman 4 reports only a
+kill of its first process, and the first process is an init (catatonit)
+that outlives the program the kernel killed, so the watcher also follows
+the kernel log (/dev/kmsg) for "oom-kill:" records, which name the
+memory cgroup, and so the container id.
+
+It also writes what it knows of the engines (reachable, version,
+runtimes) to STATE_DIR/watcher.status, which the host stats and
+capabilities hooks read: they run as vdsm and cannot reach the engines'
+sockets.
+"""
+
+import argparse
+import json
+import logging
+import errno
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import exits
+from containerhooks import hookenv
+from containerhooks import hoststats
+from containerhooks import paths
+from containerhooks import procfs
+from containerhooks import state
+from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
+
+log = logging.getLogger("containerhooks.watcher")
+
+LABEL = LABEL_MANAGED + "=1"
+RUNNING = ("created", "running", "paused", "restarting")
+
+# How often pending kills are retried, and for how long.
+RETRY_INTERVAL = 0.1
+PENDING_TIMEOUT = 300
+# Reconnection to an engine that went away: 1 s, doubling, at most 10 s.
+RECONNECT_MIN = 1
+RECONNECT_MAX = 10
+PRUNE_INTERVAL = 3600
+
+# The kernel's log, and its OOM kill records (mm/oom_kill.c
+# dump_oom_summary): "oom-kill:constraint=CONSTRAINT_MEMCG,...,
+# oom_memcg=/docker/<id>,task_memcg=/docker/<id>,task=dd,pid=...".
+KMSG = "/dev/kmsg"
+_OOM_RECORD = re.compile(r"oom-kill:.*?(?:oom_memcg|task_memcg)=(\S+)")
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+# How long a die with SIGKILL's exit code waits for the kernel's OOM record
+# to be read, and how long OOM kills are remembered.
+OOM_GRACE = 0.2
+OOM_MEMORY = 3600
+SIGKILL_EXIT = 128 + 9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="containers-watcher",
+        description="Take a container VM down when its container ends "
+                    "(vdsm-hook-containers; runs as a systemd service).")
+    parser.parse_args(argv)
+    hookenv.setup_logging()
+    try:
+        conf = config.load()
+    except errors.Error as e:
+        log.error("cannot start: %s", e)
+        sys.stderr.write("%s\n" % e)
+        return 1
+    watcher = Watcher(conf)
+
+    def stop(signo, frame):
+        watcher.stopping.set()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    watcher.run()
+    return 0
+
+
+class Watcher(object):
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        # vm_id -> (container id, deadline) of placeholders to kill once
+        # their qemu process shows up.
+        self._pending = {}
+        # container id -> when the kernel reported an OOM kill in it.
+        self._ooms = {}
+        self._kmsg = False
+        self._status = {"pid": os.getpid(), "started": time.time(),
+                        "engines": dict((name, {"reachable": None})
+                                        for name in conf.engines)}
+
+    def run(self):
+        log.info("watching %s (pid %d)", ", ".join(self.conf.engines),
+                 os.getpid())
+        _ensure_dir(paths.STATE_DIR)
+        self._prune()
+        self._write_status()
+        self._start_thread(self._follow_kernel_log, "kmsg")
+        for name in self.conf.engines:
+            self._start_thread(self._watch, "watch-" + name, name)
+        last_prune = time.time()
+        while not self.stopping.wait(RETRY_INTERVAL):
+            self._retry_pending()
+            if time.time() - last_prune > PRUNE_INTERVAL:
+                self._prune()
+                last_prune = time.time()
+        # The engine threads block in their event streams; they end with
+        # the process.
+        _unlink(hoststats.status_path())
+        log.info("stopped")
+
+    def _start_thread(self, target, name, *args):
+        t = threading.Thread(target=target, args=args, name=name)
+        t.daemon = True
+        t.start()
+
+    # One engine
+
+    def _watch(self, name):
+        from containerhooks import engine
+        delay = RECONNECT_MIN
+        while not self.stopping.is_set():
+            try:
+                eng = engine.Engine.connect(name, self.conf.sockets[name],
+                                            self.conf.api_timeout)
+                facts = eng.facts()
+                events = eng.events(LABEL)
+                self._engine_up(name, facts)
+                delay = RECONNECT_MIN
+                self._reconcile(eng)
+                for event in events:
+                    if event.action in ("die", "died"):
+                        self._on_die(eng, event)
+                raise errors.EngineUnavailable(
+                    engine=name, socket=eng.socket, service=name,
+                    reason="it closed the event stream")
+            except errors.Error as e:
+                self._engine_down(name, str(e))
+            except Exception as e:
+                log.exception("watching %s failed", name)
+                self._engine_down(name, "%s: %s" % (type(e).__name__, e))
+            self.stopping.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    def _on_die(self, eng, event):
+        vm_id = event.attributes.get(LABEL_VM_ID)
+        if not vm_id:
+            return
+        try:
+            self.container_ended(eng, vm_id, event.id,
+                                 event.attributes.get("exitCode"))
+        except Exception:
+            log.exception("vm_id=%s handling the end of container %s "
+                          "failed", vm_id, event.id)
+
+    def _reconcile(self, eng):
+        """Handle the containers that ended while nobody was watching."""
+        for vm_id in state.vm_ids():
+            record = _read_state(vm_id)
+            if record is None or record.get("engine") != eng.name \
+                    or record.get("stopping") \
+                    or not record.get("container_id"):
+                continue
+            status = eng.exit_status(record["container_id"])
+            if status is not None and status.status in RUNNING:
+                continue
+            if status is None and _read_state(vm_id) is None:
+                continue        # a start that failed and cleaned up
+            log.info("vm_id=%s container %s ended while not watched",
+                     vm_id, record["container_name"])
+            self.container_ended(eng, vm_id, record["container_id"])
+
+    def container_ended(self, eng, vm_id, container_id, event_code=None):
+        """Record how vm_id's container ended and take the VM down."""
+        record = _read_state(vm_id)
+        if record is None or record.get("engine") != eng.name \
+                or record.get("container_id") != container_id:
+            # Not a VM of this host's hooks, a container of an earlier
+            # run, or the VM's state is gone already: not ours to act on.
+            return
+        if record.get("stopping"):
+            log.debug("vm_id=%s container stopped on purpose", vm_id)
+            return
+        old = exits.read(vm_id)
+        if old is None or old.get("container_id") != container_id:
+            status = eng.exit_status(container_id)
+            if status is not None and status.status in RUNNING:
+                return
+            exit_record = _exit_record(record, status, event_code)
+            if not exit_record["oom_killed"] and \
+                    self._oom_killed(container_id, exit_record["exit_code"]):
+                exit_record["oom_killed"] = True
+                exit_record["message"] = exits.message(
+                    exit_record["exit_code"], True, exit_record["error"])
+            exits.write(exit_record)
+            log.warning("vm_id=%s %s; taking the VM down", vm_id,
+                        exits.read(vm_id)["message"])
+        self._take_down(vm_id, container_id)
+
+    # The placeholder
+
+    def _take_down(self, vm_id, container_id):
+        pid = procfs.find_qemu(vm_id)
+        if pid is None:
+            with self._lock:
+                if vm_id not in self._pending:
+                    log.info("vm_id=%s no placeholder runs yet; it will be "
+                             "taken down when it starts", vm_id)
+                self._pending[vm_id] = (container_id,
+                                        time.time() + PENDING_TIMEOUT)
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError as e:
+            log.warning("vm_id=%s cannot kill qemu process %d: %s", vm_id,
+                        pid, e)
+            return
+        with self._lock:
+            self._pending.pop(vm_id, None)
+        log.info("vm_id=%s killed the placeholder's qemu process %d",
+                 vm_id, pid)
+
+    def _retry_pending(self):
+        with self._lock:
+            pending = list(self._pending.items())
+        for vm_id, (container_id, deadline) in pending:
+            record = _read_state(vm_id)
+            if record is None or record.get("stopping") \
+                    or record.get("container_id") != container_id:
+                with self._lock:
+                    self._pending.pop(vm_id, None)
+                continue
+            if time.time() > deadline:
+                log.warning("vm_id=%s no placeholder appeared within %ds; "
+                            "giving up", vm_id, PENDING_TIMEOUT)
+                with self._lock:
+                    self._pending.pop(vm_id, None)
+                continue
+            if procfs.find_qemu(vm_id) is not None:
+                self._take_down(vm_id, container_id)
+
+    # The kernel's OOM kills
+
+    def _follow_kernel_log(self):
+        try:
+            fd = os.open(KMSG, os.O_RDONLY)
+            os.lseek(fd, 0, os.SEEK_END)      # only what happens from now
+        except OSError as e:
+            log.warning("cannot follow the kernel log %s (OOM kills are "
+                        "known only from the engines): %s", KMSG, e)
+            return
+        self._kmsg = True
+        while not self.stopping.is_set():
+            try:
+                record = os.read(fd, 8192)
+            except OSError as e:
+                if e.errno == errno.EPIPE:    # overwritten while we read
+                    continue
+                log.warning("reading the kernel log failed: %s", e)
+                self._kmsg = False
+                return
+            self._kernel_record(record.decode("utf-8", "replace"))
+
+    def _kernel_record(self, text):
+        m = _OOM_RECORD.search(text)
+        if not m:
+            return
+        now = time.time()
+        with self._lock:
+            for cid in _CONTAINER_ID.findall(text[m.start():]):
+                self._ooms[cid] = now
+            for cid, seen in list(self._ooms.items()):
+                if now - seen > OOM_MEMORY:
+                    del self._ooms[cid]
+
+    def _oom_killed(self, container_id, exit_code):
+        """Whether the kernel reported an OOM kill in the container."""
+        deadline = time.time() + OOM_GRACE
+        while True:
+            with self._lock:
+                if container_id in self._ooms:
+                    return True
+            # A process killed by the OOM killer dies of SIGKILL: give the
+            # kernel log reader a moment to catch up with the record.
+            if not self._kmsg or exit_code != SIGKILL_EXIT \
+                    or time.time() > deadline:
+                return False
+            time.sleep(0.01)
+
+    # What the hooks read
+
+    def _engine_up(self, name, facts):
+        log.info("%s %s reachable (runtimes: %s)", name, facts.version,
+                 ", ".join(facts.runtimes))
+        self._set_engine(name, {
+            "reachable": True,
+            "version": facts.version,
+            "apiVersion": facts.api_version,
+            "runtimes": facts.runtimes,
+            "defaultRuntime": facts.default_runtime,
+            "cgroupDriver": facts.cgroup_driver,
+            "cgroupVersion": facts.cgroup_version,
+        })
+
+    def _engine_down(self, name, reason):
+        with self._lock:
+            was = self._status["engines"].get(name, {}).get("reachable")
+        if was is not False:
+            log.warning("%s is not reachable: %s", name, reason)
+        self._set_engine(name, {"reachable": False, "error": reason})
+
+    def _set_engine(self, name, info):
+        info["since"] = time.time()
+        with self._lock:
+            self._status["engines"][name] = info
+        self._write_status()
+
+    def _write_status(self):
+        with self._lock:
+            data = json.dumps(dict(self._status, updated=time.time()),
+                              sort_keys=True)
+            fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
+                                       prefix=".watcher-")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(data)
+                os.chmod(tmp, 0o644)
+                os.rename(tmp, hoststats.status_path())
+            except Exception:
+                _unlink(tmp)
+                raise
+
+    def _prune(self):
+        for vm_id in exits.prune():
+            log.info("vm_id=%s dropped its exit record (older than %ds)",
+                     vm_id, exits.MAX_AGE)
+
+
+def _exit_record(record, status, event_code):
+    if status is not None:
+        code, oom, error = status.exit_code, status.oom_killed, status.error
+        finished = status.finished_at
+    else:
+        code, oom, error, finished = _int(event_code), False, None, None
+    return {
+        "vm_id": record["vm_id"],
+        "engine": record.get("engine"),
+        "container_id": record.get("container_id"),
+        "container_name": record.get("container_name"),
+        "exit_code": code,
+        "oom_killed": oom,
+        "error": error,
+        "finished_at": finished,
+        "time": time.time(),
+        "message": exits.message(code, oom, error),
+    }
+
+
+def _read_state(vm_id):
+    try:
+        return state.read(vm_id)
+    except errors.Error as e:
+        log.warning("vm_id=%s unreadable state: %s", vm_id, e)
+        return None
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ensure_dir(path):
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o755)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""A container that ends takes its VM down, fast, with the reason.
+
+The real flow on both engines: before_vm_start through the installed
+hooks as the vdsm user, the placeholder XML it returns run by libvirt as
+a transient domain (as Vdsm does), and the exit watcher running as root
+as its systemd service does (the watcher fixture).  The container's main
+process then ends on its own -- exit 0, exit 3, killed by the OOM killer
+-- when the test tells it to (tests/images.py EXITING), so the domain is
+surely running by then.  The placeholder's qemu process must have ended
+within DOWN_BOUND seconds of the end the engine records (FinishedAt), and
+the libvirt domain be gone as soon as the host's init has reaped that
+process: libvirt waits for the pid to vanish, and init (pid 1) reaps the
+orphaned qemu.  systemd does that at once; the sandbox init of the
+project's CI machine only every two seconds or so, which the test reports
+apart.  Then Vdsm would run after_vm_destroy (done here) and report the VM
+Down; the stats hooks must turn Vdsm's "Lost connection with qemu
+process" into the container's exit code and reason.
+
+Needs root, libvirtd and both engines (dev/services).
+"""
+
+import calendar
+import os
+import time
+
+import pytest
+from lxml import etree
+
+import domains
+import images
+import libvirt
+import vdsmstats
+
+BASE = "no-nic-in.xml"
+DOWN_BOUND = 2.0
+# libvirt's own teardown once qemu is reaped (it polls every 200 ms).
+LIBVIRT_TEARDOWN = 0.5
+MEMORY_MIB = 64          # the OOM image fills 300 MiB
+
+EXPECTED = {
+    "exit0": "container exited with code 0 (success)",
+    "exit3": "container exited with code 3 (error)",
+    "oom": "container exited with code 137 (out of memory)",
+}
+
+
+def our_files(installation, vm):
+    return [n for n in installation.state_files() if n.startswith(vm.id)]
+
+
+@pytest.fixture
+def vm_factory(engine, installation, libvirt_host, qemu_workdir):
+    """Makes container VMs of engine; whatever a test leaves of them
+    (domain, container, state, exit record) is removed afterwards."""
+    name, client = engine
+    made = []
+
+    def make(image):
+        vm = domains.container_vm(name, image, base=BASE,
+                                  memory_mib=MEMORY_MIB)
+        made.append(vm)
+        return vm
+    yield make
+    for vm in made:
+        libvirt.virsh("destroy", vm.id, check=False)
+        for c in client.containers.list(
+                all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}):
+            c.remove(force=True)
+        for n in our_files(installation, vm):
+            os.unlink(os.path.join(installation.state_dir, n))
+
+
+def start(vdsm, vm, host, workdir, wait=True):
+    """Engine's Run: before_vm_start, then libvirt createXML.  Returns the
+    placeholder XML (what Vdsm passes to after_vm_destroy later)."""
+    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                      custom=vm.custom)
+    root = etree.fromstring(result.data.encode("utf-8"))
+    libvirt.adjust(root, host, workdir)
+    libvirt.create(root, workdir)
+    if wait:
+        libvirt.wait_running(vm.id)
+    return result.data
+
+
+def container(client, vm):
+    return client.containers.get("ovirt-vm-" + vm.id)
+
+
+def domain_exists(vm):
+    # Not "virsh domuuid": it takes a name or an id, never finds a uuid.
+    return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
+
+
+def proc_state(pid):
+    """The state letter of pid (R, S, Z...), or None once reaped."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except IOError:
+        return None
+    return stat[stat.rfind(")") + 2]
+
+
+def watch_end(vm, pid, timeout=30):
+    """When (time.time()) the qemu process ended (a zombie or gone), when
+    it was reaped, and when libvirt's domain was gone; None if not."""
+    ended = reaped = gone = None
+    deadline = time.time() + timeout
+    while time.time() < deadline and reaped is None:
+        state = proc_state(pid)
+        if ended is None and state in (None, "Z", "X"):
+            ended = time.time()
+        if state is None:
+            reaped = time.time()
+        time.sleep(0.005)
+    while reaped is not None and time.time() < deadline:
+        if not domain_exists(vm):
+            gone = time.time()
+            break
+        time.sleep(0.01)
+    return ended, reaped, gone
+
+
+def wait_gone(vm, timeout):
+    """The time the libvirt domain was first seen gone, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not domain_exists(vm):
+            return time.time()
+        time.sleep(0.01)
+    return None
+
+
+def wait_exited(c, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c.reload()
+        if c.attrs["State"]["Status"] in ("exited", "dead"):
+            return c.attrs["State"]
+        time.sleep(0.05)
+    raise AssertionError("container %s still %s" % (c.name, c.status))
+
+
+def finished_at(c):
+    """The engine's FinishedAt (RFC 3339, nanoseconds) in epoch seconds."""
+    c.reload()
+    stamp = c.attrs["State"]["FinishedAt"]
+    for suffix in ("Z", "+00:00"):
+        if stamp.endswith(suffix):
+            stamp = stamp[:-len(suffix)]
+    whole, _, fraction = stamp.partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds + float("0." + (fraction or "0"))
+
+
+def down_stats(vdsm, vm, **kw):
+    """What Engine reads of the Down VM, through after_get_all_vm_stats."""
+    plain = vdsmstats.vm_stats("0a0b0c0d-0000-4000-8000-000000000001")
+    result = vdsm.run("after_get_all_vm_stats",
+                      [vdsmstats.down_vm_stats(vm.id, **kw), plain])
+    assert result.errors == []
+    assert result.data[1] == plain
+    return result.data[0]
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_container_end_takes_vm_down(vdsm, installation, engine, watcher,
+                                     exiting_images, libvirt_host,
+                                     qemu_workdir, vm_factory, kind):
+    name, client = engine
+    vm = vm_factory(exiting_images[kind])
+    last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
+    c = container(client, vm)
+    pid = libvirt.qemu_pid(vm.name)
+
+    c.exec_run(["touch", images.EXIT_TRIGGER])
+    ended, reaped, gone = watch_end(vm, pid)
+
+    assert ended is not None, "the placeholder is still running"
+    assert gone is not None, "libvirt still has the domain"
+    finished = finished_at(c)
+    print("exit-to-down %s %s: qemu ended %.3f s after the container, "
+          "libvirt domain gone after %.3f s (%.3f s of it waiting for init "
+          "to reap qemu)" % (name, kind, ended - finished, gone - finished,
+                             reaped - ended))
+    assert ended - finished < DOWN_BOUND
+    assert gone - reaped < LIBVIRT_TEARDOWN
+
+    # Vdsm saw its qemu die: after_vm_destroy, then the VM is Down.
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+    down = down_stats(vdsm, vm)
+    assert down["exitMessage"] == EXPECTED[kind]
+    assert down["exitCode"] == 1        # an error: Engine restarts HA VMs
+    assert down["status"] == "Down"
+
+    # Engine destroys the Down VM; the container is gone, the next start
+    # drops the exit record.
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    assert client.containers.list(
+        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}) == []
+    assert our_files(installation, vm) == [vm.id + ".exit"]
+
+
+def test_power_off_is_not_a_container_end(vdsm, installation, engine,
+                                          watcher, libvirt_host,
+                                          qemu_workdir, vm_factory):
+    # Engine's Power Off stops the container first (before_vm_destroy):
+    # that end is Engine's doing, the watcher must leave the domain to
+    # Vdsm and write no exit record.
+    vm = vm_factory(images.IMAGE)
+    last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
+
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    time.sleep(DOWN_BOUND)
+
+    assert domain_exists(vm)
+    libvirt.virsh("destroy", vm.id)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+    assert our_files(installation, vm) == []
+    down = down_stats(vdsm, vm, exit_code=0, exit_reason=6,
+                      message="Admin shut down from the engine")
+    assert down["exitMessage"] == "Admin shut down from the engine"
+
+
+def test_end_while_not_watched(vdsm, installation, engine, exiting_images,
+                               libvirt_host, qemu_workdir, vm_factory):
+    # The watcher (re)starts after the container ended: it looks at every
+    # container of the state files before it waits for events.
+    name, client = engine
+    vm = vm_factory(exiting_images["exit3"])
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    c = container(client, vm)
+    c.exec_run(["touch", images.EXIT_TRIGGER])
+    wait_exited(c)
+    assert domain_exists(vm)
+
+    proc = installation.start_watcher()
+    try:
+        started = time.time()
+        gone = wait_gone(vm, timeout=30)
+    finally:
+        installation.stop_watcher(proc)
+
+    assert gone is not None and gone - started < DOWN_BOUND
+    down = down_stats(vdsm, vm)
+    assert down["exitMessage"] == EXPECTED["exit3"]
+
+
+def test_end_before_the_domain_starts(vdsm, installation, engine, watcher,
+                                      exiting_images, libvirt_host,
+                                      qemu_workdir, vm_factory):
+    # The container ends between before_vm_start and libvirt's createXML:
+    # the placeholder is taken down as soon as its qemu process appears.
+    name, client = engine
+    vm = vm_factory(exiting_images["exit3"])
+    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                      custom=vm.custom)
+    c = container(client, vm)
+    c.exec_run(["touch", images.EXIT_TRIGGER])
+    wait_exited(c)
+
+    root = etree.fromstring(result.data.encode("utf-8"))
+    libvirt.adjust(root, libvirt_host, qemu_workdir)
+    created = time.time()
+    try:
+        libvirt.create(root, qemu_workdir)
+    except AssertionError:
+        pass            # killed while libvirt was still starting it
+    gone = wait_gone(vm, timeout=30)
+
+    assert gone is not None and gone - created < DOWN_BOUND + 1
+    assert down_stats(vdsm, vm)["exitMessage"] == EXPECTED["exit3"]
+
+
+def test_next_start_forgets_the_exit(vdsm, installation, engine, watcher,
+                                     exiting_images, libvirt_host,
+                                     qemu_workdir, vm_factory):
+    name, client = engine
+    vm = vm_factory(exiting_images["exit3"])
+    last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
+    container(client, vm).exec_run(["touch", images.EXIT_TRIGGER])
+    assert wait_gone(vm, timeout=30)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+    assert vm.id + ".exit" in our_files(installation, vm)
+
+    # Engine restarts the HA VM on this host.
+    again = os.path.join(qemu_workdir, "again")
+    os.mkdir(again)
+    os.chmod(again, 0o755)
+    last_xml = start(vdsm, vm, libvirt_host, again)
+
+    assert vm.id + ".exit" not in our_files(installation, vm)
+    libvirt.virsh("destroy", vm.id)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+    # Down for another reason now (qemu died): Vdsm's own message.
+    down = down_stats(vdsm, vm)
+    assert down["exitMessage"] == "Lost connection with qemu process"
