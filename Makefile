@@ -17,6 +17,10 @@ test: setup
 demo: setup
 	dev/run-with-services .venv/bin/python dev/demo.py
 
+# The monitoring's costs as ratios against baselines (see README.md).
+bench: setup
+	dev/run-with-services .venv/bin/python dev/bench.py
+
 # Python 2.7 / 3.6+ compatibility of everything that runs on a host.
 compat: setup
 	.venv/bin/vermin -q --no-tips --violations -t=2.7 -t=3.6- \

@@ -142,6 +142,16 @@ class Vdsm(object):
             raise HookError(errors[-1], result)
         return result
 
+    def popen_options(self, hook, path, vm_id=None, custom=None,
+                      params=None):
+        """The environment and credentials Vdsm runs hook's scripts with,
+        for the data file at path (dev/bench.py times the scripts alone
+        with them)."""
+        kind = HOOKS[hook][0]
+        options = dict(env=self._env(kind, path, vm_id, custom, params))
+        options.update(self._credentials())
+        return options
+
     def _env(self, kind, path, vm_id, custom, params):
         env = dict(self.base_env)
         for k, v in list((params or {}).items()) + list(

@@ -1,0 +1,486 @@
+#!/usr/bin/python3
+"""make bench: the monitoring's costs, each as a ratio against a baseline
+measured in the same run (medians over several runs).
+
+1. after_get_all_vm_stats on 1, 10, 50 and 100 container VMs, plus as
+   many VMs that are not containers, against "docker stats --no-stream"
+   over the same containers and against a bare "python3 -c pass";
+2. each hook on a VM that is not a container (while container VMs run on
+   the host), against a bare "python3 -c pass";
+3. before_vm_start until the container runs (image present), against
+   "docker run -d" of the same image;
+4. a container's end until its placeholder is down, with the exit watcher
+   and real libvirt.
+
+Everything goes through the real pieces, as the tests do: the package is
+installed into a private root (tests/install.py), hooks run as the vdsm
+user with Vdsm's environment (tests/vdsm.py), and the container VMs of (1)
+are started through before_vm_start, four at a time as Vdsm does, on
+Docker.  A hook's time is its process alone (the data file is written
+beforehand, as Vdsm does); the bare interpreter runs the same way, as
+vdsm.  Everything the benchmark creates is removed at the end, also when
+it fails.  Needs root and the daemons (make bench starts them).
+
+    dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4] [--quick]
+"""
+
+import argparse
+import calendar
+import collections
+import concurrent.futures
+import json
+import os
+import pwd
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "tests"))
+sys.path.insert(0, os.path.join(TOP, "lib"))
+
+import domains  # noqa: E402
+import images  # noqa: E402
+import install  # noqa: E402
+import libvirt  # noqa: E402
+import vdsm as vdsm_module  # noqa: E402
+import vdsmstats  # noqa: E402
+
+BARE = ["/usr/bin/python3", "-c", "pass"]
+DOCKER_SOCKET = "/var/run/docker.sock"
+PODMAN_SOCKET = "/run/podman/podman.sock"
+LABEL_VM_ID = "org.ovirt.vm.id"
+START_WORKERS = 4       # Vdsm runs up to 4 VM creations at once
+
+TARGETS = {
+    "stats_vs_docker_at_50": 30.0,      # at least, faster
+    "stats_vs_bare_at_50": 6.0,         # at most
+    "stats_100_vs_1": 1.3,              # at most
+    "plain_vs_bare": 1.5,               # at most
+    "start_vs_docker_run": 1.3,         # at most
+    "exit_to_down": 2.0,                # seconds, at most
+}
+
+
+def median(values):
+    return statistics.median(list(values))
+
+
+# Medians of one hook and of the bare interpreter run beside it: wall
+# clock and CPU time (user + system) of the process.
+Timing = collections.namedtuple("Timing", "hook, bare, hook_cpu, bare_cpu")
+
+
+def ms(seconds):
+    return "%.1f ms" % (seconds * 1000)
+
+
+class Bench(object):
+
+    def __init__(self, args):
+        self.args = args
+        self.inst = install.Installation().install()
+        self.vdsm = vdsm_module.Vdsm(self.inst.hooks_dir, user="vdsm")
+        self.vdsm_uid = pwd.getpwnam("vdsm")
+        self.workdir = tempfile.mkdtemp(prefix="vhc-bench-", dir="/var/tmp")
+        os.chmod(self.workdir, 0o755)
+        # Hook data files, in a directory vdsm may write (the hooks replace
+        # them by renaming a file over them), as Vdsm's /tmp.
+        self.datadir = os.path.join(self.workdir, "data")
+        os.mkdir(self.datadir, 0o755)
+        os.chown(self.datadir, self.vdsm_uid.pw_uid, self.vdsm_uid.pw_gid)
+        self.vms = []            # (vm, placeholder xml) started for (1)
+        self.extra_vms = []      # VMs of (3) and (4), cleaned up too
+        self.watcher = None
+        import docker
+        self.docker = docker.DockerClient(base_url="unix://" + DOCKER_SOCKET,
+                                          version="auto", timeout=300)
+        self.podman = docker.DockerClient(base_url="unix://" + PODMAN_SOCKET,
+                                          version="auto", timeout=300)
+        self.results = {}
+
+    # Timing one process
+
+    def data_file(self, content):
+        fd, path = tempfile.mkstemp(dir=self.datadir)
+        os.write(fd, content)
+        os.close(fd)
+        os.chown(path, self.vdsm_uid.pw_uid, self.vdsm_uid.pw_gid)
+        return path
+
+    def time_process(self, argv, options, content, path):
+        """(wall, CPU) seconds the process took; the data file is
+        restored first.  The CPU time (user + system of the process) is
+        what other tenants of a busy machine disturb least."""
+        with open(path, "wb") as f:
+            f.write(content)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, **options)
+        _, err = p.communicate()
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if p.returncode != 0:
+            raise RuntimeError("%s failed (%d): %s" % (argv, p.returncode,
+                                                       err.decode()))
+        cpu = (after.ru_utime + after.ru_stime
+               - before.ru_utime - before.ru_stime)
+        return elapsed, cpu
+
+    def time_hook(self, hook, data, vm_id=None, custom=None, runs=None,
+                  pause=0):
+        """Timing of hook's script and of a bare interpreter, run
+        alternately the same way, on the same data (pause seconds before
+        each run of the hook): Timing of wall and CPU medians."""
+        runs = runs or self.args.runs
+        kind = vdsm_module.HOOKS[hook][0]
+        if kind == vdsm_module.JSON:
+            content = json.dumps(data).encode()
+        else:
+            content = (data or "").encode()
+        path = self.data_file(content)
+        try:
+            options = self.vdsm.popen_options(hook, path, vm_id=vm_id,
+                                              custom=custom)
+            [script] = self.vdsm.scripts(hook)
+            hook_times, bare_times = [], []
+            self.time_process([script], options, content, path)   # warm
+            for _ in range(runs):
+                time.sleep(pause)
+                hook_times.append(
+                    self.time_process([script], options, content, path))
+                bare_times.append(
+                    self.time_process(BARE, options, content, path))
+        finally:
+            os.unlink(path)
+        return Timing(median(t[0] for t in hook_times),
+                      median(t[0] for t in bare_times),
+                      median(t[1] for t in hook_times),
+                      median(t[1] for t in bare_times))
+
+    # (1) stats on N container VMs
+
+    def start_vms(self, count):
+        def start(_):
+            vm = domains.container_vm("docker", images.IMAGE)
+            result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                                   custom=vm.custom)
+            return vm, result.data
+        missing = count - len(self.vms)
+        if missing <= 0:
+            return
+        with concurrent.futures.ThreadPoolExecutor(START_WORKERS) as pool:
+            for started in pool.map(start, range(missing)):
+                self.vms.append(started)
+
+    def docker_stats(self, vms):
+        names = ["ovirt-vm-" + vm.id for vm, _ in vms]
+        times = []
+        for _ in range(self.args.docker_runs):
+            started = time.perf_counter()
+            subprocess.check_call(["docker", "stats", "--no-stream"] + names,
+                                  stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+        return median(times)
+
+    def bench_stats(self):
+        rows = []
+        for n in self.args.sizes:
+            self.start_vms(n)
+            vms = self.vms[:n]
+            data = [vdsmstats.vm_stats(vm.id, name=vm.name) for vm, _ in vms]
+            data += [vdsmstats.vm_stats(domains.VM({}).id) for _ in range(n)]
+            # A first call takes each VM's first CPU sample; then, as when
+            # Vdsm polls every 15 s, every call replaces the samples (they
+            # are kept only when taken more than 1 s apart: samples.py).
+            self.vdsm.run("after_get_all_vm_stats", data)
+            timing = self.time_hook("after_get_all_vm_stats", data,
+                                    pause=1.05)
+            docker = self.docker_stats(vms)
+            rows.append((n, timing, docker))
+            print("  %3d container VMs + %3d others: hook %s, docker stats "
+                  "%s, python3 -c pass %s" % (
+                      n, n, ms(timing.hook), ms(docker), ms(timing.bare)),
+                  flush=True)
+        self.results["stats"] = rows
+
+    # (2) every hook on a VM that is not a container
+
+    def bench_plain(self):
+        vm = domains.VM({"someOtherProperty": "value"})
+        stats = [vdsmstats.vm_stats(vm.id)]
+        others = [vdsmstats.vm_stats(domains.VM({}).id) for _ in range(10)]
+        cases = [
+            ("before_vm_start", vm.xml), ("before_vm_destroy", None),
+            ("after_vm_destroy", vm.xml), ("before_vm_migrate_source",
+                                           vm.xml),
+            ("before_vm_hibernate", vm.xml), ("after_vm_pause", vm.xml),
+            ("after_vm_cont", vm.xml), ("after_get_vm_stats", stats),
+            ("after_get_all_vm_stats", stats + others),
+        ]
+        rows = []
+        for hook, data in cases:
+            rows.append((hook, self.time_hook(hook, data, vm_id=vm.id,
+                                              custom=vm.custom)))
+        # Host-level hooks: not about a VM, listed for their cost.
+        for hook, data in (("after_get_stats", vdsmstats.host_stats()),
+                           ("after_get_caps", vdsmstats.host_caps())):
+            rows.append((hook + " (host)", self.time_hook(hook, data)))
+        self.results["plain"] = rows
+
+    # (3) before_vm_start until the container runs
+
+    def bench_start(self):
+        hooks, runs = [], []
+        for _ in range(self.args.start_runs):
+            vm = domains.container_vm("docker", images.IMAGE)
+            self.extra_vms.append(vm)
+            started = time.perf_counter()
+            result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                                   custom=vm.custom)
+            hooks.append(time.perf_counter() - started)
+            assert self.docker.containers.get(
+                "ovirt-vm-" + vm.id).status == "running"
+            self.power_off(vm, result.data)
+
+            started = time.perf_counter()
+            cid = subprocess.check_output(
+                ["docker", "run", "-d", images.IMAGE]).decode().strip()
+            runs.append(time.perf_counter() - started)
+            subprocess.check_call(["docker", "rm", "-f", cid],
+                                  stdout=subprocess.DEVNULL)
+        self.results["start"] = (median(hooks), median(runs))
+
+    # (4) a container's end until the placeholder is down
+
+    def bench_exit(self):
+        kinds = images.build_and_push_exiting(self.docker)
+        self.watcher = self.inst.start_watcher()
+        host = libvirt.detect_host()
+        rows = []
+        for engine, runs in (("docker", self.args.exit_runs),
+                             ("podman", max(1, self.args.exit_runs // 2))):
+            client = self.docker if engine == "docker" else self.podman
+            ended, gone = [], []
+            for i in range(runs):
+                e, g = self.one_exit(engine, client, kinds["exit3"], host, i)
+                ended.append(e)
+                gone.append(g)
+            rows.append((engine, median(ended), median(gone), max(ended)))
+        self.results["exit"] = rows
+
+    def one_exit(self, engine, client, image, host, i):
+        vm = domains.container_vm(engine, image, base="no-nic-in.xml",
+                                  memory_mib=64)
+        self.extra_vms.append(vm)
+        workdir = os.path.join(self.workdir, "%s-%d" % (engine, i))
+        os.mkdir(workdir)
+        os.chmod(workdir, 0o755)
+        result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                               custom=vm.custom)
+        from lxml import etree
+        root = etree.fromstring(result.data.encode())
+        libvirt.adjust(root, host, workdir)
+        libvirt.create(root, workdir)
+        libvirt.wait_running(vm.id)
+        pid = libvirt.qemu_pid(vm.name)
+        c = client.containers.get("ovirt-vm-" + vm.id)
+        c.reload()
+        c.exec_run(["touch", images.EXIT_TRIGGER])
+        ended = None
+        deadline = time.time() + 60
+        while os.path.exists("/proc/%d" % pid) and time.time() < deadline:
+            if ended is None and _state(pid) in ("Z", "X", None):
+                ended = time.time()
+            time.sleep(0.002)
+        if ended is None:
+            ended = time.time()
+        while libvirt.virsh("domstate", vm.id, check=False)[0] == 0 \
+                and time.time() < deadline:
+            time.sleep(0.01)
+        gone = time.time()
+        finished = _epoch(client.api.inspect_container(c.id)["State"][
+            "FinishedAt"])
+        self.vdsm.run("after_vm_destroy", result.data, vm_id=vm.id,
+                      custom=vm.custom)
+        return ended - finished, gone - finished
+
+    # Cleanup and report
+
+    def power_off(self, vm, xml):
+        self.vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                      custom=vm.custom)
+        self.vdsm.run("after_vm_destroy", xml, vm_id=vm.id, custom=vm.custom)
+
+    def cleanup(self):
+        if self.watcher is not None:
+            self.inst.stop_watcher(self.watcher)
+
+        def off(started):
+            vm, xml = started
+            try:
+                self.power_off(vm, xml)
+            except Exception as e:
+                print("cleanup: power off %s failed: %s" % (vm.id, e))
+        with concurrent.futures.ThreadPoolExecutor(START_WORKERS) as pool:
+            list(pool.map(off, self.vms))
+        ids = set(vm.id for vm, _ in self.vms) | set(
+            vm.id for vm in self.extra_vms)
+        for vm_id in ids:
+            libvirt.virsh("destroy", vm_id, check=False)
+        for client in (self.docker, self.podman):
+            for c in client.containers.list(all=True, filters={
+                    "label": "org.ovirt.vdsm-hook-containers=1"}):
+                if c.labels.get(LABEL_VM_ID) in ids:
+                    c.remove(force=True)
+        self.inst.remove()
+        subprocess.call(["rm", "-rf", self.workdir])
+
+    def report(self):
+        print()
+        print("Monitoring benchmark (medians; ratios against baselines "
+              "measured in this run)")
+        rows = self.results.get("stats", [])
+        if rows:
+            base = rows[0][1]
+            print()
+            print("1. after_get_all_vm_stats, N container VMs + N others "
+                  "(wall clock; CPU time in brackets)")
+            print("   %4s %10s %13s %10s %12s %15s %15s" % (
+                "N", "hook", "docker stats", "python3", "docker/hook",
+                "hook/py", "hook/N=1"))
+            for n, t, docker in rows:
+                print("   %4d %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
+                      "%6.2fx [%4.2fx]" % (
+                          n, ms(t.hook), ms(docker), ms(t.bare),
+                          docker / t.hook, t.hook / t.bare,
+                          t.hook_cpu / t.bare_cpu, t.hook / base.hook,
+                          t.hook_cpu / base.hook_cpu))
+            by_n = dict((r[0], r) for r in rows)
+            if 50 in by_n:
+                n, t, docker = by_n[50]
+                self.check("docker stats / hook at 50", docker / t.hook,
+                           TARGETS["stats_vs_docker_at_50"], at_least=True)
+                self.check("hook / python3 at 50", t.hook / t.bare,
+                           TARGETS["stats_vs_bare_at_50"])
+            if 100 in by_n:
+                t = by_n[100][1]
+                self.check("hook at 100 / hook at 1", t.hook / base.hook,
+                           TARGETS["stats_100_vs_1"])
+                self.check("hook at 100 / hook at 1, CPU time",
+                           t.hook_cpu / base.hook_cpu,
+                           TARGETS["stats_100_vs_1"])
+        rows = self.results.get("plain", [])
+        if rows:
+            print()
+            print("2. each hook on a VM that is not a container "
+                  "(%d container VMs running)" % len(self.vms))
+            print("   %-32s %10s %10s %8s %8s" % ("hook", "hook", "python3",
+                                                  "ratio", "[CPU]"))
+            for hook, t in rows:
+                print("   %-32s %10s %10s %7.2fx [%5.2fx]" % (
+                    hook, ms(t.hook), ms(t.bare), t.hook / t.bare,
+                    t.hook_cpu / t.bare_cpu))
+            worst = max((t.hook / t.bare, hook) for hook, t in rows
+                        if "(host)" not in hook)
+            self.check("worst VM hook / python3 (%s)" % worst[1], worst[0],
+                       TARGETS["plain_vs_bare"])
+        if "start" in self.results:
+            hook, run = self.results["start"]
+            print()
+            print("3. before_vm_start until the container runs: %s; "
+                  "docker run -d: %s" % (ms(hook), ms(run)))
+            self.check("before_vm_start / docker run -d", hook / run,
+                       TARGETS["start_vs_docker_run"])
+        rows = self.results.get("exit", [])
+        if rows:
+            print()
+            print("4. container exit (engine's FinishedAt) -> placeholder "
+                  "down")
+            for engine, ended, gone, worst in rows:
+                print("   %-7s qemu killed and ended %s (worst %s); libvirt "
+                      "domain gone %s" % (engine, ms(ended), ms(worst),
+                                          ms(gone)))
+                self.check("%s exit -> qemu ended" % engine, ended,
+                           TARGETS["exit_to_down"], unit="s")
+            print("   (libvirt drops the domain once init has reaped the "
+                  "qemu process; see the README)")
+
+    def check(self, what, value, target, at_least=False, unit="x"):
+        ok = value >= target if at_least else value <= target
+        print("   %s %s: %.2f%s (target %s %.1f%s)" % (
+            "ok  " if ok else "MISS", what, value, unit,
+            ">=" if at_least else "<=", target, unit))
+
+
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except IOError:
+        return None
+    return stat[stat.rfind(")") + 2]
+
+
+def _epoch(stamp):
+    stamp = stamp.rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + \
+        float("0." + (fraction or "0"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,50,100",
+                        help="numbers of container VMs for (1)")
+    parser.add_argument("--runs", type=int, default=7,
+                        help="runs per hook measurement")
+    parser.add_argument("--docker-runs", type=int, default=3)
+    parser.add_argument("--start-runs", type=int, default=5)
+    parser.add_argument("--exit-runs", type=int, default=5)
+    parser.add_argument("--parts", default="1,2,3,4",
+                        help="which measurements to make")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 and 10 VMs, fewer runs (a smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.runs, args.docker_runs = "1,10", 3, 1
+        args.start_runs, args.exit_runs = 2, 2
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    parts = set(args.parts.split(","))
+    if os.geteuid() != 0:
+        sys.exit("dev/bench.py: run as root (make bench)")
+    images.build_and_push(docker_client())
+    bench = Bench(args)
+    try:
+        if "1" in parts:
+            print("1. stats hooks on container VMs (starting them through "
+                  "before_vm_start)", flush=True)
+            bench.bench_stats()
+        if "2" in parts:
+            print("2. hooks on a VM that is not a container", flush=True)
+            bench.bench_plain()
+        if "3" in parts:
+            print("3. before_vm_start vs docker run -d", flush=True)
+            bench.bench_start()
+        if "4" in parts:
+            print("4. container exit -> placeholder down", flush=True)
+            bench.bench_exit()
+    finally:
+        print("cleaning up", flush=True)
+        bench.cleanup()
+    bench.report()
+
+
+def docker_client():
+    import docker
+    return docker.DockerClient(base_url="unix://" + DOCKER_SOCKET,
+                               version="auto", timeout=300)
+
+
+if __name__ == "__main__":
+    main()
