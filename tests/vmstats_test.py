@@ -250,3 +250,34 @@ def test_container_ended_since_the_last_call(vdsm, installation,
 
     assert stats(vdsm, vm_stats) == [vm_stats]
     assert "its cgroup is gone" in installation.read_log()
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param('[]', id="empty"),
+    pytest.param(' [\n] \n', id="empty-spaced"),
+    pytest.param('[{"vmId": "a", "x": "]},{"}, {"vmId": "b"}]',
+                 id="brackets-in-strings"),
+    pytest.param('[{"vmId":"a"},{"vmId":"b","n":1.50}]', id="compact"),
+    pytest.param('[\n  {"vmId": "a"},\n  {"vmId": "b"}\n]\n',
+                 id="indented"),
+])
+def test_unchanged_vms_copied_byte_for_byte(text):
+    from containerhooks import vmstats
+    items, spans = vmstats._elements(text)
+    assert items == json.loads(text)
+    if not items:
+        return
+    items[0]["cpuUser"] = "1.00"
+
+    out = vmstats._encode(text, items, spans, {0}).decode("utf-8")
+
+    assert json.loads(out) == items
+    for (start, end), item in list(zip(spans, items))[1:]:
+        assert text[start:end] in out      # as Vdsm wrote it
+
+
+@pytest.mark.parametrize("text", ['[1,]', '[1 2]', '[1] x', '{"a": 1}'])
+def test_not_a_list_is_refused(text):
+    from containerhooks import vmstats
+    with pytest.raises(ValueError):
+        vmstats._elements(text)

@@ -25,8 +25,10 @@ Files read, as the kernel documents them
 Documentation/admin-guide/cgroup-v2.rst):
 
     v1  cpuacct.stat            user, system (USER_HZ ticks)
-        memory.usage_in_bytes   memory charged to the cgroup
-        memory.stat             total_inactive_file (reclaimable cache)
+        memory.stat             total_rss + total_cache: the memory in use
+                                (memory.rst 5.5: usage_in_bytes is a fuzzy
+                                value, RSS+CACHE the exact one), and
+                                total_inactive_file (reclaimable cache)
     v2  cpu.stat                usage_usec, user_usec, system_usec
         memory.current          memory charged to the cgroup
         memory.stat             inactive_file
@@ -74,16 +76,13 @@ class CGroup(object):
                    system_ns=values["system_usec"] * 1000)
 
     def memory(self):
+        stat = _read(os.path.join(self.memory_dir, "memory.stat"))
         if self.version == 1:
-            usage = _number(os.path.join(self.memory_dir,
-                                         "memory.usage_in_bytes"))
-            inactive = _key(os.path.join(self.memory_dir, "memory.stat"),
-                            "total_inactive_file")
-        else:
-            usage = _number(os.path.join(self.memory_dir, "memory.current"))
-            inactive = _key(os.path.join(self.memory_dir, "memory.stat"),
-                            "inactive_file")
-        return Memory(usage=usage, inactive_file=inactive)
+            return Memory(usage=_key(stat, "total_rss")
+                          + _key(stat, "total_cache"),
+                          inactive_file=_key(stat, "total_inactive_file"))
+        usage = int(_read(os.path.join(self.memory_dir, "memory.current")))
+        return Memory(usage=usage, inactive_file=_key(stat, "inactive_file"))
 
     def __repr__(self):
         return "<CGroup v%d cpu=%s memory=%s>" % (
@@ -206,17 +205,15 @@ def _read(path):
         os.close(fd)
 
 
-def _number(path):
-    return int(_read(path))
-
-
-def _key(path, key):
-    """One value of a flat keyed file, 0 if the kernel has no such key."""
-    text = b"\n" + _read(path)
-    start = text.find(b"\n" + key.encode("ascii") + b" ")
+def _key(text, key):
+    """One value of a flat keyed file's text (bytes), 0 if the kernel has
+    no such key."""
+    text = b"\n" + text
+    token = b"\n" + key.encode("ascii") + b" "
+    start = text.find(token)
     if start < 0:
         return 0
-    start += len(key) + 2
+    start += len(token)
     end = text.find(b"\n", start)
     return int(text[start:end if end >= 0 else None])
 

@@ -26,15 +26,20 @@ qemu process".
 The hook never fails the call because of one VM: a container that is gone
 or unreadable keeps Vdsm's figures, and the hook logs why.  The file is
 replaced atomically (a JSON hook that leaves invalid JSON breaks the stats
-of every VM of the host), and only when something changed.
+of every VM of the host), and only when something changed; the VMs it
+did not change are copied byte for byte, only the container VMs are
+encoded again.
 
 Nothing here talks to the engine: the figures come from the kernel, so a
 call costs a few file reads per container VM.
 """
 
+import json
 import logging
 import os
 import time
+
+from json.decoder import WHITESPACE as _WHITESPACE
 
 from containerhooks import cgroups
 from containerhooks import errors
@@ -66,14 +71,18 @@ def main():
 
 
 def vm_stats(env):
-    data = hookenv.read_json(env)
+    text = hookenv.read_data(env, hookenv.JSON).decode("utf-8")
+    try:
+        data, spans = _elements(text)
+    except ValueError:
+        data, spans = json.loads(text), None
     if not isinstance(data, list):
         return
     running, exited = _vm_ids()
     ours = running | exited
     context = Context()
-    changed = False
-    for vm in data:
+    changed = set()
+    for index, vm in enumerate(data):
         if not isinstance(vm, dict) or vm.get("vmId") not in ours:
             continue
         try:
@@ -88,7 +97,7 @@ def vm_stats(env):
             continue
         if updates:
             vm.update(updates)
-            changed = True
+            changed.add(index)
     if context.cache is not None:
         context.cache.keep_only(running)
         try:
@@ -96,7 +105,45 @@ def vm_stats(env):
         except Exception:
             log.exception("cannot save the CPU samples")
     if changed:
-        hookenv.write_json(env, data)
+        hookenv.replace_data(env, hookenv.JSON,
+                             _encode(text, data, spans, changed))
+
+
+def _elements(text):
+    """The elements of a JSON list, and where each is in text."""
+    decoder = json.JSONDecoder()
+    items, spans = [], []
+    i = _skip(text, 0)
+    if text[i:i + 1] != "[":
+        raise ValueError("not a JSON list")
+    i = _skip(text, i + 1)
+    if text[i:i + 1] == "]":
+        return items, spans
+    while True:
+        item, end = decoder.raw_decode(text, i)
+        items.append(item)
+        spans.append((i, end))
+        i = _skip(text, end)
+        if text[i:i + 1] == "]" and not text[_skip(text, i + 1):]:
+            return items, spans
+        if text[i:i + 1] != ",":
+            raise ValueError("not a JSON list")
+        i = _skip(text, i + 1)
+
+
+def _skip(text, i):
+    return _WHITESPACE.match(text, i).end()
+
+
+def _encode(text, data, spans, changed):
+    """The JSON of data: the changed elements encoded again, the others
+    as they were in text."""
+    if spans is None:
+        return json.dumps(data).encode("utf-8")
+    parts = [json.dumps(item) if index in changed
+             else text[spans[index][0]:spans[index][1]]
+             for index, item in enumerate(data)]
+    return ("[" + ", ".join(parts) + "]").encode("utf-8")
 
 
 def _vm_ids():
