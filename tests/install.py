@@ -59,6 +59,9 @@ class Installation(object):
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
         self.networks_dir = os.path.join(self.root, "etc", "networks.d")
+        # sudo reads every file of sudoers.d whose name has no dot.
+        self.sudoers = SUDOERS_PREFIX + os.path.basename(self.root).replace(
+            "-", "_")
         self._installed_system_files = []
 
     def install(self, sudo=True):
@@ -88,7 +91,9 @@ class Installation(object):
                                 ("STATE_DIR", self.state_dir),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
                                 ("LOG_FILE", self.log),
-                                ("NETWORKS_DIR", self.networks_dir)):
+                                ("NETWORKS_DIR", self.networks_dir),
+                                ("SUDOERS", self.sudoers),
+                                ("VDSM_HOOKS_DIR", self.hooks_dir)):
                 f.write("%s = %r\n" % (name, value))
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook
@@ -123,9 +128,7 @@ class Installation(object):
         if RPM_HELPER not in rule:
             raise AssertionError("packaging/sudoers does not name "
                                  + RPM_HELPER)
-        # sudo reads every file of sudoers.d whose name has no dot.
-        path = SUDOERS_PREFIX + os.path.basename(self.root).replace(
-            "-", "_")
+        path = self.sudoers
         self._write_system_file(path, rule.replace(RPM_HELPER, self.helper),
                                 0o440)
         subprocess.check_call(["visudo", "-cqf", path])

@@ -30,6 +30,8 @@ HOOKS_DIR = "/usr/libexec/vdsm/hooks"
 SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 TMPFILES = "/usr/lib/tmpfiles.d/%s.conf" % NAME
 CLI = "/usr/bin/vdsm-containers"
+GC_SERVICE = "/usr/lib/systemd/system/vdsm-hook-containers-gc.service"
+GC_TIMER = "/usr/lib/systemd/system/vdsm-hook-containers-gc.timer"
 UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-watcher.service"
 
 # The dependencies the spec states; those rpmbuild adds by itself (rpmlib
@@ -222,7 +224,7 @@ def test_file_list(source_tree, rpm_files):
     for path in (paths["HELPER"], paths["WATCHER"],
                  paths["PLACEHOLDER_KERNEL"], paths["CONF_FILE"]):
         expected.update((os.path.dirname(path), path))
-    expected.update((SUDOERS, TMPFILES, CLI, UNIT))
+    expected.update((SUDOERS, TMPFILES, CLI, UNIT, GC_SERVICE, GC_TIMER))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -324,6 +326,17 @@ def test_watcher_unit_runs_the_packaged_watcher(source_tree, rpm_tree):
     # A watcher that died would let containers end unnoticed.
     assert sections["Service"]["Restart"] == "always"
     assert sections["Install"]["WantedBy"] == "multi-user.target"
+
+
+@needs_rpmbuild
+def test_gc_timer_runs_the_packaged_cli(rpm_tree):
+    with open(rpm_tree + GC_SERVICE) as f:
+        service = f.read()
+    with open(rpm_tree + GC_TIMER) as f:
+        timer = f.read()
+    assert "ExecStart=%s gc --quiet" % CLI in service
+    assert "OnUnitActiveSec=5min" in timer
+    assert "WantedBy=timers.target" in timer
 
 
 @needs_rpmbuild

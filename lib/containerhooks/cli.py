@@ -2,6 +2,12 @@
 
 Run as root on a host.  Sub-commands:
 
+  check       is this host ready: engines, sudo rule and helper, hooks,
+              networks, the exit watcher, the placeholder kernel
+  ps          the container VMs of this host
+  logs VM     a VM's container output (-f follows)
+  gc          remove leftovers (gc.py); --dry-run lists them only
+
   setup-net [BRIDGE --subnet CIDR --gateway IP --ip-range CIDR [--create]]
       show, or write, the container network of a Linux bridge (network.py);
       --create also creates the engines' macvlan networks now instead of
@@ -17,17 +23,27 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from containerhooks import config
 from containerhooks import errors
+from containerhooks import hookenv
 from containerhooks import network
 from containerhooks import paths
 from containerhooks import properties
 
 
+# The hooks the RPM installs, as "check" expects them.
+HOOKS = ("before_vm_start", "before_vm_destroy", "after_vm_destroy",
+         "before_vm_migrate_source", "before_vm_hibernate", "after_vm_pause",
+         "after_vm_cont", "after_get_vm_stats", "after_get_all_vm_stats",
+         "after_get_stats", "after_get_caps")
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    hookenv.setup_logging()
     try:
         return args.func(args) or 0
     except errors.Error as e:
@@ -42,6 +58,48 @@ def _parser():
                     "for oVirt VMs on this host.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser(
+        "check", help="is this host ready to run container VMs?",
+        description="Check the engines, the sudo rule and helper, the hooks, "
+        "the networks, the exit watcher and the placeholder kernel; exit 1 "
+        "if anything is missing.")
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=check)
+
+    p = sub.add_parser(
+        "ps", help="list the container VMs of this host",
+        description="VM id and name, engine, container state, addresses, "
+        "uptime, image and volumes of every container VM on this host.")
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=ps)
+
+    p = sub.add_parser(
+        "logs", help="show a VM's container output",
+        description="Print the output of the container of VM (its id, or "
+        "its name as Engine shows it).")
+    p.add_argument("vm", help="VM id or name")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new output until interrupted")
+    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.set_defaults(func=logs)
+
+    p = sub.add_parser(
+        "gc", help="remove leftovers of crashed or killed starts",
+        description="Remove containers whose VM has no placeholder, kill "
+        "placeholders whose container is gone, release the state and "
+        "mounts of VMs that are gone; only what is older than gc_grace "
+        "seconds (containers.conf), never a start in progress, never "
+        "anything on the VMs' disks.  Runs every 5 minutes from "
+        "vdsm-hook-containers-gc.timer.")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would be removed, remove nothing")
+    p.add_argument("--grace", type=int, help="override gc_grace (seconds)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print nothing when there is nothing to clean")
+    p.add_argument("--vm", action="append", metavar="VM_ID",
+                   help="only this VM (repeatable)")
+    p.set_defaults(func=gc_command)
 
     p = sub.add_parser(
         "setup-net", help="show or configure a bridge's container network",
@@ -72,6 +130,216 @@ def _parser():
     return parser
 
 
+def check(args):
+    """Is this host ready to run container VMs?"""
+    results = []
+
+    def add(name, ok, detail):
+        results.append({"check": name, "ok": bool(ok), "detail": detail})
+
+    try:
+        conf = config.load()
+        add("config", True, conf.path)
+    except errors.Error as e:
+        add("config", False, str(e))
+        return _report(results, args.json)
+    for name in ("docker", "podman"):
+        if name not in conf.engines:
+            continue
+        try:
+            eng = _connect(conf, name)
+            version = eng.version()
+            add("engine " + name, True, "%s API %s at %s" % (
+                version.get("Version"), version.get("ApiVersion"),
+                conf.sockets[name]))
+        except errors.Error as e:
+            add("engine " + name, False, str(e))
+    add("helper", os.access(paths.HELPER, os.X_OK), paths.HELPER)
+    sudoers = paths.SUDOERS
+    ok = os.path.isfile(sudoers) and (os.stat(sudoers).st_mode & 0o7777) \
+        == 0o440 and _sudoers_names_helper(sudoers)
+    add("sudo rule", ok, "%s lets vdsm run %s" % (sudoers, paths.HELPER)
+        if ok else "%s missing, not 0440 or not naming %s"
+        % (sudoers, paths.HELPER))
+    missing = [h for h in HOOKS if not os.access(
+        os.path.join(paths.VDSM_HOOKS_DIR, h, "50_containers"), os.X_OK)]
+    add("hooks", not missing, "all %d in %s" % (len(HOOKS),
+        paths.VDSM_HOOKS_DIR) if not missing else "missing: " +
+        ", ".join(missing))
+    add("placeholder kernel", os.path.isfile(paths.PLACEHOLDER_KERNEL),
+        paths.PLACEHOLDER_KERNEL)
+    from containerhooks import procfs
+    watcher = _watcher_pid(procfs)
+    add("exit watcher", watcher is not None, "pid %s" % watcher
+        if watcher else "not running: systemctl enable --now "
+        "vdsm-hook-containers-watcher")
+    nets = _networks()
+    bad = [c.bridge for c in nets
+           if not os.path.isdir("/sys/class/net/" + c.bridge)]
+    add("networks", not bad, ("%d configured: %s" % (
+        len(nets), ", ".join(c.bridge for c in nets)) if nets else
+        "none configured: VMs with vNICs will be refused (setup-net)")
+        if not bad else "no such bridge: " + ", ".join(bad))
+    return _report(results, args.json)
+
+
+def _sudoers_names_helper(path):
+    try:
+        with open(path) as f:
+            return any(paths.HELPER in line and "NOPASSWD" in line
+                       and line.split()[0] == "vdsm" for line in f)
+    except (IOError, OSError):
+        return False
+
+
+def _watcher_pid(procfs):
+    for name in os.listdir(procfs.PROC):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(procfs.PROC, name, "cmdline"), "rb") as f:
+                args = f.read().split(b"\0")
+        except (IOError, OSError):
+            continue
+        if any(a.endswith(b"containers-watcher") for a in args[:3]):
+            return int(name)
+    return None
+
+
+def _report(results, as_json):
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            print("%-4s %-20s %s" % ("ok" if r["ok"] else "FAIL", r["check"],
+                                     r["detail"]))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def ps(args):
+    """The container VMs of this host, from the state files and engines."""
+    from containerhooks import procfs
+    from containerhooks import state
+    conf = config.load()
+    engines = {}
+    rows = []
+    now = time.time()
+    for vm_id in sorted(state.vm_ids()):
+        record = state.read(vm_id) or {}
+        name = record.get("engine")
+        status, started = "unknown (engine down)", None
+        if name in conf.engines:
+            try:
+                eng = engines.get(name) or _connect(conf, name)
+                engines[name] = eng
+                info = eng.find(vm_id)
+                status = info.status if info else "gone"
+                started = info.started if info else None
+            except errors.Error:
+                pass
+        rows.append({
+            "vm_id": vm_id, "vm_name": record.get("vm_name"),
+            "engine": name, "image": record.get("image"),
+            "container": record.get("container_name"), "state": status,
+            "placeholder": procfs.find_qemu(vm_id) is not None,
+            "ips": [n.get("ip") for n in record.get("nics", [])],
+            "uptime": int(now - started) if started else None,
+            "volumes": ["%s:%s" % (v.get("disk"), v.get("path"))
+                        for v in record.get("volumes", [])],
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("%-36s %-16s %-7s %-10s %-16s %-9s %s" % (
+        "VM ID", "NAME", "ENGINE", "STATE", "IP", "UPTIME", "IMAGE / VOLUMES"))
+    for r in rows:
+        print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
+            r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
+            ",".join(r["ips"]) or "-", _duration(r["uptime"]), r["image"],
+            " " + ",".join(r["volumes"]) if r["volumes"] else ""))
+    return 0
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return "%dm%02ds" % divmod(seconds, 60)
+    return "%dh%02dm" % divmod(seconds // 60, 60)
+
+
+def logs(args):
+    """Print (or follow) a VM's container output; VM is an id or a name."""
+    from containerhooks import state
+    conf = config.load()
+    matches = [v for v in state.vm_ids() if v == args.vm.lower() or
+               (state.read(v) or {}).get("vm_name") == args.vm]
+    if len(matches) != 1:
+        raise errors.StateError(
+            action="find", vm_id=args.vm, reason="no container VM with "
+            "that id or name on this host (see 'vdsm-containers ps')"
+            if not matches else "several VMs have that name; give the id")
+    record = state.read(matches[0]) or {}
+    eng = _connect(conf, record.get("engine"))
+    out = getattr(sys.stdout, "buffer", sys.stdout)
+    try:
+        for chunk in eng.logs(record["container_name"], follow=args.follow,
+                              tail=args.tail if args.tail is not None
+                              else "all"):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def gc_command(args):
+    """Find leftovers, and remove them unless --dry-run."""
+    from containerhooks import gc
+    from containerhooks import helper
+    conf = config.load()
+    if args.grace is not None:
+        conf = conf._replace(gc_grace=args.grace)
+    engines = {}
+    for name in conf.engines:
+        try:
+            engines[name] = _connect(conf, name)
+        except errors.Error as e:
+            sys.stderr.write("vdsm-containers: skipping %s: %s\n" % (name, e))
+    findings = gc.find(conf, engines)
+    if args.vm:
+        findings = [f for f in findings if f.vm_id in args.vm]
+    for f in findings:
+        print("%s %s: %s (%s)" % ("would remove" if args.dry_run
+                                  else "removing", f.vm_id, f.what,
+                                  f.reason))
+    if args.dry_run:
+        return 0
+    failed = gc.clean(conf, findings, helper.stop_vm)
+    for f, e in failed:
+        sys.stderr.write("vdsm-containers: %s: %s\n" % (f.vm_id, e))
+    if not findings and not args.quiet:
+        print("nothing to clean")
+    return 1 if failed else 0
+
+
+def _connect(conf, name):
+    from containerhooks import engine
+    if name not in conf.engines:
+        raise errors.ConfigError(path=conf.path, reason="engine %r is not "
+                                 "in engines" % (name,))
+    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+
+
+def _networks():
+    configs = []
+    if os.path.isdir(paths.NETWORKS_DIR):
+        for name in sorted(os.listdir(paths.NETWORKS_DIR)):
+            if name.endswith(".conf"):
+                configs.append(network.load(name[:-5]))
+    return configs
+
+
 def setup_net(args):
     if args.bridge is None:
         return _show_networks(args.json)
@@ -97,11 +365,7 @@ def setup_net(args):
 
 
 def _show_networks(as_json):
-    configs = []
-    if os.path.isdir(paths.NETWORKS_DIR):
-        for name in sorted(os.listdir(paths.NETWORKS_DIR)):
-            if name.endswith(".conf"):
-                configs.append(network.load(name[:-5]))
+    configs = _networks()
     if as_json:
         print(json.dumps([c._asdict() for c in configs], indent=2))
         return 0

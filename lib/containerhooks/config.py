@@ -46,6 +46,7 @@ _DEFAULTS = collections.OrderedDict([
     ("init", "true"),
     ("placeholder_memory_mib", "16"),
     ("storage_roots", "/rhev/data-center"),
+    ("gc_grace", "300"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -56,7 +57,7 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "storage_roots", "path",
+    "placeholder_memory_mib", "storage_roots", "gc_grace", "path",
 ])
 
 
@@ -111,6 +112,7 @@ def _build(v, path):
         placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
                                     path),
         storage_roots=_roots(v, "storage_roots", path),
+        gc_grace=_int(v, "gc_grace", 0, 86400, path),
         path=path,
     )
 

@@ -6,8 +6,10 @@ unix socket; only APIs that exist since docker-py 4.0 are used.  SDK and
 transport errors become the package's own errors here.
 """
 
+import calendar
 import collections
 import logging
+import re
 import time
 
 import docker
@@ -31,8 +33,12 @@ class ContainerInfo(object):
     """What the package needs to know of one container."""
 
     def __init__(self, id, name, status, labels, exit_code=None,
-                 oom_killed=False, pid=None):
+                 oom_killed=False, pid=None, created=None, started=None,
+                 image=None):
         self.id = id
+        self.created = created        # seconds since the epoch, or None
+        self.started = started
+        self.image = image
         self.name = name
         self.status = status          # created, running, paused, exited...
         self.labels = labels
@@ -221,6 +227,19 @@ class Engine(object):
         container = self._get(name)
         self._call("start", name, container.start)
 
+    def list_managed(self):
+        """Every container of the package on this engine."""
+        found = self._call("list", "managed", lambda: self.client.containers
+                           .list(all=True, filters={
+                               "label": LABEL_MANAGED + "=1"}))
+        return [_info(c) for c in found]
+
+    def logs(self, name, follow=False, tail="all"):
+        """The container's output (stdout and stderr), as byte chunks."""
+        container = self._get(name)
+        return self._call("read the logs of", name, lambda: container.logs(
+            stream=True, follow=follow, tail=tail))
+
     def find(self, vm_id):
         """The container standing for vm_id, or None."""
         def lookup():
@@ -340,7 +359,27 @@ def _info(container):
         exit_code=state.get("ExitCode"),
         oom_killed=bool(state.get("OOMKilled")),
         pid=state.get("Pid") or None,
+        created=_epoch(attrs.get("Created")),
+        started=_epoch(state.get("StartedAt")),
+        image=(attrs.get("Config") or {}).get("Image"),
     )
+
+
+_TIME_RE = re.compile(r"\A(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
+
+
+def _epoch(text):
+    """Seconds since the epoch of the engine's RFC 3339 UTC time, or None
+    (Docker says 0001-01-01T00:00:00Z for "never")."""
+    m = _TIME_RE.match(text or "")
+    if not m or m.group(1) == "0001":
+        return None
+    offset = re.search(r"([+-])(\d\d):(\d\d)\Z", text)
+    seconds = calendar.timegm(tuple(int(g) for g in m.groups()))
+    if offset:
+        delta = int(offset.group(2)) * 3600 + int(offset.group(3)) * 60
+        seconds -= delta if offset.group(1) == "+" else -delta
+    return seconds
 
 
 def _reason(e):

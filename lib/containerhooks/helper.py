@@ -182,10 +182,14 @@ def _clear_leftover(eng, vm_id):
 
 
 def stop_container(args):
-    vm_id = specs.vm_id(args.vm_id)
-    conf = config.load()
+    return stop_vm(config.load(), specs.vm_id(args.vm_id), args.engine)
+
+
+def stop_vm(conf, vm_id, engine=None):
+    """Stop and remove vm_id's container, unmount its volumes, drop its
+    state; quiet when there is nothing.  (Also the garbage collector's.)"""
     record = state.read(vm_id) or {}
-    names = [args.engine or record.get("engine")]
+    names = [engine or record.get("engine")]
     if names == [None]:
         names = list(conf.engines)
     stopped = None

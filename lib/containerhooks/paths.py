@@ -34,6 +34,12 @@ PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
 
 SUDO = "/usr/bin/sudo"
 
+# The sudoers rule the RPM installs (checked by "vdsm-containers check").
+SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
+
+# Where Vdsm looks for hooks (checked by "vdsm-containers check").
+VDSM_HOOKS_DIR = "/usr/libexec/vdsm/hooks"
+
 # Log file, or None for syslog (journald on a host).
 LOG_FILE = None
 

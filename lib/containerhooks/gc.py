@@ -1,0 +1,149 @@
+"""Garbage collection: what a crash, a kill or a hand left behind.
+
+"vdsm-containers gc" (root) runs this by hand, and the RPM's systemd timer
+vdsm-hook-containers-gc.timer runs it every 5 minutes.  Vdsm's own hooks
+cover every normal end of a VM; this pass covers the rest:
+
+1. a container of the package (label org.ovirt.vdsm-hook-containers=1)
+   whose VM has no placeholder running on this host (its before_vm_start
+   was killed, the domain never started, Vdsm lost it): the container is
+   stopped and removed, its volumes unmounted and its state dropped;
+2. a placeholder whose container is gone (removed by hand, lost with the
+   engine's storage): the placeholder's qemu is killed, with an exit
+   record saying so, and Vdsm reports the VM Down;
+3. state, volume mounts and loop devices of a VM that has neither a
+   container nor a placeholder: released;
+4. exit records older than a day: removed.
+
+Only things older than gc_grace seconds (containers.conf) are touched, and
+never a VM whose start or stop holds its lock: a start in progress is
+between the helper and libvirt for a moment, with a container and no
+placeholder yet.  Nothing here writes to a VM's disks: volumes are only
+unmounted and loop devices detached.
+"""
+
+import collections
+import errno
+import logging
+import os
+import signal
+import time
+
+from containerhooks import errors
+from containerhooks import exits
+from containerhooks import procfs
+from containerhooks import state
+from containerhooks import volumes
+from containerhooks.spec import LABEL_MANAGED
+
+log = logging.getLogger("containerhooks.gc")
+
+# What gc found: kind (container, placeholder, state), the VM, what it is,
+# why it goes.
+Finding = collections.namedtuple("Finding", "kind, vm_id, what, reason")
+
+
+def find(conf, engines, now=None):
+    """What a pass would clean, as Findings (changes nothing).
+
+    engines: {name: engine.Engine} of the engines that answer.
+    """
+    now = time.time() if now is None else now
+    findings = []
+    seen = set()
+    for name, eng in sorted(engines.items()):
+        for info in eng.list_managed():
+            vm_id = info.vm_id
+            seen.add(vm_id)
+            if not vm_id or procfs.find_qemu(vm_id) is not None:
+                continue
+            age = now - (info.created or now)
+            if age < conf.gc_grace or _busy(vm_id):
+                continue
+            findings.append(Finding(
+                "container", vm_id, "%s container %s (%s)" % (
+                    name, info.name, info.status),
+                "its VM has no placeholder on this host"))
+    for vm_id in state.vm_ids():
+        if vm_id in seen or _busy(vm_id):
+            continue
+        record = state.read(vm_id) or {}
+        if now - record.get("created", now) < conf.gc_grace:
+            continue
+        if record.get("engine") not in engines:
+            continue     # engine down: cannot tell whether it is gone
+        qemu = procfs.find_qemu(vm_id)
+        if qemu is not None:
+            findings.append(Finding(
+                "placeholder", vm_id, "placeholder qemu pid %d" % qemu,
+                "its container %s is gone" % record.get("container_name")))
+        else:
+            findings.append(Finding(
+                "state", vm_id, "state file, volumes", "neither container "
+                "nor placeholder exists"))
+    for vm_id in _volume_leftovers():
+        if vm_id not in seen and not state.exists(vm_id) \
+                and not _busy(vm_id):
+            findings.append(Finding(
+                "state", vm_id, "volume mounts", "the VM has no state"))
+    return findings
+
+
+def clean(conf, findings, stop_vm):
+    """Act on findings; return the ones that failed, with their error.
+
+    stop_vm(conf, vm_id, engine) is the helper's own stop (helper.stop_vm).
+    """
+    failed = []
+    for f in findings:
+        try:
+            if f.kind == "placeholder":
+                _kill_placeholder(f.vm_id)
+            else:
+                stop_vm(conf, f.vm_id, None)
+            log.info("gc vm_id=%s removed %s: %s", f.vm_id, f.what, f.reason)
+        except (errors.Error, OSError) as e:
+            log.error("gc vm_id=%s could not remove %s: %s", f.vm_id, f.what,
+                      e)
+            failed.append((f, e))
+    exits.prune()
+    return failed
+
+
+def _kill_placeholder(vm_id):
+    pid = procfs.find_qemu(vm_id)
+    if pid is None:
+        return
+    record = state.read(vm_id) or {}
+    exits.write({"vm_id": vm_id, "exit_code": None, "oom_killed": False,
+                 "message": "container %s disappeared outside oVirt"
+                 % record.get("container_name", "?"), "time": time.time()})
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError as e:
+        if e.errno != errno.ESRCH:
+            raise
+
+
+def _busy(vm_id):
+    """Whether a start or stop of vm_id holds its lock right now."""
+    lock = state.Lock(vm_id)
+    try:
+        lock.__enter__()
+    except errors.StateError:
+        return True
+    lock.release()
+    return False
+
+
+def _volume_leftovers():
+    try:
+        names = os.listdir(volumes.volumes_dir())
+    except OSError:
+        return []
+    return sorted(set(n[:-5] if n.endswith(".json") else n for n in names
+                      if not n.startswith(".")))
+
+
+def label_filter():
+    return {"label": LABEL_MANAGED + "=1"}
