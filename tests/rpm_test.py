@@ -43,6 +43,9 @@ REQUIRES = {
     "python3-docker",
     "python3-lxml",
     "python3-six",
+    "util-linux",
+    "e2fsprogs",
+    "iproute",
     "(docker-ce or moby-engine or docker or podman-docker or podman)",
 }
 AUTO_REQUIRES = re.compile(
