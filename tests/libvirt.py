@@ -322,7 +322,9 @@ def create(root, workdir):
 
 
 def exists(uuid):
-    return virsh("domuuid", uuid, check=False)[0] == 0
+    # domstate takes a uuid; domuuid takes only a name or an id (and so
+    # would say "no such domain" for every uuid).
+    return virsh("domstate", uuid, check=False)[0] == 0
 
 
 def dumpxml(uuid):

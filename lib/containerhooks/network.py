@@ -26,6 +26,7 @@ import collections
 import errno
 import fcntl
 import os
+import logging
 import socket
 import struct
 
@@ -35,6 +36,8 @@ from containerhooks import commands
 from containerhooks import errors
 from containerhooks import paths
 from containerhooks import state
+
+log = logging.getLogger("containerhooks.network")
 
 SECTION = "network"
 NETWORK_PREFIX = "ovirt-"
@@ -225,8 +228,14 @@ class _Lock(object):
 def _taken_addresses(exclude):
     taken = set()
     for vm_id in state.vm_ids():
-        if vm_id != exclude:
+        if vm_id == exclude:
+            continue
+        try:
             taken.update((state.read(vm_id) or {}).get("ips", []))
+        except errors.StateError as e:
+            # One VM's broken state file must not stop every other start;
+            # its addresses stay unknown (gc or its destroy removes it).
+            log.error("vm_id=%s ignoring unreadable state: %s", vm_id, e)
     return taken
 
 
