@@ -12,8 +12,27 @@ import logging
 import re
 import time
 
-import docker
-import requests
+import os
+import sys
+import sysconfig
+
+
+def _prefer_stdlib_distutils():
+    """docker-py before 6.0 imports distutils.version.  Where setuptools'
+    distutils shim is active (Debian 12's Python 3.11), that import loads
+    all of setuptools: ~130 ms of every helper run, half of importing the
+    SDK.  The standard library's own distutils, where there is one, does
+    the same job; without one (Python 3.12+) the shim stays."""
+    stdlib = sysconfig.get_paths().get("stdlib") or ""
+    if os.path.isdir(os.path.join(stdlib, "distutils")):
+        sys.meta_path[:] = [f for f in sys.meta_path
+                            if type(f).__module__ != "_distutils_hack"]
+
+
+_prefer_stdlib_distutils()
+
+import docker  # noqa: E402
+import requests  # noqa: E402
 
 from containerhooks import errors
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
