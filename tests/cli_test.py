@@ -9,13 +9,6 @@ import pytest
 import conftest
 
 
-def cli(installation, *args):
-    p = subprocess.Popen([installation.cli] + list(args),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate()
-    return p.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 def bridge():
     """A Linux bridge with no address, removed afterwards with the
@@ -31,9 +24,9 @@ def bridge():
 
 
 def test_setup_net_writes_shows_and_creates(installation, bridge):
-    rc, out, err = cli(installation, "setup-net", bridge, "--subnet",
-                       "10.241.0.0/24", "--gateway", "10.241.0.1",
-                       "--ip-range", "10.241.0.64/26", "--create")
+    rc, out, err = installation.run_cli(
+        "setup-net", bridge, "--subnet", "10.241.0.0/24", "--gateway",
+        "10.241.0.1", "--ip-range", "10.241.0.64/26", "--create")
     assert rc == 0, err
     path = os.path.join(installation.networks_dir, bridge + ".conf")
     try:
@@ -43,12 +36,12 @@ def test_setup_net_writes_shows_and_creates(installation, bridge):
                 names=["ovirt-" + bridge])
             assert [n.attrs["Driver"] for n in nets] == ["macvlan"]
 
-        rc, out, err = cli(installation, "setup-net", "--json")
+        rc, out, err = installation.run_cli("setup-net", "--json")
         assert rc == 0
         assert {"bridge": bridge, "subnet": "10.241.0.0/24",
                 "gateway": "10.241.0.1",
                 "ip_range": "10.241.0.64/26"} in json.loads(out)
-        rc, out, _ = cli(installation, "setup-net")
+        rc, out, _ = installation.run_cli("setup-net")
         assert bridge in out and "10.241.0.64/26" in out
     finally:
         os.unlink(path)
@@ -68,7 +61,7 @@ def test_setup_net_writes_shows_and_creates(installation, bridge):
                  id="missing"),
 ])
 def test_setup_net_refuses_bad_values(installation, args, message):
-    rc, out, err = cli(installation, "setup-net", "vhcbad0", *args)
+    rc, out, err = installation.run_cli("setup-net", "vhcbad0", *args)
     assert rc == 1
     assert message in err and err.count("\n") == 1
     assert not os.path.exists(os.path.join(installation.networks_dir,

@@ -11,6 +11,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hoststorage  # noqa: E402
 import images  # noqa: E402
 import install  # noqa: E402
 import libvirt  # noqa: E402  (tests/libvirt.py, not the binding)
@@ -146,3 +147,16 @@ def watcher(installation):
     proc = installation.start_watcher()
     yield proc
     installation.stop_watcher(proc)
+
+
+@pytest.fixture
+def storage(fresh_conf):
+    """A storage root that storage_roots names (tests/hoststorage.py); after
+    the test, no mount and no loop device of the package may be left (they
+    are removed, and the test fails)."""
+    s = hoststorage.Storage()
+    fresh_conf.configure(storage_roots=s.root)
+    yield s
+    left = s.leftovers(fresh_conf.state_dir)
+    s.clean(fresh_conf.state_dir)
+    assert not left, "test left mounts or loop devices behind: %s" % left

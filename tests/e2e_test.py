@@ -18,22 +18,17 @@ import time
 
 import docker
 import pytest
-from lxml import etree
 
 import domains
 import images
 import libvirt
+from vmrun import containers_of, start
 
 BASE = "no-nic-in.xml"
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
 MIB = 1024 * 1024
 GREETING = "hello from vdsm-hook-containers\n"   # the image's index.html
 HTTPD_TIMEOUT = 10
-
-
-def containers_of(client, vm):
-    return client.containers.list(
-        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id})
 
 
 def http_get(container, timeout=HTTPD_TIMEOUT):
@@ -67,16 +62,6 @@ def container_vm(engine, installation, libvirt_host, qemu_workdir):
             pass    # removed meanwhile (a hook still running)
     for n in state_files(installation, vm):
         os.unlink(os.path.join(installation.state_dir, n))
-
-
-def start(vdsm, vm, host, workdir):
-    """Engine's Run: before_vm_start, then libvirt createXML."""
-    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
-                      custom=vm.custom)
-    root = etree.fromstring(result.data.encode("utf-8"))
-    libvirt.adjust(root, host, workdir)
-    libvirt.create(root, workdir)
-    libvirt.wait_running(vm.id)
 
 
 def test_start_and_power_off(vdsm, installation, engine, libvirt_host,

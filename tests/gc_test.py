@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
@@ -10,13 +9,7 @@ import pytest
 import domains
 import images
 import libvirt as virt
-
-
-def cli(installation, *args):
-    p = subprocess.Popen([installation.cli] + list(args),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=120)
-    return p.returncode, out.decode(), err.decode()
+import vmrun
 
 
 def start(vdsm, vm):
@@ -37,16 +30,16 @@ def test_gc_removes_a_container_whose_vm_never_started(vdsm, installation,
     vm = domains.container_vm(name, images.IMAGE)
     start(vdsm, vm)
 
-    rc, out, _ = cli(installation, "gc", "--vm", vm.id, "--dry-run",
-                     "--grace", "0")
+    rc, out, _ = installation.run_cli("gc", "--vm", vm.id, "--dry-run",
+                                      "--grace", "0")
     assert rc == 0 and "would remove %s" % vm.id in out
     assert container(client, vm).status == "running"
 
-    rc, out, _ = cli(installation, "gc", "--vm", vm.id, "--grace", "3600")
+    rc, out, _ = installation.run_cli("gc", "--vm", vm.id, "--grace", "3600")
     assert rc == 0 and "nothing to clean" in out      # within the grace
     assert container(client, vm).status == "running"
 
-    rc, out, err = cli(installation, "gc", "--vm", vm.id, "--grace", "0")
+    rc, out, err = installation.run_cli("gc", "--vm", vm.id, "--grace", "0")
     assert rc == 0, err
     assert "removing %s" % vm.id in out
     assert container(client, vm) is None
@@ -59,15 +52,13 @@ def test_gc_kills_a_placeholder_whose_container_is_gone(
     name, client = engine
     vm = domains.VM({"containerType": name, "containerImage": images.IMAGE},
                     base="no-nic-in.xml")
-    result = start(vdsm, vm)
-    from lxml import etree
-    root = etree.fromstring(result.data.encode("utf-8"))
-    virt.adjust(root, libvirt_host, qemu_workdir)
-    virt.create(root, qemu_workdir)
+    last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir,
+                           wait=False)
     try:
         container(client, vm).remove(force=True)      # by hand
 
-        rc, out, err = cli(installation, "gc", "--vm", vm.id, "--grace", "0")
+        rc, out, err = installation.run_cli("gc", "--vm", vm.id, "--grace",
+                                            "0")
 
         assert rc == 0, err
         assert "placeholder qemu" in out
@@ -79,7 +70,7 @@ def test_gc_kills_a_placeholder_whose_container_is_gone(
                                vm.id + ".exit")) as f:
             assert "disappeared outside oVirt" in json.load(f)["message"]
         # Vdsm then runs after_vm_destroy: quiet, and the state goes.
-        done = vdsm.run("after_vm_destroy", result.data, vm_id=vm.id,
+        done = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
                         custom=vm.custom)
         assert done.errors == []
         assert not os.path.exists(os.path.join(installation.state_dir,
@@ -93,7 +84,7 @@ def test_ps_and_logs(vdsm, installation, engine):
     vm = domains.container_vm(name, images.IMAGE)
     result = start(vdsm, vm)
     try:
-        rc, out, err = cli(installation, "ps", "--json")
+        rc, out, err = installation.run_cli("ps", "--json")
         assert rc == 0, err
         rows = dict((r["vm_id"], r) for r in json.loads(out))
         row = rows[vm.id]
@@ -101,16 +92,16 @@ def test_ps_and_logs(vdsm, installation, engine):
                 row["placeholder"]) == (vm.name, name, images.IMAGE,
                                         "running", False)
         assert row["uptime"] is not None and row["uptime"] >= 0
-        rc, out, _ = cli(installation, "ps")
+        rc, out, _ = installation.run_cli("ps")
         assert vm.id in out and "running" in out
 
         c = container(client, vm)
         c.exec_run(["sh", "-c", "echo marker-%s > /proc/1/fd/1" % vm.id[:8]])
         for who in (vm.id, vm.name):
-            rc, out, err = cli(installation, "logs", who, "--tail", "5")
+            rc, out, err = installation.run_cli("logs", who, "--tail", "5")
             assert rc == 0, err
             assert "marker-%s" % vm.id[:8] in out
-        rc, _, err = cli(installation, "logs", "no-such-vm")
+        rc, _, err = installation.run_cli("logs", "no-such-vm")
         assert rc == 1 and "no container VM with that id or name" in err
     finally:
         vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
@@ -119,7 +110,7 @@ def test_ps_and_logs(vdsm, installation, engine):
 
 
 def test_check(installation, fresh_conf, watcher):
-    rc, out, err = cli(installation, "check", "--json")
+    rc, out, err = installation.run_cli("check", "--json")
     results = dict((r["check"], r) for r in json.loads(out))
     assert rc == 0, out
     assert set(results) == {"config", "engine docker", "engine podman",
@@ -128,7 +119,7 @@ def test_check(installation, fresh_conf, watcher):
     assert all(r["ok"] for r in results.values())
 
     fresh_conf.configure(docker_socket="/run/vhc-tests-nothing.sock")
-    rc, out, _ = cli(installation, "check")
+    rc, out, _ = installation.run_cli("check")
     assert rc == 1
     assert [l for l in out.splitlines() if l.startswith("FAIL")] == [
         l for l in out.splitlines() if "engine docker" in l]

@@ -21,8 +21,9 @@ from containerhooks import paths
 from containerhooks import spec as specs
 from containerhooks import volumes
 
+import hoststorage
 import volumes_test
-from volumes_test import DISK_MIB, MIB, fs_type, loops, mounts_under, sha256
+from hoststorage import DISK_MIB, MIB, fs_type, loops, mounts_under, sha256
 
 VM_ID = "5a8b0e3c-1111-4d2e-9f00-0123456789ab"
 
@@ -31,13 +32,13 @@ Spec = collections.namedtuple("Spec", "vm_id, volumes")
 
 @pytest.fixture
 def storage(tmp_path, monkeypatch):
-    """A storage root (see volumes_test.Storage) and a private STATE_DIR;
+    """A storage root (see hoststorage.Storage) and a private STATE_DIR;
     no mount or loop device may be left after the test."""
     if os.geteuid() != 0:
         pytest.fail("needs root (loop devices, mount)", pytrace=False)
     state_dir = str(tmp_path / "run")
     monkeypatch.setattr(paths, "STATE_DIR", state_dir)
-    s = volumes_test.Storage()
+    s = hoststorage.Storage()
     s.state_dir = state_dir
     s.conf = config.load(os.devnull)._replace(storage_roots=(s.root,),
                                               path="containers.conf")
@@ -162,7 +163,7 @@ def test_busy_mount_released_lazily(storage):
 def test_failure_undoes_the_disks_attached_before(storage):
     good = storage.image()
     bad = storage.image()
-    volumes_test.write_at(bad, 0, os.urandom(MIB))
+    hoststorage.write_at(bad, 0, os.urandom(MIB))
     checksum = sha256(bad)
     spec = spec_of(volume("vda", "/data", "file", good),
                    volume("vdb", "/more", "file", bad))
@@ -178,7 +179,7 @@ def test_failure_undoes_the_disks_attached_before(storage):
 
 def test_data_in_the_middle_of_a_sparse_image_is_not_blank(storage):
     image = storage.image()
-    volumes_test.write_at(image, 40 * MIB, b"x")
+    hoststorage.write_at(image, 40 * MIB, b"x")
     with pytest.raises(errors.VolumeRefused) as e:
         volumes.attach(spec_of(volume("vda", "/d", "file", image)),
                        storage.conf)
@@ -188,7 +189,7 @@ def test_data_in_the_middle_of_a_sparse_image_is_not_blank(storage):
 def test_preallocated_zeros_are_blank(storage):
     # Allocated zeros, as a preallocated disk on NFS v3: read, and blank.
     image = storage.image(size_mib=8)
-    volumes_test.write_at(image, 0, b"\0" * (8 * MIB))
+    hoststorage.write_at(image, 0, b"\0" * (8 * MIB))
     attached = volumes.attach(spec_of(volume("vda", "/d", "file", image)),
                               storage.conf)
     assert attached[0]["formatted"]
@@ -247,7 +248,7 @@ def test_disk_locked_by_qemu_refused(storage):
 def test_partition_refused(storage):
     # A partition of a loop device with a partition table.
     lv, device = storage.block()
-    volumes_test.write_at(device, 0, volumes_test.mbr(DISK_MIB * MIB // 512))
+    hoststorage.write_at(device, 0, volumes_test.mbr(DISK_MIB * MIB // 512))
     subprocess.check_call(["partx", "--add", device])
     try:
         part = device + "p1"

@@ -190,6 +190,14 @@ class Installation(object):
                 proc.kill()
                 proc.wait()
 
+    def run_cli(self, *args, **kwargs):
+        """Run the installed vdsm-containers (as root, as an admin does);
+        return its exit code, stdout and stderr."""
+        p = subprocess.Popen([self.cli] + list(args), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=kwargs.get("timeout", 120))
+        return p.returncode, out.decode(), err.decode()
+
     def hook(self, name):
         return os.path.join(self.hooks_dir, name, "50_containers")
 

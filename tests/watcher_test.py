@@ -19,7 +19,6 @@ process" into the container's exit code and reason.
 Needs root, libvirtd and both engines (dev/services).
 """
 
-import calendar
 import os
 import time
 
@@ -29,7 +28,8 @@ from lxml import etree
 import domains
 import images
 import libvirt
-import vdsmstats
+from vmrun import (domain_exists, down_stats, finished_at, start,
+                   wait_exited, wait_gone)
 
 BASE = "no-nic-in.xml"
 DOWN_BOUND = 2.0
@@ -70,26 +70,8 @@ def vm_factory(engine, installation, libvirt_host, qemu_workdir):
             os.unlink(os.path.join(installation.state_dir, n))
 
 
-def start(vdsm, vm, host, workdir, wait=True):
-    """Engine's Run: before_vm_start, then libvirt createXML.  Returns the
-    placeholder XML (what Vdsm passes to after_vm_destroy later)."""
-    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
-                      custom=vm.custom)
-    root = etree.fromstring(result.data.encode("utf-8"))
-    libvirt.adjust(root, host, workdir)
-    libvirt.create(root, workdir)
-    if wait:
-        libvirt.wait_running(vm.id)
-    return result.data
-
-
 def container(client, vm):
     return client.containers.get("ovirt-vm-" + vm.id)
-
-
-def domain_exists(vm):
-    # Not "virsh domuuid": it takes a name or an id, never finds a uuid.
-    return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
 
 
 def proc_state(pid):
@@ -120,48 +102,6 @@ def watch_end(vm, pid, timeout=30):
             break
         time.sleep(0.01)
     return ended, reaped, gone
-
-
-def wait_gone(vm, timeout):
-    """The time the libvirt domain was first seen gone, or None."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not domain_exists(vm):
-            return time.time()
-        time.sleep(0.01)
-    return None
-
-
-def wait_exited(c, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        c.reload()
-        if c.attrs["State"]["Status"] in ("exited", "dead"):
-            return c.attrs["State"]
-        time.sleep(0.05)
-    raise AssertionError("container %s still %s" % (c.name, c.status))
-
-
-def finished_at(c):
-    """The engine's FinishedAt (RFC 3339, nanoseconds) in epoch seconds."""
-    c.reload()
-    stamp = c.attrs["State"]["FinishedAt"]
-    for suffix in ("Z", "+00:00"):
-        if stamp.endswith(suffix):
-            stamp = stamp[:-len(suffix)]
-    whole, _, fraction = stamp.partition(".")
-    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
-    return seconds + float("0." + (fraction or "0"))
-
-
-def down_stats(vdsm, vm, **kw):
-    """What Engine reads of the Down VM, through after_get_all_vm_stats."""
-    plain = vdsmstats.vm_stats("0a0b0c0d-0000-4000-8000-000000000001")
-    result = vdsm.run("after_get_all_vm_stats",
-                      [vdsmstats.down_vm_stats(vm.id, **kw), plain])
-    assert result.errors == []
-    assert result.data[1] == plain
-    return result.data[0]
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED))

@@ -1,0 +1,103 @@
+"""A container VM run as Engine and Vdsm run it, on the host's libvirt.
+
+start() is Engine's Run: before_vm_start through the installed hooks
+(tests/vdsm.py), then the placeholder XML it returns given to libvirt as a
+transient domain (tests/libvirt.py adjust and create), as Vdsm does.  The
+other functions are the rest of a VM's life (power off, what Engine reads
+of a Down VM) and look at what came of it: the VM's containers, whether
+its domain still exists, waiting for a domain or a container to end.
+
+Plain functions, no pytest: the tests that run domains (e2e, watcher, gc,
+faults) share them.
+"""
+
+import calendar
+import time
+
+from lxml import etree
+
+import libvirt
+import vdsmstats
+
+
+def start(vdsm, vm, host, workdir, wait=True):
+    """Engine's Run: before_vm_start, then libvirt createXML.  Returns the
+    placeholder XML (what Vdsm passes to after_vm_destroy later)."""
+    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                      custom=vm.custom)
+    root = etree.fromstring(result.data.encode("utf-8"))
+    libvirt.adjust(root, host, workdir)
+    libvirt.create(root, workdir)
+    if wait:
+        libvirt.wait_running(vm.id)
+    return result.data
+
+
+def containers_of(client, vm):
+    """Every container of the engine labelled with vm's id, running or not."""
+    return client.containers.list(
+        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id})
+
+
+def domain_exists(vm):
+    # Not "virsh domuuid": it takes a name or an id, never finds a uuid.
+    return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
+
+
+def wait_gone(vm, timeout):
+    """The time the libvirt domain was first seen gone, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not domain_exists(vm):
+            return time.time()
+        time.sleep(0.01)
+    return None
+
+
+def wait_exited(c, timeout=30):
+    """The engine's State of container c once it has exited."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c.reload()
+        if c.attrs["State"]["Status"] in ("exited", "dead"):
+            return c.attrs["State"]
+        time.sleep(0.05)
+    raise AssertionError("container %s still %s" % (c.name, c.status))
+
+
+def finished_at(c):
+    """The engine's FinishedAt (RFC 3339, nanoseconds) in epoch seconds."""
+    c.reload()
+    stamp = c.attrs["State"]["FinishedAt"]
+    for suffix in ("Z", "+00:00"):
+        if stamp.endswith(suffix):
+            stamp = stamp[:-len(suffix)]
+    whole, _, fraction = stamp.partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds + float("0." + (fraction or "0"))
+
+
+def down_stats(vdsm, vm, **kw):
+    """What Engine reads of the Down VM, through after_get_all_vm_stats."""
+    plain = vdsmstats.vm_stats("0a0b0c0d-0000-4000-8000-000000000001")
+    result = vdsm.run("after_get_all_vm_stats",
+                      [vdsmstats.down_vm_stats(vm.id, **kw), plain])
+    assert result.errors == []
+    assert result.data[1] == plain
+    return result.data[0]
+
+
+def power_off(vdsm, vm, last_xml):
+    """Engine's Power Off of a VM with no domain running: before_vm_destroy,
+    then after_vm_destroy with the domain's last XML."""
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+
+
+def sh(container, script):
+    """Run script in container with sh -c; its output (AssertionError if
+    it fails)."""
+    rc, out = container.exec_run(["sh", "-c", script])
+    out = out.decode("utf-8", "replace")
+    assert rc == 0, "%r failed (%d): %s" % (script, rc, out)
+    return out
