@@ -83,6 +83,42 @@ class Result(object):
         return [s.err for s in self.scripts if s.rc != 0]
 
 
+class Spawned(object):
+    """A hook script started by Vdsm.spawn(), still running."""
+
+    def __init__(self, hook, script, proc, path):
+        self.hook = hook
+        self.script = script
+        self.proc = proc
+        self.path = path
+
+    def finish(self, timeout=SAFETY_TIMEOUT):
+        """Wait for the script, then return Result or raise HookError as
+        Vdsm.run() does; the data file is removed."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+            return _read_back(self.hook, self.path, [
+                Script(self.script, self.proc.returncode, out, err)])
+        finally:
+            os.unlink(self.path)
+
+
+def _read_back(hook, path, results):
+    """What Vdsm does once the scripts ran: raise for a hook called with
+    raiseError, else read the data file back (before_vm_start raises
+    after that)."""
+    kind, raise_error = HOOKS[hook]
+    errors = [s.err for s in results if s.rc != 0]
+    if errors and raise_error:
+        raise HookError(errors[-1], Result(None, results))
+    with open(path, encoding="utf-8") as f:
+        final = f.read()
+    result = Result(final if kind == XML else json.loads(final), results)
+    if errors and hook == "before_vm_start":
+        raise HookError(errors[-1], result)
+    return result
+
+
 class Vdsm(object):
     """Runs hooks from hooks_dir as Vdsm would, as user (name) or root."""
 
@@ -106,21 +142,12 @@ class Vdsm(object):
 
     def run(self, hook, data=None, vm_id=None, custom=None, params=None):
         """Run a hook; return Result, or raise HookError like Vdsm."""
-        kind, raise_error = HOOKS[hook]
         scripts = self.scripts(hook)
         if not scripts:
             return Result(data, [])
-        fd, path = tempfile.mkstemp()
+        path = self.data_file(hook, data)
         try:
-            if kind == XML:
-                os.write(fd, data.encode("utf-8") if data else b"")
-            else:
-                os.write(fd, json.dumps(data).encode("utf-8"))
-            os.close(fd)
-            if self.user != "root":
-                pw = pwd.getpwnam(self.user)
-                os.chown(path, pw.pw_uid, pw.pw_gid)
-            env = self._env(kind, path, vm_id, custom, params)
+            env = self._env(HOOKS[hook][0], path, vm_id, custom, params)
             results = []
             for script in scripts:
                 p = subprocess.Popen([script], stdout=subprocess.PIPE,
@@ -130,17 +157,44 @@ class Vdsm(object):
                 results.append(Script(script, p.returncode, out, err))
                 if p.returncode == 2:
                     break
-            errors = [s.err for s in results if s.rc != 0]
-            if errors and raise_error:
-                raise HookError(errors[-1], Result(None, results))
-            with open(path, encoding="utf-8") as f:
-                final = f.read()
+            return _read_back(hook, path, results)
         finally:
             os.unlink(path)
-        result = Result(final if kind == XML else json.loads(final), results)
-        if errors and hook == "before_vm_start":
-            raise HookError(errors[-1], result)
-        return result
+
+    def spawn(self, hook, data=None, vm_id=None, custom=None, params=None):
+        """Start the hook's one script as run() would, without waiting for
+        it, so that a test can do something to it meanwhile (kill it);
+        Spawned.finish() then does what run() does after the script."""
+        scripts = self.scripts(hook)
+        if len(scripts) != 1:
+            raise ValueError("spawn runs one script, %s has %d"
+                             % (hook, len(scripts)))
+        path = self.data_file(hook, data)
+        try:
+            proc = subprocess.Popen(
+                scripts, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                **self.popen_options(hook, path, vm_id, custom, params))
+        except BaseException:
+            os.unlink(path)
+            raise
+        return Spawned(hook, scripts[0], proc, path)
+
+    def data_file(self, hook, data):
+        """The hook's data in a new file, owned by the user Vdsm runs as."""
+        fd, path = tempfile.mkstemp()
+        try:
+            if HOOKS[hook][0] == XML:
+                os.write(fd, data.encode("utf-8") if data else b"")
+            else:
+                os.write(fd, json.dumps(data).encode("utf-8"))
+            os.close(fd)
+            if self.user != "root":
+                pw = pwd.getpwnam(self.user)
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return path
 
     def popen_options(self, hook, path, vm_id=None, custom=None,
                       params=None):
