@@ -10,7 +10,7 @@ import calendar
 import collections
 import logging
 import re
-import time
+import threading
 
 import os
 import sys
@@ -33,6 +33,7 @@ _prefer_stdlib_distutils()
 
 import docker  # noqa: E402
 import requests  # noqa: E402
+from six.moves import queue  # noqa: E402
 
 from containerhooks import errors
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
@@ -114,45 +115,62 @@ class Engine(object):
     def pull(self, ref, timeout, api_timeout):
         """Pull ref, giving up after timeout seconds.
 
-        The deadline is checked between progress messages and the socket
-        read timeout bounds a registry that stalls without sending any.
+        The SDK waits for the engine's answer to a pull without any time
+        limit (it passes timeout=None), and an engine waiting for a
+        registry that stalls sends nothing meanwhile: no progress message
+        comes to check a deadline against (Docker gives up on such a
+        registry after about 25 s, Podman after minutes).  So the pull
+        runs in a thread of its own, and this one waits for it until the
+        deadline.  A pull given up on is left to end with the process (the
+        root helper exits right after); its connection closing makes the
+        engine cancel it.
         """
-        deadline = time.time() + timeout
+        outcome = queue.Queue()
+        worker = threading.Thread(target=self._pull, name="pull",
+                                  args=(ref, api_timeout, outcome))
+        worker.daemon = True
+        worker.start()
+        try:
+            error = outcome.get(timeout=timeout)
+        except queue.Empty:
+            raise errors.PullTimeout(image=str(ref), timeout=timeout,
+                                     conf="containers.conf")
+        if error is not None:
+            raise error
+        if not self.has_image(ref):
+            raise errors.ImageNotFound(image=str(ref),
+                                       reason="the engine did not store it")
+
+    def _pull(self, ref, api_timeout, outcome):
+        """pull()'s thread: put None, or the error, into outcome."""
         api = docker.APIClient(base_url="unix://" + self.socket,
-                               version="auto",
-                               timeout=min(timeout, api_timeout))
+                               version="auto", timeout=api_timeout)
         last = None
         try:
             stream = api.pull(ref.repository, tag=ref.pull_tag, stream=True,
                               decode=True)
             for message in stream:
                 if "error" in message:
-                    raise errors.ImageNotFound(image=str(ref),
-                                               reason=message["error"])
+                    raise _pull_error(ref, message["error"])
                 status = message.get("status")
                 if status and status != last:
                     log.info("pull %s: %s %s", ref, message.get("id", ""),
                              status)
                     last = status
-                if time.time() > deadline:
-                    raise errors.PullTimeout(image=str(ref), timeout=timeout,
-                                             conf="containers.conf")
-        except docker.errors.NotFound as e:
-            raise errors.ImageNotFound(image=str(ref), reason=_reason(e))
+            outcome.put(None)
+        except errors.Error as e:
+            outcome.put(e)
         except docker.errors.APIError as e:
-            raise errors.ImageNotFound(image=str(ref), reason=_reason(e))
-        except requests.exceptions.ReadTimeout:
-            raise errors.PullTimeout(image=str(ref), timeout=timeout,
-                                     conf="containers.conf")
+            outcome.put(_pull_error(ref, _reason(e)))
         except requests.exceptions.RequestException as e:
-            raise errors.EngineUnavailable(
+            outcome.put(errors.EngineUnavailable(
                 engine=self.name, socket=self.socket, reason=_reason(e),
-                service=self.name)
+                service=self.name))
+        except Exception as e:
+            log.exception("pull %s failed unexpectedly", ref)
+            outcome.put(e)
         finally:
             api.close()
-        if not self.has_image(ref):
-            raise errors.ImageNotFound(image=str(ref),
-                                       reason="the engine did not store it")
 
     # Containers
 
@@ -399,6 +417,23 @@ def _epoch(text):
         delta = int(offset.group(2)) * 3600 + int(offset.group(3)) * 60
         seconds -= delta if offset.group(1) == "+" else -delta
     return seconds
+
+
+# How the engines (Go's net/http) say that a registry cannot be reached, as
+# opposed to an image it does not have.
+_UNREACHABLE = ("connection refused", "no such host", "no route to host",
+                "network is unreachable", "i/o timeout",
+                "TLS handshake timeout", "Client.Timeout exceeded",
+                "context deadline exceeded", "connection reset by peer")
+
+
+def _pull_error(ref, reason):
+    """The error of a pull the engine refused with reason."""
+    if any(words in reason for words in _UNREACHABLE):
+        return errors.RegistryUnreachable(
+            image=str(ref), registry=ref.domain or "docker.io",
+            reason=" ".join(reason.split())[:300])
+    return errors.ImageNotFound(image=str(ref), reason=reason)
 
 
 def _reason(e):

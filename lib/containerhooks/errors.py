@@ -55,6 +55,12 @@ class ImageNotFound(Error):
            "Check the containerImage property and the host's registry access")
 
 
+class RegistryUnreachable(Error):
+    msg = ("Image {image} could not be pulled: its registry {registry} is "
+           "not reachable ({reason}). Check that the registry runs and that "
+           "this host can reach it, or pre-pull the image on this host")
+
+
 class PullTimeout(Error):
     msg = ("Pulling image {image} did not finish within {timeout} seconds; "
            "raise pull_timeout in {conf} or pre-pull the image on this host")
