@@ -235,7 +235,17 @@ def attach_loop(source):
     losetup opens the file by its path again; the loop is kept only if it
     is backed by the very inode that was checked.
     """
-    device = commands.run([LOSETUP, "--find", "--show", source.path]).strip()
+    try:
+        device = commands.run([LOSETUP, "--find", "--show",
+                               source.path]).strip()
+    except errors.CommandError as e:
+        # No free loop device and none can be made (max_loop, a container
+        # without /dev/loop-control), or the kernel refused the file.
+        raise errors.VolumeRefused(
+            disk=source.disk, reason="no loop device could be attached to "
+            "its image (%s); check the host's loop devices (losetup "
+            "--list), or remove %s from volumeMap"
+            % (e.err or "losetup exit code %s" % e.rc, source.disk))
     if not _LOOP_RE.match(device):
         raise errors.VolumeRefused(
             disk=source.disk, reason="losetup answered %r, not a loop "
