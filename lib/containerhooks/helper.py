@@ -196,9 +196,15 @@ def stop_vm(conf, vm_id, engine=None):
     with state.Lock(vm_id) as lock:
         if record:
             # The exit watcher ignores the end of a container it finds
-            # "stopping": this stop is Engine's doing, not news.
+            # "stopping": this stop is Engine's doing, not news.  Only
+            # that: a state directory that cannot be written (full) must
+            # not keep the container from stopping.
             record["stopping"] = True
-            state.write(vm_id, record)
+            try:
+                state.write(vm_id, record)
+            except errors.StateError as e:
+                log.warning("vm_id=%s cannot mark the container as "
+                            "stopping: %s", vm_id, e)
         for name in names:
             eng = _engine(conf, name)
             info = eng.find(vm_id)

@@ -51,16 +51,29 @@ def exists(vm_id):
 
 
 def write(vm_id, state):
-    _ensure_dir()
-    fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
+    try:
+        _ensure_dir()
+        fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
+    except (IOError, OSError) as e:
+        raise write_error(vm_id, e, paths.STATE_DIR)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(state, f, sort_keys=True)
         os.chmod(tmp, 0o644)
         os.rename(tmp, _path(vm_id))
+    except (IOError, OSError) as e:
+        _unlink(tmp)
+        raise write_error(vm_id, e, paths.STATE_DIR)
     except Exception:
         _unlink(tmp)
         raise
+
+
+def write_error(vm_id, e, directory):
+    """The StateError of a failed write in directory (a full /run...)."""
+    return errors.StateError(
+        action="write", vm_id=vm_id, reason="%s in %s; free space there"
+        % (e.strerror or e, directory))
 
 
 def remove(vm_id):
@@ -85,9 +98,14 @@ class Lock(object):
         self._fd = None
 
     def __enter__(self):
-        _ensure_dir()
-        self._fd = os.open(_path(self.vm_id, ".lock"),
-                           os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _ensure_dir()
+            self._fd = os.open(_path(self.vm_id, ".lock"),
+                               os.O_RDWR | os.O_CREAT, 0o600)
+        except (IOError, OSError) as e:
+            raise errors.StateError(
+                action="lock", vm_id=self.vm_id, reason="%s in %s"
+                % (e.strerror or e, paths.STATE_DIR))
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (IOError, OSError) as e:

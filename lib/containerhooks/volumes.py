@@ -33,6 +33,7 @@ import tempfile
 from containerhooks import errors
 from containerhooks import hostdisk
 from containerhooks import paths
+from containerhooks import state
 
 log = logging.getLogger("containerhooks.volumes")
 
@@ -241,12 +242,18 @@ def _load(vm_id):
 
 
 def _save(vm_id, entries):
-    _makedirs(volumes_dir())
-    fd, tmp = tempfile.mkstemp(dir=volumes_dir(), prefix="." + vm_id)
+    try:
+        _makedirs(volumes_dir())
+        fd, tmp = tempfile.mkstemp(dir=volumes_dir(), prefix="." + vm_id)
+    except (IOError, OSError) as e:
+        raise state.write_error(vm_id, e, volumes_dir())
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(entries, f, sort_keys=True)
         os.rename(tmp, _journal_path(vm_id))
+    except (IOError, OSError) as e:
+        _unlink(tmp)
+        raise state.write_error(vm_id, e, volumes_dir())
     except Exception:
         _unlink(tmp)
         raise
