@@ -11,8 +11,8 @@ cover every normal end of a VM; this pass covers the rest:
 2. a placeholder whose container is gone (removed by hand, lost with the
    engine's storage): the placeholder's qemu is killed, with an exit
    record saying so, and Vdsm reports the VM Down;
-3. state, volume mounts and loop devices of a VM that has neither a
-   container nor a placeholder: released;
+3. state, volume mounts, loop devices and lock files of a VM that has
+   neither a container nor a placeholder: released;
 4. exit records older than a day: removed.
 
 Only things older than gc_grace seconds (containers.conf) are touched, and
@@ -86,6 +86,18 @@ def find(conf, engines, now=None):
                 and not _busy(vm_id):
             findings.append(Finding(
                 "state", vm_id, "volume mounts", "the VM has no state"))
+    found = set(f.vm_id for f in findings)
+    for vm_id in state.lock_ids():
+        # A start killed before it wrote any state (while pulling) leaves
+        # its lock file, and nothing else, once no engine has a container.
+        if vm_id in seen or vm_id in found or state.exists(vm_id) \
+                or set(conf.engines) - set(engines) or _busy(vm_id):
+            continue
+        if now - state.lock_mtime(vm_id) < conf.gc_grace:
+            continue
+        findings.append(Finding(
+            "state", vm_id, "lock file", "a start or stop of the VM was "
+            "killed before it wrote any state"))
     return findings
 
 
@@ -126,7 +138,10 @@ def _kill_placeholder(vm_id):
 
 
 def _busy(vm_id):
-    """Whether a start or stop of vm_id holds its lock right now."""
+    """Whether a start or stop of vm_id holds its lock right now (without
+    a lock file, none does: gc makes none for asking)."""
+    if not state.lock_exists(vm_id):
+        return False
     lock = state.Lock(vm_id)
     try:
         lock.__enter__()

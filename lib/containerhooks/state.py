@@ -90,6 +90,29 @@ def vm_ids():
             and not n.startswith(".")]
 
 
+def lock_ids():
+    """The VM ids that have a lock file: a start or stop of the VM runs,
+    succeeded (the lock stays while the VM runs) or was killed."""
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return []
+    return [n[:-5] for n in names if n.endswith(".lock")
+            and not n.startswith(".") and n != "network.lock"]
+
+
+def lock_exists(vm_id):
+    return os.path.exists(_path(vm_id, ".lock"))
+
+
+def lock_mtime(vm_id):
+    """When vm_id's lock file was made (0 if it is gone)."""
+    try:
+        return os.stat(_path(vm_id, ".lock")).st_mtime
+    except OSError:
+        return 0
+
+
 class Lock(object):
     """An exclusive, non-blocking per-VM lock (flock on a file)."""
 
