@@ -30,6 +30,13 @@ def _client(engine):
                                version="auto", timeout=120)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "daemons: stops, restarts or pauses a daemon that "
+        "dev/services runs (tests/daemons.py); other runs sharing the "
+        "machine's daemons notice, so -m 'not daemons' leaves them out")
+
+
 @pytest.fixture(scope="session")
 def services():
     """The daemons the integration tests need, answering; else a failure.
