@@ -131,6 +131,7 @@ class Tracker(object):
         self.installations = [installation]
         self.dirs = []
         self.mounted = set()        # the test's own mounts, for now
+        self.finalizers = []        # run after clean(), last first
         self.netns = _netns_mounts()
 
     def vm(self, vm):
@@ -222,6 +223,8 @@ def track(installation, docker_client, podman_client):
     yield t
     left = t.leftovers()
     t.clean()
+    for finalize in reversed(t.finalizers):
+        finalize()
     assert not left, "the test left behind: %s" % left
 
 
@@ -787,22 +790,24 @@ class TinyStateDir(object):
 @pytest.fixture
 def tiny(track, disks):
     """A second installation (tests/install.py) whose state directory is
-    a tmpfs of TINY_PAGES pages, with the storage root of disks; unmounted
-    and removed afterwards (track checks that it is)."""
+    a tmpfs of TINY_PAGES pages, with the storage root of disks.  Once
+    track has checked and cleaned up after the test, the tmpfs is
+    unmounted and the installation removed."""
     inst = install.Installation().install()
     track.installations.append(inst)
+
+    def remove():
+        if inst.state_dir in [p for p, _ in _mountinfo()]:
+            subprocess.check_call(["umount", inst.state_dir])
+        inst.remove()
+    track.finalizers.append(remove)
     os.makedirs(inst.state_dir)
     subprocess.check_call(["mount", "-t", "tmpfs", "-o",
                            "size=%d,mode=755" % (TINY_PAGES * PAGE),
                            "vhc-tiny", inst.state_dir])
     track.mounted.add(inst.state_dir)
-    try:
-        inst.configure(storage_roots=disks.root)
-        yield TinyStateDir(inst)
-    finally:
-        subprocess.call(["umount", inst.state_dir])
-        track.mounted.discard(inst.state_dir)
-        inst.remove()
+    inst.configure(storage_roots=disks.root)
+    return TinyStateDir(inst)
 
 
 def test_state_directory_full(track, tiny, disks, docker_client,
