@@ -109,6 +109,7 @@ def from_args(ns):
 
 def nic(value):
     """Parse a --nic argument: MAC,BRIDGE[,IP]."""
+    _text("NIC", value)
     parts = value.split(",")
     if len(parts) not in (2, 3) or not _MAC_RE.match(parts[0].lower()) \
             or not _BRIDGE_RE.match(parts[1]) \
@@ -129,6 +130,7 @@ def volume(value):
     """Parse a --volume argument: DISK,PATH,KIND,SOURCE (syntax only; the
     helper's volumes module checks the source against the host)."""
     from containerhooks import properties
+    _text("volume", value)
     parts = value.split(",", 3)
     if len(parts) != 4 or parts[2] not in ("file", "block"):
         raise errors.InvalidDomain(reason="bad volume %r: expected "
@@ -139,6 +141,12 @@ def volume(value):
         raise errors.InvalidDomain(reason="bad volume source %r" % source)
     return VolumeSource(disk=parsed.disk, path=parsed.path, kind=kind,
                         source=source)
+
+
+def _text(what, value):
+    # argparse hands "--nic=--" over as a list, not as a string.
+    if not isinstance(value, six.string_types):
+        raise errors.InvalidDomain(reason="bad %s argument %r" % (what, value))
 
 
 def _limited(what, items, most):
