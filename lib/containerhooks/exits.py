@@ -16,7 +16,6 @@ the container and its state.  It is dropped when the VM starts again
 Engine reads a Down VM within seconds and then destroys it in Vdsm.
 """
 
-import errno
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ import tempfile
 import time
 
 from containerhooks import paths
+from containerhooks import state
 
 SUFFIX = ".exit"
 MAX_AGE = 24 * 3600
@@ -120,9 +120,4 @@ def prune(now=None, max_age=MAX_AGE):
     return removed
 
 
-def _unlink(name):
-    try:
-        os.unlink(name)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
+_unlink = state.remove_file

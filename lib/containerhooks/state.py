@@ -160,9 +160,13 @@ def _ensure_dir():
             raise
 
 
-def _unlink(path):
+def remove_file(path):
+    """Remove path; one that is already gone is fine."""
     try:
         os.unlink(path)
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
+
+
+_unlink = remove_file

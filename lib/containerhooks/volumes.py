@@ -285,9 +285,4 @@ def _rmdir(path):
             raise
 
 
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
+_unlink = state.remove_file
