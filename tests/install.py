@@ -29,6 +29,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,10 +53,13 @@ class Installation(object):
         self.helper = os.path.join(self.root, "libexec", "containers-helper")
         self.watcher = os.path.join(self.root, "libexec",
                                     "containers-watcher")
+        self.helperd = os.path.join(self.root, "libexec",
+                                    "containers-helperd")
         self.cli = os.path.join(self.root, "bin", "vdsm-containers")
         self.conf = os.path.join(self.root, "etc", "containers.conf")
         self.state_dir = os.path.join(self.root, "run")
         self.samples_dir = os.path.join(self.root, "samples")
+        self.helper_socket = os.path.join(self.state_dir, "helper.sock")
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
         self.networks_dir = os.path.join(self.root, "etc", "networks.d")
@@ -75,6 +79,8 @@ class Installation(object):
                      self.helper)
         shutil.copy2(os.path.join(TOP, "helper", "containers-watcher"),
                      self.watcher)
+        shutil.copy2(os.path.join(TOP, "helper", "containers-helperd"),
+                     self.helperd)
         shutil.copy2(os.path.join(TOP, "bin", "vdsm-containers"), self.cli)
         idlekernel.write(self.kernel)
         os.chmod(self.kernel, 0o644)
@@ -87,6 +93,8 @@ class Installation(object):
             for name, value in (("CONF_FILE", self.conf),
                                 ("HELPER", self.helper),
                                 ("WATCHER", self.watcher),
+                                ("HELPERD", self.helperd),
+                                ("HELPER_SOCKET", self.helper_socket),
                                 ("SAMPLES_DIR", self.samples_dir),
                                 ("STATE_DIR", self.state_dir),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
@@ -138,7 +146,7 @@ class Installation(object):
         hooks = [os.path.join(self.hooks_dir, d, n)
                  for d in sorted(os.listdir(self.hooks_dir))
                  for n in sorted(os.listdir(os.path.join(self.hooks_dir, d)))]
-        return hooks + [self.helper, self.watcher, self.cli]
+        return hooks + [self.helper, self.helperd, self.watcher, self.cli]
 
     def _use_private_lib(self, script):
         with open(script) as f:
@@ -189,6 +197,38 @@ class Installation(object):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def start_helperd(self, timeout=30):
+        """Run the installed helper service as root, as its systemd
+        service does, until stop_helperd(); return once it listens."""
+        out = open(os.path.join(self.root, "log", "helperd.out"), "ab")
+        try:
+            proc = subprocess.Popen([self.helperd], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            out.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError("the helper service exited with %s:\n%s"
+                                     % (proc.returncode, self.read_log()))
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.helper_socket)
+                return proc
+            except OSError:
+                time.sleep(0.02)
+            finally:
+                probe.close()
+        self.stop_helperd(proc)
+        raise AssertionError("the helper service did not listen within %ds"
+                             % timeout)
+
+    def stop_helperd(self, proc):
+        """Stop a service of start_helperd() by its pid (SIGTERM, as
+        systemd does; the unit's KillMode=process spares requests in
+        progress)."""
+        self.stop_watcher(proc)
 
     def run_cli(self, *args, **kwargs):
         """Run the installed vdsm-containers (as root, as an admin does);

@@ -17,6 +17,10 @@ NETWORKS_DIR = "/etc/vdsm-hook-containers/networks.d"
 # The root helper that hooks run through "sudo -n" (see helper.py).
 HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 
+# The helper service's socket (root; see helperd.py), and its program.
+HELPER_SOCKET = "/run/vdsm-hook-containers/helper.sock"
+HELPERD = "/usr/libexec/vdsm-hook-containers/containers-helperd"
+
 # Per-VM state files, written by the helper (root) and read by the hooks
 # (vdsm).  Under /run: a reboot takes every VM and container down anyway.
 STATE_DIR = "/run/vdsm-hook-containers"

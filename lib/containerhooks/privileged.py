@@ -1,14 +1,18 @@
 """Calling the root helper from a hook.
 
-Hooks run as vdsm; the helper needs root, so it runs through "sudo -n"
-(never prompting: a missing sudoers rule fails at once with a clear
-message).  A hook that already runs as root (a test, an admin debugging)
-runs the helper directly.
+Hooks run as vdsm; the helper needs root.  When the helper service runs
+(helperd.py: the helper already loaded, behind a socket), the request goes
+there: a start costs ~150 ms less.  Otherwise the helper runs through
+"sudo -n" (never prompting: a missing sudoers rule fails at once with a
+clear message).  A hook that already runs as root (a test, an admin
+debugging) runs the helper directly when the service is not there.
 """
 
+import errno
 import json
 import logging
 import os
+import socket
 
 from containerhooks import commands
 from containerhooks import errors
@@ -40,6 +44,12 @@ def unpause(vm_id):
 
 
 def _run(args):
+    answer = _ask_service(args)
+    if answer is not None:
+        rc, out, err = answer
+        if rc != 0:
+            raise errors.HelperError(reason=_reason(rc, err))
+        return json.loads(out)
     if os.geteuid() == 0:
         cmd = [paths.HELPER] + args
     else:
@@ -47,7 +57,7 @@ def _run(args):
     try:
         out = commands.run(cmd)
     except errors.CommandError as e:
-        raise errors.HelperError(reason=_reason(e))
+        raise errors.HelperError(reason=_reason(e.rc, e.err))
     except OSError as e:
         raise errors.HelperError(
             reason="cannot run %s: %s; is vdsm-hook-containers installed?"
@@ -55,9 +65,54 @@ def _run(args):
     return json.loads(out)
 
 
-def _reason(e):
-    lines = [l for l in e.err.splitlines() if l.strip()]
-    last = lines[-1] if lines else "exit code %s" % e.rc
+def _ask_service(args):
+    """(rc, stdout, stderr) of args run by the helper service, or None
+    when no service listens (then sudo runs the helper: same result).
+
+    Only a refused connection falls back to sudo: once the request is
+    sent, the service may have acted on it, and running it twice could
+    start two containers.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.connect(paths.HELPER_SOCKET)
+        except (OSError, IOError, socket.error) as e:
+            code = getattr(e, "errno", None)
+            if code not in (errno.ENOENT, errno.ECONNREFUSED):
+                log.warning("helper service at %s not usable (%s); using "
+                            "sudo", paths.HELPER_SOCKET, e)
+            return None
+        try:
+            try:
+                sock.sendall(json.dumps({"argv": list(args)})
+                             .encode("utf-8"))
+                sock.shutdown(socket.SHUT_WR)
+            except (OSError, IOError, socket.error) as e:
+                # Refused before it read the request: its answer says why.
+                if getattr(e, "errno", None) != errno.EPIPE:
+                    raise
+            chunks = []
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+            answer = json.loads(b"".join(chunks).decode("utf-8"))
+            return answer["rc"], answer["out"], answer["err"]
+        except (OSError, IOError, socket.error, ValueError, KeyError,
+                TypeError) as e:
+            raise errors.HelperError(
+                reason="the helper service at %s gave no answer (%s); see "
+                "its log (journalctl -u vdsm-hook-containers-helperd)"
+                % (paths.HELPER_SOCKET, e))
+    finally:
+        sock.close()
+
+
+def _reason(rc, err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    last = lines[-1] if lines else "exit code %s" % rc
     if last.startswith("sudo:"):
         return ("sudo refused to run %s for user vdsm (%s); install the "
                 "sudoers rule /etc/sudoers.d/50_vdsm_hook_containers"
