@@ -33,6 +33,7 @@ CLI = "/usr/bin/vdsm-containers"
 GC_SERVICE = "/usr/lib/systemd/system/vdsm-hook-containers-gc.service"
 GC_TIMER = "/usr/lib/systemd/system/vdsm-hook-containers-gc.timer"
 UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-watcher.service"
+HELPERD_UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-helperd.service"
 
 # The dependencies the spec states; those rpmbuild adds by itself (rpmlib
 # features, the shell of %post, the interpreter of the scripts, python(abi)
@@ -224,10 +225,11 @@ def test_file_list(source_tree, rpm_files):
     expected.update(package_dir + "/" + name for name in modules)
     expected.update("%s/%s/50_containers" % (HOOKS_DIR, hook)
                     for hook in _hooks(source_tree))
-    for path in (paths["HELPER"], paths["WATCHER"],
+    for path in (paths["HELPER"], paths["WATCHER"], paths["HELPERD"],
                  paths["PLACEHOLDER_KERNEL"], paths["CONF_FILE"]):
         expected.update((os.path.dirname(path), path))
-    expected.update((SUDOERS, TMPFILES, CLI, UNIT, GC_SERVICE, GC_TIMER))
+    expected.update((SUDOERS, TMPFILES, CLI, UNIT, HELPERD_UNIT, GC_SERVICE,
+                     GC_TIMER))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -247,7 +249,8 @@ def test_every_hook_directory_is_packaged(source_tree, rpm_files):
 @needs_rpmbuild
 def test_modes_and_owners(source_tree, rpm_files):
     paths = _path_defaults(source_tree)
-    executables = [paths["HELPER"], paths["WATCHER"], CLI] + [
+    executables = [paths["HELPER"], paths["WATCHER"], paths["HELPERD"],
+                   CLI] + [
         p for p in rpm_files if p.startswith(HOOKS_DIR + "/")]
     for path, (mode, user, group, _, _) in sorted(rpm_files.items()):
         assert (user, group) == ("root", "root"), path
@@ -310,11 +313,10 @@ def test_tmpfiles_creates_state_dir(source_tree, rpm_tree):
     ]
 
 
-@needs_rpmbuild
-def test_watcher_unit_runs_the_packaged_watcher(source_tree, rpm_tree):
+def _unit(path):
     sections = {}
     current = None
-    with open(rpm_tree + UNIT) as f:
+    with open(path) as f:
         for line in f:
             line = line.strip()
             if not line or line.startswith("#"):
@@ -324,11 +326,30 @@ def test_watcher_unit_runs_the_packaged_watcher(source_tree, rpm_tree):
             else:
                 key, _, value = line.partition("=")
                 current[key] = value
+    return sections
+
+
+@needs_rpmbuild
+def test_watcher_unit_runs_the_packaged_watcher(source_tree, rpm_tree):
+    sections = _unit(rpm_tree + UNIT)
     assert sections["Service"]["ExecStart"] == \
         _path_defaults(source_tree)["WATCHER"]
     # A watcher that died would let containers end unnoticed.
     assert sections["Service"]["Restart"] == "always"
     assert sections["Install"]["WantedBy"] == "multi-user.target"
+
+
+@needs_rpmbuild
+def test_helperd_unit_runs_the_packaged_service(source_tree, rpm_tree):
+    sections = _unit(rpm_tree + HELPERD_UNIT)
+    paths = _path_defaults(source_tree)
+    assert sections["Service"]["ExecStart"] == paths["HELPERD"]
+    # Stopping or restarting it must not kill a start in progress.
+    assert sections["Service"]["KillMode"] == "process"
+    assert sections["Service"]["Restart"] == "always"
+    assert sections["Install"]["WantedBy"] == "multi-user.target"
+    # Its socket is where the hooks look, in the tmpfiles.d directory.
+    assert os.path.dirname(paths["HELPER_SOCKET"]) == paths["STATE_DIR"]
 
 
 @needs_rpmbuild
@@ -349,6 +370,16 @@ def test_scriptlets_enable_and_stop_the_watcher(rpm_package):
     assert "systemctl enable --now vdsm-hook-containers-watcher" in post
     assert "systemctl disable --now vdsm-hook-containers-watcher" in out
     assert "try-restart vdsm-hook-containers-watcher" in out
+    # The helper service goes with the watcher in each scriptlet.
+    for section, command in (("postinstall", "enable --now"),
+                             ("preuninstall", "disable --now"),
+                             ("postuninstall", "try-restart")):
+        text = out[out.index(section + " scriptlet"):]
+        text = text[:text.index("scriptlet", len(section) + 10)] \
+            if "scriptlet" in text[len(section) + 10:] else text
+        call = text[text.index(command):]
+        call = call[:call.index("|| :")]
+        assert "vdsm-hook-containers-helperd.service" in call, section
 
 
 @needs_rpmbuild
