@@ -8,7 +8,8 @@ measured in the same run (medians over several runs).
 2. each hook on a VM that is not a container (while container VMs run on
    the host), against a bare "python3 -c pass";
 3. before_vm_start until the container runs (image present), against
-   "docker run -d" of the same image;
+   "docker run -d" of the same image: through the helper service and
+   through sudo, with no volume and with two;
 4. a container's end until its placeholder is down, with the exit watcher
    and real libvirt.
 
@@ -43,6 +44,7 @@ sys.path.insert(0, os.path.join(TOP, "tests"))
 sys.path.insert(0, os.path.join(TOP, "lib"))
 
 import domains  # noqa: E402
+import hoststorage  # noqa: E402
 import images  # noqa: E402
 import install  # noqa: E402
 import libvirt  # noqa: E402
@@ -95,6 +97,7 @@ class Bench(object):
         self.vms = []            # (vm, placeholder xml) started for (1)
         self.extra_vms = []      # VMs of (3) and (4), cleaned up too
         self.watcher = None
+        self.storage = None
         import docker
         self.docker = docker.DockerClient(base_url="unix://" + DOCKER_SOCKET,
                                           version="auto", timeout=300)
@@ -235,25 +238,61 @@ class Bench(object):
     # (3) before_vm_start until the container runs
 
     def bench_start(self):
-        hooks, runs = [], []
-        for _ in range(self.args.start_runs):
-            vm = domains.container_vm("docker", images.IMAGE)
-            self.extra_vms.append(vm)
-            started = time.perf_counter()
-            result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
-                                   custom=vm.custom)
-            hooks.append(time.perf_counter() - started)
-            assert self.docker.containers.get(
-                "ovirt-vm-" + vm.id).status == "running"
-            self.power_off(vm, result.data)
+        """before_vm_start until the container runs, through the helper
+        service (as the RPM sets a host up) and through sudo (the
+        fallback), with no volume and with two (one blank raw disk
+        formatted on the first start, then mounted), alternating with
+        "docker run -d" of the same image in the same loop."""
+        disks = self.volume_disks()
+        cases = [("helper service", False), ("helper service", True),
+                 ("sudo", False), ("sudo", True)]
+        times = dict((case, []) for case in cases)
+        runs = []
+        helperd = self.inst.start_helperd()
+        try:
+            for transport, with_volumes in cases:
+                if transport == "sudo" and helperd is not None:
+                    self.inst.stop_helperd(helperd)
+                    helperd = None
+                self.one_start(with_volumes and disks)     # warm
+                for _ in range(self.args.start_runs):
+                    times[(transport, with_volumes)].append(
+                        self.one_start(with_volumes and disks))
+                    started = time.perf_counter()
+                    cid = subprocess.check_output(
+                        ["docker", "run", "-d", images.IMAGE]).decode().strip()
+                    runs.append(time.perf_counter() - started)
+                    subprocess.check_call(["docker", "rm", "-f", cid],
+                                          stdout=subprocess.DEVNULL)
+        finally:
+            if helperd is not None:
+                self.inst.stop_helperd(helperd)
+        self.results["start"] = (
+            [(case, median(times[case])) for case in cases], median(runs))
 
-            started = time.perf_counter()
-            cid = subprocess.check_output(
-                ["docker", "run", "-d", images.IMAGE]).decode().strip()
-            runs.append(time.perf_counter() - started)
-            subprocess.check_call(["docker", "rm", "-f", cid],
-                                  stdout=subprocess.DEVNULL)
-        self.results["start"] = (median(hooks), median(runs))
+    def volume_disks(self):
+        """Two raw disks on a file storage domain, for volumeMap."""
+        self.storage = hoststorage.Storage()
+        self.inst.configure(storage_roots=self.storage.root)
+        return [domains.disk("vdb", self.storage.image()),
+                domains.disk("vdc", self.storage.image())]
+
+    def one_start(self, disks):
+        """Seconds before_vm_start took until the container ran (the VM
+        is powered off again afterwards)."""
+        vm = domains.container_vm("docker", images.IMAGE)
+        if disks:
+            vm.custom["volumeMap"] = "vdb:/data,vdc:/var/log/app"
+            domains.add_disks(vm, *disks)
+        self.extra_vms.append(vm)
+        started = time.perf_counter()
+        result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                               custom=vm.custom)
+        elapsed = time.perf_counter() - started
+        assert self.docker.containers.get(
+            "ovirt-vm-" + vm.id).status == "running"
+        self.power_off(vm, result.data)
+        return elapsed
 
     # (4) a container's end until the placeholder is down
 
@@ -337,6 +376,8 @@ class Bench(object):
                     "label": "org.ovirt.vdsm-hook-containers=1"}):
                 if c.labels.get(LABEL_VM_ID) in ids:
                     c.remove(force=True)
+        if self.storage is not None:
+            self.storage.clean(self.inst.state_dir)
         self.inst.remove()
         subprocess.call(["rm", "-rf", self.workdir])
 
@@ -390,11 +431,17 @@ class Bench(object):
             self.check("worst VM hook / python3 (%s)" % worst[1], worst[0],
                        TARGETS["plain_vs_bare"])
         if "start" in self.results:
-            hook, run = self.results["start"]
+            rows, run = self.results["start"]
             print()
-            print("3. before_vm_start until the container runs: %s; "
-                  "docker run -d: %s" % (ms(hook), ms(run)))
-            self.check("before_vm_start / docker run -d", hook / run,
+            print("3. before_vm_start until the container runs; docker run "
+                  "-d: %s" % ms(run))
+            for (transport, with_volumes), hook in rows:
+                what = "%s, %s" % (transport, "2 volumes" if with_volumes
+                                   else "no volume")
+                print("   %-32s %10s %7.2fx" % (what, ms(hook), hook / run))
+            service = dict(rows)[("helper service", False)]
+            self.check("before_vm_start (helper service, no volume) / "
+                       "docker run -d", service / run,
                        TARGETS["start_vs_docker_run"])
         rows = self.results.get("exit", [])
         if rows:
