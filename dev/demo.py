@@ -107,6 +107,10 @@ def demo(engine, cleanup):
     cleanup.callback(inst.remove)
     inst.install()
     say("setup: package installed as the RPM lays it out, in " + inst.root)
+    helperd = inst.start_helperd()
+    cleanup.callback(inst.stop_helperd, helperd)
+    say("setup: helper service running as root (pid %d), as the RPM "
+        "enables it" % helperd.pid)
     client = client_of(engine, config.load(inst.conf).sockets[engine])
     workdir = cleanup.enter_context(libvirt.workdir())
     vdsm = vdsm_module.Vdsm(inst.hooks_dir, user="vdsm")

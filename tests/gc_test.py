@@ -110,16 +110,31 @@ def test_ps_and_logs(vdsm, installation, engine):
 
 
 def test_check(installation, fresh_conf, watcher):
-    rc, out, err = installation.run_cli("check", "--json")
+    helperd = installation.start_helperd()
+    try:
+        rc, out, err = installation.run_cli("check", "--json")
+    finally:
+        installation.stop_helperd(helperd)
     results = dict((r["check"], r) for r in json.loads(out))
     assert rc == 0, out
     assert set(results) == {"config", "engine docker", "engine podman",
-                            "helper", "sudo rule", "hooks",
+                            "helper", "helper service", "sudo rule", "hooks",
                             "placeholder kernel", "exit watcher", "networks"}
     assert all(r["ok"] for r in results.values())
 
-    fresh_conf.configure(docker_socket="/run/vhc-tests-nothing.sock")
+    # The helper service stopped: the one failure, and what to do.
     rc, out, _ = installation.run_cli("check")
+    assert rc == 1
+    [failed] = [l for l in out.splitlines() if l.startswith("FAIL")]
+    assert "helper service" in failed
+    assert "systemctl enable --now vdsm-hook-containers-helperd" in failed
+    helperd = installation.start_helperd()
+
+    fresh_conf.configure(docker_socket="/run/vhc-tests-nothing.sock")
+    try:
+        rc, out, _ = installation.run_cli("check")
+    finally:
+        installation.stop_helperd(helperd)
     assert rc == 1
     assert [l for l in out.splitlines() if l.startswith("FAIL")] == [
         l for l in out.splitlines() if "engine docker" in l]

@@ -2,8 +2,9 @@
 
 Run as root on a host.  Sub-commands:
 
-  check       is this host ready: engines, sudo rule and helper, hooks,
-              networks, the exit watcher, the placeholder kernel
+  check       is this host ready: engines, sudo rule and helper, helper
+              service, hooks, networks, the exit watcher, the placeholder
+              kernel
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
   gc          remove leftovers (gc.py); --dry-run lists them only
@@ -155,6 +156,11 @@ def check(args):
         except errors.Error as e:
             add("engine " + name, False, str(e))
     add("helper", os.access(paths.HELPER, os.X_OK), paths.HELPER)
+    answers = _answers(paths.HELPER_SOCKET)
+    add("helper service", answers, "answering at %s" % paths.HELPER_SOCKET
+        if answers else "not answering at %s: starts "
+        "go through sudo, ~150 ms slower: systemctl enable --now "
+        "vdsm-hook-containers-helperd" % paths.HELPER_SOCKET)
     sudoers = paths.SUDOERS
     ok = os.path.isfile(sudoers) and (os.stat(sudoers).st_mode & 0o7777) \
         == 0o440 and _sudoers_names_helper(sudoers)
@@ -181,6 +187,18 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
+
+
+def _answers(path):
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        return True
+    except (IOError, OSError, socket.error):
+        return False
+    finally:
+        sock.close()
 
 
 def _sudoers_names_helper(path):
