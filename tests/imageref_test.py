@@ -85,6 +85,33 @@ GOOD = [
                  id="everything"),
     pytest.param("a" * 255, None, "a" * 255, None, None, "a" * 255,
                  "latest", id="name-255"),
+    pytest.param("registry.example.com/" + "a" * 234, "registry.example.com",
+                 "a" * 234, None, None, "registry.example.com/" + "a" * 234,
+                 "latest", id="name-with-host-255"),
+    pytest.param("reg:5000/" + "a" * 246, "reg:5000", "a" * 246, None, None,
+                 "reg:5000/" + "a" * 246, "latest", id="name-with-port-255"),
+    pytest.param("a" * 255 + "@" + DIGEST, None, "a" * 255, None, DIGEST,
+                 "a" * 255, DIGEST, id="name-255-digest"),
+    pytest.param("a" * 255 + ":" + "t" * 128 + "@" + DIGEST, None, "a" * 255,
+                 "t" * 128, DIGEST, "a" * 255, DIGEST, id="longest-455"),
+    # Many repetitions of a group: Java's matcher recurses on each.
+    pytest.param("a." * 127 + "a", None, "a." * 127 + "a", None, None,
+                 "a." * 127 + "a", "latest", id="separators-127"),
+    pytest.param("a/" * 127 + "a", None, "a/" * 127 + "a", None, None,
+                 "a/" * 127 + "a", "latest", id="components-128"),
+    pytest.param("a." * 100 + "a:5000/b", "a." * 100 + "a:5000", "b", None,
+                 None, "a." * 100 + "a:5000/b", "latest",
+                 id="host-labels-101"),
+    pytest.param("registry:1/app", "registry:1", "app", None, None,
+                 "registry:1/app", "latest", id="port-1"),
+    pytest.param("registry:08080/app", "registry:08080", "app", None, None,
+                 "registry:08080/app", "latest", id="port-leading-zero"),
+    # No "/": a name and a tag, however much they look like host and port.
+    pytest.param("localhost:0", None, "localhost", "0", None, "localhost",
+                 "0", id="localhost-tag-0"),
+    pytest.param("registry.example.com:99999", None, "registry.example.com",
+                 "99999", None, "registry.example.com", "99999",
+                 id="host-like-name-tag"),
 ]
 
 BAD = [
@@ -175,6 +202,16 @@ BAD = [
     pytest.param("registry-.example.com/app", id="host-trailing-dash"),
     pytest.param("registry..example.com/app", id="host-empty-label"),
     pytest.param("[::1]:5000/app", id="ipv6-host"),
+    pytest.param("registry:00/app", id="port-00"),
+    pytest.param("registry:00000/app", id="port-00000"),
+    pytest.param("registry:70000/app", id="port-70000"),
+    pytest.param("registry:065535/app", id="port-6-digits-leading-zero"),
+    pytest.param("a" * 256 + "@" + DIGEST, id="name-256-digest"),
+    pytest.param("a" * 256 + ":t", id="name-256-tag"),
+    pytest.param("reg:5000/" + "a" * 247, id="name-with-port-256"),
+    pytest.param("a/" * 128 + "a", id="components-257"),
+    pytest.param("Registry:5000", id="uppercase-name-tag"),
+    pytest.param("registry:5000/app:", id="port-and-empty-tag"),
 ]
 
 
@@ -274,6 +311,10 @@ STRICTER_THAN_DISTRIBUTION = {
     "registry:0/app",
     "registry:123456/app",
     "[::1]:5000/app",
+    "registry:00/app",
+    "registry:00000/app",
+    "registry:70000/app",
+    "registry:065535/app",
 }
 
 
@@ -301,17 +342,19 @@ _REF_PIECES = st.lists(st.sampled_from([
 @settings(max_examples=3000, deadline=None)
 @given(st.one_of(st.text(), st.text(alphabet=_REF_CHARS), _REF_PIECES))
 def test_parse_any_text(value):
+    # Engine's regex says what the hook says.
+    regex = properties.engine_regexes(("docker",))["containerImage"]
     try:
         ref = imageref.parse(value)
     except errors.Error as e:
         assert "containerImage" in str(e)
+        assert not re.fullmatch(regex, value)
         return
     # Whatever the hook accepts is printed back unchanged, is short enough,
-    # cannot pass for an option, and Engine's regex accepts it too.
+    # cannot pass for an option.
     assert str(ref) == value
     assert len(value) <= imageref.MAX_LENGTH
     assert len(ref.repository) <= imageref.MAX_NAME
     assert not value.startswith("-")
-    regex = properties.engine_regexes(("docker",))["containerImage"]
     assert re.fullmatch(regex, value)
     assert distribution_accepts(value)

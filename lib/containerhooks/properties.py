@@ -37,11 +37,6 @@ _DISK = r"(?:vd|sd|hd|xvd)[a-z]{1,3}"
 _PATH_CHARS = r"[A-Za-z0-9._@+-]"
 _PATH = r"(?:/" + _PATH_CHARS + r"+)+"
 _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
-# The same paths for Engine's regex, without a group repeated per path
-# component: Java's regex engine recurses once per repetition of a group, and
-# a long volumeMap the hook accepts (16 deep paths) overflowed its stack.
-_ENGINE_PATH = r"(?![^,]*//)/[A-Za-z0-9._@+/-]*[A-Za-z0-9._@+-]"
-_VOLUME = _DISK + r":(?:" + _ENGINE_PATH + r"|" + _LABEL + r")"
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = r"(?:" + _OCTET + r"\.){3}" + _OCTET
@@ -59,21 +54,110 @@ FORBIDDEN_PATHS = ("/proc", "/sys", "/dev")
 def engine_regexes(engines):
     """The regexes for Engine's UserDefinedVMProperties, by property name.
 
-    They accept every value the hook accepts (the hook checks more: name and
-    path lengths, ports, '..', /proc, duplicates, what the VM and host
-    actually have; tests/properties_test.py lists the gap).  Engine matches
-    with Java: the length bounds also keep its recursive matcher from
-    overflowing its stack on long values.
+    Each accepts exactly the values the hook's parsers accept for that
+    property on its own (parse, imageref.parse, parse_volume_map,
+    parse_ips), "" included where it means "none": an admin learns of a
+    bad value when saving the VM, not when starting it.  Left to the hook
+    at VM start is only what needs the VM or the host:
+
+    - containerType: whether this host runs that engine (the regex allows
+      every engine the package knows; engines= in containers.conf may
+      allow fewer);
+    - volumeMap: whether the VM has a disk of that name, and whether it can
+      be mounted: a hard disk (not a CD-ROM or a LUN), not shareable,
+      attached read-write, on file or block storage, with an image, raw,
+      on a VirtIO or VirtIO-SCSI bus (vmstart._volumes); the helper checks
+      its source again on the host (volumes.py);
+    - containerIP: whether the VM has a vNIC for every entry
+      (vmstart._nics), and whether each address is in its bridge's
+      container range, not the gateway nor the range's first address, and
+      not used by another container VM on the host (network.py).
+
+    (collect also refuses a property Vdsm passes with different values in
+    the environment and the domain XML: no value an admin types does.)
+
+    Engine matches with Java (Pattern.matcher(value).matches()), whose
+    matcher recurses once per repetition of a group, and overflowed its
+    stack on a long value.  So every regex bounds the length first, and no
+    group repeats more than about a hundred times: 16 volumeMap entries (a
+    path is one run of characters checked by lookaheads, not a group per
+    component), 128 components or separators in an image name of 255
+    characters, none in containerIP (one lookahead checks its entries).
+    tests/engine_regex_test.py runs them in Java with half the default
+    stack.
     """
     return collections.OrderedDict([
         (CONTAINER_TYPE, "^(?:%s)$" % "|".join(engines)),
-        (CONTAINER_IMAGE, "^(?=.{1,%d}$)" % imageref.MAX_LENGTH
-         + imageref.PATTERN + "$"),
-        (VOLUME_MAP, "^(?=.{1,%d}$)(?:%s)(?:,%s){0,%d}$"
-         % (MAX_VOLUME_MAP, _VOLUME, _VOLUME, MAX_VOLUMES - 1)),
-        (CONTAINER_IP, "^(?=.*[0-9])(?:%s)?(?:,(?:%s)?){0,15}$"
-         % (_IPV4, _IPV4)),
+        (CONTAINER_IMAGE, _engine_image()),
+        (VOLUME_MAP, _engine_volume_map()),
+        (CONTAINER_IP, _engine_ips()),
     ])
+
+
+# Registry ports imageref.parse refuses: 0 (with any leading zeros) and
+# 65536-99999 (its grammar allows 5 digits at most).
+_BAD_PORT = (r"(?:0+|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}"
+             r"|6[6-9][0-9]{3}|[7-9][0-9]{4})")
+
+
+def _engine_image():
+    """imageref.PATTERN with the checks imageref.parse makes after it.
+
+    - 1 to MAX_LENGTH characters;
+    - a repository name (all before the tag's ":" or the digest's "@") of
+      MAX_NAME characters at most: its end is the first "@", the first
+      ":" with no "/" after it (a port's ":" always has one), or the end;
+    - a port in 1-65535: in a value of the grammar, a ":" before the
+      first "/" followed by digits and "/" can only be the port's.
+    """
+    return ("^(?=.{1,%d}$)(?=.{0,%d}(?:[:@][^/]*)?$)(?![^/]*:%s/)%s$"
+            % (imageref.MAX_LENGTH, imageref.MAX_NAME, _BAD_PORT,
+               imageref.PATTERN))
+
+
+def _engine_volume_map():
+    """parse_volume_map as one regex: "", or 1 to MAX_VOLUMES entries.
+
+    An entry is disk ":" target; the target is a label (a directory at the
+    container's root) or "/" and a path.  Group 3 holds the path without
+    its "/", the same text for the label "data" and the path "/data", so
+    that later entries can be compared with it by backreference:
+
+    - no later entry names the same disk (group 1);
+    - no later entry's path equals this one or lies under it;
+    - this path lies under no later entry's path: group 2 tries every
+      prefix of it that ends before a "/".
+
+    Together they refuse every pair of overlapping paths, as _check_unique.
+    A path is one run of characters, its components checked by lookaheads:
+    none empty, "." or "..", at most MAX_PATH characters with the "/", and
+    not FORBIDDEN_PATHS or under them.  In a value that has the entries'
+    form, "," only separates entries and ",<letters>:" only starts one.
+    """
+    kernel = "|".join(re.escape(p.lstrip("/")) for p in FORBIDDEN_PATHS)
+    entry = (
+        r"(" + _DISK + r")(?!.*,\1:)"
+        r":(?:/(?=[^,]{1,%d}(?:,|$))(?!(?:[^,]*/)?\.{0,2}(?:/|,|$))"
+        r"|(?=" + _LABEL + r"(?:,|$)))"
+        r"(?!(?:" + kernel + r")(?:/|,|$))"
+        r"(?!([^,]+)/.*,[a-z]+:/?\2(?:,|$))"
+        r"([A-Za-z0-9._@+/-]+)"
+        r"(?!.*,[a-z]+:/?\3(?:/|,|$))") % (MAX_PATH - 1)
+    return "^(?=.{0,%d}$)(?!,)(?:(?:^|,)%s){0,%d}$" % (
+        MAX_VOLUME_MAP, entry, MAX_VOLUMES)
+
+
+def _engine_ips():
+    """parse_ips as one regex: "", or entries that are empty or an IPv4
+    address, at least one not empty, MAX_IPS_LENGTH characters at most.
+
+    The entries are checked by one lookahead (no entry, at the start or
+    after a ",", fails to be an address or nothing before the next "," or
+    the end), not by a group repeated per entry: a value may have up to
+    255 of them.
+    """
+    return ("^(?:(?=.{1,%d}$)(?=.*[0-9])(?!(?:.*,)?(?!(?:%s)?(?:,|$)))"
+            "[0-9.,]+)?$" % (MAX_IPS_LENGTH, _IPV4))
 
 
 def may_be_container(env, domxml):

@@ -1,0 +1,340 @@
+"""Engine's regexes say of every value what the hook says.
+
+Engine checks a VM's custom properties against the regexes that
+"vdsm-containers engine-config" prints (properties.engine_regexes), in Java:
+Pattern.compile(regex).matcher(value).matches(), as Check.java does.  A
+value must be refused when the admin saves the VM exactly when the hook
+would refuse it at VM start before looking at the VM or the host
+(properties.parse).  Checked with Python's re.fullmatch and with a real
+Java, on:
+
+- every value of the property tables (properties_test, imageref_test);
+- every value of the hostile corpus (tests/data/hostile.json), for its
+  property, the values only the VM refuses included (the regex accepts
+  them: it cannot know the VM);
+- generated values (hypothesis): thousands per property in Python, and a
+  batch of a few thousand through one Java run (a Java start per value
+  would take hours).
+"""
+
+import binascii
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from containerhooks import config
+from containerhooks import properties
+
+import imageref_test
+import properties_test
+from properties_test import hook_accepts, python_matches
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECK_JAVA = os.path.join(HERE, "data", "engine_regex", "Check.java")
+CORPUS_FILE = os.path.join(HERE, "data", "hostile.json")
+
+# As hostile_test.py: the corpus names a canary directory @CANARY@; any
+# absolute path does for the parsers.
+CANARY_TOKEN = "@CANARY@"
+PARSER_CANARY = "/var/tmp/vhc-canary-parser"
+
+# Python examples per property, and generated values per property in the
+# Java batch.
+PYTHON_EXAMPLES = 3000
+JAVA_EXAMPLES = 1000
+
+
+def engine_config_value():
+    """The value for engine-config -s UserDefinedVMProperties=..."""
+    regexes = properties.engine_regexes(config.ENGINES)
+    return ";".join("%s=%s" % item for item in regexes.items())
+
+
+def corpus_entries():
+    """(property, value, refused_by) of every hostile corpus entry."""
+    with io.open(CORPUS_FILE, encoding="utf-8") as f:
+        entries = json.load(f)["entries"]
+    values = []
+    for e in entries:
+        value = e["value"]
+        if isinstance(value, dict):
+            value = value["before"] + value["repeat"] * value["times"] \
+                + value["after"]
+        values.append((e["property"],
+                       value.replace(CANARY_TOKEN, PARSER_CANARY),
+                       e.get("refused_by", "parser")))
+    return values
+
+
+# Generated values: valid ones, nearly valid ones and any text.
+
+def mutated(valid, pieces):
+    """valid values with a piece inserted, or cut, or put in place."""
+    def apply(value, piece, i, j, how):
+        i, j = sorted((i % (len(value) + 1), j % (len(value) + 1)))
+        if how == "insert":
+            return value[:i] + piece + value[i:]
+        if how == "cut":
+            return value[:i] + value[j:]
+        return value[:i] + piece + value[j:]
+    return st.builds(apply, valid, st.sampled_from(pieces),
+                     st.integers(0, 1 << 12), st.integers(0, 1 << 12),
+                     st.sampled_from(["insert", "cut", "replace"]))
+
+
+def any_of(valid, chars, pieces):
+    return st.one_of(st.text(), st.text(alphabet=chars), valid, valid,
+                     mutated(valid, pieces))
+
+
+TYPES = any_of(
+    st.sampled_from(["docker", "podman", "Docker", "dockerd", "dock", "lxc"]),
+    u"dockerpman \n\x00|;,.*\u043e",
+    ["d", "docker", "podman", " ", "\n", "\x00", ",", u"\u043e", "$"])
+
+_HOSTS = st.sampled_from([
+    None, None, "registry.example.com", "localhost", "Reg.Example.COM",
+    "a-b.c", "127.0.0.1", "reg", "a." * 60 + "a", "-bad.com", "a..b",
+    "[::1]"])
+_PORTS = st.sampled_from([
+    None, None, "1", "80", "08080", "5000", "65535", "65536", "70000",
+    "99999", "0", "00", "00000", "123456", ""])
+_IMAGE_COMPONENTS = st.sampled_from([
+    "redis", "a", "b0", "a_b", "a__b", "a-b", "a--b", "a.b", "a." * 60 + "a",
+    "x" * 100, "x" * 240, "a___b", "a..b", "A", "-a", "a-", ""])
+_TAGS = st.sampled_from([None, None, "1", "latest", "_x", "V1.2-rc", "5000",
+                         "t" * 128, "t" * 129, ".x", ""])
+_DIGESTS = st.sampled_from([None, None, imageref_test.DIGEST,
+                            imageref_test.DIGEST[:-1], "sha512:" + "ab" * 64])
+VALID_IMAGES = st.builds(
+    lambda host, port, path, tag, digest: (
+        (host + (":" + port if port is not None else "") + "/"
+         if host else "") + "/".join(path)
+        + (":" + tag if tag is not None else "")
+        + ("@" + digest if digest else "")),
+    _HOSTS, _PORTS, st.lists(_IMAGE_COMPONENTS, min_size=1, max_size=4),
+    _TAGS, _DIGESTS)
+IMAGES = st.one_of(
+    any_of(VALID_IMAGES, u"abz09AZ.-_:/@ \n\x00;$`\u0430",
+           ["a", "/", ":", "@", ".", "-", "_", "5000", "99999", " ", "\n",
+            "x" * 200, u"\u0430"]),
+    imageref_test._REF_PIECES)
+
+_VALID_DISKS = st.sampled_from(["vda", "vdb", "vdc", "vdd", "sdb", "hdc",
+                                "xvda", "vdaa", "vdzzz"])
+_DISKS = st.one_of(_VALID_DISKS, st.sampled_from(
+    ["vd", "vdabcd", "VDA", "nvme0n1", "/dev/vda", ""]))
+# Few components, so that paths are often equal or nested.
+_PATH_COMPONENTS = st.sampled_from([
+    "a", "b", "data", "x_y", "@b", "v+1", "a-b", "...", ".x", "a..", "proc",
+    "sys", "dev", "proc2", "a" * 200, "a" * 64, "l" * 65, ".", "..", "",
+    " ", ":", "~"])
+_PATHS = st.lists(_PATH_COMPONENTS, min_size=1, max_size=4).map("/".join)
+_TARGETS = st.one_of(
+    _PATHS.map(lambda p: "/" + p), _PATHS.map(lambda p: "/" + p), _PATHS,
+    st.sampled_from(["/" + "a/" * 511 + "a", "/" + "a/" * 511 + "ab",
+                     "/" + "a" * 1023, "/" + "a" * 1024, "/", ""]))
+# Valid paths only: whether a value passes is then mostly whether two of
+# its paths overlap.
+_VALID_PATHS = st.lists(st.sampled_from(
+    ["a", "b", "data", "x_y", "@b", "v+1", "a-b", "...", ".x", "a..", "proc2",
+     "Proc", "a" * 120]), min_size=1, max_size=3).map("/".join)
+_VALID_TARGETS = st.one_of(_VALID_PATHS.map(lambda p: "/" + p),
+                           st.sampled_from(["a", "b", "data", "x_y", "a.."]))
+VALID_VOLUME_MAPS = st.one_of(
+    st.lists(st.tuples(_VALID_DISKS, _VALID_TARGETS),
+             unique_by=lambda t: t[0], min_size=1, max_size=9),
+    st.lists(st.tuples(_VALID_DISKS, _TARGETS), unique_by=lambda t: t[0],
+             min_size=1, max_size=9),
+    st.lists(st.tuples(_DISKS, _TARGETS), max_size=18),
+).map(lambda entries: ",".join(map(":".join, entries)))
+VOLUME_MAPS = any_of(
+    VALID_VOLUME_MAPS, u"vdsahxz:,/.proc_@+- \n\x00~*$;\u0430",
+    ["vda", ":", ",", "/", "//", ".", "..", "/proc", " ", "\n", "\x00",
+     "a" * 300, u"\u0430", "vdb:/a"])
+
+_OCTETS = st.sampled_from(["0", "1", "9", "10", "99", "100", "199", "249",
+                           "250", "255", "256", "300", "01", "00", "1000"])
+_ADDRESSES = st.one_of(
+    st.lists(_OCTETS, min_size=4, max_size=4),
+    st.lists(_OCTETS, min_size=3, max_size=5)).map(".".join)
+_VALID_ADDRESSES = st.tuples(*[st.integers(0, 255)] * 4).map(
+    lambda octets: "%d.%d.%d.%d" % octets)
+VALID_IPS = st.one_of(
+    st.lists(st.one_of(st.just(""), _VALID_ADDRESSES, _VALID_ADDRESSES),
+             max_size=40).map(",".join),
+    st.lists(st.one_of(st.just(""), _ADDRESSES, _ADDRESSES),
+             max_size=40).map(",".join),
+    st.builds(lambda n, ip: "," * n + ip, st.integers(230, 260), _ADDRESSES),
+    st.builds(lambda n, ip: (ip + ",") * n, st.integers(15, 40), _ADDRESSES))
+IPS = any_of(VALID_IPS, u"0123456789.,: /x\n\x00\uff11",
+             ["1", "255", "256", ".", ",", " ", "\n", "/24", u"\uff11"])
+
+GENERATED = {
+    "containerType": TYPES,
+    "containerImage": IMAGES,
+    "volumeMap": VOLUME_MAPS,
+    "containerIP": IPS,
+}
+
+
+def generate(name, n):
+    """n values of GENERATED[name] (fewer if hypothesis runs out)."""
+    values = []
+
+    @settings(max_examples=n, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(GENERATED[name])
+    def collect(value):
+        values.append(value)
+
+    collect()
+    return values
+
+
+# Java, as Engine.
+
+def java_matches(tmp, values):
+    """What Java's Pattern says of (property, value) pairs, in one run."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.fail("java is not installed; Engine checks custom properties "
+                    "with Java regexes and this test needs a real Java 17+: "
+                    "apt-get install default-jre-headless")
+    shutil.copy(CHECK_JAVA, str(tmp))
+    definitions = tmp / "definitions"
+    definitions.write_text(engine_config_value() + "\n", encoding="utf-8")
+    lines = tmp / "values"
+    lines.write_text(u"".join(
+        u"%s\t%s\n" % (name, binascii.hexlify(value.encode("utf-8"))
+                       .decode("ascii"))
+        for name, value in values), encoding="utf-8")
+    # Java's matcher recurses per repetition of a group; a JVM's threads
+    # have 1 MiB of stack by default.  Half of it here, so that a regex that
+    # comes near the limit on the longest values fails here first (the
+    # tables' deepest values need about 250 KiB today).
+    out = subprocess.check_output(
+        [java, "-Xss512k", "Check.java", str(definitions), str(lines)],
+        cwd=str(tmp), timeout=600).decode("utf-8").splitlines()
+    assert len(out) == len(values)
+    return out
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Every value, by source: (property, value, hook, Python, Java)."""
+    sources = {
+        "tables": [(name, value) for name, value, _
+                   in properties_test.table_values()],
+        "corpus": [(name, value) for name, value, _ in corpus_entries()],
+        "generated": [(name, value) for name in properties.NAMES
+                      for value in generate(name, JAVA_EXAMPLES)],
+    }
+    every = [pair for pairs in sources.values() for pair in pairs]
+    java = java_matches(tmp_path_factory.mktemp("engine_regex"), every)
+    results = iter(java)
+    checked = {}
+    for source, pairs in sources.items():
+        checked[source] = [
+            (name, value, hook_accepts(name, value),
+             python_matches(name, value), next(results))
+            for name, value in pairs]
+    with_counts = ", ".join("%s %d" % (source, len(rows))
+                            for source, rows in checked.items())
+    sys.stdout.write("\nengine regexes checked in Java and Python: %s\n"
+                     % with_counts)
+    return checked
+
+
+def mismatches(rows):
+    """The rows where Python or Java disagrees with the hook."""
+    return [(name, value[:100] + ("..." if len(value) > 100 else ""),
+             "hook " + ("accepts" if hook else "refuses"),
+             "python " + ("match" if python else "nomatch"),
+             "java " + java)
+            for name, value, hook, python, java in rows
+            if python != hook or java != ("match" if hook else "nomatch")]
+
+
+@pytest.mark.parametrize("source", ["tables", "corpus", "generated"])
+def test_regexes_say_what_the_hook_says(checked, source):
+    rows = checked[source]
+    assert rows
+    assert mismatches(rows) == []
+    # Both verdicts occur for every property, or the check proves little.
+    for name in properties.NAMES:
+        verdicts = set(hook for n, _, hook, _, _ in rows if n == name)
+        assert verdicts == {True, False} or source == "corpus", name
+
+
+def test_corpus_only_the_vm_refuses_passes(checked):
+    # The corpus values the VM refuses (a disk or a vNIC it does not have)
+    # pass Engine's regexes, as the hook's parsers; no other value does.
+    by_vm = set((name, value) for name, value, refused_by
+                in corpus_entries() if refused_by == "vm")
+    assert by_vm
+    assert set((name, value) for name, value, _, python, java
+               in checked["corpus"] if python and java == "match") == by_vm
+
+
+def test_java_never_fails(checked):
+    # A StackOverflowError on a long value would be "error ..." here, and
+    # a refusal of a good value in Engine.
+    for rows in checked.values():
+        assert not [value[:80] for _, value, _, _, java in rows
+                    if java not in ("match", "nomatch")]
+
+
+# Python alone, on many more values: hypothesis shrinks what it finds.
+
+@pytest.mark.parametrize("name", properties.NAMES)
+def test_generated_python(name, capsys):
+    seen = []
+
+    @settings(max_examples=PYTHON_EXAMPLES, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.data_too_large])
+    @given(GENERATED[name])
+    def check(value):
+        accepted = hook_accepts(name, value)
+        seen.append(accepted)
+        assert python_matches(name, value) == accepted
+
+    check()
+    with capsys.disabled():
+        sys.stdout.write("\n%s regex vs parser in Python: %d examples "
+                         "(%d accepted)\n" % (name, len(seen), sum(seen)))
+    assert len(seen) >= PYTHON_EXAMPLES
+
+
+# The regexes themselves.
+
+def test_engine_regexes_have_no_semicolon():
+    # Engine splits UserDefinedVMProperties on ";" before anything else.
+    for regex in properties.engine_regexes(config.ENGINES).values():
+        assert ";" not in regex
+
+
+def test_engine_regex_type_per_host():
+    regexes = properties.engine_regexes(("podman",))
+    assert re.fullmatch(regexes["containerType"], "podman")
+    assert not re.fullmatch(regexes["containerType"], "docker")
+
+
+def test_engine_regexes_are_the_cli_value():
+    from containerhooks import cli
+    assert cli.engine_config_value() == engine_config_value()
+
+
+def test_engine_config_value_fits():
+    # Engine keeps it in vdc_options.option_value, VARCHAR(4000) in its
+    # older schemas, and an admin may have to add the site's own
+    # properties to it.
+    assert len(engine_config_value()) < 2000
