@@ -124,14 +124,15 @@ def test_all_options(tmp_path):
                  "pids_limit = 100\nnofile = 200\nnproc = 300\n"
                  "extra_capabilities = NET_RAW\ninit = off\n"
                  "placeholder_memory_mib = 64\n"
-                 "storage_roots = /srv/a, /srv/b\ngc_grace = 60\n")
+                 "storage_roots = /srv/a, /srv/b\ngc_grace = 60\n"
+                 "leftover_grace = 10\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
         nofile=200, nproc=300,
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
-        gc_grace=60, path=path)
+        gc_grace=60, leftover_grace=10, path=path)
 
 
 # option, bad value
@@ -157,6 +158,7 @@ BAD_VALUES = [
     pytest.param("storage_roots", "/rhev/../etc", id="roots-dotdot"),
     pytest.param("storage_roots", "/rhev//data", id="roots-double-slash"),
     pytest.param("gc_grace", "-1", id="grace-negative"),
+    pytest.param("leftover_grace", "1e3", id="leftover-grace-float"),
     pytest.param("gc_grace", "86401", id="grace-above-max"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),

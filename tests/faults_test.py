@@ -29,6 +29,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -559,6 +560,83 @@ def test_start_killed_halfway(track, vdsm, installation, engine, disks,
     vmrun.power_off(vdsm, vm, result.data)
 
 
+LEFTOVER_GRACE = 5
+
+
+def test_killed_hook_leaves_a_running_container_that_the_next_start_replaces(
+        track, vdsm, installation, engine, disks):
+    # The hook killed once its container runs: the helper (its own
+    # process, under sudo) finishes the start, Vdsm gives the VM up, and
+    # no placeholder goes with the container.  The next start replaces
+    # it -- once it is older than leftover_grace -- and the data stays.
+    name, client = engine
+    installation.configure(storage_roots=disks.root,
+                           leftover_grace=LEFTOVER_GRACE)
+    vm = track.vm(volume_vm(name, images.IMAGE, disks.image()))
+    spawned = vdsm.spawn("before_vm_start", vm.xml, vm_id=vm.id,
+                         custom=vm.custom)
+    try:
+        assert wait_for(lambda: any(c.status == "running" for c in
+                                    vmrun.containers_of(client, vm)), 60)
+    finally:
+        _kill(spawned.proc.pid, signal.SIGKILL)      # the hook alone
+    with pytest.raises(HookError):
+        spawned.finish()
+
+    def complete():
+        with open(state_path(installation, vm)) as f:
+            return "pid" in json.load(f)
+    assert wait_for(complete, 60), "the helper never finished the start"
+    first = container(client, vm)
+    digest = vmrun.sh(first, "dd if=/dev/urandom of=/data/blob bs=64k "
+                      "count=16 2>/dev/null && sync && "
+                      "sha256sum /data/blob").split()[0]
+
+    # Younger than the grace: refused (a start may be on its way to
+    # libvirt), the container unharmed.
+    with pytest.raises(HookError) as e:
+        start(vdsm, vm)
+    assert "A container for VM %s is already running" % vm.id \
+        in one_line(e.value)
+    first.reload()
+    assert first.status == "running"
+
+    time.sleep(LEFTOVER_GRACE)
+    log = os.path.getsize(installation.log)
+    result = start(vdsm, vm)
+    second = container(client, vm)
+    assert second.id != first.id and second.status == "running"
+    assert "no placeholder: left by an earlier start, replacing it" \
+        in log_since(installation, log)
+    assert vmrun.sh(second, "sha256sum /data/blob").split()[0] == digest
+    vmrun.power_off(vdsm, vm, result.data)
+
+
+def test_container_with_a_running_placeholder_is_never_replaced(
+        track, vdsm, installation, engine, disks):
+    # The same leftover, but a qemu process runs for that VM (a stand-in
+    # whose command line is what procfs.find_qemu looks for): the VM runs
+    # on this host, the second start is refused however old it is.
+    name, client = engine
+    installation.configure(storage_roots=disks.root, leftover_grace=0)
+    vm = track.vm(domains.container_vm(name, images.IMAGE))
+    result = start(vdsm, vm)
+    first = container(client, vm)
+    standin = subprocess.Popen(
+        ["qemu-system-x86_64-standin", "-c", "sleep 600; :", "-uuid",
+         vm.id], executable="/bin/sh")
+    try:
+        with pytest.raises(HookError) as e:
+            start(vdsm, vm)
+    finally:
+        standin.kill()
+        standin.wait()
+    assert "already running" in one_line(e.value)
+    first.reload()
+    assert first.status == "running"
+    vmrun.power_off(vdsm, vm, result.data)
+
+
 # 4. A registry that stalls, or is not there
 
 PULL_TIMEOUT = 5
@@ -943,11 +1021,15 @@ def test_same_vm_started_twice_at_once(track, vdsm, installation, engine):
     assert len(started) == 1 and len(refused) == 1, outcomes
     err = one_line(refused[0])
     print("\n%s, the second start: %s" % (name, err))
-    assert err in (
-        "Cannot lock container state for VM %s: another start or stop of "
-        "this VM is running" % vm.id,
-        "A container for VM %s is already running (ovirt-vm-%s); power the "
-        "VM off or run 'vdsm-containers gc' on the host" % (vm.id, vm.id))
+    # Refused by the lock while the first start runs, or right after it,
+    # by the container it left with no placeholder yet (too recent to be
+    # a leftover: leftover_grace).
+    assert err == ("Cannot lock container state for VM %s: another start "
+                   "or stop of this VM is running" % vm.id) or re.match(
+        r"A container for VM %s is already running \(ovirt-vm-%s\), started "
+        r"\d+ s ago with no placeholder: a start of this VM may still be "
+        r"under way; if not, start the VM again in \d+ s \(the start then "
+        r"replaces that container\)$" % (vm.id, vm.id), err), err
     assert refused[0].result.data == vm.xml
     # The first start's container runs, and is the one its state names.
     c = container(client, vm)

@@ -47,6 +47,7 @@ _DEFAULTS = collections.OrderedDict([
     ("placeholder_memory_mib", "16"),
     ("storage_roots", "/rhev/data-center"),
     ("gc_grace", "300"),
+    ("leftover_grace", "30"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -57,7 +58,8 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "storage_roots", "gc_grace", "path",
+    "placeholder_memory_mib", "storage_roots", "gc_grace", "leftover_grace",
+    "path",
 ])
 
 
@@ -113,6 +115,7 @@ def _build(v, path):
                                     path),
         storage_roots=_roots(v, "storage_roots", path),
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
+        leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         path=path,
     )
 

@@ -75,6 +75,15 @@ class AlreadyRunning(Error):
            "power the VM off or run 'vdsm-containers gc' on the host")
 
 
+class LeftoverTooRecent(AlreadyRunning):
+    """A running container with no placeholder, too young to replace."""
+
+    msg = ("A container for VM {vm_id} is already running ({name}), "
+           "started {age} s ago with no placeholder: a start of this VM may "
+           "still be under way; if not, start the VM again in {wait} s (the "
+           "start then replaces that container)")
+
+
 class StateError(Error):
     msg = "Cannot {action} container state for VM {vm_id}: {reason}"
 

@@ -117,7 +117,7 @@ def _start(eng, spec, conf):
     The state file is written first (with the addresses reserved) and
     completed at the end; any failure undoes every step that was done.
     """
-    _clear_leftover(eng, spec.vm_id)
+    _clear_leftover(eng, spec.vm_id, conf)
     if not eng.has_image(spec.image):
         log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
                  eng.name)
@@ -169,16 +169,42 @@ def _start(eng, spec, conf):
     return record
 
 
-def _clear_leftover(eng, vm_id):
-    """Remove a stopped container left by an earlier run of this VM."""
+def _clear_leftover(eng, vm_id, conf):
+    """Remove what an earlier run of this VM left: a stopped container, or
+    a running one that no placeholder goes with, and its volumes.
+
+    Vdsm starts a VM only when, as far as it knows, it does not run on
+    this host; a container of that VM still running then is a leftover
+    (a start whose hook was killed after the container appeared, a
+    destroy that never ran) -- unless its placeholder qemu runs, or it
+    started less than leftover_grace seconds ago (a start of the same VM
+    may still be on its way from this hook to libvirt).  Called with the
+    VM's lock held: no start or stop of it runs meanwhile.
+    """
     old = eng.find(vm_id)
-    if old is None:
-        return
-    if old.status in RUNNING:
-        raise errors.AlreadyRunning(vm_id=vm_id, name=old.name)
-    log.info("vm_id=%s removing leftover container %s (%s)", vm_id,
-             old.name, old.status)
-    eng.remove(old.name)
+    if old is not None and old.status in RUNNING:
+        from containerhooks import procfs
+        if procfs.find_qemu(vm_id) is not None:
+            raise errors.AlreadyRunning(vm_id=vm_id, name=old.name)
+        age = time.time() - (old.started or old.created or time.time())
+        if age < conf.leftover_grace:
+            raise errors.LeftoverTooRecent(
+                vm_id=vm_id, name=old.name, age=int(age),
+                wait=int(conf.leftover_grace - age) + 1)
+        log.warning("vm_id=%s container %s has run for %d s with no "
+                    "placeholder: left by an earlier start, replacing it",
+                    vm_id, old.name, age)
+        eng.stop(old.name, conf.stop_timeout)
+    if old is not None:
+        log.info("vm_id=%s removing leftover container %s (%s)", vm_id,
+                 old.name, old.status)
+        eng.remove(old.name)
+    # Its volumes: unmounted (after the container is gone), so that this
+    # start attaches them afresh.
+    record = state.read(vm_id)
+    if record and record.get("volumes"):
+        log.info("vm_id=%s releasing the volumes of an earlier run", vm_id)
+        volumes.detach(vm_id, record["volumes"])
 
 
 def stop_container(args):
