@@ -50,11 +50,11 @@ import install  # noqa: E402
 import libvirt  # noqa: E402
 import vdsm as vdsm_module  # noqa: E402
 import vdsmstats  # noqa: E402
+import vmrun  # noqa: E402
 
 BARE = ["/usr/bin/python3", "-c", "pass"]
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
-LABEL_VM_ID = "org.ovirt.vm.id"
 START_WORKERS = 4       # Vdsm runs up to 4 VM creations at once
 
 TARGETS = {
@@ -372,10 +372,7 @@ class Bench(object):
         for vm_id in ids:
             libvirt.virsh("destroy", vm_id, check=False)
         for client in (self.docker, self.podman):
-            for c in client.containers.list(all=True, filters={
-                    "label": "org.ovirt.vdsm-hook-containers=1"}):
-                if c.labels.get(LABEL_VM_ID) in ids:
-                    c.remove(force=True)
+            vmrun.remove_managed(client, ids)
         if self.storage is not None:
             self.storage.clean(self.inst.state_dir)
         self.inst.remove()

@@ -16,12 +16,12 @@ import images  # noqa: E402
 import install  # noqa: E402
 import libvirt  # noqa: E402  (tests/libvirt.py, not the binding)
 import vdsm as vdsm_module  # noqa: E402
+import vmrun  # noqa: E402
 
 ENGINE_SOCKETS = {
     "docker": "/var/run/docker.sock",
     "podman": "/run/podman/podman.sock",
 }
-MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
 
 
 def _client(engine):
@@ -111,11 +111,7 @@ def engine(request, registry_image, installation):
     client = _client(request.param)
     yield request.param, client
     ours = set(re.findall(r"vm_id=([0-9a-f-]{36})", installation.read_log()))
-    leftovers = [c for c in client.containers.list(
-        all=True, filters={"label": MANAGED_LABEL + "=1"})
-        if c.labels.get("org.ovirt.vm.id") in ours]
-    for c in leftovers:
-        c.remove(force=True)
+    leftovers = vmrun.remove_managed(client, ours)
     assert not leftovers, "test left containers behind: %s" % leftovers
 
 

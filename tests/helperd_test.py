@@ -22,10 +22,8 @@ import domains
 import images
 import install
 import vdsm as vdsm_module
+import vmrun
 from vdsm import HookError
-
-MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
-
 
 @pytest.fixture(scope="module")
 def bare(services):
@@ -56,10 +54,7 @@ def hooks(bare, registry_image):
                        ("podman", "/run/podman/podman.sock")):
         client = docker.DockerClient(base_url="unix://" + sock,
                                      version="auto", timeout=60)
-        for c in client.containers.list(all=True, filters={
-                "label": MANAGED_LABEL + "=1"}):
-            if c.labels.get("org.ovirt.vm.id") in runner.vms:
-                c.remove(force=True)
+        vmrun.remove_managed(client, runner.vms)
 
 
 def start(hooks, vm):
@@ -124,8 +119,7 @@ def test_vm_lifecycle_through_the_service_alone(bare, helperd, hooks, name,
     assert c.status == "running"
     power_off(hooks, vm, result.data)
 
-    assert [n for n in client.containers.list(all=True)
-            if n.name == "ovirt-vm-" + vm.id] == []
+    assert vmrun.containers_of(client, vm) == []
     assert not [n for n in os.listdir(bare.state_dir) if n.startswith(vm.id)]
     vdsm_uid = str(pwd.getpwnam("vdsm").pw_uid)
     # (Both destroy hooks stop: the second finds nothing, quietly.)

@@ -45,12 +45,12 @@ from containerhooks import vmstart
 
 import domains
 import images
+import vmrun
 from vdsm import HookError
 
 CORPUS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            "data", "hostile.json")
 ENGINES = ("docker", "podman")
-MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
 
 # The corpus names the canary directory @CANARY@; the parser-level tests
 # put any plain absolute path there (no file is needed to parse a value).
@@ -299,10 +299,7 @@ def new_containers(before, clients, ours):
 def remove_ours(clients, vm_ids):
     """Remove containers of these VMs (only if a test failed)."""
     for client in clients.values():
-        for c in client.containers.list(
-                all=True, filters={"label": MANAGED_LABEL + "=1"}):
-            if c.labels.get("org.ovirt.vm.id") in vm_ids:
-                c.remove(force=True)
+        vmrun.remove_managed(client, vm_ids)
 
 
 @pytest.fixture

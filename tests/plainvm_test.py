@@ -6,7 +6,9 @@ import images
 
 def test_plain_vm_untouched(vdsm, installation, docker_client, podman_client):
     vm = domains.VM({"someOtherProperty": "value"})
-    before = [c.id for c in docker_client.containers.list(all=True)]
+    # Summaries, not inspected containers: another test run may remove
+    # one of its own between a listing and its inspection.
+    before = [c["Id"] for c in docker_client.api.containers(all=True)]
 
     started = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
                        custom=vm.custom)
@@ -20,7 +22,8 @@ def test_plain_vm_untouched(vdsm, installation, docker_client, podman_client):
     for result in (started, pre, post):
         assert result.errors == []
         assert all(s.err == b"" for s in result.scripts)
-    assert [c.id for c in docker_client.containers.list(all=True)] == before
+    assert [c["Id"] for c in docker_client.api.containers(all=True)] \
+        == before
     assert [f for f in installation.state_files()
             if f.startswith(vm.id)] == []
 

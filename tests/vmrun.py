@@ -34,9 +34,42 @@ def start(vdsm, vm, host, workdir, wait=True):
 
 
 def containers_of(client, vm):
-    """Every container of the engine labelled with vm's id, running or not."""
-    return client.containers.list(
-        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id})
+    """Every container of the engine labelled with vm's id, running or not.
+
+    The SDK lists, then inspects each container; Docker lists a container
+    being created a moment before it can be inspected (404), so a listing
+    that races a start is tried again."""
+    import docker
+    for attempt in range(20):
+        try:
+            return client.containers.list(
+                all=True, filters={"label": "org.ovirt.vm.id=" + vm.id})
+        except docker.errors.NotFound:
+            time.sleep(0.05)
+    raise AssertionError("the containers of %s never stopped vanishing "
+                         "between list and inspect" % vm.id)
+
+
+MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
+
+
+def remove_managed(client, vm_ids):
+    """Remove the package's containers of these VMs; return their names.
+
+    Lists without inspecting (the low-level API's summaries carry the
+    labels): a full listing inspects every container it found, and one
+    that another test run removes in between fails the whole listing."""
+    import docker
+    removed = []
+    for c in client.api.containers(all=True, filters={
+            "label": MANAGED_LABEL + "=1"}):
+        if (c.get("Labels") or {}).get("org.ovirt.vm.id") in vm_ids:
+            try:
+                client.api.remove_container(c["Id"], force=True)
+            except docker.errors.NotFound:
+                continue
+            removed.append((c.get("Names") or [c["Id"]])[0].lstrip("/"))
+    return removed
 
 
 def domain_exists(vm):
