@@ -138,6 +138,10 @@ def plan(eng, spec, reserve):
     addresses in the VM's state file, where the next allocation sees them.
     """
     from containerhooks.engine import Endpoint
+    if not spec.nics:
+        # No address to allocate: neither the host lock nor a read of
+        # every other VM's state file (100 VMs: ~10 ms of every start).
+        return []
     endpoints = []
     with _Lock():
         taken = _taken_addresses(exclude=spec.vm_id)
