@@ -267,10 +267,30 @@ class Engine(object):
 
     def list_managed(self):
         """Every container of the package on this engine."""
-        found = self._call("list", "managed", lambda: self.client.containers
-                           .list(all=True, filters={
-                               "label": LABEL_MANAGED + "=1"}))
-        return [_info(c) for c in found]
+        return self._list("managed", {"label": LABEL_MANAGED + "=1"})
+
+    def _list(self, what, filters):
+        """ContainerInfo of every container matching filters.
+
+        The SDK's containers.list() lists, then inspects each container,
+        and fails as a whole when one vanishes in between (removed by
+        another VM's destroy, or being created: Docker lists a new
+        container a moment before it can inspect it).  So: the engine's
+        summaries, then each inspected alone; one gone meanwhile is
+        simply not there."""
+        summaries = self._call("list", what, lambda: self.client.api
+                               .containers(all=True, filters=filters))
+        found = []
+        for summary in summaries:
+            try:
+                container = self.client.containers.get(summary["Id"])
+            except docker.errors.NotFound:
+                continue
+            except (docker.errors.APIError,
+                    requests.exceptions.RequestException) as e:
+                raise self._error("inspect", summary["Id"][:12], e)
+            found.append(_info(container))
+        return found
 
     def logs(self, name, follow=False, tail="all"):
         """The container's output (stdout and stderr), as byte chunks."""
@@ -280,13 +300,10 @@ class Engine(object):
 
     def find(self, vm_id):
         """The container standing for vm_id, or None."""
-        def lookup():
-            return self.client.containers.list(
-                all=True, filters={"label": "%s=%s" % (LABEL_VM_ID, vm_id)})
-        found = self._call("list", vm_id, lookup)
-        for container in found:
-            if container.labels.get(LABEL_MANAGED) == "1":
-                return _info(container)
+        for info in self._list(vm_id, {"label": "%s=%s" % (LABEL_VM_ID,
+                                                          vm_id)}):
+            if info.labels.get(LABEL_MANAGED) == "1":
+                return info
         return None
 
     def inspect(self, name):

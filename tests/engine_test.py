@@ -1,0 +1,57 @@
+"""engine.py against the real engines: what the rest of the package relies
+on when containers come and go under its feet."""
+
+import uuid
+
+import pytest
+
+import images
+import vmrun
+from containerhooks import config
+from containerhooks import engine as engines
+from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
+
+
+@pytest.fixture
+def eng(engine):
+    name, client = engine
+    conf = config.load("/nonexistent")
+    return engines.Engine.connect(name, conf.sockets[name], 60), client
+
+
+def _container(client, vm_id):
+    return client.containers.create(
+        images.IMAGE, labels={LABEL_MANAGED: "1", LABEL_VM_ID: vm_id},
+        name="vhc-engine-test-" + vm_id[:8])
+
+
+def test_listing_survives_a_container_removed_meanwhile(eng, registry_image):
+    # Between the engine's list and the inspection of each container,
+    # another VM's destroy removes one of them (for real, here): it is
+    # simply not in the result, and the others are.
+    e, client = eng
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    made = [_container(client, vm_id) for vm_id in ids]
+    real = e.client.api.containers
+    removed = []
+
+    def list_then_remove(*args, **kwargs):
+        summaries = real(*args, **kwargs)
+        if not removed:
+            made[1].remove(force=True)
+            removed.append(made[1].id)
+        return summaries
+    e.client.api.containers = list_then_remove
+    try:
+        found = [i for i in e.list_managed() if i.vm_id in ids]
+        assert removed and made[1].id not in [i.id for i in found]
+        assert sorted(i.id for i in found) == sorted([made[0].id,
+                                                       made[2].id])
+        # find() lists the same way.
+        removed[:] = []
+        made[1] = _container(client, ids[1])
+        assert e.find(ids[1]) is None
+        assert e.find(ids[0]).id == made[0].id
+    finally:
+        e.client.api.containers = real
+        vmrun.remove_managed(client, ids)
