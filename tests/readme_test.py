@@ -1,12 +1,14 @@
-"""The README's engine-config line is the one the code's regexes give."""
+"""The README says what the code does: its engine-config line is the one
+the code's regexes give, and CI runs the test command it gives."""
 
 import os
 import re
 
 from containerhooks import cli
 
-README = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "README.md")
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(TOP, "README.md")
+CI = os.path.join(TOP, ".ci", "run")
 
 
 def engine_config_value():
@@ -31,3 +33,17 @@ def test_cli_prints_the_readme_line(capsys):
     assert out[0] == "engine-config -s UserDefinedVMProperties='%s' " \
         "--cver=4.7" % engine_config_value()
     assert out[1] == "systemctl restart ovirt-engine"
+
+
+def test_ci_runs_the_readme_test_command():
+    with open(README) as f:
+        text = f.read()
+    section = text[text.index("## The two commands"):]
+    section = section[:section.index("\n## ", 1)]
+    [test] = [l.split("#")[0].strip() for l in section.splitlines()
+              if l.startswith("    make ") and "every test" in l]
+    with open(CI) as f:
+        commands = [l.strip() for l in f
+                    if l.strip() and not l.lstrip().startswith(("#", "echo"))]
+    assert test == "make test"
+    assert test in commands
