@@ -4,8 +4,6 @@ import json
 import os
 import time
 
-import pytest
-
 import domains
 import images
 import libvirt as virt

@@ -156,7 +156,8 @@ def check(args):
         except errors.Error as e:
             add("engine " + name, False, str(e))
     add("helper", os.access(paths.HELPER, os.X_OK), paths.HELPER)
-    answers = _answers(paths.HELPER_SOCKET)
+    from containerhooks import helperd
+    answers = helperd.answers(paths.HELPER_SOCKET)
     add("helper service", answers, "answering at %s" % paths.HELPER_SOCKET
         if answers else "not answering at %s: starts "
         "go through sudo, ~150 ms slower: systemctl enable --now "
@@ -187,18 +188,6 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
-
-
-def _answers(path):
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-        return True
-    except (IOError, OSError, socket.error):
-        return False
-    finally:
-        sock.close()
 
 
 def _sudoers_names_helper(path):

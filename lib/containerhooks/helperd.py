@@ -39,6 +39,7 @@ import sys
 
 from containerhooks import hookenv
 from containerhooks import paths
+from containerhooks import state
 
 log = logging.getLogger("containerhooks.helperd")
 
@@ -102,11 +103,12 @@ class Server(object):
         self.stopping = False
 
     def listen(self):
-        if _answers(self.path):
+        if answers(self.path):
             raise OSError(errno.EADDRINUSE, "another helper service answers "
                           "there")
-        _remove_stale(self.path)
-        _ensure_dir(os.path.dirname(self.path))
+        state.remove_file(self.path)
+        # The socket lives in the state directory (paths.py).
+        state.ensure_dir()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
@@ -148,7 +150,7 @@ class Server(object):
 
     def _close(self):
         # Clients fall back to sudo as soon as the socket is gone.
-        _remove_stale(self.path)
+        state.remove_file(self.path)
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -306,7 +308,8 @@ def _answer(conn, rc, out, err):
         log.warning("the client left before its answer: %s", e)
 
 
-def _answers(path):
+def answers(path):
+    """Whether a service listens on path (a probe: connect, close)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
@@ -315,22 +318,6 @@ def _answers(path):
         return False
     finally:
         s.close()
-
-
-def _ensure_dir(path):
-    try:
-        os.makedirs(path, 0o755)
-    except (OSError, IOError) as e:
-        if _errno(e) != errno.EEXIST:
-            raise
-
-
-def _remove_stale(path):
-    try:
-        os.unlink(path)
-    except (OSError, IOError) as e:
-        if _errno(e) != errno.ENOENT:
-            raise
 
 
 def _errno(e):

@@ -52,7 +52,7 @@ def exists(vm_id):
 
 def write(vm_id, state):
     try:
-        _ensure_dir()
+        ensure_dir()
         fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
     except (IOError, OSError) as e:
         raise write_error(vm_id, e, paths.STATE_DIR)
@@ -122,7 +122,7 @@ class Lock(object):
 
     def __enter__(self):
         try:
-            _ensure_dir()
+            ensure_dir()
             self._fd = os.open(_path(self.vm_id, ".lock"),
                                os.O_RDWR | os.O_CREAT, 0o600)
         except (IOError, OSError) as e:
@@ -152,7 +152,8 @@ class Lock(object):
             self.release()
 
 
-def _ensure_dir():
+def ensure_dir():
+    """Create the state directory (tmpfiles.d makes it at boot)."""
     try:
         os.makedirs(paths.STATE_DIR, 0o755)
     except OSError as e:

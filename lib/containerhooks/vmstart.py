@@ -54,7 +54,6 @@ def prepare(env, data, conf, kernel=None):
     """
     # Heavier imports only for VMs that may be containers.
     from containerhooks import domxml
-    from containerhooks import errors
     from containerhooks import placeholder
     from containerhooks import spec as specs
 

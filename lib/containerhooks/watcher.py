@@ -137,7 +137,7 @@ class Watcher(object):
     def run(self):
         log.info("watching %s (pid %d)", ", ".join(self.conf.engines),
                  os.getpid())
-        _ensure_dir(paths.STATE_DIR)
+        state.ensure_dir()
         self._prune()
         self._write_status()
         self._start_thread(self._follow_kernel_log, "kmsg")
@@ -414,11 +414,6 @@ def _int(value):
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _ensure_dir(path):
-    if not os.path.isdir(path):
-        os.makedirs(path, 0o755)
 
 
 def _unlink(path):
