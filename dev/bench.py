@@ -51,6 +51,7 @@ import libvirt  # noqa: E402
 import vdsm as vdsm_module  # noqa: E402
 import vdsmstats  # noqa: E402
 import vmrun  # noqa: E402
+from containerhooks import procfs  # noqa: E402
 
 BARE = ["/usr/bin/python3", "-c", "pass"]
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -333,7 +334,7 @@ class Bench(object):
         ended = None
         deadline = time.time() + 60
         while os.path.exists("/proc/%d" % pid) and time.time() < deadline:
-            if ended is None and _state(pid) in ("Z", "X", None):
+            if ended is None and not procfs.alive(pid):
                 ended = time.time()
             time.sleep(0.002)
         if ended is None:
@@ -459,15 +460,6 @@ class Bench(object):
         print("   %s %s: %.2f%s (target %s %.1f%s)" % (
             "ok  " if ok else "MISS", what, value, unit,
             ">=" if at_least else "<=", target, unit))
-
-
-def _state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except IOError:
-        return None
-    return stat[stat.rfind(")") + 2]
 
 
 def _epoch(stamp):

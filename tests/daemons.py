@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from containerhooks import procfs
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -83,12 +85,7 @@ def answers(name):
 
 def alive(p):
     """Whether process p runs (a zombie does not)."""
-    try:
-        with open("/proc/%d/stat" % p) as f:
-            stat = f.read()
-    except IOError:
-        return False
-    return stat[stat.rfind(")") + 2] not in ("Z", "X")
+    return procfs.alive(p)
 
 
 def stop(name, timeout=STOP_TIMEOUT):

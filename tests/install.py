@@ -29,7 +29,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ SUDOERS_PREFIX = "/etc/sudoers.d/50_vdsm_hook_containers_tests_"
 RPM_HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 
 sys.path.insert(0, os.path.join(TOP, "lib"))
+from containerhooks import helperd  # noqa: E402
 from containerhooks import idlekernel  # noqa: E402
 
 
@@ -162,34 +162,53 @@ class Installation(object):
         """Run the installed exit watcher as root, as its systemd service
         does, until stop_watcher(); return once it has reported on every
         engine of the configuration (reachable or not)."""
-        out = open(os.path.join(self.root, "log", "watcher.out"), "ab")
-        try:
-            proc = subprocess.Popen([self.watcher], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            out.close()
         status = os.path.join(self.state_dir, "watcher.status")
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError("the watcher exited with %s:\n%s"
-                                     % (proc.returncode, self.read_log()))
+
+        def reported():
             try:
                 with open(status) as f:
                     engines = json.load(f)["engines"]
-                if engines and all(e.get("reachable") is not None
-                                   for e in engines.values()):
-                    return proc
             except (IOError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        self.stop_watcher(proc)
-        raise AssertionError("the watcher did not report on the engines "
-                             "within %ds" % timeout)
+                return False
+            return bool(engines) and all(e.get("reachable") is not None
+                                         for e in engines.values())
+        return self._run_daemon(self.watcher, "the watcher", reported,
+                                "report on the engines", timeout)
 
-    def stop_watcher(self, proc):
-        """Stop a watcher of start_watcher() by its pid, as systemd does
-        (SIGTERM, then SIGKILL)."""
+    def start_helperd(self, timeout=30):
+        """Run the installed helper service as root, as its systemd
+        service does, until stop_helperd(); return once it listens."""
+        return self._run_daemon(
+            self.helperd, "the helper service",
+            lambda: helperd.answers(self.helper_socket), "listen", timeout)
+
+    def _run_daemon(self, program, what, ready, doing, timeout):
+        """Start program (output to log/<name>.out); return its Popen once
+        ready() says so; fail if it exits or is not ready in time."""
+        name = os.path.basename(program).replace("containers-", "")
+        out = open(os.path.join(self.root, "log", name + ".out"), "ab")
+        try:
+            proc = subprocess.Popen([program], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            out.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError("%s exited with %s:\n%s"
+                                     % (what, proc.returncode,
+                                        self.read_log()))
+            if ready():
+                return proc
+            time.sleep(0.02)
+        self.stop_daemon(proc)
+        raise AssertionError("%s did not %s within %ds" % (what, doing,
+                                                           timeout))
+
+    def stop_daemon(self, proc):
+        """Stop a daemon of start_watcher() or start_helperd() by its pid,
+        as systemd does: SIGTERM, then SIGKILL.  (The helper service's
+        unit has KillMode=process: requests in progress are spared.)"""
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -198,37 +217,7 @@ class Installation(object):
                 proc.kill()
                 proc.wait()
 
-    def start_helperd(self, timeout=30):
-        """Run the installed helper service as root, as its systemd
-        service does, until stop_helperd(); return once it listens."""
-        out = open(os.path.join(self.root, "log", "helperd.out"), "ab")
-        try:
-            proc = subprocess.Popen([self.helperd], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            out.close()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError("the helper service exited with %s:\n%s"
-                                     % (proc.returncode, self.read_log()))
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(self.helper_socket)
-                return proc
-            except OSError:
-                time.sleep(0.02)
-            finally:
-                probe.close()
-        self.stop_helperd(proc)
-        raise AssertionError("the helper service did not listen within %ds"
-                             % timeout)
-
-    def stop_helperd(self, proc):
-        """Stop a service of start_helperd() by its pid (SIGTERM, as
-        systemd does; the unit's KillMode=process spares requests in
-        progress)."""
-        self.stop_watcher(proc)
+    stop_watcher = stop_helperd = stop_daemon
 
     def run_cli(self, *args, **kwargs):
         """Run the installed vdsm-containers (as root, as an admin does);

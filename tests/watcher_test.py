@@ -28,6 +28,7 @@ from lxml import etree
 import domains
 import images
 import libvirt
+from containerhooks import procfs
 from vmrun import (domain_exists, down_stats, finished_at, start,
                    wait_exited, wait_gone)
 
@@ -74,26 +75,15 @@ def container(client, vm):
     return client.containers.get("ovirt-vm-" + vm.id)
 
 
-def proc_state(pid):
-    """The state letter of pid (R, S, Z...), or None once reaped."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except IOError:
-        return None
-    return stat[stat.rfind(")") + 2]
-
-
 def watch_end(vm, pid, timeout=30):
     """When (time.time()) the qemu process ended (a zombie or gone), when
     it was reaped, and when libvirt's domain was gone; None if not."""
     ended = reaped = gone = None
     deadline = time.time() + timeout
     while time.time() < deadline and reaped is None:
-        state = proc_state(pid)
-        if ended is None and state in (None, "Z", "X"):
+        if ended is None and not procfs.alive(pid):    # a zombie or gone
             ended = time.time()
-        if state is None:
+        if not os.path.exists("/proc/%d" % pid):
             reaped = time.time()
         time.sleep(0.005)
     while reaped is not None and time.time() < deadline:
