@@ -52,6 +52,7 @@ import vdsm as vdsm_module
 import vdsmstats
 import vmrun
 from vdsm import HookError
+from vmrun import start_hook as start
 
 BASE = "no-nic-in.xml"
 PLAIN = "0a0b0c0d-0000-4000-8000-000000000001"
@@ -238,10 +239,6 @@ def disks(track, storage):
 
 
 # Helpers
-
-def start(vdsm, vm):
-    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
-
 
 def container(client, vm):
     return client.containers.get("ovirt-vm-" + vm.id)

@@ -8,10 +8,7 @@ import domains
 import images
 import libvirt as virt
 import vmrun
-
-
-def start(vdsm, vm):
-    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
+from vmrun import start_hook as start
 
 
 def container(client, vm):

@@ -24,6 +24,7 @@ import install
 import vdsm as vdsm_module
 import vmrun
 from vdsm import HookError
+from vmrun import power_off
 
 @pytest.fixture(scope="module")
 def bare(services):
@@ -58,14 +59,8 @@ def hooks(bare, registry_image):
 
 
 def start(hooks, vm):
-    hooks.vms.append(vm.id)
-    return hooks.run("before_vm_start", vm.xml, vm_id=vm.id,
-                     custom=vm.custom)
-
-
-def power_off(hooks, vm, xml):
-    hooks.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    hooks.run("after_vm_destroy", xml, vm_id=vm.id, custom=vm.custom)
+    hooks.vms.append(vm.id)     # removed after the test if still there
+    return vmrun.start_hook(hooks, vm)
 
 
 def served(bare, vm_id):
@@ -212,12 +207,10 @@ def test_stale_socket_falls_back_to_sudo(installation, vdsm, docker_client):
     stale.close()
     try:
         vm = domains.container_vm("docker", images.IMAGE)
-        result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
-                          custom=vm.custom)
+        result = vmrun.start_hook(vdsm, vm)
         assert docker_client.containers.get(
             "ovirt-vm-" + vm.id).status == "running"
-        vdsm.run("before_vm_destroy", None, vm_id=vm.id)
-        vdsm.run("after_vm_destroy", result.data, vm_id=vm.id)
+        power_off(vdsm, vm, result.data)
         assert served(installation, vm.id) == []
     finally:
         os.unlink(installation.helper_socket)

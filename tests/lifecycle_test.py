@@ -13,6 +13,7 @@ from lxml import etree
 import domains
 import images
 from vdsm import HookError
+from vmrun import power_off, start_hook as start
 
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
 MIB = 1024 * 1024
@@ -20,16 +21,6 @@ MIB = 1024 * 1024
 # Capability bit numbers (linux/capability.h) of config.BASE_CAPABILITIES.
 CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4,
             "KILL": 5, "SETGID": 6, "SETUID": 7, "NET_BIND_SERVICE": 10}
-
-
-def start(vdsm, vm):
-    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
-
-
-def power_off(vdsm, vm, last_xml):
-    """Engine's Power Off: before_vm_destroy, libvirt destroy, after."""
-    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
 
 
 def container_of(client, vm):

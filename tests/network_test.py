@@ -14,6 +14,7 @@ import domains
 import images
 import lan as lanmod
 from vdsm import HookError
+from vmrun import power_off, start_hook as start
 
 BRIDGE = "vhcnet0"
 BRIDGE2 = "vhcnet1"
@@ -63,15 +64,6 @@ def lan(installation):
         os.unlink(os.path.join(installation.networks_dir,
                                net.bridge + ".conf"))
         net.remove()
-
-
-def start(vdsm, vm):
-    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
-
-
-def power_off(vdsm, vm, xml):
-    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    vdsm.run("after_vm_destroy", xml, vm_id=vm.id, custom=vm.custom)
 
 
 def links(container):

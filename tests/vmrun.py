@@ -120,6 +120,11 @@ def down_stats(vdsm, vm, **kw):
     return result.data[0]
 
 
+def start_hook(vdsm, vm):
+    """Vdsm's before_vm_start for vm alone (no domain is created)."""
+    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
+
+
 def power_off(vdsm, vm, last_xml):
     """Engine's Power Off of a VM with no domain running: before_vm_destroy,
     then after_vm_destroy with the domain's last XML."""

@@ -25,6 +25,7 @@ import libvirt
 from hoststorage import (DISK_MIB, MIB, VDSM_UID, fs_type, kvm_gid, run,
                          sha256, write_at)
 from vdsm import HookError
+from vmrun import power_off, start_hook as start
 
 
 def container_vm(engine, volume_map, *disks):
@@ -32,15 +33,6 @@ def container_vm(engine, volume_map, *disks):
                      "containerImage": images.IMAGE,
                      "volumeMap": volume_map})
     return domains.add_disks(vm, *disks)
-
-
-def start(vdsm, vm):
-    return vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
-
-
-def power_off(vdsm, vm, last_xml):
-    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
 
 
 def container(client, vm):
