@@ -18,8 +18,6 @@ Java, on:
 """
 
 import binascii
-import io
-import json
 import os
 import re
 import shutil
@@ -29,21 +27,17 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from containerhooks import cli
 from containerhooks import config
 from containerhooks import properties
 
+import hostile_test
 import imageref_test
 import properties_test
 from properties_test import hook_accepts, python_matches
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK_JAVA = os.path.join(HERE, "data", "engine_regex", "Check.java")
-CORPUS_FILE = os.path.join(HERE, "data", "hostile.json")
-
-# As hostile_test.py: the corpus names a canary directory @CANARY@; any
-# absolute path does for the parsers.
-CANARY_TOKEN = "@CANARY@"
-PARSER_CANARY = "/var/tmp/vhc-canary-parser"
 
 # Python examples per property, and generated values per property in the
 # Java batch.
@@ -52,46 +46,22 @@ JAVA_EXAMPLES = 1000
 
 
 def engine_config_value():
-    """The value for engine-config -s UserDefinedVMProperties=..."""
-    regexes = properties.engine_regexes(config.ENGINES)
-    return ";".join("%s=%s" % item for item in regexes.items())
+    """The value for engine-config -s UserDefinedVMProperties=..., as
+    "vdsm-containers engine-config" prints it."""
+    return cli.engine_config_value()
 
 
 def corpus_entries():
     """(property, value, refused_by) of every hostile corpus entry."""
-    with io.open(CORPUS_FILE, encoding="utf-8") as f:
-        entries = json.load(f)["entries"]
-    values = []
-    for e in entries:
-        value = e["value"]
-        if isinstance(value, dict):
-            value = value["before"] + value["repeat"] * value["times"] \
-                + value["after"]
-        values.append((e["property"],
-                       value.replace(CANARY_TOKEN, PARSER_CANARY),
-                       e.get("refused_by", "parser")))
-    return values
+    return [(e.property, hostile_test.resolve(e, hostile_test.PARSER_CANARY),
+             e.refused_by) for e in hostile_test.CORPUS]
 
 
 # Generated values: valid ones, nearly valid ones and any text.
 
-def mutated(valid, pieces):
-    """valid values with a piece inserted, or cut, or put in place."""
-    def apply(value, piece, i, j, how):
-        i, j = sorted((i % (len(value) + 1), j % (len(value) + 1)))
-        if how == "insert":
-            return value[:i] + piece + value[i:]
-        if how == "cut":
-            return value[:i] + value[j:]
-        return value[:i] + piece + value[j:]
-    return st.builds(apply, valid, st.sampled_from(pieces),
-                     st.integers(0, 1 << 12), st.integers(0, 1 << 12),
-                     st.sampled_from(["insert", "cut", "replace"]))
-
-
 def any_of(valid, chars, pieces):
     return st.one_of(st.text(), st.text(alphabet=chars), valid, valid,
-                     mutated(valid, pieces))
+                     hostile_test.mutated(valid, st.sampled_from(pieces)))
 
 
 TYPES = any_of(
@@ -329,8 +299,10 @@ def test_engine_regex_type_per_host():
 
 
 def test_engine_regexes_are_the_cli_value():
-    from containerhooks import cli
-    assert cli.engine_config_value() == engine_config_value()
+    # What Check.java is given is the CLI's value: the regexes, joined.
+    assert engine_config_value() == ";".join(
+        "%s=%s" % item
+        for item in properties.engine_regexes(config.ENGINES).items())
 
 
 def test_engine_config_value_fits():

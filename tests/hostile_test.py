@@ -427,8 +427,9 @@ HOSTILE_PIECE = st.one_of(st.sampled_from(SMALL_TOKENS),
                           st.sampled_from(ALL_HOSTILE), st.text(max_size=3))
 
 
-def mutated(valid):
-    """valid with a hostile piece put in, or a part cut or replaced."""
+def mutated(valid, pieces=HOSTILE_PIECE):
+    """valid with a piece (hostile by default) put in, or a part cut or
+    replaced."""
     def apply(value, piece, i, j, how):
         i, j = sorted((i % (len(value) + 1), j % (len(value) + 1)))
         if how == "insert":
@@ -436,7 +437,7 @@ def mutated(valid):
         if how == "cut":
             return value[:i] + value[j:]
         return value[:i] + piece + value[j:]
-    return st.builds(apply, valid, HOSTILE_PIECE,
+    return st.builds(apply, valid, pieces,
                      st.integers(min_value=0, max_value=1 << 16),
                      st.integers(min_value=0, max_value=1 << 16),
                      st.sampled_from(["insert", "cut", "replace"]))
@@ -467,6 +468,27 @@ def run_counted(check, count, capsys, least=MAX_EXAMPLES):
         sys.stdout.write("\n%s: %d examples (%d accepted) in %.1f s\n"
                          % (count.name, count.n, count.accepted, elapsed))
     assert count.n >= least
+
+
+def fuzz(capsys, label, values, parse, error_name, check_accepted):
+    """parse MAX_EXAMPLES generated values: each raises the package's own
+    error (one printable line naming error_name) or gives a result that
+    check_accepted(value, result) finds sound."""
+    count = Count(label)
+
+    @settings(max_examples=MAX_EXAMPLES, deadline=None)
+    @given(values)
+    def check(value):
+        count.n += 1
+        try:
+            result = parse(value)
+        except errors.Error as e:
+            check_error(e, error_name)
+            return
+        count.accepted += 1
+        check_accepted(value, result)
+
+    run_counted(check, count, capsys)
 
 
 def check_error(e, name=None):
@@ -512,21 +534,8 @@ def check_image(value, ref):
 
 
 def test_imageref_parse_generated(capsys):
-    count = Count("imageref.parse")
-
-    @settings(max_examples=MAX_EXAMPLES, deadline=None)
-    @given(IMAGES)
-    def check(value):
-        count.n += 1
-        try:
-            ref = imageref.parse(value)
-        except errors.Error as e:
-            check_error(e, "containerImage")
-            return
-        count.accepted += 1
-        check_image(value, ref)
-
-    run_counted(check, count, capsys)
+    fuzz(capsys, "imageref.parse", IMAGES, imageref.parse, "containerImage",
+         check_image)
 
 
 # properties.parse_volume_map
@@ -570,26 +579,17 @@ def check_volumes(volumes):
                 assert not (other.path + "/").startswith(v.path + "/")
 
 
+def check_volume_map(value, volumes):
+    if value:
+        check_volumes(volumes)
+        assert len(value) <= properties.MAX_VOLUME_MAP
+    else:
+        assert volumes == []
+
+
 def test_parse_volume_map_generated(capsys):
-    count = Count("properties.parse_volume_map")
-
-    @settings(max_examples=MAX_EXAMPLES, deadline=None)
-    @given(VOLUME_MAPS)
-    def check(value):
-        count.n += 1
-        try:
-            volumes = properties.parse_volume_map(value)
-        except errors.Error as e:
-            check_error(e, "volumeMap")
-            return
-        count.accepted += 1
-        if value:
-            check_volumes(volumes)
-            assert len(value) <= properties.MAX_VOLUME_MAP
-        else:
-            assert volumes == []
-
-    run_counted(check, count, capsys)
+    fuzz(capsys, "properties.parse_volume_map", VOLUME_MAPS,
+         properties.parse_volume_map, "volumeMap", check_volume_map)
 
 
 # properties.parse_ips
@@ -607,6 +607,9 @@ IPS = generated(
 
 
 def check_ips(value, ips):
+    if not value:
+        assert ips == []
+        return
     assert ",".join(ips) == value
     assert any(ips)
     assert len(value) <= properties.MAX_IPS_LENGTH
@@ -615,24 +618,8 @@ def check_ips(value, ips):
 
 
 def test_parse_ips_generated(capsys):
-    count = Count("properties.parse_ips")
-
-    @settings(max_examples=MAX_EXAMPLES, deadline=None)
-    @given(IPS)
-    def check(value):
-        count.n += 1
-        try:
-            ips = properties.parse_ips(value)
-        except errors.Error as e:
-            check_error(e, "containerIP")
-            return
-        count.accepted += 1
-        if value:
-            check_ips(value, ips)
-        else:
-            assert ips == []
-
-    run_counted(check, count, capsys)
+    fuzz(capsys, "properties.parse_ips", IPS, properties.parse_ips,
+         "containerIP", check_ips)
 
 
 # properties.collect + properties.parse: the whole set, from both sources.
@@ -743,24 +730,14 @@ def check_nic(nic):
     assert nic.ip is None or str(ipaddress.IPv4Address(nic.ip)) == nic.ip
 
 
+def check_nic_arg(value, nic):
+    check_nic(nic)
+    assert value.lower() == ",".join(
+        [nic.mac, nic.bridge] + ([nic.ip] if nic.ip else [])).lower()
+
+
 def test_spec_nic_generated(capsys):
-    count = Count("spec.nic")
-
-    @settings(max_examples=MAX_EXAMPLES, deadline=None)
-    @given(NICS)
-    def check(value):
-        count.n += 1
-        try:
-            nic = specs.nic(value)
-        except errors.Error as e:
-            check_error(e, "NIC")
-            return
-        count.accepted += 1
-        check_nic(nic)
-        assert value.lower() == ",".join(
-            [nic.mac, nic.bridge] + ([nic.ip] if nic.ip else [])).lower()
-
-    run_counted(check, count, capsys)
+    fuzz(capsys, "spec.nic", NICS, specs.nic, "NIC", check_nic_arg)
 
 
 VALID_VOLUME_ARGS = st.builds(
@@ -782,21 +759,8 @@ def check_volume_source(value, v):
 
 
 def test_spec_volume_generated(capsys):
-    count = Count("spec.volume")
-
-    @settings(max_examples=MAX_EXAMPLES, deadline=None)
-    @given(VOLUME_ARGS)
-    def check(value):
-        count.n += 1
-        try:
-            v = specs.volume(value)
-        except errors.Error as e:
-            check_error(e)
-            return
-        count.accepted += 1
-        check_volume_source(value, v)
-
-    run_counted(check, count, capsys)
+    fuzz(capsys, "spec.volume", VOLUME_ARGS, specs.volume, None,
+         check_volume_source)
 
 
 # spec.from_args, on what the helper's own parser makes of generated argv.
