@@ -40,6 +40,9 @@ from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
 
 log = logging.getLogger("containerhooks.engine")
 
+# _call()'s "no default": a NotFound is an error.
+_RAISE = object()
+
 class Endpoint(collections.namedtuple(
         "Endpoint", "network, ip, mac, prefix, gateway")):
     """The container's place on one engine network."""
@@ -233,14 +236,9 @@ class Engine(object):
 
     def find_network(self, name):
         """The engine's network called name, as a dict of its details."""
-        try:
-            net = self.client.networks.get(name)
-        except docker.errors.NotFound:
-            return None
-        except (docker.errors.APIError,
-                requests.exceptions.RequestException) as e:
-            raise self._error("inspect network", name, e)
-        return net.attrs
+        net = self._call("inspect network", name,
+                         lambda: self.client.networks.get(name), missing=None)
+        return None if net is None else net.attrs
 
     def create_macvlan_network(self, name, parent, subnet, gateway,
                                ip_range, labels):
@@ -253,13 +251,9 @@ class Engine(object):
             check_duplicate=True))
 
     def remove_network(self, name):
-        try:
-            self.client.networks.get(name).remove()
-        except docker.errors.NotFound:
-            pass
-        except (docker.errors.APIError,
-                requests.exceptions.RequestException) as e:
-            raise self._error("remove network", name, e)
+        self._call("remove network", name,
+                   lambda: self.client.networks.get(name).remove(),
+                   missing=None)
 
     def start(self, name):
         container = self._get(name)
@@ -282,14 +276,12 @@ class Engine(object):
                                .containers(all=True, filters=filters))
         found = []
         for summary in summaries:
-            try:
-                container = self.client.containers.get(summary["Id"])
-            except docker.errors.NotFound:
-                continue
-            except (docker.errors.APIError,
-                    requests.exceptions.RequestException) as e:
-                raise self._error("inspect", summary["Id"][:12], e)
-            found.append(_info(container))
+            container = self._call(
+                "inspect", summary["Id"][:12],
+                lambda: self.client.containers.get(summary["Id"]),
+                missing=None)
+            if container is not None:
+                found.append(_info(container))
         return found
 
     def logs(self, name, follow=False, tail="all"):
@@ -323,14 +315,11 @@ class Engine(object):
 
     def remove(self, name):
         """Remove the container (and its anonymous volumes); gone is fine."""
-        try:
-            container = self.client.containers.get(name)
-            container.remove(v=True, force=True)
-        except docker.errors.NotFound:
+        def remove():
+            self.client.containers.get(name).remove(v=True, force=True)
+            return True
+        if not self._call("remove", name, remove, missing=False):
             log.debug("container %s already gone", name)
-        except (docker.errors.APIError,
-                requests.exceptions.RequestException) as e:
-            raise self._error("remove", name, e)
 
     # Watching (the exit watcher, watcher.py)
 
@@ -365,13 +354,11 @@ class Engine(object):
 
     def exit_status(self, name):
         """How container name ended, as ExitStatus; None if it is gone."""
-        try:
-            container = self.client.containers.get(name)
-        except docker.errors.NotFound:
+        container = self._call("inspect", name,
+                               lambda: self.client.containers.get(name),
+                               missing=None)
+        if container is None:
             return None
-        except (docker.errors.APIError,
-                requests.exceptions.RequestException) as e:
-            raise self._error("inspect", name, e)
         state = container.attrs.get("State") or {}
         return ExitStatus(status=state.get("Status"),
                           exit_code=state.get("ExitCode"),
@@ -385,11 +372,17 @@ class Engine(object):
         return self._call("inspect", name,
                           lambda: self.client.containers.get(name))
 
-    def _call(self, action, name, func):
+    def _call(self, action, name, func, missing=_RAISE):
+        """func(), its SDK and transport errors as the package's own; when
+        missing is given, what a NotFound (the object is gone) returns."""
         try:
             return func()
         except docker.errors.ImageNotFound as e:
             raise errors.ImageNotFound(image=name, reason=_reason(e))
+        except docker.errors.NotFound as e:
+            if missing is _RAISE:
+                raise self._error(action, name, e)
+            return missing
         except (docker.errors.APIError,
                 requests.exceptions.RequestException) as e:
             raise self._error(action, name, e)
