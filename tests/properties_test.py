@@ -27,6 +27,17 @@ def assert_names(error, name, value):
     assert repr(value) in msg
 
 
+def assert_refused(parse, value, name, max_length):
+    """parse(value) refuses it, naming the property and the value (its
+    first 64 characters when longer than max_length); the error."""
+    with pytest.raises(errors.InvalidProperty) as e:
+        parse(value)
+    assert e.value.name == name
+    shown = value if len(value) <= max_length else value[:64] + "..."
+    assert_names(e.value, name, shown)
+    return e.value
+
+
 # collect(): environment and domain XML metadata.
 
 def test_collect_env_only():
@@ -375,13 +386,9 @@ def test_volume_map_empty():
 
 @pytest.mark.parametrize("value", BAD_VOLUME_MAPS)
 def test_volume_map_bad(value):
-    with pytest.raises(errors.InvalidProperty) as e:
-        properties.parse_volume_map(value)
-    assert e.value.name == "volumeMap"
-    shown = value if len(value) <= properties.MAX_VOLUME_MAP \
-        else value[:64] + "..."
-    assert_names(e.value, "volumeMap", shown)
-    assert "\n" not in str(e.value) and "\x00" not in str(e.value)
+    e = assert_refused(properties.parse_volume_map, value, "volumeMap",
+                       properties.MAX_VOLUME_MAP)
+    assert "\n" not in str(e) and "\x00" not in str(e)
 
 
 # parse_ips().
@@ -453,12 +460,8 @@ def test_ips_empty():
 
 @pytest.mark.parametrize("value", BAD_IPS)
 def test_ips_bad(value):
-    with pytest.raises(errors.InvalidProperty) as e:
-        properties.parse_ips(value)
-    assert e.value.name == "containerIP"
-    shown = value if len(value) <= properties.MAX_IPS_LENGTH \
-        else value[:64] + "..."
-    assert_names(e.value, "containerIP", shown)
+    assert_refused(properties.parse_ips, value, "containerIP",
+                   properties.MAX_IPS_LENGTH)
 
 
 # The tables, for engine_regex_test.py: Engine's regexes must say of every
