@@ -12,8 +12,7 @@ from vmrun import start_hook as start
 
 
 def container(client, vm):
-    found = client.containers.list(
-        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id})
+    found = vmrun.containers_of(client, vm)
     return found[0] if found else None
 
 

@@ -14,6 +14,7 @@ import domains
 import images
 import lan as lanmod
 from vdsm import HookError
+import vmrun
 from vmrun import power_off, start_hook as start
 
 BRIDGE = "vhcnet0"
@@ -223,7 +224,6 @@ def test_network_refusals(vdsm, installation, engine, lan, nics, custom,
         start(vdsm, vm)
     err = e.value.err.decode("utf-8")
     assert message in err and err.count("\n") == 1
-    assert client.containers.list(
-        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}) == []
+    assert vmrun.containers_of(client, vm) == []
     assert not os.path.exists(os.path.join(installation.state_dir,
                                            vm.id + ".json"))

@@ -29,6 +29,7 @@ import domains
 import images
 import libvirt
 from containerhooks import procfs
+import vmrun
 from vmrun import (domain_exists, down_stats, finished_at, start,
                    wait_exited, wait_gone)
 
@@ -64,9 +65,7 @@ def vm_factory(engine, installation, libvirt_host, qemu_workdir):
     yield make
     for vm in made:
         libvirt.virsh("destroy", vm.id, check=False)
-        for c in client.containers.list(
-                all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}):
-            c.remove(force=True)
+        vmrun.remove_managed(client, [vm.id])
         for n in our_files(installation, vm):
             os.unlink(os.path.join(installation.state_dir, n))
 
@@ -127,8 +126,7 @@ def test_container_end_takes_vm_down(vdsm, installation, engine, watcher,
     # Engine destroys the Down VM; the container is gone, the next start
     # drops the exit record.
     vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    assert client.containers.list(
-        all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}) == []
+    assert vmrun.containers_of(client, vm) == []
     assert our_files(installation, vm) == [vm.id + ".exit"]
 
 
