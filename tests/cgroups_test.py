@@ -204,7 +204,7 @@ def busy_container(engine):
     import images
     name, client = engine
     c = client.containers.run(
-        images.IMAGE, detach=True, name="vhc-cgroups-test-%d" % os.getpid(),
+        images.ensure_local(client), detach=True, name="vhc-cgroups-test-%d" % os.getpid(),
         mem_limit=128 * MIB,
         ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024),
                  docker.types.Ulimit(name="nproc", soft=1024, hard=1024)])

@@ -21,7 +21,7 @@ def eng(engine):
 
 def _container(client, vm_id):
     return client.containers.create(
-        images.IMAGE, labels={LABEL_MANAGED: "1", LABEL_VM_ID: vm_id},
+        images.ensure_local(client), labels={LABEL_MANAGED: "1", LABEL_VM_ID: vm_id},
         name="vhc-engine-test-" + vm_id[:8])
 
 

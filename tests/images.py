@@ -58,6 +58,24 @@ def build_and_push(docker_client):
     return IMAGE
 
 
+def ensure_local(client, image=IMAGE):
+    """Have image in the engine's own storage, pulling it from the local
+    registry if it is not there yet.
+
+    For tests that create containers with the SDK directly rather than
+    through the hooks (which pull themselves): containers.run() pulls only
+    on ImageNotFound, and docker-py maps Podman's lowercase "no such image"
+    to plain NotFound, so on a fresh Podman storage it fails instead.
+    """
+    import docker
+    try:
+        client.images.get(image)
+    except docker.errors.NotFound:
+        repository, tag = image.rsplit(":", 1)
+        client.images.pull(repository, tag=tag)
+    return image
+
+
 def remove_local(client, image=IMAGE):
     """Remove image from an engine, so the next start has to pull it."""
     import docker
