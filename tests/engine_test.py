@@ -8,6 +8,7 @@ import pytest
 import images
 import vmrun
 from containerhooks import config
+from containerhooks import errors
 from containerhooks import engine as engines
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
 
@@ -55,3 +56,20 @@ def test_listing_survives_a_container_removed_meanwhile(eng, registry_image):
     finally:
         e.client.api.containers = real
         vmrun.remove_managed(client, ids)
+
+
+@pytest.mark.parametrize("name, unit", [
+    pytest.param("docker", "docker", id="docker"),
+    pytest.param("podman", "podman.socket", id="podman"),
+])
+def test_unreachable_engine_names_its_unit(name, unit, tmp_path):
+    # Every way of losing the engine tells the admin the unit that serves
+    # its API: Podman's is the socket unit, there is no "podman" unit.
+    import requests
+    missing = str(tmp_path / "no.sock")
+    with pytest.raises(errors.EngineUnavailable) as connect:
+        engines.Engine.connect(name, missing, 5)
+    lost = engines.Engine(name, missing, None)._error(
+        "start", "c", requests.exceptions.ConnectionError("gone"))
+    for e in (connect.value, lost):
+        assert "'systemctl start %s'" % unit in str(e)

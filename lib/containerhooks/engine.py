@@ -97,8 +97,7 @@ class Engine(object):
         except (docker.errors.DockerException,
                 requests.exceptions.RequestException) as e:
             raise errors.EngineUnavailable(
-                engine=name, socket=socket, reason=_reason(e),
-                service="docker" if name == "docker" else "podman.socket")
+                engine=name, socket=socket, reason=_reason(e))
         return cls(name, socket, client)
 
     def version(self):
@@ -168,8 +167,7 @@ class Engine(object):
             outcome.put(_pull_error(ref, _reason(e)))
         except requests.exceptions.RequestException as e:
             outcome.put(errors.EngineUnavailable(
-                engine=self.name, socket=self.socket, reason=_reason(e),
-                service=self.name))
+                engine=self.name, socket=self.socket, reason=_reason(e)))
         except Exception as e:
             log.exception("pull %s failed unexpectedly", ref)
             outcome.put(e)
@@ -390,8 +388,7 @@ class Engine(object):
     def _error(self, action, name, e):
         if isinstance(e, requests.exceptions.ConnectionError):
             return errors.EngineUnavailable(
-                engine=self.name, socket=self.socket, reason=_reason(e),
-                service=self.name)
+                engine=self.name, socket=self.socket, reason=_reason(e))
         return errors.ContainerError(engine=self.name, action=action,
                                      name=name, reason=_reason(e))
 
@@ -483,7 +480,6 @@ def _events(eng, stream):
             ValueError) as e:
         raise errors.EngineUnavailable(
             engine=eng.name, socket=eng.socket,
-            reason="the event stream broke: %s" % _reason(e),
-            service=eng.name)
+            reason="the event stream broke: %s" % _reason(e))
     finally:
         stream.close()

@@ -49,6 +49,14 @@ class EngineUnavailable(Error):
            "Start it on this host (for example 'systemctl start {service}') "
            "or move the VM to another host")
 
+    # The unit that serves each engine's API: Podman's Docker-compatible
+    # API is socket-activated (podman.socket); "podman" is no unit at all.
+    SERVICES = {"docker": "docker", "podman": "podman.socket"}
+
+    def __init__(self, engine, socket, reason):
+        Error.__init__(self, engine=engine, socket=socket, reason=reason,
+                       service=self.SERVICES.get(engine, engine))
+
 
 class ImageNotFound(Error):
     msg = ("Image {image} was not found in its registry: {reason}. "

@@ -177,7 +177,7 @@ class Watcher(object):
                     if event.action in ("die", "died"):
                         self._on_die(eng, event)
                 raise errors.EngineUnavailable(
-                    engine=name, socket=eng.socket, service=name,
+                    engine=name, socket=eng.socket,
                     reason="it closed the event stream")
             except errors.Error as e:
                 self._engine_down(name, str(e))
