@@ -66,3 +66,48 @@ def test_setup_net_refuses_bad_values(installation, args, message):
     assert message in err and err.count("\n") == 1
     assert not os.path.exists(os.path.join(installation.networks_dir,
                                            "vhcbad0.conf"))
+
+
+def _tree(top):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(top)
+                  for f in files)
+
+
+@pytest.mark.parametrize("bridge", [
+    pytest.param("../../escape", id="traversal"),
+    pytest.param("/tmp/vhc-escape", id="absolute"),
+    pytest.param("..", id="dotdot"),
+    pytest.param("a/b", id="slash"),
+    pytest.param("br 0", id="space"),
+    pytest.param("vhc-name-too-long", id="too-long"),
+    pytest.param("", id="empty"),
+])
+def test_setup_net_refuses_a_bad_bridge_name(installation, bridge):
+    # The bridge name becomes a file name in networks.d: anything that is
+    # no Linux bridge name is refused before any path is made of it.
+    before = _tree(installation.root)
+    rc, out, err = installation.run_cli(
+        "setup-net", bridge, "--subnet", "10.0.0.0/24", "--gateway",
+        "10.0.0.1", "--ip-range", "10.0.0.64/26")
+    assert rc == 1
+    assert "is not a Linux bridge name" in err and err.count("\n") == 1
+    assert _tree(installation.root) == before
+    assert not os.path.exists("/tmp/vhc-escape.conf")
+
+
+def test_not_root_is_one_clear_line(installation):
+    rc, out, err = installation.run_cli(
+        "setup-net", "vhcuser0", "--subnet", "10.0.0.0/24", "--gateway",
+        "10.0.0.1", "--ip-range", "10.0.0.64/26", user="nobody")
+    assert rc == 1
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "(run it as root)" in err
+
+
+def test_version_is_the_rpm_version(installation):
+    import re
+    with open(os.path.join(conftest.TOP, "vdsm-hook-containers.spec")) as f:
+        version = re.search(r"^Version:\s*(\S+)$", f.read(), re.M).group(1)
+    rc, out, err = installation.run_cli("--version")
+    assert rc == 0, err
+    assert out.split() == ["vdsm-containers", version]

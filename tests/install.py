@@ -222,7 +222,10 @@ class Installation(object):
     def run_cli(self, *args, **kwargs):
         """Run the installed vdsm-containers (as root, as an admin does);
         return its exit code, stdout and stderr."""
-        p = subprocess.Popen([self.cli] + list(args), stdout=subprocess.PIPE,
+        argv = [self.cli] + list(args)
+        if kwargs.get("user"):      # an admin who forgot to be root
+            argv = ["runuser", "-u", kwargs["user"], "--"] + argv
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         out, err = p.communicate(timeout=kwargs.get("timeout", 120))
         return p.returncode, out.decode(), err.decode()

@@ -21,11 +21,14 @@ Listing commands take --json.  Errors print one line and exit 1.
 """
 
 import argparse
+import errno
 import json
+import logging
 import os
 import sys
 import time
 
+import containerhooks
 from containerhooks import config
 from containerhooks import errors
 from containerhooks import hookenv
@@ -33,6 +36,7 @@ from containerhooks import network
 from containerhooks import paths
 from containerhooks import properties
 
+log = logging.getLogger("containerhooks.cli")
 
 # The hooks the RPM installs, as "check" expects them.
 HOOKS = ("before_vm_start", "before_vm_destroy", "after_vm_destroy",
@@ -45,11 +49,25 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     hookenv.setup_logging()
+    # The command's one error boundary: the package's errors and the
+    # system's refusals are one line; anything else is logged with its
+    # traceback and still ends in one line and exit 1.
     try:
         return args.func(args) or 0
     except errors.Error as e:
         sys.stderr.write("vdsm-containers: %s\n" % e)
-        return 1
+    except EnvironmentError as e:
+        hint = ""
+        if e.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+            hint = " (run it as root)"
+        sys.stderr.write("vdsm-containers: %s%s\n" % (e, hint))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        log.exception("vdsm-containers %s failed", args.command)
+        sys.stderr.write("vdsm-containers: unexpected error: %s (the "
+                         "traceback is in the host log)\n" % e)
+    return 1
 
 
 def _parser():
@@ -57,6 +75,8 @@ def _parser():
         prog="vdsm-containers",
         description="Manage the containers that vdsm-hook-containers runs "
                     "for oVirt VMs on this host.")
+    parser.add_argument("--version", action="version",
+                        version="%(prog)s " + containerhooks.__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -35,6 +35,7 @@ from six.moves import configparser
 from containerhooks import commands
 from containerhooks import errors
 from containerhooks import paths
+from containerhooks import spec as specs
 from containerhooks import state
 
 log = logging.getLogger("containerhooks.network")
@@ -54,6 +55,12 @@ def engine_network(bridge):
 
 
 def config_path(bridge):
+    # The bridge name comes from the command line or a domain XML: it
+    # becomes a file name only once it is a bridge name.
+    if not specs.is_bridge(bridge):
+        raise errors.ConfigError(
+            path=paths.NETWORKS_DIR, reason="%r is not a Linux bridge name "
+            "(1 to 15 letters, digits, '_', '.', '-')" % (bridge,))
     return os.path.join(paths.NETWORKS_DIR, bridge + ".conf")
 
 

@@ -112,7 +112,7 @@ def nic(value):
     _text("NIC", value)
     parts = value.split(",")
     if len(parts) not in (2, 3) or not _MAC_RE.match(parts[0].lower()) \
-            or not _BRIDGE_RE.match(parts[1]) \
+            or not is_bridge(parts[1]) \
             or len(parts) == 3 and not _IPV4_RE.match(parts[2]):
         raise errors.InvalidDomain(reason="bad NIC %r: expected "
                                    "MAC,BRIDGE[,IPv4]" % (value,))
@@ -124,6 +124,12 @@ def nic(value):
                                    "MAC address" % (value, mac))
     return Nic(mac=mac, bridge=parts[1],
                ip=parts[2] if len(parts) == 3 else None)
+
+
+def is_bridge(name):
+    """Whether name can be a Linux bridge's name (at most 15 characters,
+    none of them '/', whitespace or ':'; never '.' or '..')."""
+    return bool(_BRIDGE_RE.match(name or "")) and name not in (".", "..")
 
 
 def volume(value):
