@@ -489,6 +489,13 @@ def fuzz(capsys, label, values, parse, error_name, check_accepted):
         check_accepted(value, result)
 
     run_counted(check, count, capsys)
+    # Both outcomes, each in a fair share of the examples: a parser that
+    # refused (or accepted) everything would pass the checks above.
+    refused = count.n - count.accepted
+    assert count.accepted >= count.n // 20, "%s accepted only %d of %d" % (
+        label, count.accepted, count.n)
+    assert refused >= count.n // 20, "%s refused only %d of %d" % (
+        label, refused, count.n)
 
 
 def check_error(e, name=None):
