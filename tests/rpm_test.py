@@ -474,7 +474,8 @@ class RpmRoot(object):
 
     def __init__(self, path):
         self.path = path
-        self.state_dir = path + "/run/" + NAME
+        # Where the helper keeps its records, as installed.
+        self.state_dir = path + _path_defaults(TOP)["STATE_DIR"]
         self._fake = path + "/var/lib/fake-systemd"
 
     def create(self):
