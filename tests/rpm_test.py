@@ -7,6 +7,9 @@ configuration files, the dependencies.  The expected paths come from the
 source tree (hooks/*, lib/containerhooks/*.py) and from the defaults in
 paths.py, so a new hook or module, or a moved path, is checked without
 touching this file.
+
+The scriptlets are run by rpm itself: the package is installed, upgraded
+and erased with rpm --root in a private root (see RpmRoot).
 """
 
 import ast
@@ -17,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -34,6 +38,9 @@ GC_SERVICE = "/usr/lib/systemd/system/vdsm-hook-containers-gc.service"
 GC_TIMER = "/usr/lib/systemd/system/vdsm-hook-containers-gc.timer"
 UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-watcher.service"
 HELPERD_UNIT = "/usr/lib/systemd/system/vdsm-hook-containers-helperd.service"
+PRESET = "/usr/lib/systemd/system-preset/85-vdsm-hook-containers.preset"
+LICENSE = "/usr/share/licenses/%s/LICENSE" % NAME
+URL = "https://github.com/oVirt/vdsm-hook-containers"
 
 # The dependencies the spec states; those rpmbuild adds by itself (rpmlib
 # features, the shell of %post, the interpreter of the scripts, python(abi)
@@ -48,6 +55,9 @@ REQUIRES = {
     "e2fsprogs",
     "iproute",
     "(docker-ce or moby-engine or docker or podman-docker or podman)",
+    # The %preun check of running container VMs.
+    "coreutils",
+    "sed",
 }
 AUTO_REQUIRES = re.compile(
     r"^(rpmlib\(.*|/bin/sh|/usr/bin/python3|python\(abi\) = 3\.\d+"
@@ -132,25 +142,38 @@ def source_tree(tmp_path_factory):
     return str(tree)
 
 
-@pytest.fixture(scope="module")
-def rpm_package(tmp_path_factory, source_tree):
-    """The binary RPM built by rpmbuild -bb from a tarball of source_tree.
+def _build(topdir, source_tree, *defines):
+    """Build the binary RPM from a tarball of source_tree; its path.
 
     --nodeps: BuildRequires are RPM package names that this machine's rpm
     database (empty on Debian) cannot satisfy.
     """
-    topdir = tmp_path_factory.mktemp("rpmbuild")
     sources = topdir / "SOURCES"
     sources.mkdir()
     prefix = os.path.basename(source_tree)
     with tarfile.open(str(sources / (prefix + ".tar.gz")), "w:gz") as tar:
         tar.add(source_tree, arcname=prefix)
-    _run(["rpmbuild", "-bb", "--nodeps",
-          "--define", "_topdir %s" % topdir,
-          os.path.join(source_tree, SPEC)])
+    cmd = ["rpmbuild", "-bb", "--nodeps", "--define", "_topdir %s" % topdir]
+    for define in defines:
+        cmd += ["--define", define]
+    _run(cmd + [os.path.join(source_tree, SPEC)])
     built = list((topdir / "RPMS" / "noarch").glob("*.noarch.rpm"))
     assert len(built) == 1, built
     return str(built[0])
+
+
+@pytest.fixture(scope="module")
+def rpm_package(tmp_path_factory, source_tree):
+    """The binary RPM built by rpmbuild -bb from a tarball of source_tree."""
+    return _build(tmp_path_factory.mktemp("rpmbuild"), source_tree)
+
+
+@pytest.fixture(scope="module")
+def rpm_upgrade(tmp_path_factory, source_tree):
+    """The same package with a higher release (1.1 against 1): what rpm -U
+    takes as a newer build of it."""
+    return _build(tmp_path_factory.mktemp("rpmbuild-upgrade"), source_tree,
+                  "dist .1")
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +252,7 @@ def test_file_list(source_tree, rpm_files):
                  paths["PLACEHOLDER_KERNEL"], paths["CONF_FILE"]):
         expected.update((os.path.dirname(path), path))
     expected.update((SUDOERS, TMPFILES, CLI, UNIT, HELPERD_UNIT, GC_SERVICE,
-                     GC_TIMER))
+                     GC_TIMER, PRESET, LICENSE, os.path.dirname(LICENSE)))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -288,6 +311,21 @@ def test_noarch(rpm_package):
     out = _run(["rpm", "-qp", "--qf", "%{ARCH} %{LICENSE} %{VERSION}",
                 rpm_package])
     assert out.split(" ", 1) == ["noarch", "GPLv2+ " + _spec_version()]
+
+
+@needs_rpmbuild
+def test_license_and_url(source_tree, rpm_package, rpm_files, rpm_tree):
+    out = _run(["rpm", "-qp", "--qf", "%{LICENSE}\n%{URL}", rpm_package])
+    assert out.splitlines() == ["GPLv2+", URL]
+    # %license: the GPL version 2 text, flagged as the license.
+    assert rpm_files[LICENSE][3] == "l"
+    with open(rpm_tree + LICENSE) as f:
+        text = f.read()
+    with open(os.path.join(source_tree, "LICENSE")) as f:
+        assert text == f.read()
+    assert text.split()[:5] == ["GNU", "GENERAL", "PUBLIC", "LICENSE",
+                                "Version"]
+    assert "Version 2, June 1991" in text
 
 
 @needs_rpmbuild
@@ -363,23 +401,338 @@ def test_gc_timer_runs_the_packaged_cli(rpm_tree):
     assert "WantedBy=timers.target" in timer
 
 
+# The scriptlets, run by rpm itself: the package is installed, upgraded and
+# erased with "rpm --root" in a private root, where rpm runs each scriptlet
+# chrooted with BusyBox as /bin/sh and its tools (POSIX sh and plain
+# tools: what the scriptlets may rely on; EL's bash and coreutils are a
+# superset), and where a stand-in systemctl keeps which units are enabled
+# and active in files, as systemd does in its unit directories.
+
+UNITS = ("vdsm-hook-containers-watcher.service",
+         "vdsm-hook-containers-helperd.service",
+         "vdsm-hook-containers-gc.timer")
+# The services an upgrade restarts on the new code; the timer needs none.
+RESTARTED = UNITS[:2]
+VM_ID = "6f1c3a2e-0d4b-4c55-9a1e-2b7d9c0e8f11"
+OTHER_VM_ID = "0b9e2c44-7a51-4d8e-b0c3-5f6a7e8d9c21"
+
+# A stand-in for systemctl: the commands the scriptlets and the standard
+# systemd macros use, each call logged.  "preset" follows the preset files
+# as systemd.preset(5) says (the first line that matches, files in name
+# order, "enable" when none matches), over /usr/lib/systemd/system-preset
+# only; the root gets EL's 99-default-disable.preset.
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+state=/var/lib/fake-systemd
+mkdir -p $state/enabled $state/active
+echo "$*" >> $state/log
+cmd= units= now=
+for arg; do
+    case $arg in
+    --now) now=1 ;;
+    -*) ;;
+    *) if [ -z "$cmd" ]; then cmd=$arg; else units="$units $arg"; fi ;;
+    esac
+done
+preset() {
+    for file in /usr/lib/systemd/system-preset/*.preset; do
+        [ -f "$file" ] || continue
+        while read -r action pattern; do
+            case $action in enable|disable) ;; *) continue ;; esac
+            case $1 in $pattern) echo $action; return ;; esac
+        done < "$file"
+    done
+    echo enable
+}
+rc=0
+for unit in $units; do
+    case $cmd in
+    preset)
+        if [ "$(preset $unit)" = enable ]; then touch $state/enabled/$unit
+        else rm -f $state/enabled/$unit; fi ;;
+    enable)
+        touch $state/enabled/$unit
+        if [ -n "$now" ]; then touch $state/active/$unit; fi ;;
+    disable)
+        rm -f $state/enabled/$unit
+        if [ -n "$now" ]; then rm -f $state/active/$unit; fi ;;
+    start|restart) touch $state/active/$unit ;;
+    stop) rm -f $state/active/$unit ;;
+    try-restart)
+        if [ -e $state/active/$unit ]; then
+            echo "(restarted $unit)" >> $state/log
+        fi ;;
+    is-enabled) [ -e $state/enabled/$unit ] || rc=1 ;;
+    is-active) [ -e $state/active/$unit ] || rc=3 ;;
+    esac
+done
+exit $rc
+"""
+
+
+class RpmRoot(object):
+    """A private root to install the RPM into with rpm --root."""
+
+    def __init__(self, path):
+        self.path = path
+        # Where the helper keeps its records, as installed.
+        self.state_dir = path + _path_defaults(TOP)["STATE_DIR"]
+        self._fake = path + "/var/lib/fake-systemd"
+
+    def create(self):
+        bindir = self.path + "/bin"
+        os.makedirs(bindir)
+        shutil.copy2(shutil.which("busybox"), bindir + "/busybox")
+        applets = _run([bindir + "/busybox", "--list"]).split()
+        for applet in applets:
+            if applet != "busybox":
+                os.symlink("busybox", os.path.join(bindir, applet))
+        os.makedirs(self.path + "/dev")
+        os.mknod(self.path + "/dev/null", 0o666 | stat.S_IFCHR,
+                 os.makedev(1, 3))
+        os.chmod(self.path + "/dev/null", 0o666)
+        # systemd runs: the test the scriptlets make before systemctl.
+        os.makedirs(self.path + "/run/systemd/system")
+        os.makedirs(self.path + "/usr/bin")
+        with open(self.path + "/usr/bin/systemctl", "w") as f:
+            f.write(FAKE_SYSTEMCTL)
+        os.chmod(self.path + "/usr/bin/systemctl", 0o755)
+        presets = self.path + "/usr/lib/systemd/system-preset"
+        os.makedirs(presets)
+        with open(presets + "/99-default-disable.preset", "w") as f:
+            f.write("disable *\n")
+        os.makedirs(self.path + "/tmp")
+        self.rpm("--initdb")
+
+    def rpm(self, *args):
+        """Run rpm on this root; (exit code, output)."""
+        p = subprocess.run(
+            ["rpm", "--root", self.path, "--dbpath", "/var/lib/rpm"]
+            + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True, timeout=120)
+        return p.returncode, p.stdout
+
+    def install(self, package):
+        rc, out = self.rpm("-U", "--nodeps", package)
+        assert rc == 0, out
+        self.clear_log()
+
+    def installed(self):
+        rc, out = self.rpm("-q", "--qf", "%{VERSION}-%{RELEASE}", NAME)
+        return out if rc == 0 else None
+
+    def systemctl(self, *args):
+        """The admin's systemctl, in the root."""
+        subprocess.check_call(["chroot", self.path, "/usr/bin/systemctl"]
+                              + list(args))
+
+    def enabled(self):
+        return self._units("enabled")
+
+    def active(self):
+        return self._units("active")
+
+    def _units(self, kind):
+        try:
+            return set(os.listdir(os.path.join(self._fake, kind)))
+        except OSError:
+            return set()
+
+    def log(self):
+        try:
+            with open(self._fake + "/log") as f:
+                return f.read().splitlines()
+        except IOError:
+            return []
+
+    def clear_log(self):
+        if os.path.exists(self._fake + "/log"):
+            os.unlink(self._fake + "/log")
+
+    def record(self, vm_id, vm_name):
+        """A container VM's state file, as the root helper writes it."""
+        from containerhooks import paths
+        from containerhooks import state
+        old = paths.STATE_DIR
+        paths.STATE_DIR = self.state_dir
+        try:
+            state.write(vm_id, {"vm_id": vm_id, "vm_name": vm_name,
+                                "engine": "docker", "image": "redis:7",
+                                "container_id": "c0ffee", "volumes": []})
+        finally:
+            paths.STATE_DIR = old
+
+
+@pytest.fixture
+def rpm_root(tmp_path):
+    """An empty private root with an rpm database, BusyBox and a stand-in
+    systemctl; removed afterwards."""
+    _require("rpm", "busybox", "chroot")
+    root = RpmRoot(str(tmp_path / "root"))
+    try:
+        root.create()
+        yield root
+    finally:
+        shutil.rmtree(root.path)
+
+
 @needs_rpmbuild
-def test_scriptlets_enable_and_stop_the_watcher(rpm_package):
-    out = _run(["rpm", "-qp", "--scripts", rpm_package])
-    post = out[out.index("postinstall scriptlet"):]
-    assert "systemctl enable --now vdsm-hook-containers-watcher" in post
-    assert "systemctl disable --now vdsm-hook-containers-watcher" in out
-    assert "try-restart vdsm-hook-containers-watcher" in out
-    # The helper service goes with the watcher in each scriptlet.
-    for section, command in (("postinstall", "enable --now"),
-                             ("preuninstall", "disable --now"),
-                             ("postuninstall", "try-restart")):
-        text = out[out.index(section + " scriptlet"):]
-        text = text[:text.index("scriptlet", len(section) + 10)] \
-            if "scriptlet" in text[len(section) + 10:] else text
-        call = text[text.index(command):]
-        call = call[:call.index("|| :")]
-        assert "vdsm-hook-containers-helperd.service" in call, section
+def test_install_enables_and_starts_the_services(rpm_package, rpm_root):
+    rc, out = rpm_root.rpm("-i", "--nodeps", rpm_package)
+    assert rc == 0, out
+    # The package's preset file wins over EL's "disable *": the watcher
+    # must run from the installation on.
+    assert rpm_root.enabled() == set(UNITS)
+    assert rpm_root.active() == set(UNITS)
+
+
+@needs_rpmbuild
+def test_install_respects_the_admins_preset(rpm_package, rpm_root):
+    # An admin who wants the units off on new hosts says so in a preset
+    # file of a lower number; the package's %post then starts nothing.
+    with open(rpm_root.path + "/usr/lib/systemd/system-preset/"
+              "10-admin.preset", "w") as f:
+        f.write("disable vdsm-hook-containers-*\n")
+    rc, out = rpm_root.rpm("-i", "--nodeps", rpm_package)
+    assert rc == 0, out
+    assert rpm_root.enabled() == set()
+    assert rpm_root.active() == set()
+
+
+@needs_rpmbuild
+def test_upgrade_keeps_a_disabled_service_disabled(rpm_package, rpm_upgrade,
+                                                   rpm_root):
+    rpm_root.install(rpm_package)
+    rpm_root.systemctl("disable", "--now", UNITS[1])
+    rc, out = rpm_root.rpm("-U", "--nodeps", rpm_upgrade)
+    assert rc == 0, out
+    assert rpm_root.installed().endswith("-1.1")
+    assert rpm_root.enabled() == {UNITS[0], UNITS[2]}
+    assert rpm_root.active() == {UNITS[0], UNITS[2]}
+    # The running services restart on the new code; the stopped one
+    # stays stopped.
+    log = rpm_root.log()
+    assert "(restarted %s)" % UNITS[0] in log
+    assert "(restarted %s)" % UNITS[1] not in log
+    assert not [line for line in log
+                if line.split()[:1] in (["enable"], ["preset"])], log
+
+
+@needs_rpmbuild
+def test_upgrade_with_container_vms_running(rpm_package, rpm_upgrade,
+                                            rpm_root):
+    # An upgrade is no erase: the old package's %preun runs with $1 = 1.
+    rpm_root.install(rpm_package)
+    rpm_root.record(VM_ID, "web-1")
+    rc, out = rpm_root.rpm("-U", "--nodeps", rpm_upgrade)
+    assert rc == 0, out
+    assert rpm_root.installed().endswith("-1.1")
+    assert rpm_root.enabled() == set(UNITS)
+    assert rpm_root.active() == set(UNITS)
+    for unit in RESTARTED:
+        assert "(restarted %s)" % unit in rpm_root.log()
+
+
+@needs_rpmbuild
+def test_erase_refused_while_container_vms_run(rpm_package, rpm_root):
+    rpm_root.install(rpm_package)
+    rpm_root.record(VM_ID, "web-1")
+    rpm_root.record(OTHER_VM_ID, "db.example.com")
+    rc, out = rpm_root.rpm("-e", NAME)
+    assert rc != 0, out
+    # The admin learns which VMs, and what to do.
+    assert "%s (web-1)" % VM_ID in out
+    assert "%s (db.example.com)" % OTHER_VM_ID in out
+    assert "Power them off in oVirt Engine" in out
+    # Nothing happened: installed, services enabled and running.
+    assert rpm_root.installed() is not None
+    assert rpm_root.enabled() == set(UNITS)
+    assert rpm_root.active() == set(UNITS)
+    # Once the VMs are off, the erase goes through.
+    for vm_id in (VM_ID, OTHER_VM_ID):
+        os.unlink(os.path.join(rpm_root.state_dir, vm_id + ".json"))
+    rc, out = rpm_root.rpm("-e", NAME)
+    assert rc == 0, out
+
+
+@needs_rpmbuild
+def test_erase_refusal_cannot_hang(rpm_package, rpm_root):
+    # The scriptlet reads each record with a bound: a record it cannot
+    # read (here a FIFO, which blocks an open for reading) still names the
+    # VM by its id, within seconds.
+    rpm_root.install(rpm_package)
+    os.makedirs(rpm_root.state_dir)
+    os.mkfifo(os.path.join(rpm_root.state_dir, VM_ID + ".json"))
+    start = time.monotonic()
+    rc, out = rpm_root.rpm("-e", NAME)
+    elapsed = time.monotonic() - start
+    assert rc != 0, out
+    assert VM_ID in out
+    assert elapsed < 30, elapsed
+    assert rpm_root.installed() is not None
+
+
+@needs_rpmbuild
+def test_erase_without_container_vms(rpm_package, rpm_root):
+    rpm_root.install(rpm_package)
+    # What the state directory holds besides VM records: the helper's
+    # socket, the samples directory, an exit record, a lock, the helper's
+    # temporary file, a .json file that is no VM's.
+    os.makedirs(rpm_root.state_dir + "/samples")
+    for name in ("helper.sock", VM_ID + ".exit", VM_ID + ".lock",
+                 "." + VM_ID + "x1y2z3", "network.json"):
+        open(os.path.join(rpm_root.state_dir, name), "w").close()
+    rc, out = rpm_root.rpm("-e", NAME)
+    assert rc == 0, out
+    assert rpm_root.installed() is None
+    assert not os.path.exists(rpm_root.path + CLI)
+    # Erase stops and disables everything it enabled.
+    assert rpm_root.enabled() == set()
+    assert rpm_root.active() == set()
+
+
+SYSTEMD_MACROS = ("systemd_post", "systemd_preun",
+                  "systemd_postun_with_restart")
+
+
+@needs_rpmbuild
+def test_spec_uses_the_distributions_systemd_macros(source_tree):
+    # On EL the standard macros (systemd-rpm-macros) are defined and the
+    # spec's fallbacks for Debian's rpm must not replace them: define
+    # them the way a distribution does, and the scriptlets call them with
+    # the package's units.
+    cmd = ["rpmspec", "-P"]
+    for macro in SYSTEMD_MACROS:
+        cmd += ["--define", "%s() DISTRO_%s %%{?*}" % (macro, macro)]
+    out = _run(cmd + [os.path.join(source_tree, SPEC)])
+    expected = {
+        "systemd_post": UNITS,
+        "systemd_preun": UNITS,
+        "systemd_postun_with_restart": RESTARTED,
+    }
+    for macro, units in expected.items():
+        lines = [line.split()[1:] for line in out.splitlines()
+                 if line.startswith("DISTRO_%s " % macro)]
+        assert lines == [list(units)], macro
+
+
+@needs_rpmbuild
+def test_systemd_macro_fallbacks(source_tree):
+    # Debian's rpm has no systemd macros: the fallbacks expand to what
+    # systemd's own macros do (EL8's systemd 239), no bash-only syntax.
+    out = _run(["rpmspec", "-P", os.path.join(source_tree, SPEC)])
+    scripts = out[out.index("\n%post\n"):out.index("\n%files\n")]
+    assert "--no-reload preset %s" % " ".join(UNITS) in scripts
+    assert "--no-reload disable --now %s" % " ".join(UNITS) in scripts
+    assert "try-restart %s" % " ".join(RESTARTED) in scripts
+    assert "&>" not in scripts
+
+
+@needs_rpmbuild
+def test_preset_enables_the_units(rpm_tree):
+    with open(rpm_tree + PRESET) as f:
+        lines = [line.split() for line in f
+                 if line.strip() and not line.startswith("#")]
+    assert lines == [["enable", unit] for unit in UNITS]
 
 
 @needs_rpmbuild
