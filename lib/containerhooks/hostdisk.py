@@ -1,15 +1,16 @@
 """A VM disk on the host, as the root helper handles it for volumeMap.
 
 Checks that a volume's source is a disk Vdsm prepared (under a storage
-root, a raw regular file, or the LV Vdsm activated for the disk, used by
-nobody else), attaches
-image files to loop devices, tells a file system from a blank disk from
-anything else, formats blank disks, mounts and unmounts.
+root, a raw regular file or the LV Vdsm activated for the disk, used by
+nobody else), attaches image files to loop devices, tells a file system
+from a blank disk from anything else, formats blank disks, mounts and
+unmounts.
 
 Nothing here trusts the path it is given: the source is opened once, and
-what was opened (its real path from /proc/self/fd, its type, its inode, and
-for a block device what the kernel says the device is) is what is checked; a loop device is verified to be backed by that very inode
-before it is used.  Every program runs through commands.run, never a shell;
+what was opened (its real path from /proc/self/fd, its type, its inode,
+for a block device what the kernel says the device is) is what is checked;
+a loop device is verified to be backed by that very inode before it is
+used.  Every program runs through commands.run, never a shell;
 the binaries are the constants below.  Only the root helper uses this.
 """
 

@@ -141,7 +141,7 @@ def _volumes(dom, props, meta):
                 reason="the VM has no disk %s (its disks: %s); name disks "
                 "by their target as Vdsm does (vda, sda, ...)"
                 % (v.disk, ", ".join(sorted(disks)) or "none"))
-        reason = _unmountable(disk, meta)
+        reason = _unmountable(disk, meta) or _not_prepared(disk, dom)
         if reason:
             raise errors.VolumeRefused(disk=v.disk, reason=reason + (
                 ", or remove %s from volumeMap" % v.disk))
@@ -149,6 +149,22 @@ def _volumes(dom, props, meta):
                                          kind=disk.type,
                                          source=disk.source))
     return result
+
+
+def _not_prepared(disk, dom):
+    """Why a block disk's source is not the volume Vdsm's metadata names
+    for it, or None.  The helper checks the device itself on the host
+    (hostdisk.check_block_volume); this catches a source changed on the
+    way (another hook) before anything runs as root."""
+    ids = dom.disk_ids(disk.target)
+    if disk.type != "block" or ids is None:
+        return None
+    domain, image, volume = ids
+    if disk.source.split("/")[-4:] == [domain, "images", image, volume]:
+        return None
+    return ("its source %s is not the volume Vdsm prepared for it (domain "
+            "%s, image %s, volume %s in Vdsm's metadata); find what changed "
+            "the domain XML" % (disk.source, domain, image, volume))
 
 
 def _unmountable(disk, meta):
