@@ -145,6 +145,10 @@ REFUSED = [
     pytest.param("sda:/data", [domains.disk("sda", LV, kind="block",
                                             device="lun")],
                  errors.VolumeRefused, "it is a lun device", id="lun"),
+    pytest.param("sda:/data", [domains.disk(
+        "sda", "/dev/mapper/36001405d2b4f3c1e0a8", kind="block")],
+        errors.VolumeRefused, "it is a direct LUN (/dev/mapper/36001405d2b4f"
+        "3c1e0a8); only disks on storage domains", id="direct-lun"),
     pytest.param("vda:/data", [domains.disk("vda", IMAGE, shareable=True)],
                  errors.VolumeRefused, "it is shareable", id="shareable"),
     pytest.param("vda:/data", [domains.disk("vda", IMAGE, readonly=True)],

@@ -152,12 +152,20 @@ def _volumes(dom, props, meta):
 
 
 def _not_prepared(disk, dom):
-    """Why a block disk's source is not the volume Vdsm's metadata names
-    for it, or None.  The helper checks the device itself on the host
-    (hostdisk.check_block_volume); this catches a source changed on the
-    way (another hook) before anything runs as root."""
+    """Why a block disk is not a volume of a storage domain, or not the
+    one Vdsm's metadata names for it; or None.  The helper checks the
+    device itself on the host (hostdisk.check_block_volume); this says
+    early what a direct LUN is, and catches a source changed on the way
+    (another hook) before anything runs as root."""
+    if disk.type != "block":
+        return None
+    if disk.source.startswith("/dev/mapper/"):
+        # clientIF.py prepareVolumePath: a direct LUN ("GUID" drive) is
+        # /dev/mapper/<GUID>, a multipath device, not a volume of a domain.
+        return ("it is a direct LUN (%s); only disks on storage domains can "
+                "be mounted" % disk.source)
     ids = dom.disk_ids(disk.target)
-    if disk.type != "block" or ids is None:
+    if ids is None:
         return None
     domain, image, volume = ids
     if disk.source.split("/")[-4:] == [domain, "images", image, volume]:
