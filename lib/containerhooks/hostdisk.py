@@ -185,7 +185,9 @@ def check_block_volume(volume, ids, real, rdev):
     device whose name is "<vg>-<lv>", each '-' of either doubled
     (libdevmapper's dm_build_dm_name), and whose uuid is an LV's
     (_LVM_UUID_RE).  Only root creates device-mapper devices and names
-    them; sysfs is the kernel's.
+    them; sysfs is the kernel's.  The image id is no part of an LV's
+    device (Vdsm keeps it in an LV tag, which lvm sees only with Vdsm's
+    device filter); the hook checks it against Vdsm's metadata.
     """
     sysdir = os.path.join(paths.SYS_DEV_BLOCK, "%d:%d" % (os.major(rdev),
                                                           os.minor(rdev)))
