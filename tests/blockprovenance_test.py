@@ -127,6 +127,17 @@ def lvm_snapshot_part(storage, zram, cleanups):
         "the device-mapper device %s (uuid LVM-" % hoststorage.dm_name(sd, vol)
 
 
+def lv_on_a_host_device(storage, zram, cleanups):
+    # The right name and uuid, but made (by whoever may run lvm as root)
+    # on a device of the host rather than on the SAN's multipath devices.
+    device, pv = storage.device(), storage.device()
+    sd, vol = new_id(), new_id()
+    storage.sysfs.as_lv(device, sd, vol, on=pv)
+    return storage.block_link(device, sd, vol), device, \
+        "the logical volume %s, which lies on %s, not on multipath " \
+        "devices" % (hoststorage.dm_name(sd, vol), os.path.basename(pv))
+
+
 def shape(tail):
     def case(storage, zram, cleanups):
         device = storage.device()
@@ -151,6 +162,7 @@ HOSTILE = [
     pytest.param(another_volume, id="another-volume-id"),
     pytest.param(dm_not_lvm, id="dm-crypt-named-as-the-lv"),
     pytest.param(lvm_snapshot_part, id="lvm-snapshot-origin"),
+    pytest.param(lv_on_a_host_device, id="lv-on-a-loop-device"),
     pytest.param(shape("{sd}/images/{img}/{vol}/x"), id="shape-too-deep"),
     pytest.param(shape("{sd}/{vol}"), id="shape-no-image"),
     pytest.param(shape("{sd}/images/{img}/disk"), id="shape-not-a-uuid"),

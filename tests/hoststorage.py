@@ -84,19 +84,37 @@ class Sysfs(object):
             if not os.path.lexists(entry):
                 os.symlink(os.path.join(REAL_SYS_DEV_BLOCK, name), entry)
 
-    def as_lv(self, device, vg, lv):
+    def as_lv(self, device, vg, lv, on=None):
         """Make device look like LV lv of VG vg, as LVM activates it: a
         dm device named "<vg>-<lv>" (each '-' of a name doubled, as
         libdevmapper's dm_build_dm_name does) whose uuid is "LVM-" + the
-        VG's and the LV's uuids."""
-        self.as_dm(device, dm_name(vg, lv), "LVM-" + lvm_uuid() + lvm_uuid())
+        VG's and the LV's uuids, on a multipath device (as Vdsm's PVs
+        are), or on the real device on."""
+        entry = self.as_dm(device, dm_name(vg, lv),
+                           "LVM-" + lvm_uuid() + lvm_uuid())
+        if on is None:
+            pv = os.path.join(self.path, "mpath-" + lvm_uuid())
+            wwid = "36001405" + uuid.uuid4().hex[:25]
+            self._write_dm(pv, wwid, "mpath-" + wwid)
+            os.symlink(pv, os.path.join(entry, "slaves", "dm-0"))
+        else:
+            rdev = os.stat(on).st_rdev
+            os.symlink(os.path.join(REAL_SYS_DEV_BLOCK, "%d:%d" % (
+                os.major(rdev), os.minor(rdev))),
+                os.path.join(entry, "slaves", os.path.basename(on)))
 
     def as_dm(self, device, name, uuid_):
-        """Make device look like a dm device of that name and uuid."""
+        """Make device look like a dm device of that name and uuid (and
+        nothing below it); its entry."""
         entry = self._entry(device)
         self.restore(device)
         os.unlink(entry)
+        self._write_dm(entry, name, uuid_)
+        return entry
+
+    def _write_dm(self, entry, name, uuid_):
         os.makedirs(os.path.join(entry, "dm"))
+        os.mkdir(os.path.join(entry, "slaves"))
         for key, value in (("name", name), ("uuid", uuid_),
                            ("suspended", "0")):
             with open(os.path.join(entry, "dm", key), "w") as f:

@@ -184,22 +184,36 @@ def check_block_volume(volume, ids, real, rdev):
     the device's identity from the kernel: an active LV is a device-mapper
     device whose name is "<vg>-<lv>", each '-' of either doubled
     (libdevmapper's dm_build_dm_name), and whose uuid is an LV's
-    (_LVM_UUID_RE).  Only root creates device-mapper devices and names
-    them; sysfs is the kernel's.  The image id is no part of an LV's
-    device (Vdsm keeps it in an LV tag, which lvm sees only with Vdsm's
-    device filter); the hook checks it against Vdsm's metadata.
+    (_LVM_UUID_RE), on multipath devices.  Only root creates
+    device-mapper devices and names them; sysfs is the kernel's.  The
+    image id is no part of an LV's device (Vdsm keeps it in an LV tag,
+    which lvm sees only with Vdsm's device filter); the hook checks it
+    against Vdsm's metadata.
     """
     sysdir = os.path.join(paths.SYS_DEV_BLOCK, "%d:%d" % (os.major(rdev),
                                                           os.minor(rdev)))
     name = _read_sys(sysdir, "dm/name")
     uuid = _read_sys(sysdir, "dm/uuid")
-    if name == dm_name(ids.domain, ids.volume) and uuid is not None \
-            and _LVM_UUID_RE.match(uuid):
-        return
-    raise errors.UnpreparedBlockVolume(
-        disk=volume.disk, source=volume.source, reason="it leads to %s, %s, "
-        "not to the logical volume %s of volume group %s" % (
-            real, _device_kind(sysdir, name, uuid), ids.volume, ids.domain))
+    if name != dm_name(ids.domain, ids.volume) or uuid is None \
+            or not _LVM_UUID_RE.match(uuid):
+        raise errors.UnpreparedBlockVolume(
+            disk=volume.disk, source=volume.source, reason="it leads to %s, "
+            "%s, not to the logical volume %s of volume group %s" % (
+                real, _device_kind(sysdir, name, uuid), ids.volume,
+                ids.domain))
+    # Vdsm's LVM sees multipath devices only (lvm.py LVMCache reads its
+    # devices from multipath.py getMPDevsIter: dm uuids "mpath-..."): an
+    # LV of a storage domain lies on nothing else.
+    slaves = os.path.join(sysdir, "slaves")
+    below = sorted(os.listdir(slaves)) if os.path.isdir(slaves) else []
+    others = [b for b in below if not (_read_sys(
+        os.path.join(slaves, b), "dm/uuid") or "").startswith("mpath-")]
+    if others or not below:
+        raise errors.UnpreparedBlockVolume(
+            disk=volume.disk, source=volume.source, reason="it leads to %s, "
+            "the logical volume %s, which lies on %s, not on multipath "
+            "devices as a storage domain's volumes do" % (
+                real, name, ", ".join(others) or "no device"))
 
 
 def dm_name(vg, lv):
