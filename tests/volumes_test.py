@@ -362,13 +362,14 @@ def crafted_sources(storage):
             os.path.basename(outside)),
          "not a normalized absolute path", outside),
         ("vda,/data,file," + lv, "not a regular file", device),
-        ("vda,/data,block," + storage.image(), "not a block device", None),
-        ("vda,/data,block," + storage.link("/etc/passwd"),
+        ("vda,/data,block," + storage.block_link(storage.image()),
+         "not a block device", None),
+        ("vda,/data,block," + storage.block_link("/etc/passwd"),
          "not a block device", "/etc/passwd"),
         ("vda,/data,file," + storage.link("/etc/passwd"),
          "it leads to /etc/passwd, outside the storage roots",
          "/etc/passwd"),
-        ("vda,/data,block," + storage.link(device + "-missing"),
+        ("vda,/data,block," + storage.block_link(device + "-missing"),
          "cannot open it", None),
     ]
 

@@ -121,6 +121,16 @@ class UnsafeVolumeSource(Error):
            "directory to storage_roots in {conf}")
 
 
+class UnpreparedBlockVolume(Error):
+    """A block disk's source leads elsewhere than to the disk's LV."""
+
+    msg = ("Refusing to mount VM disk {disk} from {source}: {reason}. From "
+           "block storage only the logical volume Vdsm activated for the "
+           "disk is mounted (/dev/<domain id>/<volume id>), never another "
+           "device of the host, nor a direct LUN; find what changed the "
+           "disk's path, or remove {disk} from volumeMap")
+
+
 class VolumeCleanupError(Error):
     msg = ("Could not release every volume of VM {vm_id}: {reason}. Stop "
            "what still uses the mount (fuser -vm {path}), then power the VM "

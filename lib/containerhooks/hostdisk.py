@@ -1,14 +1,16 @@
 """A VM disk on the host, as the root helper handles it for volumeMap.
 
 Checks that a volume's source is a disk Vdsm prepared (under a storage
-root, a raw regular file or a block device, used by nobody else), attaches
-image files to loop devices, tells a file system from a blank disk from
-anything else, formats blank disks, mounts and unmounts.
+root, a raw regular file or the LV Vdsm activated for the disk, used by
+nobody else), attaches image files to loop devices, tells a file system
+from a blank disk from anything else, formats blank disks, mounts and
+unmounts.
 
 Nothing here trusts the path it is given: the source is opened once, and
-what was opened (its real path from /proc/self/fd, its type, its inode) is
-what is checked; a loop device is verified to be backed by that very inode
-before it is used.  Every program runs through commands.run, never a shell;
+what was opened (its real path from /proc/self/fd, its type, its inode,
+for a block device what the kernel says the device is) is what is checked;
+a loop device is verified to be backed by that very inode before it is
+used.  Every program runs through commands.run, never a shell;
 the binaries are the constants below.  Only the root helper uses this.
 """
 
@@ -23,6 +25,8 @@ import stat
 
 from containerhooks import commands
 from containerhooks import errors
+from containerhooks import paths
+from containerhooks import spec as specs
 
 log = logging.getLogger("containerhooks.hostdisk")
 
@@ -34,7 +38,7 @@ MOUNT = "/usr/bin/mount"
 UMOUNT = "/usr/bin/umount"
 
 MOUNTINFO = "/proc/self/mountinfo"
-SYS_DEV_BLOCK = "/sys/dev/block"
+PROC = "/proc"
 
 # File systems mounted as they are found.  The host kernel parses what the
 # VM's owner wrote on the disk: only these common, well-fuzzed ones.
@@ -73,6 +77,10 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0o2000000)
 _SEEK_DATA = getattr(os, "SEEK_DATA", 3)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", 4)
 _LOOP_RE = re.compile(r"\A/dev/loop[0-9]+\Z")
+# The dm uuid of an LV: "LVM-" + the VG's uuid + the LV's, without dashes
+# (LVM's lib/activate/dev_manager.c build_dm_uuid).  LVM's hidden devices
+# (a snapshot's "-real" and "-cow", a pool's "-tpool" ...) have a suffix.
+_LVM_UUID_RE = re.compile(r"\ALVM-[A-Za-z0-9]{64}\Z")
 
 # A volume's source once checked: path is the real path of what was
 # opened (an image file, or a device node in /dev), ino its inode.
@@ -103,6 +111,14 @@ def open_source(volume, conf):
         raise refuse("not a normalized absolute path")
     if not under(source, conf.storage_roots):
         raise refuse("not under a storage root")
+    if volume.kind == "block":
+        ids = specs.block_volume_ids(source, conf.storage_roots)
+        if ids is None:
+            raise errors.UnpreparedBlockVolume(
+                disk=volume.disk, source=source, reason="not a path where "
+                "Vdsm prepares a block volume (%s)" % " or ".join(
+                    root + specs.BLOCK_VOLUME_PATH
+                    for root in conf.storage_roots))
     try:
         # O_NONBLOCK: a FIFO planted there must not hang the helper.
         fd = os.open(source, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK
@@ -126,7 +142,7 @@ def open_source(volume, conf):
             if not real.startswith("/dev/"):
                 raise refuse("it leads to %s, not to a device in /dev"
                              % real)
-            _check_whole_device(volume.disk, st.st_rdev)
+            check_block_volume(volume, ids, real, st.st_rdev)
             size = os.lseek(fd, 0, os.SEEK_END)
         fmt = image_format(fd)
         if fmt:
@@ -160,13 +176,76 @@ def image_format(fd):
     return None
 
 
-def _check_whole_device(disk, rdev):
-    sysdir = os.path.join(SYS_DEV_BLOCK, "%d:%d" % (os.major(rdev),
-                                                    os.minor(rdev)))
+def check_block_volume(volume, ids, real, rdev):
+    """Refuse unless device rdev is LV ids.volume of VG ids.domain.
+
+    The vdsm user owns the storage tree, so the path may lead to any
+    device of the host; the ids come from the path (spec.BlockVolumeIds),
+    the device's identity from the kernel: an active LV is a device-mapper
+    device whose name is "<vg>-<lv>", each '-' of either doubled
+    (libdevmapper's dm_build_dm_name), and whose uuid is an LV's
+    (_LVM_UUID_RE), on multipath devices.  Only root creates
+    device-mapper devices and names them; sysfs is the kernel's.  The
+    image id is no part of an LV's device (Vdsm keeps it in an LV tag,
+    which lvm sees only with Vdsm's device filter); the hook checks it
+    against Vdsm's metadata.
+    """
+    sysdir = os.path.join(paths.SYS_DEV_BLOCK, "%d:%d" % (os.major(rdev),
+                                                          os.minor(rdev)))
+    name = _read_sys(sysdir, "dm/name")
+    uuid = _read_sys(sysdir, "dm/uuid")
+    if name != dm_name(ids.domain, ids.volume) or uuid is None \
+            or not _LVM_UUID_RE.match(uuid):
+        raise errors.UnpreparedBlockVolume(
+            disk=volume.disk, source=volume.source, reason="it leads to %s, "
+            "%s, not to the logical volume %s of volume group %s" % (
+                real, _device_kind(sysdir, name, uuid), ids.volume,
+                ids.domain))
+    # Vdsm's LVM sees multipath devices only (lvm.py LVMCache reads its
+    # devices from multipath.py getMPDevsIter: dm uuids "mpath-..."): an
+    # LV of a storage domain lies on nothing else.
+    slaves = os.path.join(sysdir, "slaves")
+    below = sorted(os.listdir(slaves)) if os.path.isdir(slaves) else []
+    others = [b for b in below if not (_read_sys(
+        os.path.join(slaves, b), "dm/uuid") or "").startswith("mpath-")]
+    if others or not below:
+        raise errors.UnpreparedBlockVolume(
+            disk=volume.disk, source=volume.source, reason="it leads to %s, "
+            "the logical volume %s, which lies on %s, not on multipath "
+            "devices as a storage domain's volumes do" % (
+                real, name, ", ".join(others) or "no device"))
+
+
+def dm_name(vg, lv):
+    """The device-mapper name of LV lv of VG vg."""
+    return "%s-%s" % (vg.replace("-", "--"), lv.replace("-", "--"))
+
+
+def _device_kind(sysdir, name, uuid):
+    """What the block device of sysdir is, in a few words."""
+    if uuid is not None:
+        if _LVM_UUID_RE.match(uuid):
+            return "the logical volume %s" % name
+        return "the device-mapper device %s (uuid %s)" % (name, uuid[:80])
     if os.path.exists(os.path.join(sysdir, "partition")):
-        raise errors.VolumeRefused(
-            disk=disk, reason="its device is a partition of a host disk, "
-            "not a disk Vdsm prepared")
+        return "a partition of a host disk"
+    kernel_name = os.path.basename(os.path.realpath(sysdir))
+    for prefix, kind in (("loop", "a loop device"), ("zram", "a zram device"),
+                         ("nbd", "a network block device"),
+                         ("md", "a RAID device")):
+        if kernel_name.startswith(prefix):
+            return kind
+    return "a whole disk of the host"
+
+
+def _read_sys(sysdir, name):
+    try:
+        with open(os.path.join(sysdir, name)) as f:
+            return f.read().strip()
+    except IOError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
 
 
 def _check_unused(disk, fd, kind, real, st):
@@ -179,6 +258,8 @@ def _check_unused(disk, fd, kind, real, st):
             if e.errno != errno.EBUSY:
                 raise
             in_use = "%s is mounted or part of another device" % real
+        if in_use is None:
+            in_use = _opened_by(real, st.st_rdev)
     else:
         for loop in loops():
             if loop.inode == st.st_ino and loop.backing_file == real:
@@ -189,6 +270,43 @@ def _check_unused(disk, fd, kind, real, st):
         raise errors.VolumeRefused(
             disk=disk, reason="it is in use on this host (%s); a mounted "
             "disk must be used by this VM's container alone" % in_use)
+
+
+def _opened_by(real, rdev):
+    """Which other process has the block device rdev open, or None.
+
+    Only descriptors of files in a /dev are looked at: stat on anything
+    else (an image on an NFS server that stopped answering) could hang.
+    """
+    me = str(os.getpid())
+    for pid in os.listdir(PROC):
+        if not pid.isdigit() or pid == me:
+            continue
+        fd_dir = os.path.join(PROC, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue            # gone, or not ours to read
+        for fd in fds:
+            link = os.path.join(fd_dir, fd)
+            try:
+                if not os.readlink(link).startswith("/dev/"):
+                    continue
+                st = os.stat(link)
+            except OSError:
+                continue        # closed meanwhile
+            if stat.S_ISBLK(st.st_mode) and st.st_rdev == rdev:
+                return "process %s (%s) has %s open" % (pid, _comm(pid),
+                                                         real)
+    return None
+
+
+def _comm(pid):
+    try:
+        with open(os.path.join(PROC, pid, "comm")) as f:
+            return f.read().strip()
+    except IOError:
+        return "?"
 
 
 def _qemu_lock_held(fd):

@@ -30,6 +30,15 @@ Nic = collections.namedtuple("Nic", "mac, bridge, ip")
 VolumeSource = collections.namedtuple("VolumeSource",
                                       "disk, path, kind, source")
 
+# A raw disk on a block storage domain, as Vdsm prepares it: the path it
+# gives libvirt is <repository>/mnt/blockSD/<domain id>/images/<image id>/
+# <volume id> (hsm.py prepareImage, blockSD.py getLinkBCImagePath), which
+# leads to LV <volume id> of the volume group <domain id> (lvm.py lvPath,
+# blockVolume.py getDevPath).
+BlockVolumeIds = collections.namedtuple("BlockVolumeIds",
+                                        "domain, image, volume")
+BLOCK_VOLUME_PATH = "/mnt/blockSD/<domain id>/images/<image id>/<volume id>"
+
 _UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}\Z")
@@ -147,6 +156,21 @@ def volume(value):
         raise errors.InvalidDomain(reason="bad volume source %r" % source)
     return VolumeSource(disk=parsed.disk, path=parsed.path, kind=kind,
                         source=source)
+
+
+def block_volume_ids(source, roots):
+    """The ids in source if it is a block volume path under one of roots
+    (see BlockVolumeIds), else None."""
+    for root in roots:
+        prefix = root + "/mnt/blockSD/"
+        if not source.startswith(prefix):
+            continue
+        parts = source[len(prefix):].split("/")
+        if len(parts) == 4 and parts[1] == "images" and all(
+                _UUID_RE.match(parts[i]) for i in (0, 2, 3)):
+            return BlockVolumeIds(domain=parts[0], image=parts[2],
+                                  volume=parts[3])
+    return None
 
 
 def _text(what, value):
