@@ -11,14 +11,38 @@ import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
+
+import six
 
 from containerhooks import errors
 from containerhooks import paths
 
 
+# A VM id is Vdsm's domain uuid (spec.vm_id accepts the same).  It becomes
+# part of file names here and in exits.py: an absolute or "../" id in
+# os.path.join would name any file of the host.
+_VM_ID_RE = re.compile(
+    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}\Z")
+
+
+def is_vm_id(value):
+    """Whether value is a VM id (a UUID), safe to use in a file name."""
+    return isinstance(value, six.string_types) \
+        and _VM_ID_RE.match(value) is not None
+
+
+def check_vm_id(value):
+    """value if it is a VM id; else errors.InvalidVmId."""
+    if not is_vm_id(value):
+        raise errors.InvalidVmId(value=value)
+    return value
+
+
 def _path(vm_id, suffix=".json"):
-    return os.path.join(paths.STATE_DIR, vm_id + suffix)
+    return os.path.join(paths.STATE_DIR, check_vm_id(vm_id) + suffix)
 
 
 def read(vm_id):
@@ -27,7 +51,7 @@ def read(vm_id):
         # Raw reads: the stats hooks read every container VM's state on
         # each call, and a file object costs more than the read.  (json
         # takes the bytes on Python 3.6+, a str on 2.7.)
-        fd = os.open(_path(vm_id), os.O_RDONLY)
+        fd = os.open(_path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
         try:
             chunks = []
             while True:
@@ -47,7 +71,8 @@ def read(vm_id):
 
 
 def exists(vm_id):
-    return os.path.exists(_path(vm_id))
+    # Hooks ask with Vdsm's vmId: what is not a UUID is no VM of ours.
+    return is_vm_id(vm_id) and os.path.exists(_path(vm_id))
 
 
 def write(vm_id, state):
@@ -87,7 +112,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".json")
-            and not n.startswith(".")]
+            and is_vm_id(n[:-5])]
 
 
 def lock_ids():
@@ -98,7 +123,7 @@ def lock_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".lock")
-            and not n.startswith(".") and n != "network.lock"]
+            and is_vm_id(n[:-5])]
 
 
 def lock_exists(vm_id):

@@ -189,7 +189,13 @@ class Watcher(object):
 
     def _on_die(self, eng, event):
         vm_id = event.attributes.get(LABEL_VM_ID)
-        if not vm_id:
+        if not state.is_vm_id(vm_id):
+            # Labels are whoever made the container's: a VM id becomes a
+            # file name only once it is a UUID.
+            if vm_id:
+                log.warning("ignoring the end of container %s: its label "
+                            "%s=%r is not a VM id", event.id, LABEL_VM_ID,
+                            vm_id)
             return
         try:
             self.container_ended(eng, vm_id, event.id,
@@ -402,11 +408,22 @@ def _exit_record(record, status, event_code):
 
 
 def _read_state(vm_id):
+    """vm_id's state as the helper wrote it, or None.  Only from a UUID
+    (never a path into the vdsm-owned samples directory), and only a
+    record that names the same VM."""
+    if not state.is_vm_id(vm_id):
+        return None
     try:
-        return state.read(vm_id)
+        record = state.read(vm_id)
     except errors.Error as e:
         log.warning("vm_id=%s unreadable state: %s", vm_id, e)
         return None
+    if record is not None and (not isinstance(record, dict)
+                               or record.get("vm_id") != vm_id):
+        log.warning("vm_id=%s ignoring a state file that names another VM",
+                    vm_id)
+        return None
+    return record
 
 
 def _int(value):
