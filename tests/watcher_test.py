@@ -22,6 +22,8 @@ Needs root, libvirtd and both engines (dev/services).
 import json
 import os
 import pwd
+import subprocess
+import sys
 import time
 
 import pytest
@@ -313,3 +315,82 @@ def test_watcher_writes_nothing_outside_its_directory(
     assert all(n.endswith(".json") for n in new_samples), new_samples
     assert not [n for n in new_state if n.endswith(".exit")]
     assert watcher.poll() is None, log
+
+
+# A process that poses as another VM's qemu
+
+@pytest.fixture
+def poser(tmp_path):
+    """poser(vm_id): a plain process started now whose command line is
+    what a qemu of vm_id shows ("qemu-system-x86_64 ... -uuid <vm id>"),
+    as a container's process may show; killed afterwards."""
+    made = []
+
+    def make(vm_id):
+        p = subprocess.Popen(
+            ["/usr/bin/qemu-system-x86_64", "-c",
+             "import time; time.sleep(600)", "-name", "guest=poser",
+             "-uuid", vm_id], executable=sys.executable)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("engine", ["docker"], indirect=True)
+def test_poser_is_neither_killed_nor_taken_for_the_placeholder(
+        vdsm, installation, engine, watcher, exiting_images, libvirt_host,
+        qemu_workdir, vm_factory, poser):
+    name, client = engine
+    vm = vm_factory(exiting_images["exit3"])
+    # Before the domain: the placeholder's qemu gets a higher pid, and
+    # a search by command line finds the poser first.
+    posing = poser(vm.id)
+    assert procfs.find_qemu(vm.id) is None, "a poser taken for qemu"
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    pid = libvirt.qemu_pid(vm.name)
+    assert procfs.find_qemu(vm.id) == pid
+
+    container(client, vm).exec_run(["touch", images.EXIT_TRIGGER])
+    ended, _, _ = watch_end(vm, pid)
+
+    print("\nposer %d (argv of qemu -uuid %s): %s; placeholder %d: %s"
+          % (posing.pid, vm.id, "alive" if posing.poll() is None
+             else "killed", pid, "ended" if ended else "still running"))
+    assert posing.poll() is None, "the watcher killed the poser"
+    assert ended is not None, "the placeholder is still running"
+
+
+# The placeholder ends while Vdsm is not there to run its hooks
+
+STOP_BOUND = 10         # the watcher's grace (5 s) and the stop
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_placeholder_end_with_no_hook_stops_the_container(
+        vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
+        vm_factory):
+    # qemu killed (sanlock, the OOM killer) while Vdsm restarts: no
+    # after_vm_destroy runs, and Vdsm's recovery runs no hook either.
+    name, client = engine
+    vm = vm_factory(images.IMAGE)
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    time.sleep(1.5)         # the watcher has seen the placeholder run
+    pid = libvirt.qemu_pid(vm.name)
+    os.kill(pid, 9)
+    killed = time.time()
+
+    def gone():
+        return not vmrun.containers_of(client, vm) \
+            and not [n for n in our_files(installation, vm)
+                     if not n.endswith(".exit")]
+    deadline = killed + STOP_BOUND + 20
+    while time.time() < deadline and not gone():
+        time.sleep(0.1)
+    took = time.time() - killed
+    print("\nplaceholder killed, no hook: container and state %s %.1f s "
+          "later" % ("gone" if gone() else "still there", took))
+    assert gone(), [c.status for c in vmrun.containers_of(client, vm)]
+    assert took < STOP_BOUND
