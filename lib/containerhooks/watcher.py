@@ -36,6 +36,19 @@ the watcher (re)connects to an engine it first opens the event stream,
 then looks at every container of the state files, so an exit that
 happened while it was not watching is not missed.
 
+A stop that did not finish (the destroy hooks failed after marking the
+state "stopping": the engine was down) is finished by the watcher within
+a second of the engine answering again, and until then the container's
+recorded first process is killed so that nothing writes to the VM's disks
+while Engine shows it Down; a placeholder that ends with no destroy hook
+(Vdsm restarting) gets its container stopped the same way.  See
+_check_stops.
+
+Nothing the vdsm user or a container's labels can write is followed: a
+VM id is used only when it is a UUID, and a state file only when it names
+its own VM (the samples directory, vdsm's, lies under the state
+directory).
+
 Whether the OOM killer ended the container: the engine's OOMKilled, or a
 kernel record of an OOM kill inside the container's cgroup.  Docker
 reports a kill of any process of the container; Podman 4 reports only a
