@@ -674,28 +674,25 @@ def test_killed_hook_leaves_a_running_container_that_the_next_start_replaces(
 
 
 def test_container_with_a_running_placeholder_is_never_replaced(
-        track, vdsm, installation, engine, disks):
-    # The same leftover, but a qemu process runs for that VM (a stand-in
-    # whose command line is what procfs.find_qemu looks for): the VM runs
-    # on this host, the second start is refused however old it is.
+        track, vdsm, installation, engine, disks, libvirt_host,
+        qemu_workdir):
+    # The same leftover, but its placeholder runs (a real libvirt domain:
+    # a process that only looks like qemu is not one, procfs.find_qemu):
+    # the VM runs on this host, the second start is refused however old
+    # the container is.
     name, client = engine
     installation.configure(storage_roots=disks.root, leftover_grace=0)
-    vm = track.vm(domains.container_vm(name, images.IMAGE))
-    result = start(vdsm, vm)
+    vm = track.vm(domains.container_vm(name, images.IMAGE, base=BASE))
+    last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
     first = container(client, vm)
-    standin = subprocess.Popen(
-        ["qemu-system-x86_64-standin", "-c", "sleep 600; :", "-uuid",
-         vm.id], executable="/bin/sh")
-    try:
-        with pytest.raises(HookError) as e:
-            start(vdsm, vm)
-    finally:
-        standin.kill()
-        standin.wait()
+    with pytest.raises(HookError) as e:
+        start(vdsm, vm)
     assert "already running" in one_line(e.value)
     first.reload()
     assert first.status == "running"
-    vmrun.power_off(vdsm, vm, result.data)
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    libvirt.virsh("destroy", vm.id)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
 
 
 # 4. A registry that stalls, or is not there

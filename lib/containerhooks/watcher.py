@@ -376,8 +376,9 @@ class Watcher(object):
         try:
             helper.stop_vm(self.conf, vm_id, record.get("engine"))
         except errors.StateError as e:
-            if e.fields.get("action") == "lock":
-                return          # a start or stop of the VM runs now
+            if e.fields.get("action") == "lock" and e.fields.get(
+                    "reason", "").startswith("another start or stop"):
+                return          # state.Lock: a start or stop runs now
             self._stop_failed(vm_id, record, why, str(e))
         except errors.Error as e:
             self._stop_failed(vm_id, record, why, str(e))
