@@ -46,7 +46,10 @@ def _path(vm_id, suffix=".json"):
 
 
 def read(vm_id):
-    """The state of vm_id as a dict, or None."""
+    """The state of vm_id as a dict, or None (also for what is not a VM
+    id: no state of the helper's has such a name)."""
+    if not is_vm_id(vm_id):
+        return None
     try:
         # Raw reads: the stats hooks read every container VM's state on
         # each call, and a file object costs more than the read.  (json
@@ -71,7 +74,9 @@ def read(vm_id):
 
 
 def exists(vm_id):
-    # Hooks ask with Vdsm's vmId: what is not a UUID is no VM of ours.
+    # Questions about what is not a VM id (a label of a container made by
+    # hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
+    # and locking refuse it (_path).
     return is_vm_id(vm_id) and os.path.exists(_path(vm_id))
 
 
@@ -127,11 +132,13 @@ def lock_ids():
 
 
 def lock_exists(vm_id):
-    return os.path.exists(_path(vm_id, ".lock"))
+    return is_vm_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
 
 
 def lock_mtime(vm_id):
     """When vm_id's lock file was made (0 if it is gone)."""
+    if not is_vm_id(vm_id):
+        return 0
     try:
         return os.stat(_path(vm_id, ".lock")).st_mtime
     except OSError:
