@@ -96,6 +96,11 @@ class StateError(Error):
     msg = "Cannot {action} container state for VM {vm_id}: {reason}"
 
 
+class InvalidVmId(Error):
+    msg = ("VM id {value!r} is not a UUID; refusing to use it in a file "
+           "name (a VM id comes from Vdsm's domain uuid)")
+
+
 class CommandError(Error):
     msg = "Command {cmd} failed with exit code {rc}: {err}"
 
