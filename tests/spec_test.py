@@ -188,12 +188,12 @@ def test_options_hardening(conf):
 def test_options_from_config(tmp_path):
     path = tmp_path / "containers.conf"
     path.write_text(u"[containers]\nextra_capabilities = NET_RAW, "
-                    u"CAP_SYS_PTRACE\npids_limit = 64\nnofile = 100\n"
+                    u"CAP_SYS_NICE\npids_limit = 64\nnofile = 100\n"
                     u"nproc = 50\ninit = no\n")
     conf = config.load(str(path))
     options = specs.container_options(make_spec(), conf, host_cpus=8)
     assert options["cap_add"] == list(config.BASE_CAPABILITIES) + [
-        "NET_RAW", "SYS_PTRACE"]
+        "NET_RAW", "SYS_NICE"]
     assert options["cap_drop"] == ["ALL"]
     assert options["pids_limit"] == 64
     assert {u["name"]: (u["soft"], u["hard"])

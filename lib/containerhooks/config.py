@@ -26,11 +26,51 @@ BASE_CAPABILITIES = (
 )
 
 # Names an admin may add with extra_capabilities (Linux capability names).
+# None of them reaches beyond the container's own namespaces, cgroup and
+# files: SYS_NICE and SYS_RESOURCE let its processes raise their own
+# priority and limits (the cgroup's memory, CPU and pids limits still
+# hold).
 KNOWN_CAPABILITIES = frozenset(BASE_CAPABILITIES + (
     "AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT",
-    "IPC_LOCK", "NET_ADMIN", "SYS_NICE", "SYS_PTRACE", "SYS_RESOURCE",
-    "SYS_TIME", "LINUX_IMMUTABLE", "SYS_ADMIN", "DAC_READ_SEARCH",
+    "IPC_LOCK", "SYS_NICE", "SYS_RESOURCE", "LINUX_IMMUTABLE",
 ))
+
+# Capabilities that make a container as good as root on the host (the
+# container shares the host's kernel and, without a user namespace, its
+# root user): extra_capabilities refuses them, with the reason.
+REFUSED_CAPABILITIES = collections.OrderedDict([
+    ("ALL", "it grants every capability, including all those below"),
+    ("SYS_ADMIN", "it lets the container mount file systems, create "
+     "namespaces and reach most of the kernel's administration: the classic "
+     "way out of a container to the host"),
+    ("SYS_MODULE", "it loads kernel modules: any code into the host's "
+     "kernel"),
+    ("SYS_RAWIO", "it gives raw I/O ports and device memory (iopl, "
+     "/dev/mem): the host's hardware and memory"),
+    ("DAC_READ_SEARCH", "with open_by_handle_at it opens any file of the "
+     "host's file systems, outside the container's root (the 'shocker' "
+     "escape)"),
+    ("SYS_PTRACE", "ptrace reads and writes the memory of other processes "
+     "and bypasses seccomp filters on older kernels"),
+    ("SYS_BOOT", "kexec_load replaces the host's running kernel, and "
+     "reboot() reaches the host"),
+    ("NET_ADMIN", "it opens nf_tables and the other netlink subsystems, "
+     "the way to host root of several kernel exploits (CVE-2022-1015, "
+     "CVE-2023-32233), and lets the container change its MAC and addresses "
+     "on the host's bridge"),
+    ("MAC_ADMIN", "it changes the host's mandatory access control (SELinux, "
+     "AppArmor) policy"),
+    ("MAC_OVERRIDE", "it overrides the host's mandatory access control "
+     "(SELinux, AppArmor)"),
+    ("BPF", "it loads BPF programs and maps into the host's kernel"),
+    ("PERFMON", "it opens perf events on the whole host and reads kernel "
+     "addresses"),
+    ("SYS_TIME", "the clock is not namespaced: it sets the host's clock for "
+     "every VM, Vdsm and sanlock"),
+    ("SYSLOG", "it reads and clears the host's kernel log, with kernel "
+     "addresses"),
+    ("AUDIT_CONTROL", "it changes or disables the host's audit rules"),
+])
 
 _DEFAULTS = collections.OrderedDict([
     ("engines", "docker, podman"),
@@ -95,6 +135,11 @@ def _build(v, path):
         cap = cap.upper()
         if cap.startswith("CAP_"):
             cap = cap[4:]
+        if cap in REFUSED_CAPABILITIES:
+            raise errors.ConfigError(
+                path=path, reason="extra_capabilities: %s is refused: %s; "
+                "remove it (run an image that needs it as a real VM)"
+                % (cap, REFUSED_CAPABILITIES[cap]))
         if cap not in KNOWN_CAPABILITIES:
             raise errors.ConfigError(
                 path=path, reason="extra_capabilities: unknown %r" % cap)
