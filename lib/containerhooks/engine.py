@@ -11,6 +11,7 @@ import collections
 import logging
 import re
 import threading
+import unicodedata
 
 import os
 import sys
@@ -33,6 +34,7 @@ _prefer_stdlib_distutils()
 
 import docker  # noqa: E402
 import requests  # noqa: E402
+import six  # noqa: E402
 from six.moves import queue  # noqa: E402
 
 from containerhooks import errors
@@ -440,10 +442,11 @@ _UNREACHABLE = ("connection refused", "no such host", "no route to host",
 
 def _pull_error(ref, reason):
     """The error of a pull the engine refused with reason."""
+    reason = clean_text(reason)
     if any(words in reason for words in _UNREACHABLE):
         return errors.RegistryUnreachable(
             image=str(ref), registry=ref.domain or "docker.io",
-            reason=" ".join(reason.split())[:300])
+            reason=reason)
     return errors.ImageNotFound(image=str(ref), reason=reason)
 
 
@@ -453,9 +456,42 @@ def _reason(e):
         text = e.explanation or str(e)
     else:
         text = str(e)
-    if not isinstance(text, str):
+    return clean_text(text)
+
+
+# Longest reason quoted from an engine (and through it, from a registry).
+MAX_REASON = 300
+
+# ANSI/VT escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or
+# ESC \), and two-character escapes.
+_ESCAPE_RE = re.compile(
+    u"\x1b\\[[0-?]*[ -/]*[@-~]"                 # CSI: ESC [ ... final
+    u"|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"   # OSC: ESC ] ... BEL
+    u"|\x1b[@-Z\\\\-_]"                         # other ESC + one char
+    u"|\x9b[0-?]*[ -/]*[@-~]")                  # 8-bit CSI
+
+
+def clean_text(text):
+    """text (bytes or text) as one printable line of at most MAX_REASON
+    characters.
+
+    Engines quote what a registry answered in their errors, and that text
+    ends up in the VM's exit message in Engine and in Vdsm's log: a tenant's
+    registry could fill it with escape sequences, line breaks, bidi
+    overrides or megabytes.  Escape sequences are removed, every other
+    control, format, separator or unassigned character becomes a space,
+    runs of spaces one."""
+    if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return " ".join(text.split())[:300]
+    elif not isinstance(text, six.text_type):
+        text = six.text_type(text)
+    text = _ESCAPE_RE.sub(u" ", text[:MAX_REASON * 20])
+    text = u"".join(u" " if unicodedata.category(c)[0] in "CZ" else c
+                    for c in text)
+    text = u" ".join(text.split())
+    if len(text) > MAX_REASON:
+        text = text[:MAX_REASON - 3].rstrip() + u"..."
+    return text if six.PY3 else text.encode("utf-8")
 
 
 # What the exit watcher and the host stats need (see Engine.facts, events,
