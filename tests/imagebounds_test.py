@@ -68,3 +68,39 @@ def test_reason_text_is_capped_and_clean(text):
     reason = engines.clean_text(text)
     assert_clean_line(reason + "\n", engines.MAX_REASON)
     assert "  " not in reason
+
+
+# The Docker SDK's proxy injection
+
+@pytest.fixture
+def proxied_root(installation, tmp_path):
+    """Vdsm running the hooks as root (so the helper runs directly, with
+    the hook's environment) with a HOME whose ~/.docker/config.json sets
+    proxies, as an admin's root account may have for the docker CLI."""
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    proxy = "http://proxy.invalid:3128"
+    (home / ".docker" / "config.json").write_text(json.dumps({"proxies": {
+        "default": {"httpProxy": proxy, "httpsProxy": proxy,
+                    "ftpProxy": proxy, "noProxy": "localhost"}}}))
+    import vdsm as vdsm_module
+    return vdsm_module.Vdsm(installation.hooks_dir, user="root", base_env={
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+        "HOME": str(home)})
+
+
+def test_no_proxy_settings_injected_into_the_container(proxied_root,
+                                                       engine):
+    # docker-py (4.0 and later) copies the proxies of the client's
+    # config.json into every container it creates, unless told not to: a
+    # tenant's container would learn, and use, the host's proxy.
+    name, client = engine
+    vm = domains.container_vm(name, images.IMAGE)
+    result = start(proxied_root, vm)
+    try:
+        env = client.containers.get("ovirt-vm-" + vm.id).attrs["Config"][
+            "Env"] or []
+        leaked = [e for e in env if "proxy" in e.split("=", 1)[0].lower()]
+        assert leaked == []
+    finally:
+        power_off(proxied_root, vm, result.data)

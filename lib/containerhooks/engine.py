@@ -205,11 +205,14 @@ class Engine(object):
             options["network_mode"] = "none"
 
         def create():
+            # use_config_proxy: docker-py (since 4.0, by default) copies the
+            # proxies of root's ~/.docker/config.json into the container's
+            # environment; the host's proxy is none of a tenant's business.
             return api.create_container(
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, mac_address=mac,
                 host_config=api.create_host_config(**options),
-                networking_config=networking)
+                networking_config=networking, use_config_proxy=False)
         self._call("create", name, create)
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
