@@ -9,6 +9,7 @@ real engines.
 
 import json
 import os
+import time
 import unicodedata
 
 import pytest
@@ -104,3 +105,122 @@ def test_no_proxy_settings_injected_into_the_container(proxied_root,
         assert leaked == []
     finally:
         power_off(proxied_root, vm, result.data)
+
+
+# The image's own config and output
+
+HOSTILE_REPOSITORY = images.REGISTRY + "/vhc-tests/busybox-hostile"
+FLOOD_LINES = 6000     # of 1000 characters: 6 MB of output
+HOSTILE = {
+    # Its HEALTHCHECK every second (each one a process the engine starts),
+    # and VOLUMEs no volumeMap covers.
+    "health": ["HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD true",
+               'VOLUME ["/cache", "/data/db"]', "CMD " + images.COMMAND],
+    # 6 MB to stdout, then a marker file, then the usual web server.
+    "flood": ["CMD " + json.dumps([
+        "/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do echo %s; "
+        "i=$((i+1)); done; touch /tmp/flooded; exec %s" % (
+            FLOOD_LINES, "x" * 999, " ".join(json.loads(images.COMMAND))
+        )])],
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_images(docker_client, registry_image):
+    """{kind: image} of HOSTILE, imported and pushed to the local registry."""
+    api = docker_client.api
+    rootfs = images.rootfs_tar()
+    for kind, changes in sorted(HOSTILE.items()):
+        api.import_image_from_data(rootfs, repository=HOSTILE_REPOSITORY,
+                                   tag=kind, changes=changes)
+        for message in api.push(HOSTILE_REPOSITORY, tag=kind, stream=True,
+                                decode=True):
+            if "error" in message:
+                raise RuntimeError("push failed: %s" % message["error"])
+    return dict((kind, "%s:%s" % (HOSTILE_REPOSITORY, kind))
+                for kind in HOSTILE)
+
+
+def test_healthcheck_interval_raised(vdsm, installation, engine,
+                                     hostile_images):
+    name, client = engine
+    vm = domains.container_vm(name, hostile_images["health"])
+    result = start(vdsm, vm)
+    try:
+        check = client.containers.get("ovirt-vm-" + vm.id).attrs["Config"][
+            "Healthcheck"]
+        assert check["Test"] == ["CMD-SHELL", "true"]
+        assert check["Interval"] == 5 * 10 ** 9
+    finally:
+        power_off(vdsm, vm, result.data)
+    assert "HEALTHCHECK every 1.000 s; raised to 5 s" in \
+        installation.read_log()
+
+
+def test_unmapped_image_volumes_reported(vdsm, installation, engine,
+                                         hostile_images):
+    name, client = engine
+    vm = domains.container_vm(name, hostile_images["health"])
+    result = start(vdsm, vm)
+    try:
+        rc, out, err = installation.run_cli("ps", "--json")
+        assert rc == 0, err
+        row = [r for r in json.loads(out) if r["vm_id"] == vm.id][0]
+        assert row["unmapped_volumes"] == ["/cache", "/data/db"]
+        rc, out, err = installation.run_cli("ps")
+        line = [l for l in out.splitlines() if l.startswith(vm.id)][0]
+        assert "lost at power off: /cache,/data/db" in line
+    finally:
+        power_off(vdsm, vm, result.data)
+    assert "declares VOLUME /cache, /data/db, which no volumeMap disk " \
+        "covers" in installation.read_log()
+
+
+def _log_bytes(container):
+    """Bytes the engine keeps of container's output, rotated files too."""
+    path = container.attrs["LogPath"]
+    d, base = os.path.split(path)
+    return sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)
+               if n.startswith(base))
+
+
+def test_output_is_bounded(vdsm, fresh_conf, engine, hostile_images):
+    name, client = engine
+    fresh_conf.configure(log_max_size="1m", log_max_files=2)
+    vm = domains.container_vm(name, hostile_images["flood"])
+    result = start(vdsm, vm)
+    try:
+        c = client.containers.get("ovirt-vm-" + vm.id)
+        deadline = time.time() + 120
+        while c.exec_run(["cat", "/tmp/flooded"])[0] != 0:
+            assert time.time() < deadline, "the flood never ended"
+            time.sleep(0.5)
+        kept = _log_bytes(c)
+        print("\n%s kept %d bytes of %d MB of output" % (
+            name, kept, FLOOD_LINES // 1000))
+        # json-file: at most 2 files of 1 MiB (and one record more);
+        # Podman's k8s-file: one file, truncated at 1 MiB.
+        assert kept <= 2 * 1024 * 1024 + 4096
+    finally:
+        power_off(vdsm, vm, result.data)
+
+
+def test_writable_layer_bound_where_the_storage_allows(vdsm, installation,
+                                                      engine):
+    # This machine's engines keep their layers on ext4 (no project
+    # quotas): both refuse a size, and the container starts unbounded,
+    # with a warning.  On overlay over XFS with pquota the size holds.
+    name, client = engine
+    vm = domains.container_vm(name, images.IMAGE)
+    result = start(vdsm, vm)
+    try:
+        c = client.containers.get("ovirt-vm-" + vm.id)
+        assert c.status == "running"
+    finally:
+        power_off(vdsm, vm, result.data)
+    warning = [l for l in installation.read_log().splitlines()
+               if "%s cannot bound the writable layer of ovirt-vm-%s "
+               "(writable_layer_size): " % (name, vm.id) in l]
+    assert len(warning) == 1
+    assert "--storage-opt is supported only for overlay over xfs with " \
+        "'pquota' mount option" in warning[0]

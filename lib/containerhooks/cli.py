@@ -71,7 +71,9 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image and volumes of every container VM on this host.")
+        "uptime, image and volumes of every container VM on this host, and "
+        "the image's VOLUMEs that no volumeMap disk keeps (their data is "
+        "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=ps)
 
@@ -253,6 +255,8 @@ def ps(args):
             "uptime": int(now - started) if started else None,
             "volumes": ["%s:%s" % (v.get("disk"), v.get("path"))
                         for v in record.get("volumes", [])],
+            # The image's VOLUMEs no volumeMap disk covers (helper.py).
+            "unmapped_volumes": record.get("unmapped_volumes", []),
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -263,7 +267,9 @@ def ps(args):
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
             ",".join(r["ips"]) or "-", _duration(r["uptime"]), r["image"],
-            " " + ",".join(r["volumes"]) if r["volumes"] else ""))
+            (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
+            (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
+             if r["unmapped_volumes"] else "")))
     return 0
 
 

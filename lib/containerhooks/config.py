@@ -6,6 +6,7 @@ set from a VM's custom properties.  A missing file means the defaults.
 
 import collections
 import os
+import re
 
 import six
 from six.moves import configparser
@@ -80,6 +81,9 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_timeout", "600"),
     ("stop_timeout", "10"),
     ("pids_limit", "1024"),
+    ("log_max_size", "10m"),
+    ("log_max_files", "3"),
+    ("writable_layer_size", "10g"),
     ("nofile", "8192"),
     ("nproc", "4096"),
     ("extra_capabilities", ""),
@@ -97,7 +101,8 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
-    "pids_limit", "nofile", "nproc", "capabilities", "init",
+    "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
+    "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "gc_grace", "leftover_grace",
     "path",
 ])
@@ -152,6 +157,9 @@ def _build(v, path):
         pull_timeout=_int(v, "pull_timeout", 1, 86400, path),
         stop_timeout=_int(v, "stop_timeout", 0, 3600, path),
         pids_limit=_int(v, "pids_limit", 16, 1 << 22, path),
+        log_max_size=_size(v, "log_max_size", 64 * 1024, path),
+        log_max_files=_int(v, "log_max_files", 1, 100, path),
+        writable_layer_size=_size(v, "writable_layer_size", 1 << 20, path),
         nofile=_int(v, "nofile", 64, 1 << 20, path),
         nproc=_int(v, "nproc", 16, 1 << 22, path),
         capabilities=tuple(caps),
@@ -181,6 +189,25 @@ def _roots(values, key, path):
                 "directory other than /" % (key, root))
         roots.append(root.rstrip("/"))
     return tuple(roots)
+
+
+_SIZE_RE = re.compile(r"\A([0-9]{1,12})([kmg]?)\Z")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _size(values, key, low, path):
+    """A size as the engines take it ("10m", "512k", "2g"; bytes without a
+    unit), or "" for none; at least low bytes."""
+    value = values[key].lower()
+    if not value:
+        return ""
+    m = _SIZE_RE.match(value)
+    if not m or int(m.group(1)) * _UNITS[m.group(2)] < low:
+        raise errors.ConfigError(
+            path=path, reason="%s: expected a size of at least %d KiB such as "
+            "512k, 10m or 2g, or nothing, got %r" % (key, low // 1024,
+                                                     values[key]))
+    return value
 
 
 def _int(values, key, low, high, path):

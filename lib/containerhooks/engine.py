@@ -59,8 +59,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None):
+                 image=None, config=None):
         self.id = id
+        self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
         self.started = started
         self.image = image
@@ -147,6 +148,13 @@ class Engine(object):
             raise errors.ImageNotFound(image=str(ref),
                                        reason="the engine did not store it")
 
+    def image_config(self, ref):
+        """The image's own container config ("Config" of its inspect):
+        Healthcheck, Volumes, User... as the image's author wrote it."""
+        image = self._call("inspect image", str(ref),
+                           lambda: self.client.images.get(str(ref)))
+        return image.attrs.get("Config") or {}
+
     def _pull(self, ref, api_timeout, outcome):
         """pull()'s thread: put None, or the error, into outcome."""
         api = docker.APIClient(base_url="unix://" + self.socket,
@@ -181,13 +189,17 @@ class Engine(object):
     # Containers
 
     def create(self, name, image, labels, host_options, hostname=None,
-               endpoints=()):
+               endpoints=(), healthcheck=None, layer_size=""):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
         endpoints: Endpoint tuples; the container is created on the first
         and connected to the others before it starts.  No endpoint means
-        no network at all.
+        no network at all.  healthcheck: the create() healthcheck (None:
+        the image's).  layer_size: the most the container may write into
+        its own layer ("10g"), where the storage driver can bound it
+        (overlay2 on XFS mounted with pquota, btrfs, zfs...); an engine
+        that cannot creates it unbounded, with a warning in the log.
         """
         api = self.client.api
         options = dict(host_options)
@@ -204,16 +216,29 @@ class Engine(object):
         else:
             options["network_mode"] = "none"
 
-        def create():
+        def create(host):
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
-            return api.create_container(
+            return lambda: api.create_container(
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, mac_address=mac,
-                host_config=api.create_host_config(**options),
-                networking_config=networking, use_config_proxy=False)
-        self._call("create", name, create)
+                host_config=api.create_host_config(**host),
+                networking_config=networking, healthcheck=healthcheck,
+                use_config_proxy=False)
+        if layer_size:
+            bounded = dict(options, storage_opt={"size": layer_size})
+            try:
+                self._call("create", name, create(bounded))
+            except errors.ContainerError as e:
+                if not any(w in e.reason for w in _NO_STORAGE_OPT):
+                    raise
+                log.warning("%s cannot bound the writable layer of %s "
+                            "(writable_layer_size): %s", self.name, name,
+                            e.reason)
+                layer_size = ""
+        if not layer_size:
+            self._call("create", name, create(options))
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
@@ -415,6 +440,7 @@ def _info(container):
         created=_epoch(attrs.get("Created")),
         started=_epoch(state.get("StartedAt")),
         image=(attrs.get("Config") or {}).get("Image"),
+        config=attrs.get("Config") or {},
     )
 
 
@@ -434,6 +460,11 @@ def _epoch(text):
         seconds -= delta if offset.group(1) == "+" else -delta
     return seconds
 
+
+# How the engines refuse a writable layer size their storage cannot bound:
+# Docker 20.10 and Podman 4.3 (containers/storage) both say "--storage-opt
+# is supported only for overlay over xfs with 'pquota' mount option".
+_NO_STORAGE_OPT = ("--storage-opt", "storage opt")
 
 # How the engines (Go's net/http) say that a registry cannot be reached, as
 # opposed to an image it does not have.
