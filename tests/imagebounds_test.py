@@ -224,3 +224,43 @@ def test_writable_layer_bound_where_the_storage_allows(vdsm, installation,
     assert len(warning) == 1
     assert "--storage-opt is supported only for overlay over xfs with " \
         "'pquota' mount option" in warning[0]
+
+
+# pids_limit against the host's pid_max
+
+def _capacity():
+    """What check assumes: the host's memory over 256 MiB per VM."""
+    with open("/proc/meminfo") as f:
+        kib = int([l for l in f if l.startswith("MemTotal:")][0].split()[1])
+    return kib // 1024 // 256
+
+
+def _pids_row(installation):
+    rc, out, err = installation.run_cli("check", "--json")
+    rows = [r for r in json.loads(out) if r["check"] == "pids"]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
+def test_check_warns_when_pids_limit_overcommits_pid_max(fresh_conf):
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    vms = _capacity()
+    over = pid_max // vms + 1
+    if over > 1 << 22:
+        pytest.fail("pid_max %d cannot be over-committed by pids_limit on "
+                    "this host" % pid_max, pytrace=False)
+    fresh_conf.configure(pids_limit=over)
+    row = _pids_row(fresh_conf)
+    print("\n" + row["detail"])
+    assert row["ok"] and row["warn"]
+    assert "pid_max %d" % pid_max in row["detail"]
+    assert "lower pids_limit" in row["detail"]
+    rc, out, err = fresh_conf.run_cli("check")
+    assert [l for l in out.splitlines() if l.startswith("WARN pids")]
+
+    under = pid_max // vms
+    if under >= 16:
+        fresh_conf.configure(pids_limit=under)
+        row = _pids_row(fresh_conf)
+        assert row["ok"] and not row["warn"], row

@@ -4,7 +4,7 @@ Run as root on a host.  Sub-commands:
 
   check       is this host ready: engines, sudo rule and helper, helper
               service, hooks, networks, the exit watcher, the placeholder
-              kernel
+              kernel; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
   gc          remove leftovers (gc.py); --dry-run lists them only
@@ -137,8 +137,9 @@ def check(args):
     """Is this host ready to run container VMs?"""
     results = []
 
-    def add(name, ok, detail):
-        results.append({"check": name, "ok": bool(ok), "detail": detail})
+    def add(name, ok, detail, warn=False):
+        results.append({"check": name, "ok": bool(ok), "detail": detail,
+                        "warn": bool(warn)})
 
     try:
         conf = config.load()
@@ -182,6 +183,7 @@ def check(args):
     add("exit watcher", watcher is not None, "pid %s" % watcher
         if watcher else "not running: systemctl enable --now "
         "vdsm-hook-containers-watcher")
+    add("pids", True, *_pids_budget(conf))
     nets = _networks()
     bad = [c.bridge for c in nets
            if not os.path.isdir("/sys/class/net/" + c.bridge)]
@@ -190,6 +192,46 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
+
+
+# /proc files "check" reads (tests point them elsewhere).
+PID_MAX = "/proc/sys/kernel/pid_max"
+MEMINFO = "/proc/meminfo"
+
+# The memory of a small container VM: the host's memory divided by this is
+# how many container VMs "check" assumes the host may run at once.
+SMALL_VM_MIB = 256
+
+
+def _pids_budget(conf):
+    """(detail, warn): whether pids_limit times the container VMs this host
+    could run exceeds the kernel's pid_max.
+
+    The kernel's process ids are one pool for the whole host: when it is
+    empty, nothing forks any more -- not Vdsm, libvirt, sshd.  pids_limit
+    keeps one container from taking it all, not many; and the host's own
+    processes need some of it too.  How many VMs: the host's memory over
+    SMALL_VM_MIB, or the container VMs there are now if more."""
+    from containerhooks import state
+    try:
+        with open(PID_MAX) as f:
+            pid_max = int(f.read())
+        with open(MEMINFO) as f:
+            mem_kib = int([l for l in f if l.startswith("MemTotal:")][0]
+                          .split()[1])
+    except (IOError, OSError, ValueError, IndexError) as e:
+        return "cannot read %s or %s: %s" % (PID_MAX, MEMINFO, e), True
+    vms = max(mem_kib // 1024 // SMALL_VM_MIB, len(state.vm_ids()), 1)
+    need = conf.pids_limit * vms
+    detail = ("pids_limit %d x %d container VMs (%d MiB of memory / %d "
+              "MiB) = %d %s pid_max %d" % (
+                  conf.pids_limit, vms, mem_kib // 1024, SMALL_VM_MIB, need,
+                  ">" if need > pid_max else "<=", pid_max))
+    if need > pid_max:
+        return (detail + ": containers can take every process id of the "
+                "host; lower pids_limit in %s or raise kernel.pid_max "
+                "(sysctl, up to 4194304)" % conf.path), True
+    return detail, False
 
 
 def _sudoers_names_helper(path):
@@ -220,7 +262,8 @@ def _report(results, as_json):
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print("%-4s %-20s %s" % ("ok" if r["ok"] else "FAIL", r["check"],
+            print("%-4s %-20s %s" % ("FAIL" if not r["ok"] else "WARN"
+                                     if r["warn"] else "ok", r["check"],
                                      r["detail"]))
     return 0 if all(r["ok"] for r in results) else 1
 
