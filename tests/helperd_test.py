@@ -316,11 +316,12 @@ def test_trickling_client_cut_off_at_the_deadline(bare, helperd):
     assert helperd.poll() is None
 
 
-def test_busy_service_refuses_at_once(bare, helperd):
+def test_busy_service_refuses_at_once(bare, helperd, hooks):
     # Every child busy (here: waiting for requests that never come): one
     # more request gets a clear refusal within seconds, not a place in the
     # listen queue until a child ends (Vdsm waits for a hook forever).
     from containerhooks import helperd as service
+    vm = domains.container_vm("docker", images.IMAGE)
     idle = []
     try:
         for _ in range(service.MAX_CHILDREN):
@@ -329,6 +330,10 @@ def test_busy_service_refuses_at_once(bare, helperd):
             idle.append(s)
         time.sleep(1.5)     # the service has accepted and forked them all
         began = time.time()
+        with pytest.raises(HookError) as e:
+            start(hooks, vm)
+        hook_took = time.time() - began
+        began = time.time()
         answer = ask(bare.helper_socket, json.dumps({"argv": [
             "stop", "--vm-id", "6f1b2c3d-0000-4000-8000-000000000004"]})
             .encode())
@@ -336,6 +341,10 @@ def test_busy_service_refuses_at_once(bare, helperd):
     finally:
         for s in idle:
             s.close()
+    # What Engine shows: the service's own words.
+    assert e.value.err.decode().startswith("containers-helperd: busy: all "
+                                           "32 request slots are in use")
+    assert hook_took < 5, "the hook was refused after %.1f s" % hook_took
     assert answer["rc"] != 0
     assert "busy" in answer["err"] and str(service.MAX_CHILDREN) in \
         answer["err"]

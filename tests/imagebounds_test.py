@@ -176,6 +176,24 @@ def test_unmapped_image_volumes_reported(vdsm, installation, engine,
         "covers" in installation.read_log()
 
 
+def test_volume_covered_by_a_disk_is_not_reported(vdsm, installation, engine,
+                                                 hostile_images, storage):
+    # volumeMap puts a VM disk at /data: the image's /data/db lives on it,
+    # only /cache is lost at power off.
+    name, client = engine
+    vm = domains.add_disks(domains.VM({
+        "containerType": name, "containerImage": hostile_images["health"],
+        "volumeMap": "vda:/data"}), domains.disk("vda", storage.image()))
+    result = start(vdsm, vm)
+    try:
+        rc, out, err = installation.run_cli("ps", "--json")
+        row = [r for r in json.loads(out) if r["vm_id"] == vm.id][0]
+        assert row["volumes"] == ["vda:/data"]
+        assert row["unmapped_volumes"] == ["/cache"]
+    finally:
+        power_off(vdsm, vm, result.data)
+
+
 def _log_bytes(container):
     """Bytes the engine keeps of container's output, rotated files too."""
     path = container.attrs["LogPath"]
