@@ -294,21 +294,22 @@ def ps(args):
     from containerhooks import state
     conf = config.load()
     engines = {}
+    unreachable = {}
     rows = []
     now = time.time()
     for vm_id in sorted(state.vm_ids()):
         record = state.read(vm_id) or {}
         name = record.get("engine")
         status, started = "unknown (engine down)", None
-        if name in conf.engines:
+        if name in conf.engines and name not in unreachable:
             try:
                 eng = engines.get(name) or _connect(conf, name)
                 engines[name] = eng
                 info = eng.find(vm_id)
                 status = info.status if info else "gone"
                 started = info.started if info else None
-            except errors.Error:
-                pass
+            except errors.Error as e:
+                unreachable[name] = e
         rows.append({
             "vm_id": vm_id, "vm_name": record.get("vm_name"),
             "engine": name, "image": record.get("image"),
@@ -321,9 +322,17 @@ def ps(args):
             # The image's VOLUMEs no volumeMap disk covers (helper.py).
             "unmapped_volumes": record.get("unmapped_volumes", []),
         })
-    if args.json:
+    _print_ps(rows, args.json)
+    # The list is still printed; the exit code says it is incomplete.
+    for name, e in sorted(unreachable.items()):
+        sys.stderr.write("vdsm-containers: %s\n" % e)
+    return 1 if unreachable else 0
+
+
+def _print_ps(rows, as_json):
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return
     print("%-36s %-16s %-7s %-10s %-16s %-9s %s" % (
         "VM ID", "NAME", "ENGINE", "STATE", "IP", "UPTIME", "IMAGE / VOLUMES"))
     for r in rows:
@@ -333,7 +342,6 @@ def ps(args):
             (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
             (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
              if r["unmapped_volumes"] else "")))
-    return 0
 
 
 def _duration(seconds):
