@@ -278,11 +278,6 @@ class Engine(object):
             options={"parent": parent, "macvlan_mode": "bridge"},
             check_duplicate=True))
 
-    def remove_network(self, name):
-        self._call("remove network", name,
-                   lambda: self.client.networks.get(name).remove(),
-                   missing=None)
-
     def start(self, name):
         container = self._get(name)
         self._call("start", name, container.start)
