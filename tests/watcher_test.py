@@ -394,3 +394,39 @@ def test_placeholder_end_with_no_hook_stops_the_container(
           "later" % ("gone" if gone() else "still there", took))
     assert gone(), [c.status for c in vmrun.containers_of(client, vm)]
     assert took < STOP_BOUND
+
+
+def _wait_for(predicate, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_watcher_follows_a_changed_configuration(fresh_conf, watcher):
+    # containers.conf says a change needs no restart: the watcher takes
+    # it within seconds; new engines or sockets make it start again (same
+    # pid: the service is not restarted), a broken file is not taken.
+    installation = fresh_conf
+    status = os.path.join(installation.state_dir, "watcher.status")
+
+    def engines():
+        with open(status) as f:
+            return sorted(json.load(f)["engines"])
+
+    installation.configure(stop_timeout="7")
+    assert _wait_for(lambda: "containers.conf reloaded"
+                     in installation.read_log())
+    installation.configure(stop_timeout="seven")
+    assert _wait_for(lambda: "keeping the configuration in use"
+                     in installation.read_log())
+    assert watcher.poll() is None
+
+    installation.configure(engines="docker")
+    assert _wait_for(lambda: os.path.exists(status)
+                     and engines() == ["docker"])
+    assert watcher.poll() is None
+    assert "engines or sockets changed, starting again" \
+        in installation.read_log()

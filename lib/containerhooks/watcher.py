@@ -103,6 +103,8 @@ RECONNECT_MAX = 10
 FINISH_INTERVAL = 1.0
 PLACEHOLDER_GRACE = 5.0
 PRUNE_INTERVAL = 3600
+# How often containers.conf is looked at for a change (one stat).
+RELOAD_INTERVAL = 1.0
 
 # The kernel's log, and its OOM kill records (mm/oom_kill.c
 # dump_oom_summary): "oom-kill:constraint=CONSTRAINT_MEMCG,...,
@@ -137,6 +139,12 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watcher.run()
+    if watcher.restart:
+        # The same process (pid, service) starts afresh on the new
+        # configuration; the engine threads end with the old image.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.argv[0], sys.argv)
     return 0
 
 
@@ -159,6 +167,8 @@ class Watcher(object):
         self._placeholders = {}
         # vm_id -> why its stop could not be finished (logged once).
         self._unfinished = {}
+        # Set when the watcher ends to start again (main() re-executes).
+        self.restart = False
         self._status = {"pid": os.getpid(), "started": time.time(),
                         "engines": dict((name, {"reachable": None})
                                         for name in conf.engines)}
@@ -173,16 +183,45 @@ class Watcher(object):
         self._start_thread(self._finish_loop, "finish")
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
-        last_prune = time.time()
+        last_prune = last_reload = time.time()
+        conf_version = _file_version(self.conf.path)
         while not self.stopping.wait(RETRY_INTERVAL):
             self._retry_pending()
-            if time.time() - last_prune > PRUNE_INTERVAL:
+            now = time.time()
+            if now - last_prune > PRUNE_INTERVAL:
                 self._prune()
-                last_prune = time.time()
+                last_prune = now
+            if now - last_reload > RELOAD_INTERVAL:
+                last_reload = now
+                version = _file_version(self.conf.path)
+                if version != conf_version:
+                    conf_version = version
+                    if self._reload():
+                        break
         # The engine threads block in their event streams; they end with
         # the process.
         _unlink(hoststats.status_path())
         log.info("stopped")
+
+    def _reload(self):
+        """Take a changed containers.conf; True when the watcher must start
+        again (other engines or sockets: one thread follows each engine's
+        event stream, opened on the old socket).  A file with an error is
+        logged and the configuration in use is kept."""
+        try:
+            conf = config.load(self.conf.path)
+        except errors.Error as e:
+            log.error("keeping the configuration in use: %s", e)
+            return False
+        if (conf.engines, conf.sockets) != (self.conf.engines,
+                                            self.conf.sockets):
+            log.info("%s: engines or sockets changed, starting again",
+                     conf.path)
+            self.restart = True
+            return True
+        self.conf = conf
+        log.info("%s reloaded", conf.path)
+        return False
 
     def _start_thread(self, target, name, *args):
         t = threading.Thread(target=target, args=args, name=name)
@@ -518,6 +557,15 @@ class Watcher(object):
         for vm_id in exits.prune():
             log.info("vm_id=%s dropped its exit record (older than %ds)",
                      vm_id, exits.MAX_AGE)
+
+
+def _file_version(path):
+    """What changes when path is edited or replaced (None if absent)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime, st.st_size)
 
 
 def _exit_record(record, status, event_code):
