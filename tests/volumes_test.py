@@ -22,8 +22,9 @@ from lxml import etree
 import domains
 import images
 import libvirt
-from hoststorage import (DISK_MIB, MIB, VDSM_UID, fs_type, kvm_gid, run,
-                         sha256, write_at)
+from hoststorage import (DISK_MIB, MIB, VDSM_UID, OtherHost, fs_type,
+                         kvm_gid, lock_holder, qemu_io, run, sha256,
+                         write_at)
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
 
@@ -57,6 +58,12 @@ def assert_released(installation, storage, client, vm):
     assert not os.path.exists(os.path.join(volumes, vm.id))
     assert not os.path.exists(os.path.join(volumes, vm.id + ".json"))
     assert storage.leftovers(installation.state_dir) == []
+    # No lock left on its images either: another host may mount them now.
+    for disk in etree.fromstring(vm.xml.encode("utf-8")).iterfind(
+            "devices/disk[@type='file']/source"):
+        path = disk.get("file")
+        if os.path.isfile(path):
+            assert lock_holder(path) is None, path
 
 
 # Through the hooks
@@ -267,6 +274,35 @@ def test_failed_container_start_releases_the_disks(vdsm, installation,
     err = e.value.err.decode("utf-8")
     assert "failed to start container" in err, err
     assert_released(installation, storage, client, vm)
+
+
+def test_start_refused_while_another_host_has_the_disk(
+        vdsm, installation, storage, docker_client, registry_image):
+    # One engine is enough: the lock is taken before any engine is used.
+    image = storage.image()
+    vm = container_vm("docker", "vda:/data", domains.disk("vda", image))
+
+    with OtherHost(image):
+        with pytest.raises(HookError) as e:
+            start(vdsm, vm)
+        err = e.value.err.decode("utf-8")
+        assert "VM disk vda cannot be mounted in the container: it is in " \
+            "use: it is mounted for a container on another host" in err, err
+        assert err.count("\n") == 1
+    assert_released(installation, storage, docker_client, vm)
+    assert fs_type(image) == ""             # never touched
+
+    result = start(vdsm, vm)
+    try:
+        assert lock_holder(image) == "vdsm-hook-containers"
+        with pytest.raises(AssertionError):     # the other host, in turn
+            OtherHost(image)
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
+    finally:
+        power_off(vdsm, vm, result.data)
+    assert_released(installation, storage, docker_client, vm)
+    assert qemu_io(image)[0] == 0
 
 
 def test_disk_in_use_refused(vdsm, installation, engine, storage):
