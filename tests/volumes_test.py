@@ -453,6 +453,16 @@ def qemu_fds(pid, path):
     return flags
 
 
+def image_lock_bytes(path):
+    """The first bytes of every lock on path's file (/proc/locks)."""
+    st = os.stat(path)
+    inode = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev),
+                              st.st_ino)
+    with open("/proc/locks") as f:
+        return sorted(int(line.split()[-2]) for line in f
+                      if line.split()[-3] == inode)
+
+
 def read_at(path, offset, length):
     with open(path, "rb") as f:
         f.seek(offset)
@@ -533,6 +543,14 @@ def test_placeholder_cannot_write_a_mounted_disk(vdsm, installation, storage,
                 == "Block node is read-only"
             assert read_at(path, WRITE_AT, WRITE_LENGTH) \
                 != b"\xab" * WRITE_LENGTH
+
+        # The package's lock and the read-only placeholder's own qemu locks
+        # live together (qemu's "consistent read" byte 100 is its own), and
+        # keep any other qemu from writing the image.
+        assert 100 in image_lock_bytes(image)
+        assert lock_holder(image) == "vdsm-hook-containers"
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
 
         # The container writes meanwhile, and Engine's power off releases
         # the disks while qemu still runs (before_vm_destroy comes first),
