@@ -83,8 +83,10 @@ def lock(disk, fd):
     package or any qemu holds a lock on the image.
     """
     try:
+        # A regular file (checked): no O_NONBLOCK, which the loop device
+        # would inherit with the descriptor.
         rw = os.open("/proc/self/fd/%d" % fd,
-                     os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | _O_CLOEXEC)
+                     os.O_RDWR | os.O_NOCTTY | _O_CLOEXEC)
     except OSError as e:
         raise errors.VolumeRefused(
             disk=disk, reason="its image cannot be opened for writing (%s); "

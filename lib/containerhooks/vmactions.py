@@ -1,6 +1,6 @@
 """What the other Engine actions on a VM mean for its container.
 
-- Migration (before_vm_migrate_source) and hibernation / memory snapshots
+- Migration (before_vm_migrate_source) and hibernation
   (before_vm_hibernate) are refused: a container's memory is not the
   placeholder's, so neither could carry it.  The hook exits non-zero, Vdsm
   aborts the action, the VM keeps running, and Engine shows the message.
@@ -8,8 +8,9 @@
   is refused: qemu would let go of a disk it never wrote, Vdsm would tear
   down its volume, and the container would keep writing to storage that
   Engine believes detached.  Other disks unplug as usual.  (Vdsm gives no
-  hook for a disk snapshot, a live storage migration or a disk resize:
-  see the README.)
+  hook for a snapshot, with or without memory (virt/jobs/snapshot.py), a
+  live storage migration (diskReplicateStart) or a disk resize
+  (diskSizeExtend): see the README.)
 - Pause (after_vm_pause) freezes the container, resume (after_vm_cont)
   thaws it.  after_vm_pause also fires when Vdsm pauses a VM on a storage
   I/O error: the container is frozen then too, because its volumes live on
