@@ -38,8 +38,8 @@ def test_disk_locked_by_another_host_refused_until_released(storage):
             "it is mounted for a container on another host, or being "
             "mounted there (the image's vdsm-hook-containers lock is held); "
             "power that VM off first, or remove vda from volumeMap")
-        assert storage.leftovers(storage.state_dir) == []
-        assert sha256(image) == before          # not even formatted
+    assert storage.leftovers(storage.state_dir) == []
+    assert sha256(image) == before              # not even formatted
 
     attached = volumes.attach(spec, storage.conf)
     try:

@@ -114,6 +114,14 @@ class Storage(object):
         for device, backing in loops().items():
             if backing and backing.startswith(ours):
                 found.append("%s (%s)" % (device, backing))
+        # The package's lock on an image (disklock.py) would refuse its
+        # next start.  (A qemu's locks are its domain's.)
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path) \
+                        and lock_holder(path) == "vdsm-hook-containers":
+                    found.append("image lock on %s" % path)
         return found
 
     def clean(self, state_dir):
