@@ -83,8 +83,8 @@ def lock(disk, fd):
     package or any qemu holds a lock on the image.
     """
     try:
-        # A regular file (checked): no O_NONBLOCK, which the loop device
-        # would inherit with the descriptor.
+        # As losetup opens it: read-write and blocking, since the loop
+        # device does its I/O through this very descriptor.
         rw = os.open("/proc/self/fd/%d" % fd,
                      os.O_RDWR | os.O_NOCTTY | _O_CLOEXEC)
     except OSError as e:
