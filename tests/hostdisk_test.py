@@ -113,8 +113,10 @@ def test_detach_after_a_kill_between_losetup_and_the_journal(storage):
     image = storage.image()
     source, fd = hostdisk.open_source(volume("vda", "/data", "file", image),
                                       storage.conf)
-    os.close(fd)
-    device = hostdisk.attach_loop(source)
+    try:
+        device = hostdisk.attach_loop(source, fd)
+    finally:
+        os.close(fd)
     os.makedirs(volumes.vm_dir(VM_ID))
     entry = {"disk": "vda", "path": "/data", "kind": "file",
              "source": source.path, "ino": source.ino, "device": None,

@@ -26,6 +26,7 @@ import random
 import shutil
 import string
 import subprocess
+import sys
 import tempfile
 import uuid
 
@@ -238,6 +239,14 @@ class Storage(object):
         for device, backing in loops().items():
             if backing and backing.startswith(ours):
                 found.append("%s (%s)" % (device, backing))
+        # The package's lock on an image (disklock.py) would refuse its
+        # next start.  (A qemu's locks are its domain's.)
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path) \
+                        and lock_holder(path) == "vdsm-hook-containers":
+                    found.append("image lock on %s" % path)
         return found
 
     def clean(self, state_dir):
@@ -276,3 +285,72 @@ def write_at(path, offset, data):
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(data)
+
+
+# Another host on the same storage
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What the package on another host does to a disk it mounts (disklock.lock,
+# then the loop device keeps the descriptor: the same open file
+# description lock), in a process of its own mount namespace.
+_OTHER_HOST = """
+import os, sys
+from containerhooks import disklock
+fd = os.open(sys.argv[1], os.O_RDONLY)
+held = disklock.lock("vda", fd)
+sys.stdout.write(os.readlink("/proc/self/ns/mnt") + "\\n")
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+class OtherHost(object):
+    """A second "host" holding the package's lock on an image, as a
+    process in its own mount namespace (unshare -m), until release().
+    (Cross-host propagation needs an NFS client: argued in the README.)"""
+
+    def __init__(self, image):
+        env = dict(os.environ, PYTHONPATH=os.path.join(TOP, "lib"))
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private",
+             sys.executable, "-c", _OTHER_HOST, image],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.mount_ns = self.proc.stdout.readline().decode().strip()
+        if not self.mount_ns:
+            self.release()
+            raise AssertionError("the other host could not lock %s" % image)
+        assert self.mount_ns != os.readlink("/proc/self/ns/mnt")
+
+    def release(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock_holder(image):
+    """Who holds a lock on image, as the package sees it (disklock.holder):
+    "vdsm-hook-containers", "qemu" or None."""
+    from containerhooks import disklock
+    fd = os.open(image, os.O_RDONLY)
+    try:
+        return disklock.holder(fd)
+    finally:
+        os.close(fd)
+
+
+def qemu_io(image, readonly=False):
+    """Open image with qemu-io (read-write unless readonly), read a sector;
+    (exit code, output)."""
+    cmd = ["qemu-io", "-f", "raw"] + (["-r"] if readonly else []) + [
+        "-c", "read 0 512", image]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    out, _ = p.communicate()
+    return p.returncode, out.decode("utf-8", "replace")

@@ -22,8 +22,9 @@ from lxml import etree
 import domains
 import images
 import libvirt
-from hoststorage import (DISK_MIB, MIB, VDSM_UID, fs_type, kvm_gid, run,
-                         sha256, write_at)
+from hoststorage import (DISK_MIB, MIB, VDSM_UID, OtherHost, fs_type,
+                         kvm_gid, lock_holder, qemu_io, run, sha256,
+                         write_at)
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
 
@@ -56,6 +57,7 @@ def assert_released(installation, storage, client, vm):
     volumes = os.path.join(installation.state_dir, "volumes")
     assert not os.path.exists(os.path.join(volumes, vm.id))
     assert not os.path.exists(os.path.join(volumes, vm.id + ".json"))
+    # (No image lock either: another host may mount the disks now.)
     assert storage.leftovers(installation.state_dir) == []
 
 
@@ -269,6 +271,35 @@ def test_failed_container_start_releases_the_disks(vdsm, installation,
     assert_released(installation, storage, client, vm)
 
 
+def test_start_refused_while_another_host_has_the_disk(
+        vdsm, installation, storage, docker_client, registry_image):
+    # One engine is enough: the lock is taken before any engine is used.
+    image = storage.image()
+    vm = container_vm("docker", "vda:/data", domains.disk("vda", image))
+
+    with OtherHost(image):
+        with pytest.raises(HookError) as e:
+            start(vdsm, vm)
+        err = e.value.err.decode("utf-8")
+        assert "VM disk vda cannot be mounted in the container: it is in " \
+            "use: it is mounted for a container on another host" in err, err
+        assert err.count("\n") == 1
+    assert_released(installation, storage, docker_client, vm)
+    assert fs_type(image) == ""             # never touched
+
+    result = start(vdsm, vm)
+    try:
+        assert lock_holder(image) == "vdsm-hook-containers"
+        with pytest.raises(AssertionError):     # the other host, in turn
+            OtherHost(image)
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
+    finally:
+        power_off(vdsm, vm, result.data)
+    assert_released(installation, storage, docker_client, vm)
+    assert qemu_io(image)[0] == 0
+
+
 def test_disk_in_use_refused(vdsm, installation, engine, storage):
     # An image some other loop device already uses, a block device the
     # host has mounted elsewhere.
@@ -418,6 +449,16 @@ def qemu_fds(pid, path):
     return flags
 
 
+def image_lock_bytes(path):
+    """The first bytes of every lock on path's file (/proc/locks)."""
+    st = os.stat(path)
+    inode = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev),
+                              st.st_ino)
+    with open("/proc/locks") as f:
+        return sorted(int(line.split()[-2]) for line in f
+                      if line.split()[-3] == inode)
+
+
 def read_at(path, offset, length):
     with open(path, "rb") as f:
         f.seek(offset)
@@ -498,6 +539,14 @@ def test_placeholder_cannot_write_a_mounted_disk(vdsm, installation, storage,
                 == "Block node is read-only"
             assert read_at(path, WRITE_AT, WRITE_LENGTH) \
                 != b"\xab" * WRITE_LENGTH
+
+        # The package's lock and the read-only placeholder's own qemu locks
+        # live together (qemu's "consistent read" byte 100 is its own), and
+        # keep any other qemu from writing the image.
+        assert 100 in image_lock_bytes(image)
+        assert lock_holder(image) == "vdsm-hook-containers"
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
 
         # The container writes meanwhile, and Engine's power off releases
         # the disks while qemu still runs (before_vm_destroy comes first),

@@ -117,6 +117,14 @@ class VolumeRefused(Error):
     msg = "VM disk {disk} cannot be mounted in the container: {reason}"
 
 
+class DiskInUse(Error):
+    """An Engine disk operation on a disk the container has mounted."""
+
+    msg = ("{action} disk {disk} of VM {vm_id} is refused: the VM's "
+           "container has it mounted at {path} (volumeMap); power the VM "
+           "off first, or remove {disk} from volumeMap and restart the VM")
+
+
 class UnsafeVolumeSource(Error):
     """The helper's caller named a source that is not a prepared VM disk."""
 

@@ -8,10 +8,10 @@ unmounts.
 
 Nothing here trusts the path it is given: the source is opened once, and
 what was opened (its real path from /proc/self/fd, its type, its inode,
-for a block device what the kernel says the device is) is what is checked;
-a loop device is verified to be backed by that very inode before it is
-used.  Every program runs through commands.run, never a shell;
-the binaries are the constants below.  Only the root helper uses this.
+for a block device what the kernel says the device is) is what is checked,
+and that open file is what a loop device gets.  Every program runs through
+commands.run, never a shell; the binaries are the constants below.  Only
+the root helper uses this.
 """
 
 import collections
@@ -24,6 +24,7 @@ import re
 import stat
 
 from containerhooks import commands
+from containerhooks import disklock
 from containerhooks import errors
 from containerhooks import paths
 from containerhooks import spec as specs
@@ -39,6 +40,7 @@ UMOUNT = "/usr/bin/umount"
 
 MOUNTINFO = "/proc/self/mountinfo"
 PROC = "/proc"
+LOOP_CONTROL = "/dev/loop-control"
 
 # File systems mounted as they are found.  The host kernel parses what the
 # VM's owner wrote on the disk: only these common, well-fuzzed ones.
@@ -55,11 +57,6 @@ MIB = 1024 * 1024
 # The blank check reads the first and last MiB of every disk, and all the
 # data of a sparse image file that has at most this much allocated.
 SCAN_ALLOCATED_MAX = 64 * MIB
-
-# The bytes qemu's lock on an image uses (qemu's file-posix.c: 100 + the
-# permission bit, 200 + the shared permission bit).
-QEMU_LOCK_START = 100
-QEMU_LOCK_LENGTH = 200
 
 # Image formats that are not raw, by their first bytes.  Only raw data can
 # be mounted by the host; the hook refuses these by the driver type too.
@@ -81,6 +78,10 @@ _LOOP_RE = re.compile(r"\A/dev/loop[0-9]+\Z")
 # (LVM's lib/activate/dev_manager.c build_dm_uuid).  LVM's hidden devices
 # (a snapshot's "-real" and "-cow", a pool's "-tpool" ...) have a suffix.
 _LVM_UUID_RE = re.compile(r"\ALVM-[A-Za-z0-9]{64}\Z")
+# <linux/loop.h>
+LOOP_SET_FD = 0x4C00
+LOOP_CTL_GET_FREE = 0x4C82
+_LOOP_ATTEMPTS = 16
 
 # A volume's source once checked: path is the real path of what was
 # opened (an image file, or a device node in /dev), ino its inode.
@@ -310,22 +311,10 @@ def _comm(pid):
 
 
 def _qemu_lock_held(fd):
-    """Whether a process holds qemu's image locks on the file of fd."""
-    try:
-        rw = os.open("/proc/self/fd/%d" % fd, os.O_RDWR | os.O_NONBLOCK
-                     | _O_CLOEXEC)
-    except OSError:
-        return False        # read-only storage: nothing to learn here
-    try:
-        fcntl.lockf(rw, fcntl.LOCK_EX | fcntl.LOCK_NB, QEMU_LOCK_LENGTH,
-                    QEMU_LOCK_START)
-        return False
-    except (IOError, OSError) as e:
-        if e.errno in (errno.EACCES, errno.EAGAIN):
-            return True
-        raise
-    finally:
-        os.close(rw)        # drops our test lock too
+    """Whether a qemu process (of any host sharing the storage) holds its
+    image locks on the file of fd.  The package's own lock, held by
+    another host, is disklock.lock's to report."""
+    return disklock.holder(fd) == disklock.HELD_BY_QEMU
 
 
 # Loop devices
@@ -347,38 +336,49 @@ def loops():
     return result
 
 
-def attach_loop(source):
-    """Attach source (a checked image file) to a free loop device.
+def attach_loop(source, fd):
+    """Attach the open image fd (source, checked) to a free loop device.
 
-    losetup opens the file by its path again; the loop is kept only if it
-    is backed by the very inode that was checked.
+    The loop device gets fd's very open file description (LOOP_SET_FD),
+    not a new open of source's path: what was checked and locked
+    (disklock.lock) is what the loop device writes, and the loop device
+    keeps the description -- with its locks -- until it is detached.
     """
+    for _ in range(_LOOP_ATTEMPTS):
+        try:
+            number = _loop_control(LOOP_CTL_GET_FREE)
+            device = "/dev/loop%d" % number
+            loop = os.open(device, os.O_RDWR | _O_CLOEXEC)
+        except (IOError, OSError) as e:
+            # No free loop device and none can be made (max_loop, a
+            # container without /dev/loop-control).
+            raise errors.VolumeRefused(
+                disk=source.disk, reason="no loop device could be attached "
+                "to its image (%s); check the host's loop devices (losetup "
+                "--list), or remove %s from volumeMap"
+                % (os.strerror(e.errno), source.disk))
+        try:
+            fcntl.ioctl(loop, LOOP_SET_FD, fd)
+            return device
+        except (IOError, OSError) as e:
+            if e.errno != errno.EBUSY:
+                raise errors.VolumeRefused(
+                    disk=source.disk, reason="the kernel refused to attach "
+                    "its image to %s (%s)" % (device, os.strerror(e.errno)))
+            # Taken by another attacher since it was free: the next one.
+        finally:
+            os.close(loop)
+    raise errors.VolumeRefused(
+        disk=source.disk, reason="no free loop device after %d attempts; "
+        "try again" % _LOOP_ATTEMPTS)
+
+
+def _loop_control(request):
+    ctl = os.open(LOOP_CONTROL, os.O_RDWR | _O_CLOEXEC)
     try:
-        device = commands.run([LOSETUP, "--find", "--show",
-                               source.path]).strip()
-    except errors.CommandError as e:
-        # No free loop device and none can be made (max_loop, a container
-        # without /dev/loop-control), or the kernel refused the file.
-        raise errors.VolumeRefused(
-            disk=source.disk, reason="no loop device could be attached to "
-            "its image (%s); check the host's loop devices (losetup "
-            "--list), or remove %s from volumeMap"
-            % (e.err or "losetup exit code %s" % e.rc, source.disk))
-    if not _LOOP_RE.match(device):
-        raise errors.VolumeRefused(
-            disk=source.disk, reason="losetup answered %r, not a loop "
-            "device" % device[:64])
-    if not backed_by(device, source.path, source.ino):
-        detach_loop(device)
-        raise errors.VolumeRefused(
-            disk=source.disk, reason="its image %s changed while it was "
-            "being attached; try again" % source.path)
-    return device
-
-
-def backed_by(device, path, inode):
-    return any(l.device == device and l.backing_file == path
-               and l.inode == inode for l in loops())
+        return fcntl.ioctl(ctl, request)
+    finally:
+        os.close(ctl)
 
 
 def detach_loop(device):
