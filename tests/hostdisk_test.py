@@ -23,7 +23,8 @@ from containerhooks import volumes
 
 import hoststorage
 import volumes_test
-from hoststorage import DISK_MIB, MIB, fs_type, loops, mounts_under, sha256
+from hoststorage import (DISK_MIB, MIB, fs_type, loops, mounts_under, run,
+                         sha256)
 
 VM_ID = "5a8b0e3c-1111-4d2e-9f00-0123456789ab"
 
@@ -268,3 +269,68 @@ def test_mountinfo_paths_unescaped(tmp_path, storage):
         assert hostdisk.mounts_under(str(tmp_path)) == [str(spaced)]
     finally:
         subprocess.check_call(["umount", str(spaced)])
+
+
+# Blank means every byte is zero
+
+DEEP = 100 * MIB
+
+
+def blank_disk(storage, kind, size_mib):
+    """A blank disk: (its volume, the path its data is written at). kind:
+    block (a block device), or an image with qemu-img's preallocation
+    (off: sparse, falloc: allocated unwritten extents, full: zeros
+    written, as a preallocated disk on NFS v3)."""
+    if kind == "block":
+        lv, device = storage.block(size_mib=size_mib)
+        return volume("vda", "/d", "block", lv), device
+    image = storage.image(size_mib=size_mib, preallocation=kind)
+    return volume("vda", "/d", "file", image), image
+
+
+def assert_never_formatted(storage, vol, path, checksum):
+    with pytest.raises(errors.VolumeRefused) as e:
+        volumes.attach(spec_of(vol), storage.conf)
+    assert "never formatted" in str(e.value)
+    assert sha256(path) == checksum
+    assert storage.leftovers(storage.state_dir) == []
+    return str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["falloc", "full", "block", "off"])
+def test_data_deep_inside_a_zeroed_disk_is_not_blank(storage, kind):
+    # Zeros everywhere, a few KiB of data at 100 MiB: far from the first
+    # and last MiB, in an image with more than 64 MiB allocated.
+    vol, path = blank_disk(storage, kind, 128)
+    hoststorage.write_at(path, DEEP, b"data" + os.urandom(4092))
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "non-zero byte at offset %d" % DEEP in err
+
+
+@pytest.mark.parametrize("kind", ["falloc", "block"])
+def test_file_system_behind_a_wiped_partition_table_is_not_blank(storage,
+                                                                 kind):
+    # An ext4 partition starting at 1 MiB, its partition table wiped: no
+    # signature at the disk's start, the first MiB all zeros.
+    vol, path = blank_disk(storage, kind, DISK_MIB)
+    run(["mkfs.ext4", "-q", "-E", "offset=%d" % MIB, path,
+         "%dM" % (DISK_MIB - 1)])
+    assert fs_type(path) == ""
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "data without any signature (a non-zero byte at offset" in err
+
+
+def test_blank_check_bounded_in_time(storage):
+    vol, path = blank_disk(storage, "block", DISK_MIB)
+    storage.conf = storage.conf._replace(blank_check_timeout=0)
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "could not be proven blank within 0 seconds " \
+        "(blank_check_timeout in containers.conf;" in err
+    assert "format it yourself" in err
+    assert fs_type(path) == ""

@@ -46,6 +46,7 @@ _DEFAULTS = collections.OrderedDict([
     ("init", "true"),
     ("placeholder_memory_mib", "16"),
     ("storage_roots", "/rhev/data-center"),
+    ("blank_check_timeout", "120"),
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
 ])
@@ -58,8 +59,8 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "storage_roots", "gc_grace", "leftover_grace",
-    "path",
+    "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
+    "gc_grace", "leftover_grace", "path",
 ])
 
 
@@ -114,6 +115,7 @@ def _build(v, path):
         placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
                                     path),
         storage_roots=_roots(v, "storage_roots", path),
+        blank_check_timeout=_int(v, "blank_check_timeout", 1, 86400, path),
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         path=path,

@@ -15,11 +15,13 @@ the binaries are the constants below.  Only the root helper uses this.
 import collections
 import errno
 import fcntl
+import io
 import json
 import logging
 import os
 import re
 import stat
+import time
 
 from containerhooks import commands
 from containerhooks import errors
@@ -48,9 +50,11 @@ MOUNT_OPTIONS = ("nodev", "nosuid")
 FS_MOUNT_OPTIONS = {"xfs": ("nouuid",)}
 
 MIB = 1024 * 1024
-# The blank check reads the first and last MiB of every disk, and all the
-# data of a sparse image file that has at most this much allocated.
-SCAN_ALLOCATED_MAX = 64 * MIB
+# The blank check reads this much at a time (compared with zeros by
+# memcmp: several GiB/s), and gives up after blank_check_timeout seconds
+# (containers.conf).
+CHUNK = 8 * MIB
+_ZEROS = b"\0" * CHUNK
 
 # The bytes qemu's lock on an image uses (qemu's file-posix.c: 100 + the
 # permission bit, 200 + the shared permission bit).
@@ -72,6 +76,7 @@ _VDI_MAGIC = (0x40, b"\x7f\x10\xda\xbe")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0o2000000)
 _SEEK_DATA = getattr(os, "SEEK_DATA", 3)
 _SEEK_HOLE = getattr(os, "SEEK_HOLE", 4)
+_monotonic = getattr(time, "monotonic", time.time)
 _LOOP_RE = re.compile(r"\A/dev/loop[0-9]+\Z")
 
 # A volume's source once checked: path is the real path of what was
@@ -271,19 +276,20 @@ def detach_loop(device):
 
 # What is on a disk
 
-def filesystem(disk, device, image_fd=None):
+def filesystem(disk, device, image_fd=None, timeout=120, clock=_monotonic):
     """The file system on device to mount as is, or None if it is blank.
 
     Anything else (a partition table, LVM, swap, encrypted data, a file
     system not in FILESYSTEMS, data without any signature) is refused and
-    never formatted.  image_fd: the image file behind a loop device, whose
-    allocated data the blank check reads too.
+    never formatted.  image_fd: the image file behind a loop device,
+    whose data the blank check reads instead of the device.  timeout,
+    clock: see check_blank.
     """
     try:
         out = commands.run([BLKID, "--probe", "--output", "export", device])
     except errors.CommandError as e:
         if e.rc == 2:       # no signature at all
-            check_blank(disk, device, image_fd)
+            check_blank(disk, device, image_fd, timeout, clock)
             return None
         if e.rc == 8:
             raise _not_filesystem(disk, "several conflicting signatures")
@@ -302,61 +308,117 @@ def filesystem(disk, device, image_fd=None):
         fstype or "unknown data", tags.get("USAGE") or "no usage"))
 
 
-def check_blank(disk, device, image_fd=None):
-    """Refuse unless device looks never written: no signature (wipefs),
-    zeros in its first and last MiB and, for a sparse image file with
-    little allocated, in all of its data."""
+def check_blank(disk, device, image_fd=None, timeout=120,
+                clock=_monotonic):
+    """Refuse unless every byte of the disk is zero.
+
+    No signature (wipefs), then every byte read: of an image file
+    (image_fd, the file behind the loop device), only its data extents
+    (SEEK_DATA/SEEK_HOLE skip the holes, which read as zeros; without
+    them, all of it); of a block device, all of it.  Refused when that
+    takes more than timeout seconds of clock.
+    """
     found = commands.run([WIPEFS, "--no-act", "--noheadings", "--output",
                           "TYPE,OFFSET", device]).split()
     if found:
         raise _not_filesystem(disk, "signatures %s" % " ".join(found))
-    fd = os.open(device, os.O_RDONLY | _O_CLOEXEC)
+    began = clock()
+    if image_fd is not None:
+        fd = image_fd
+    else:
+        fd = os.open(device, os.O_RDONLY | _O_CLOEXEC)
     try:
-        size = os.lseek(fd, 0, os.SEEK_END)
-        ranges = [(0, min(MIB, size)), (max(0, size - MIB), size)]
-        offset = _first_nonzero(fd, ranges)
+        if image_fd is not None:
+            ranges = _allocated(fd)
+        else:
+            ranges = [(0, os.lseek(fd, 0, os.SEEK_END))]
+        offset, read = _first_nonzero(fd, ranges, began + timeout, clock)
+    except _Timeout as e:
+        raise errors.VolumeRefused(
+            disk=disk, reason="it has no file system and could not be "
+            "proven blank within %d seconds (blank_check_timeout in "
+            "containers.conf; %d MiB read, up to offset %d), so it is never "
+            "formatted: only a disk whose every byte is zero is; format it "
+            "yourself (mkfs.ext4 -L %s on the whole disk, in a VM or on the "
+            "host) if its data is not needed, or raise blank_check_timeout"
+            % (timeout, e.read // MIB, e.offset, disk))
     finally:
-        os.close(fd)
-    if offset is None and image_fd is not None:
-        offset = _first_nonzero(image_fd, _allocated(image_fd))
+        if image_fd is None:
+            os.close(fd)
+    log.info("disk=%s blank check read %d MiB in %.1f s", disk,
+             read // MIB, clock() - began)
     if offset is not None:
         raise _not_filesystem(disk, "data without any signature (a "
                               "non-zero byte at offset %d)" % offset)
 
 
 def _allocated(fd):
-    """The data extents of a sparse file, or none if it has too many."""
-    if os.fstat(fd).st_blocks * 512 > SCAN_ALLOCATED_MAX:
-        return []
-    ranges = []
+    """The data extents of the file of fd, in order: (start, end) pairs.
+    Holes are left out; where SEEK_DATA fails, the rest is data."""
     end = os.fstat(fd).st_size
     offset = 0
     while offset < end:
         try:
             start = os.lseek(fd, offset, _SEEK_DATA)
+            stop = min(os.lseek(fd, start, _SEEK_HOLE), end)
         except OSError as e:
-            if e.errno == errno.ENXIO:      # no data after offset
-                break
-            return [(0, end)]               # no SEEK_DATA: small, read it
-        offset = os.lseek(fd, start, _SEEK_HOLE)
-        ranges.append((start, offset))
-    return ranges
+            if e.errno == errno.ENXIO:      # a hole up to the end
+                return
+            start, stop = offset, end       # no SEEK_DATA: read it all
+        if stop <= start:
+            return
+        yield start, stop
+        offset = stop
 
 
-def _first_nonzero(fd, ranges):
-    chunk = MIB
+class _Timeout(Exception):
+    def __init__(self, offset, read):
+        Exception.__init__(self, offset, read)
+        self.offset = offset
+        self.read = read
+
+
+def _first_nonzero(fd, ranges, deadline, clock):
+    """(offset of the first non-zero byte in ranges of fd or None, bytes
+    read); _Timeout once clock passes deadline with bytes left to read."""
+    f = io.FileIO(fd, "r", closefd=False)
+    buf = bytearray(CHUNK)
+    read = 0
     for start, end in ranges:
         pos = start
         while pos < end:
-            os.lseek(fd, pos, os.SEEK_SET)
-            data = os.read(fd, min(chunk, end - pos))
-            if not data:
+            if clock() > deadline:
+                raise _Timeout(pos, read)
+            f.seek(pos)
+            if end - pos < CHUNK:
+                data = bytearray(end - pos)
+                n = f.readinto(data)
+                zeros = _ZEROS[:n]
+            else:
+                data = buf
+                n = f.readinto(data)
+                zeros = _ZEROS
+            if not n:
                 break
-            stripped = data.lstrip(b"\0")
-            if stripped:
-                return pos + len(data) - len(stripped)
-            pos += len(data)
-    return None
+            if n < len(data):
+                data = data[:n]
+                zeros = _ZEROS[:n]
+            # A bytearray and bytes compare with memcmp.
+            if data != zeros:
+                stripped = bytes(data).lstrip(b"\0")
+                return pos + n - len(stripped), read + n
+            _drop_cache(fd, pos, n)
+            pos += n
+            read += n
+    return None, read
+
+
+def _drop_cache(fd, offset, length):
+    # The disk is read once: keep it from pushing the host's useful pages
+    # out of the page cache (Python 3.3+; on 2.7 the kernel ages them).
+    fadvise = getattr(os, "posix_fadvise", None)
+    if fadvise is not None:
+        fadvise(fd, offset, length, getattr(os, "POSIX_FADV_DONTNEED"))
 
 
 def _not_filesystem(disk, what):
