@@ -334,3 +334,19 @@ def test_blank_check_bounded_in_time(storage):
         "(blank_check_timeout in containers.conf;" in err
     assert "format it yourself" in err
     assert fs_type(path) == ""
+
+
+@pytest.mark.parametrize("fstype", ["ext4", "xfs", "swap"])
+def test_mkfs_refuses_what_it_recognises(storage, fstype):
+    # make_filesystem runs after the blank check; should a signature get
+    # there in between, mkfs.ext4 itself refuses.
+    lv, device = storage.block(size_mib=320)
+    run(["mkswap" if fstype == "swap" else "mkfs." + fstype, device])
+    checksum = sha256(device)
+
+    with pytest.raises(errors.VolumeRefused) as e:
+        hostdisk.make_filesystem("vda", device)
+
+    assert "contains a %s file system" % fstype in str(e.value)
+    assert "never formatted" in str(e.value)
+    assert sha256(device) == checksum

@@ -19,8 +19,11 @@ import io
 import json
 import logging
 import os
+import pty
 import re
 import stat
+import subprocess
+import termios
 import time
 
 from containerhooks import commands
@@ -431,15 +434,70 @@ def _not_filesystem(disk, what):
 
 
 def make_filesystem(disk, device):
-    """Format a blank disk (checked by filesystem()) with NEW_FILESYSTEM.
+    """Format device, found blank by filesystem(), with NEW_FILESYSTEM.
 
-    mkfs.ext4 asks before overwriting anything it recognizes; with no
-    terminal and an empty stdin that question fails the command.
+    mke2fs looks for a file system or other signature it recognises
+    (libblkid, then libmagic or a partition table) only when its stdin
+    and stdout are a terminal ("so we don't break existing scripts",
+    misc/mke2fs.c PRS()), and then asks "Proceed anyway? (y,N)"; with
+    stdin on /dev/null or a pipe it overwrites whatever is there, and no
+    option turns the check on (-F only turns it off).  So it runs on a
+    pseudo-terminal where "n" is already typed: if it finds something it
+    reads that answer and exits 1 having written nothing (refused here),
+    and on a blank disk the typed line is never read.  It also refuses a
+    mounted or otherwise busy device (it opens it O_EXCL).  What it does
+    not see (data without a signature, a file system behind a wiped
+    partition table) is what check_blank refuses before.
     """
     log.info("disk=%s formatting blank %s with %s", disk, device,
              NEW_FILESYSTEM)
-    commands.run([MKFS, "-q", "-L", disk, "-E", "nodiscard", device])
+    cmd = [MKFS, "-q", "-L", disk, "-E", "nodiscard", device]
+    rc, out = _run_on_terminal(cmd, b"n\n")
+    if rc != 0:
+        raise errors.VolumeRefused(
+            disk=disk, reason="mkfs.ext4 refused to format it (%s), so it "
+            "is never formatted; check what is on it (blkid -p, wipefs), "
+            "wipe it (wipefs -a) if its data is not needed, or remove %s "
+            "from volumeMap" % (_one_line(out) or "exit code %d" % rc,
+                                disk))
     return NEW_FILESYSTEM
+
+
+def _run_on_terminal(cmd, typed):
+    """Run cmd with stdin, stdout and stderr on a new pseudo-terminal,
+    typed already waiting there as input; (exit code, what it wrote)."""
+    log.debug("Running %s on a terminal", cmd)
+    master, slave = pty.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+        attrs[3] &= ~termios.ECHO       # the output is only what it wrote
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        os.write(master, typed)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave,
+                             env=env, close_fds=True)
+        os.close(slave)
+        slave = None
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError as e:
+                if e.errno != errno.EIO:    # EIO: every writer is gone
+                    raise
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return p.wait(), b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+
+
+def _one_line(text):
+    return " ".join(text.replace("\r", " ").split())[:400]
 
 
 # Mounting
