@@ -350,3 +350,48 @@ def test_mkfs_refuses_what_it_recognises(storage, fstype):
     assert "contains a %s file system" % fstype in str(e.value)
     assert "never formatted" in str(e.value)
     assert sha256(device) == checksum
+
+
+# What the host kernel mounts
+
+def mountinfo(point):
+    """(mount options, super options) of the mount at point."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == point:
+                return (fields[5].split(","), fields[-1].split(","))
+    raise AssertionError("%s is not mounted" % point)
+
+
+@pytest.mark.parametrize("tune", [["-e", "panic"],
+                                  ["-E", "mount_opts=errors=panic"]],
+                         ids=["errors-behaviour", "default-mount-options"])
+def test_ext4_asking_for_panic_mounted_errors_remount_ro(storage, tune):
+    image = storage.image()
+    run(["mkfs.ext4", "-q", image])
+    run(["tune2fs"] + tune + [image])
+
+    attached = volumes.attach(spec_of(volume("vda", "/d", "file", image)),
+                              storage.conf)
+    try:
+        options, super_options = mountinfo(attached[0]["mountpoint"])
+    finally:
+        volumes.detach(VM_ID, attached)
+
+    assert "errors=remount-ro" in super_options
+    assert "nodev" in options and "nosuid" in options
+    assert "noexec" not in options
+
+
+@pytest.mark.parametrize("fstype", ["ext2", "ext3"])
+def test_ext2_and_ext3_refused_never_formatted(storage, fstype):
+    image = storage.image()
+    run(["mkfs." + fstype, "-q", image])
+
+    err = assert_never_formatted(storage, volume("vda", "/d", "file", image),
+                                 image, sha256(image))
+
+    assert "it holds a file system of type %s, not a file system this " \
+        "host mounts (ext4, xfs)" % fstype in err
+    assert fs_type(image) == fstype

@@ -42,15 +42,27 @@ MOUNTINFO = "/proc/self/mountinfo"
 SYS_DEV_BLOCK = "/sys/dev/block"
 
 # File systems mounted as they are found.  The host kernel parses what the
-# VM's owner wrote on the disk: only these common, well-fuzzed ones.
-FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
+# VM's owner wrote on the disk: only the two the package creates or
+# documents.  ext2 and ext3 are refused although the ext4 driver reads
+# them: a file system the admin did not choose is not mounted.
+FILESYSTEMS = ("ext4", "xfs")
 # What a blank disk gets on first use (mkfs.ext4 defaults, labelled with
 # the disk's name, no discard pass).
 NEW_FILESYSTEM = "ext4"
 # A disk is the VM owner's data: no device nodes, no setuid programs.
+# noexec is left out: images run programs from their volumes (an
+# interpreter's packages, a database's extensions).
 MOUNT_OPTIONS = ("nodev", "nosuid")
-# Clones of one disk share an XFS UUID, which XFS refuses to mount twice.
-FS_MOUNT_OPTIONS = {"xfs": ("nouuid",)}
+# ext4: errors=remount-ro whatever the superblock asks (tune2fs -e panic,
+# or errors=panic in its default mount options, which the kernel applies
+# before, and overrides with, the options given here): a corrupt inode
+# then makes the file system read-only instead of panicking the host.
+# XFS has no such option and nothing on the disk can choose: on
+# corruption it shuts the file system down (EIO to the container), and
+# only the host's fs.xfs.panic_mask sysctl (0 by default) turns that
+# into a panic.  Clones of one disk share an XFS UUID, which XFS refuses
+# to mount twice: nouuid.
+FS_MOUNT_OPTIONS = {"ext4": ("errors=remount-ro",), "xfs": ("nouuid",)}
 
 MIB = 1024 * 1024
 # The blank check reads this much at a time (compared with zeros by
@@ -282,11 +294,11 @@ def detach_loop(device):
 def filesystem(disk, device, image_fd=None, timeout=120, clock=_monotonic):
     """The file system on device to mount as is, or None if it is blank.
 
-    Anything else (a partition table, LVM, swap, encrypted data, a file
-    system not in FILESYSTEMS, data without any signature) is refused and
-    never formatted.  image_fd: the image file behind a loop device,
-    whose data the blank check reads instead of the device.  timeout,
-    clock: see check_blank.
+    Anything else (a partition table, LVM, swap, encrypted data, ext2,
+    ext3 or another file system not in FILESYSTEMS, data without any
+    signature) is refused and never formatted.  image_fd: the image file
+    behind a loop device, whose data the blank check reads instead of the
+    device.  timeout, clock: see check_blank.
     """
     try:
         out = commands.run([BLKID, "--probe", "--output", "export", device])
@@ -305,8 +317,10 @@ def filesystem(disk, device, image_fd=None, timeout=120, clock=_monotonic):
                               "whole-disk file systems only)"
                               % tags["PTTYPE"])
     fstype = tags.get("TYPE")
-    if tags.get("USAGE") == "filesystem" and fstype in FILESYSTEMS:
-        return fstype
+    if tags.get("USAGE") == "filesystem":
+        if fstype in FILESYSTEMS:
+            return fstype
+        raise _not_filesystem(disk, "a file system of type %s" % fstype)
     raise _not_filesystem(disk, "%s (%s)" % (
         fstype or "unknown data", tags.get("USAGE") or "no usage"))
 
@@ -503,7 +517,13 @@ def _one_line(text):
 # Mounting
 
 def mount(device, mountpoint, fstype):
-    options = MOUNT_OPTIONS + FS_MOUNT_OPTIONS.get(fstype, ())
+    """Mount device (fstype, one of FILESYSTEMS) with the options that
+    override what its superblock asks for (MOUNT_OPTIONS and
+    FS_MOUNT_OPTIONS)."""
+    if fstype not in FILESYSTEMS:
+        raise ValueError("not a file system this host mounts: %r"
+                         % (fstype,))
+    options = MOUNT_OPTIONS + FS_MOUNT_OPTIONS[fstype]
     commands.run([MOUNT, "-t", fstype, "-o", ",".join(options), device,
                   mountpoint])
 
