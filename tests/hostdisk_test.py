@@ -310,6 +310,25 @@ def test_data_deep_inside_a_zeroed_disk_is_not_blank(storage, kind):
     assert "non-zero byte at offset %d" % DEEP in err
 
 
+@pytest.mark.parametrize("kind", ["off", "full", "block"])
+def test_one_byte_found_anywhere(storage, kind):
+    # At the edges of the reads, and at the end of a disk that is not a
+    # whole number of them.
+    size = 21 * MIB
+    vol, path = blank_disk(storage, kind, size // MIB)
+    for offset in (0, hostdisk.CHUNK - 1, hostdisk.CHUNK, size - 1):
+        hoststorage.write_at(path, offset, b"\1")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with pytest.raises(errors.VolumeRefused) as e:
+                hostdisk.check_blank("vda", path,
+                                     fd if kind != "block" else None)
+        finally:
+            os.close(fd)
+        assert "non-zero byte at offset %d)" % offset in str(e.value)
+        hoststorage.write_at(path, offset, b"\0")
+
+
 def test_unwritten_extents_of_a_preallocated_image_not_read(storage,
                                                             caplog):
     # fallocate's extents read as zeros: skipped, although blkid and

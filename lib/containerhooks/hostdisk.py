@@ -390,7 +390,7 @@ def _allocated(fd):
                 return
             start, stop = offset, end       # no SEEK_DATA: read it all
         if stop <= start:
-            return
+            start, stop = offset, end       # nonsense: read it all
         yield start, stop
         offset = stop
 
@@ -414,19 +414,14 @@ def _first_nonzero(fd, ranges, deadline, clock):
             if clock() > deadline:
                 raise _Timeout(pos, read)
             f.seek(pos)
-            if end - pos < CHUNK:
-                data = bytearray(end - pos)
-                n = f.readinto(data)
-                zeros = _ZEROS[:n]
-            else:
-                data = buf
-                n = f.readinto(data)
-                zeros = _ZEROS
+            data = buf if end - pos >= CHUNK else bytearray(end - pos)
+            n = f.readinto(data)
             if not n:
-                break
-            if n < len(data):
-                data = data[:n]
-                zeros = _ZEROS[:n]
+                break       # the file shrank: nothing more to read
+            if n == CHUNK:
+                zeros = _ZEROS
+            else:
+                data, zeros = data[:n], _ZEROS[:n]
             # A bytearray and bytes compare with memcmp.
             if data != zeros:
                 stripped = bytes(data).lstrip(b"\0")
