@@ -40,6 +40,7 @@ def assert_default_values(conf):
     assert conf.init is True
     assert conf.placeholder_memory_mib == 16
     assert conf.storage_roots == ("/rhev/data-center",)
+    assert conf.blank_check_timeout == 120
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -139,7 +140,8 @@ def test_all_options(tmp_path):
                  "pids_limit = 100\nnofile = 200\nnproc = 300\n"
                  "extra_capabilities = NET_RAW\ninit = off\n"
                  "placeholder_memory_mib = 64\n"
-                 "storage_roots = /srv/a, /srv/b\ngc_grace = 60\n"
+                 "storage_roots = /srv/a, /srv/b\n"
+                 "blank_check_timeout = 30\ngc_grace = 60\n"
                  "leftover_grace = 10\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
@@ -148,7 +150,7 @@ def test_all_options(tmp_path):
         nofile=200, nproc=300,
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
-        gc_grace=60, leftover_grace=10, path=path)
+        blank_check_timeout=30, gc_grace=60, leftover_grace=10, path=path)
 
 
 # option, bad value
@@ -173,6 +175,7 @@ BAD_VALUES = [
     pytest.param("storage_roots", "rhev/data-center", id="roots-relative"),
     pytest.param("storage_roots", "/rhev/../etc", id="roots-dotdot"),
     pytest.param("storage_roots", "/rhev//data", id="roots-double-slash"),
+    pytest.param("blank_check_timeout", "0", id="blank-check-zero"),
     pytest.param("gc_grace", "-1", id="grace-negative"),
     pytest.param("leftover_grace", "1e3", id="leftover-grace-float"),
     pytest.param("gc_grace", "86401", id="grace-above-max"),

@@ -8,6 +8,7 @@ volumes_test.py.
 
 import collections
 import json
+import logging
 import os
 import subprocess
 import time
@@ -23,7 +24,8 @@ from containerhooks import volumes
 
 import hoststorage
 import volumes_test
-from hoststorage import DISK_MIB, MIB, fs_type, loops, mounts_under, sha256
+from hoststorage import (DISK_MIB, MIB, fs_type, loops, mounts_under, run,
+                         sha256)
 
 VM_ID = "5a8b0e3c-1111-4d2e-9f00-0123456789ab"
 
@@ -261,3 +263,184 @@ def test_mountinfo_paths_unescaped(tmp_path, storage):
         assert hostdisk.mounts_under(str(tmp_path)) == [str(spaced)]
     finally:
         subprocess.check_call(["umount", str(spaced)])
+
+
+# Blank means every byte is zero
+
+DEEP = 100 * MIB
+
+
+def blank_disk(storage, kind, size_mib):
+    """A blank disk: (its volume, the path its data is written at). kind:
+    block (a block device), or an image with qemu-img's preallocation
+    (off: sparse, falloc: allocated unwritten extents, full: zeros
+    written, as a preallocated disk on NFS v3)."""
+    if kind == "block":
+        lv, device = storage.block(size_mib=size_mib)
+        return volume("vda", "/d", "block", lv), device
+    image = storage.image(size_mib=size_mib, preallocation=kind)
+    return volume("vda", "/d", "file", image), image
+
+
+def assert_never_formatted(storage, vol, path, checksum):
+    with pytest.raises(errors.VolumeRefused) as e:
+        volumes.attach(spec_of(vol), storage.conf)
+    assert "never formatted" in str(e.value)
+    assert sha256(path) == checksum
+    assert storage.leftovers(storage.state_dir) == []
+    return str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["falloc", "full", "block", "off"])
+def test_data_deep_inside_a_zeroed_disk_is_not_blank(storage, kind):
+    # Zeros everywhere, a few KiB of data at 100 MiB: far from the first
+    # and last MiB, in an image with more than 64 MiB allocated.
+    vol, path = blank_disk(storage, kind, 128)
+    hoststorage.write_at(path, DEEP, b"data" + os.urandom(4092))
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "non-zero byte at offset %d" % DEEP in err
+
+
+@pytest.mark.parametrize("kind", ["off", "full", "block"])
+def test_one_byte_found_anywhere(storage, kind):
+    # At the edges of the reads, and at the end of a disk that is not a
+    # whole number of them.
+    size = 21 * MIB
+    vol, path = blank_disk(storage, kind, size // MIB)
+    for offset in (0, hostdisk.CHUNK - 1, hostdisk.CHUNK, size - 1):
+        hoststorage.write_at(path, offset, b"\1")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with pytest.raises(errors.VolumeRefused) as e:
+                hostdisk.check_blank("vda", path,
+                                     fd if kind != "block" else None)
+        finally:
+            os.close(fd)
+        assert "non-zero byte at offset %d)" % offset in str(e.value)
+        hoststorage.write_at(path, offset, b"\0")
+
+
+def test_unwritten_extents_of_a_preallocated_image_not_read(storage,
+                                                            caplog):
+    # fallocate's extents read as zeros: skipped, although blkid and
+    # wipefs read some of them through the loop device just before.
+    vol, path = blank_disk(storage, "falloc", 512)
+    caplog.set_level(logging.INFO, logger="containerhooks.hostdisk")
+
+    attached = volumes.attach(spec_of(vol), storage.conf)
+    volumes.detach(VM_ID, attached)
+
+    assert attached[0]["formatted"]
+    assert "disk=vda blank check read 0 MiB in" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["falloc", "block"])
+def test_file_system_behind_a_wiped_partition_table_is_not_blank(storage,
+                                                                 kind):
+    # An ext4 partition starting at 1 MiB, its partition table wiped: no
+    # signature at the disk's start, the first MiB all zeros.
+    vol, path = blank_disk(storage, kind, DISK_MIB)
+    run(["mkfs.ext4", "-q", "-E", "offset=%d" % MIB, path,
+         "%dM" % (DISK_MIB - 1)])
+    assert fs_type(path) == ""
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "data without any signature (a non-zero byte at offset" in err
+
+
+def test_blank_check_bounded_in_time(storage):
+    vol, path = blank_disk(storage, "block", DISK_MIB)
+    storage.conf = storage.conf._replace(blank_check_timeout=0)
+
+    err = assert_never_formatted(storage, vol, path, sha256(path))
+
+    assert "could not be proven blank within 0 seconds " \
+        "(blank_check_timeout in containers.conf;" in err
+    assert "format it yourself" in err
+    assert fs_type(path) == ""
+
+
+@pytest.mark.parametrize("fstype", ["ext4", "xfs", "swap"])
+def test_mkfs_refuses_what_it_recognises(storage, fstype):
+    # make_filesystem runs after the blank check; should a signature get
+    # there in between, mkfs.ext4 itself refuses.
+    lv, device = storage.block(size_mib=320)
+    run(["mkswap" if fstype == "swap" else "mkfs." + fstype, device])
+    checksum = sha256(device)
+
+    with pytest.raises(errors.VolumeRefused) as e:
+        hostdisk.make_filesystem("vda", device)
+
+    assert "contains a %s file system" % fstype in str(e.value)
+    assert "never formatted" in str(e.value)
+    assert sha256(device) == checksum
+
+
+# What the host kernel mounts
+
+def mountinfo(point):
+    """(mount options, super options) of the mount at point."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == point:
+                return (fields[5].split(","), fields[-1].split(","))
+    raise AssertionError("%s is not mounted" % point)
+
+
+@pytest.mark.parametrize("tune", [["-e", "panic"],
+                                  ["-E", "mount_opts=errors=panic"]],
+                         ids=["errors-behaviour", "default-mount-options"])
+def test_ext4_asking_for_panic_mounted_errors_remount_ro(storage, tune):
+    image = storage.image()
+    run(["mkfs.ext4", "-q", image])
+    run(["tune2fs"] + tune + [image])
+
+    attached = volumes.attach(spec_of(volume("vda", "/d", "file", image)),
+                              storage.conf)
+    try:
+        options, super_options = mountinfo(attached[0]["mountpoint"])
+    finally:
+        volumes.detach(VM_ID, attached)
+
+    assert "errors=remount-ro" in super_options
+    assert "nodev" in options and "nosuid" in options
+    assert "noexec" not in options
+
+
+@pytest.mark.parametrize("fstype", ["ext2", "ext3"])
+def test_ext2_and_ext3_refused_never_formatted(storage, fstype):
+    image = storage.image()
+    run(["mkfs." + fstype, "-q", image])
+
+    err = assert_never_formatted(storage, volume("vda", "/d", "file", image),
+                                 image, sha256(image))
+
+    assert "it holds a file system of type %s, not a file system this " \
+        "host mounts (ext4, xfs)" % fstype in err
+    assert fs_type(image) == fstype
+
+
+def test_blank_disk_on_a_reused_loop_number_formatted(tmp_path):
+    # A loop number is reused at once (losetup --find takes the lowest
+    # free one): libblkid's cache file still says what the previous disk
+    # on that device name held for 2 s after it was probed, and mke2fs,
+    # asking the cache, refused a blank disk as "contains a swap file
+    # system".  It must probe the device as it is now.
+    old = str(tmp_path / "old.img")
+    new = str(tmp_path / "new.img")
+    for path in (old, new):
+        run(["truncate", "-s", "%dM" % DISK_MIB, path])
+    run(["mkswap", "-q", old])
+    device = run(["losetup", "--find", "--show", old]).strip()
+    try:
+        subprocess.call(["blkid", device], stdout=subprocess.DEVNULL)
+        run(["losetup", "--detach", device])
+        run(["losetup", device, new])
+        assert hostdisk.make_filesystem("vda", device) == "ext4"
+        assert fs_type(device) == "ext4"
+    finally:
+        subprocess.call(["losetup", "--detach", device])

@@ -180,15 +180,19 @@ class Storage(object):
             os.chmod(dirpath, 0o755)
         return path
 
-    def image(self, size_mib=DISK_MIB, fmt="raw", directory=None):
+    def image(self, size_mib=DISK_MIB, fmt="raw", directory=None,
+              preallocation="off"):
         """A new image on the file domain (sparse raw by default), owned
-        by vdsm:kvm as Vdsm makes them."""
+        by vdsm:kvm as Vdsm makes them; preallocation: qemu-img's (falloc:
+        allocated unwritten extents, full: zeros written)."""
         if directory is None:
             path = self._volume_path("nfs.example.com:_data")
         else:
             path = os.path.join(directory, str(uuid.uuid4()))
-        subprocess.check_call(["qemu-img", "create", "-q", "-f", fmt, path,
-                               "%dM" % size_mib])
+        options = [] if preallocation == "off" \
+            else ["-o", "preallocation=" + preallocation]
+        subprocess.check_call(["qemu-img", "create", "-q", "-f", fmt]
+                              + options + [path, "%dM" % size_mib])
         os.chown(path, VDSM_UID, kvm_gid())
         os.chmod(path, 0o660)
         return path

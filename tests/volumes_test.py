@@ -158,6 +158,13 @@ def not_blank(kind, storage):
     if kind == "minix":
         run(["mkfs.minix", image])
         return image, "minix"
+    if kind == "ext3":
+        run(["mkfs.ext3", "-q", image])
+        return image, "a file system of type ext3"
+    if kind == "preallocated-data-deep":
+        image = storage.image(size_mib=128, preallocation="falloc")
+        write_at(image, 100 * MIB, b"data")
+        return image, "non-zero byte at offset %d" % (100 * MIB)
     raise ValueError(kind)
 
 
@@ -169,7 +176,8 @@ def mbr(sectors):
 
 
 @pytest.mark.parametrize("kind", ["random", "data-in-the-middle", "swap",
-                                  "partition-table", "minix"])
+                                  "partition-table", "minix", "ext3",
+                                  "preallocated-data-deep"])
 def test_disk_with_data_refused_and_unchanged(vdsm, installation, engine,
                                               storage, kind):
     name, client = engine
@@ -190,7 +198,7 @@ def test_disk_with_data_refused_and_unchanged(vdsm, installation, engine,
     assert_released(installation, storage, client, vm)
 
 
-@pytest.mark.parametrize("fstype, size_mib", [("ext2", DISK_MIB),
+@pytest.mark.parametrize("fstype, size_mib", [("ext4", DISK_MIB),
                                               ("xfs", 320)])
 def test_existing_file_system_mounted_as_found(vdsm, installation, engine,
                                                storage, fstype, size_mib):
@@ -210,7 +218,14 @@ def test_existing_file_system_mounted_as_found(vdsm, installation, engine,
     result = start(vdsm, vm)
 
     assert sh(client, vm, "cat /data/old") == "from before\n"
-    assert " /data %s " % fstype in sh(client, vm, "cat /proc/mounts")
+    mount = [line.split() for line in
+             sh(client, vm, "cat /proc/mounts").splitlines()
+             if line.split()[1] == "/data"]
+    assert [m[2] for m in mount] == [fstype]
+    options = mount[0][3].split(",")
+    assert "nodev" in options and "nosuid" in options
+    if fstype == "ext4":
+        assert "errors=remount-ro" in options
     power_off(vdsm, vm, result.data)
     assert_released(installation, storage, client, vm)
     assert fs_type(image) == fstype

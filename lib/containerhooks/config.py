@@ -90,6 +90,7 @@ _DEFAULTS = collections.OrderedDict([
     ("init", "true"),
     ("placeholder_memory_mib", "16"),
     ("storage_roots", "/rhev/data-center"),
+    ("blank_check_timeout", "120"),
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
 ])
@@ -103,8 +104,8 @@ Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
     "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
     "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "storage_roots", "gc_grace", "leftover_grace",
-    "path",
+    "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
+    "gc_grace", "leftover_grace", "path",
 ])
 
 
@@ -167,6 +168,7 @@ def _build(v, path):
         placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
                                     path),
         storage_roots=_roots(v, "storage_roots", path),
+        blank_check_timeout=_int(v, "blank_check_timeout", 1, 86400, path),
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         path=path,

@@ -104,10 +104,12 @@ def _attach_one(vm_id, volume, conf, journal):
                 os.close(locked)
             _save(vm_id, journal)
             fstype = hostdisk.filesystem(volume.disk, entry["device"],
-                                         image_fd=fd)
+                                         image_fd=fd,
+                                         timeout=conf.blank_check_timeout)
         else:
             entry["device"] = source.path
-            fstype = hostdisk.filesystem(volume.disk, entry["device"])
+            fstype = hostdisk.filesystem(volume.disk, entry["device"],
+                                         timeout=conf.blank_check_timeout)
         if fstype is None:
             fstype = hostdisk.make_filesystem(volume.disk, entry["device"])
             entry["formatted"] = True
