@@ -65,18 +65,19 @@ def _signal_name(number):
 
 
 def path(vm_id):
-    return os.path.join(paths.STATE_DIR, vm_id + SUFFIX)
+    return os.path.join(paths.STATE_DIR, state.valid_id(vm_id) + SUFFIX)
 
 
 def write(record):
     """Write record (a dict with vm_id) atomically, readable by vdsm."""
+    target = path(record["vm_id"])
     fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
                                prefix="." + record["vm_id"])
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, sort_keys=True)
         os.chmod(tmp, 0o644)
-        os.rename(tmp, path(record["vm_id"]))
+        os.rename(tmp, target)
     except Exception:
         _unlink(tmp)
         raise
@@ -102,7 +103,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-len(SUFFIX)] for n in names
-            if n.endswith(SUFFIX) and not n.startswith(".")]
+            if n.endswith(SUFFIX) and state.is_id(n[:-len(SUFFIX)])]
 
 
 def prune(now=None, max_age=MAX_AGE):

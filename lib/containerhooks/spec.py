@@ -15,6 +15,7 @@ import six
 
 from containerhooks import errors
 from containerhooks import imageref
+from containerhooks import state
 
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
@@ -30,9 +31,6 @@ Nic = collections.namedtuple("Nic", "mac, bridge, ip")
 VolumeSource = collections.namedtuple("VolumeSource",
                                       "disk, path, kind, source")
 
-_UUID_RE = re.compile(
-    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{12}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
 _HOSTNAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _MAC_RE = re.compile(r"\A[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
@@ -156,7 +154,7 @@ def _limited(what, items, most):
 
 
 def vm_id(value):
-    if not isinstance(value, six.string_types) or not _UUID_RE.match(value):
+    if not state.is_id(value):
         raise errors.InvalidDomain(reason="VM id %r is not a UUID"
                                    % (value,))
     return value.lower()
