@@ -316,14 +316,15 @@ def pause_container(args):
                                 reason="no container is recorded for it")
     conf = config.load()
     eng = _engine(conf, record["engine"])
-    name = record["container_name"]
+    # By its recorded id: whatever holds the name now may not be it.
+    name = record.get("container_id") or record["container_name"]
     info = eng.inspect(name)
     if args.action == "pause" and info.status == "running":
         eng.pause(name)
     elif args.action == "unpause" and info.status == "paused":
         eng.unpause(name)
-    log.info("vm_id=%s %s: container %s was %s", vm_id, args.action, name,
-             info.status)
+    log.info("vm_id=%s %s: container %s was %s", vm_id, args.action,
+             info.name, info.status)
     return {"vm_id": vm_id, "was": info.status}
 
 
