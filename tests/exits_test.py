@@ -58,16 +58,20 @@ def test_write_read_remove(state_dir):
     assert exits.read(vm_id) is None
 
 
+OLD = "0b1e6c6e-0000-4000-8000-000000000001"
+NEW = "0b1e6c6e-0000-4000-8000-000000000002"
+
+
 def test_unreadable_record_is_none(state_dir):
-    (state_dir / "x.exit").write_text("{not json")
-    assert exits.read("x") is None
+    (state_dir / (OLD + ".exit")).write_text("{not json")
+    assert exits.read(OLD) is None
 
 
 def test_prune(state_dir):
-    exits.write({"vm_id": "old"})
-    exits.write({"vm_id": "new"})
+    exits.write({"vm_id": OLD})
+    exits.write({"vm_id": NEW})
     past = time.time() - exits.MAX_AGE - 10
-    os.utime(exits.path("old"), (past, past))
+    os.utime(exits.path(OLD), (past, past))
 
-    assert exits.prune() == ["old"]
-    assert exits.vm_ids() == ["new"]
+    assert exits.prune() == [OLD]
+    assert exits.vm_ids() == [NEW]

@@ -304,6 +304,15 @@ def test_stop_removes_only_the_recorded_container(vdsm, installation,
     vm = domains.container_vm(name, images.IMAGE)
     result = start(vdsm, vm)
     ours = container(client, vm)
+    # The record that proves it is root's alone: vdsm can neither change
+    # it nor put one beside it.
+    record = os.path.join(installation.state_dir, vm.id + ".json")
+    for path in (record, os.path.join(installation.state_dir, "x.json")):
+        assert subprocess.call(["sudo", "-n", "-u", "vdsm", "sh", "-c",
+                                "echo {} > " + path],
+                               stderr=subprocess.DEVNULL) != 0, path
+    assert not os.path.exists(os.path.join(installation.state_dir,
+                                           "x.json"))
     others.append(foreign(vm.id))
     vmrun.power_off(vdsm, vm, result.data)
     assert not running(ours)
