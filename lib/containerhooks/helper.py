@@ -88,12 +88,16 @@ def _parser():
 def _engine(conf, name):
     # Imported here: the SDK is needed only once an engine is used.
     from containerhooks import engine
+    _check_engine(conf, name)
+    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+
+
+def _check_engine(conf, name):
     if name not in conf.engines:
         raise errors.InvalidProperty(
             name="containerType", value=name,
             reason="this host runs containers with %s only"
             % " or ".join(conf.engines))
-    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
 
 
 def start_container(args):
@@ -256,9 +260,13 @@ def _recorded_container(eng, record):
 
 
 def stop_container(args):
-    # --engine (what the placeholder's metadata says) is not needed: the
-    # state record names the engine.
-    return stop_vm(config.load(), specs.vm_id(args.vm_id))
+    # --engine (what the placeholder's metadata says) is checked like any
+    # argument, but not used: the state record names the engine.
+    conf = config.load()
+    vm_id = specs.vm_id(args.vm_id)
+    if args.engine is not None:
+        _check_engine(conf, args.engine)
+    return stop_vm(conf, vm_id)
 
 
 def stop_vm(conf, vm_id, engine=None, check=None):
