@@ -59,8 +59,8 @@ def test_write_read_remove(state_dir):
     assert exits.read(vm_id) is None
 
 
-OLD = "00000000-0000-4000-8000-0000000000a1"
-NEW = "00000000-0000-4000-8000-0000000000a2"
+OLD = "0b1e6c6e-0000-4000-8000-000000000001"
+NEW = "0b1e6c6e-0000-4000-8000-000000000002"
 
 
 def test_unreadable_record_is_none(state_dir):
@@ -85,7 +85,7 @@ def test_prune(state_dir):
     pytest.param("", id="empty"),
 ])
 def test_not_a_vm_id_is_never_a_path(state_dir, vm_id):
-    with pytest.raises(errors.InvalidVmId):
+    with pytest.raises(errors.BadVmId):
         exits.write({"vm_id": vm_id})
     assert exits.read(vm_id) is None
     assert os.listdir(str(state_dir)) == []

@@ -113,8 +113,10 @@ def _parser():
         "placeholders whose container is gone, release the state and "
         "mounts of VMs that are gone; only what is older than gc_grace "
         "seconds (containers.conf), never a start in progress, never "
-        "anything on the VMs' disks.  Runs every 5 minutes from "
-        "vdsm-hook-containers-gc.timer.")
+        "anything on the VMs' disks.  A container with the package's "
+        "labels that no state record names (not created by the package "
+        "on this host) is listed, never touched.  Runs every 5 minutes "
+        "from vdsm-hook-containers-gc.timer.")
     p.add_argument("--dry-run", action="store_true",
                    help="list what would be removed, remove nothing")
     p.add_argument("--grace", type=int, help="override gc_grace (seconds)")
@@ -394,6 +396,11 @@ def gc_command(args):
     if args.vm:
         findings = [f for f in findings if f.vm_id in args.vm]
     for f in findings:
+        if f.kind == "foreign":
+            # The label is anybody's text: shown escaped, never as is.
+            print("leaving %s labelled %s (%s)" % (
+                f.what, repr(f.vm_id[:80]).lstrip("u"), f.reason))
+            continue
         print("%s %s: %s (%s)" % ("would remove" if args.dry_run
                                   else "removing", f.vm_id, f.what,
                                   f.reason))
@@ -402,7 +409,7 @@ def gc_command(args):
     failed = gc.clean(conf, findings, helper.stop_vm)
     for f, e in failed:
         sys.stderr.write("vdsm-containers: %s: %s\n" % (f.vm_id, e))
-    if not findings and not args.quiet:
+    if not [f for f in findings if f.kind != "foreign"] and not args.quiet:
         print("nothing to clean")
     return 1 if failed else 0
 

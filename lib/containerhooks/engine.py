@@ -324,6 +324,14 @@ class Engine(object):
     def inspect(self, name):
         return _info(self._get(name))
 
+    def lookup(self, name):
+        """The ContainerInfo of container name (a name or a full id), or
+        None if there is none."""
+        container = self._call("inspect", name,
+                               lambda: self.client.containers.get(name),
+                               missing=None)
+        return None if container is None else _info(container)
+
     def pause(self, name):
         container = self._get(name)
         self._call("pause", name, container.pause)

@@ -92,13 +92,31 @@ class LeftoverTooRecent(AlreadyRunning):
            "start then replaces that container)")
 
 
+class ForeignContainer(AlreadyRunning):
+    """A running container holds the name of the VM's container, and no
+    state record says the package made it."""
+
+    msg = ("Container {name} runs under the name of VM {vm_id}'s container, "
+           "but it was not created by vdsm-hook-containers on this host (no "
+           "state record names it); if it is a leftover, remove it by hand "
+           "({engine} rm -f {name}), then start the VM again")
+
+
 class StateError(Error):
     msg = "Cannot {action} container state for VM {vm_id}: {reason}"
 
 
-class InvalidVmId(Error):
-    msg = ("VM id {value!r} is not a UUID; refusing to use it in a file "
-           "name (a VM id comes from Vdsm's domain uuid)")
+class BadVmId(StateError):
+    """Something offered as a VM id (a label, a file name) is not one."""
+
+    msg = ("{vm_id!r} is not a VM id (a UUID): the package names nothing "
+           "after it and does not act on it")
+
+
+class VmChanged(Error):
+    """What gc found of a VM is no longer so when it is about to act."""
+
+    msg = "VM {vm_id} changed since gc looked at it ({reason}); left as it is"
 
 
 class CommandError(Error):

@@ -65,9 +65,9 @@ def _signal_name(number):
 
 
 def path(vm_id):
-    # A UUID, never a path (state.check_vm_id): the record's vm_id may come
+    # A UUID, never a path (state.valid_id): the record's vm_id may come
     # from a container label.
-    return os.path.join(paths.STATE_DIR, state.check_vm_id(vm_id) + SUFFIX)
+    return os.path.join(paths.STATE_DIR, state.valid_id(vm_id) + SUFFIX)
 
 
 def write(record):
@@ -92,7 +92,7 @@ def write(record):
 def read(vm_id):
     """The exit record of vm_id, or None (also when it is unreadable, and
     for what is not a VM id)."""
-    if not state.is_vm_id(vm_id):
+    if not state.is_id(vm_id):
         return None
     try:
         fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
@@ -113,7 +113,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-len(SUFFIX)] for n in names
-            if n.endswith(SUFFIX) and state.is_vm_id(n[:-len(SUFFIX)])]
+            if n.endswith(SUFFIX) and state.is_id(n[:-len(SUFFIX)])]
 
 
 def prune(now=None, max_age=MAX_AGE):

@@ -88,12 +88,16 @@ def _parser():
 def _engine(conf, name):
     # Imported here: the SDK is needed only once an engine is used.
     from containerhooks import engine
+    _check_engine(conf, name)
+    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+
+
+def _check_engine(conf, name):
     if name not in conf.engines:
         raise errors.InvalidProperty(
             name="containerType", value=name,
             reason="this host runs containers with %s only"
             % " or ".join(conf.engines))
-    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
 
 
 def start_container(args):
@@ -114,8 +118,10 @@ def start_container(args):
 def _start(eng, spec, conf):
     """Pull, plan the network, mount the volumes, create, start.
 
-    The state file is written first (with the addresses reserved) and
-    completed at the end; any failure undoes every step that was done.
+    The state file is written first (with the addresses reserved and the
+    container's name) and completed at the end; any failure undoes every
+    step that was done.  The record stays while a container may exist: it
+    is what makes that container the package's (state.owns).
     """
     _clear_leftover(eng, spec.vm_id, conf)
     if not eng.has_image(spec.image):
@@ -145,7 +151,7 @@ def _start(eng, spec, conf):
         record["ips"] = ips
         state.write(spec.vm_id, record)
 
-    created = None
+    created = creating = None
     try:
         reserve([])
         endpoints = network.plan(eng, spec, reserve)
@@ -154,6 +160,11 @@ def _start(eng, spec, conf):
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
         options.update(volumes.container_options(record["volumes"]))
+        # From here a container of this name may exist even if create()
+        # fails (connecting a second network, a timeout after the engine
+        # made it): _clear_leftover freed the name, so whatever holds it
+        # now is this start's.
+        creating = name
         created = _create(eng, spec, name, options, endpoints, conf)
         record["container_id"] = created.id
         state.write(spec.vm_id, record)
@@ -165,10 +176,15 @@ def _start(eng, spec, conf):
     except BaseException:
         log.error("vm_id=%s start failed, removing what was created",
                   spec.vm_id)
-        if created is not None:
-            _quietly(eng.remove, name)
-        _quietly(volumes.detach, spec.vm_id, record["volumes"])
-        _quietly(state.remove, spec.vm_id)
+        gone = creating is None or _quietly(eng.remove, creating)
+        gone = _quietly(volumes.detach, spec.vm_id, record["volumes"]) \
+            and gone
+        if gone:
+            _quietly(state.remove, spec.vm_id)
+        else:
+            # The record names what is left, for the next stop or gc.
+            log.error("vm_id=%s keeping the state of what could not be "
+                      "removed", spec.vm_id)
         raise
     log.info("vm_id=%s started container %s (%s) image=%s engine=%s "
              "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
@@ -205,19 +221,52 @@ def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
 
 
 def _clear_leftover(eng, vm_id, conf):
-    """Remove what an earlier run of this VM left: a stopped container, or
-    a running one that no placeholder goes with, and its volumes.
+    """Remove what an earlier run of this VM left: its stopped container,
+    or a running one that no placeholder goes with, and its volumes; and
+    free the name this start gives its container.
 
-    Vdsm starts a VM only when, as far as it knows, it does not run on
-    this host; a container of that VM still running then is a leftover
-    (a start whose hook was killed after the container appeared, a
-    destroy that never ran) -- unless its placeholder qemu runs, or it
-    started less than leftover_grace seconds ago (a start of the same VM
-    may still be on its way from this hook to libvirt).  Called with the
-    VM's lock held: no start or stop of it runs meanwhile.
+    The earlier run's container is the one its state record names
+    (state.owns), on the engine it records; a container merely labelled
+    with this VM's id is left alone.  Vdsm starts a VM only when, as far
+    as it knows, it does not run on this host; the recorded container
+    still running then is a leftover (a start whose hook was killed after
+    the container appeared, a destroy that never ran) -- unless its
+    placeholder qemu runs, or it started less than leftover_grace seconds
+    ago (a start of the same VM may still be on its way from this hook to
+    libvirt).  Called with the VM's lock held: no start or stop of it runs
+    meanwhile.
     """
-    old = eng.find(vm_id)
-    if old is not None and old.status in RUNNING:
+    record = state.read(vm_id)
+    if record:
+        old_eng = eng if record.get("engine") == eng.name \
+            else _engine(conf, record.get("engine"))
+        old = _recorded_container(old_eng, record)
+        if old is not None:
+            _remove_leftover(old_eng, vm_id, old, conf)
+    # The name this start needs, held by a container no record names:
+    # one left from before a reboot (/run is empty then, the engine keeps
+    # its stopped containers) is removed -- no path or volume of it is
+    # touched, only the container that has this VM's name; a running one
+    # is not this package's to stop.
+    name = specs.container_name(vm_id)
+    holder = eng.lookup(name)
+    if holder is not None:
+        if holder.status in RUNNING:
+            raise errors.ForeignContainer(vm_id=vm_id, name=name,
+                                          engine=eng.name)
+        log.warning("vm_id=%s removing stopped container %s (%s): not "
+                    "recorded here, it holds the name this start needs",
+                    vm_id, name, holder.id[:12])
+        eng.remove(holder.id)
+    # Its volumes: unmounted (after the container is gone), so that this
+    # start attaches them afresh.
+    if record and record.get("volumes"):
+        log.info("vm_id=%s releasing the volumes of an earlier run", vm_id)
+        volumes.detach(vm_id, record["volumes"])
+
+
+def _remove_leftover(eng, vm_id, old, conf):
+    if old.status in RUNNING:
         from containerhooks import procfs
         if procfs.find_qemu(vm_id) is not None:
             raise errors.AlreadyRunning(vm_id=vm_id, name=old.name)
@@ -229,32 +278,47 @@ def _clear_leftover(eng, vm_id, conf):
         log.warning("vm_id=%s container %s has run for %d s with no "
                     "placeholder: left by an earlier start, replacing it",
                     vm_id, old.name, age)
-        eng.stop(old.name, conf.stop_timeout)
-    if old is not None:
-        log.info("vm_id=%s removing leftover container %s (%s)", vm_id,
-                 old.name, old.status)
-        eng.remove(old.name)
-    # Its volumes: unmounted (after the container is gone), so that this
-    # start attaches them afresh.
-    record = state.read(vm_id)
-    if record and record.get("volumes"):
-        log.info("vm_id=%s releasing the volumes of an earlier run", vm_id)
-        volumes.detach(vm_id, record["volumes"])
+        eng.stop(old.id, conf.stop_timeout)
+    log.info("vm_id=%s removing leftover container %s (%s)", vm_id,
+             old.name, old.status)
+    eng.remove(old.id)
+
+
+def _recorded_container(eng, record):
+    """The container the state record names on eng, or None: by its
+    recorded id, or by its reserved name while no id is recorded."""
+    wanted = record.get("container_id") or record.get("container_name")
+    info = eng.lookup(wanted) if wanted else None
+    if info is not None and state.owns(record, eng.name, info):
+        return info
+    return None
 
 
 def stop_container(args):
-    return stop_vm(config.load(), specs.vm_id(args.vm_id), args.engine)
+    # --engine (what the placeholder's metadata says) is checked like any
+    # argument, but not used: the state record names the engine.
+    conf = config.load()
+    vm_id = specs.vm_id(args.vm_id)
+    if args.engine is not None:
+        _check_engine(conf, args.engine)
+    return stop_vm(conf, vm_id)
 
 
-def stop_vm(conf, vm_id, engine=None):
+def stop_vm(conf, vm_id, engine=None, check=None):
     """Stop and remove vm_id's container, unmount its volumes, drop its
-    state; quiet when there is nothing.  (Also the garbage collector's.)"""
-    record = state.read(vm_id) or {}
-    names = [engine or record.get("engine")]
-    if names == [None]:
-        names = list(conf.engines)
+    state; quiet when there is nothing.  (Also the garbage collector's.)
+
+    The container is the one the VM's state record names (state.owns),
+    never one found by its labels: without a record, no container is
+    touched.  check(record), when given, runs under the VM's lock before
+    anything is done, and raises to leave everything as it is (gc's
+    re-check).  engine: unused, kept for callers that name one.
+    """
     stopped = None
     with state.Lock(vm_id) as lock:
+        record = state.read(vm_id)
+        if check is not None:
+            check(record)
         if record:
             # The exit watcher ignores the end of a container it finds
             # "stopping": this stop is Engine's doing, not news.  Only
@@ -266,23 +330,21 @@ def stop_vm(conf, vm_id, engine=None):
             except errors.StateError as e:
                 log.warning("vm_id=%s cannot mark the container as "
                             "stopping: %s", vm_id, e)
-        for name in names:
-            eng = _engine(conf, name)
-            info = eng.find(vm_id)
-            if info is None:
-                continue
-            if info.status in RUNNING:
-                log.info("vm_id=%s stopping %s (timeout %ss)", vm_id,
-                         info.name, conf.stop_timeout)
-                eng.stop(info.name, conf.stop_timeout)
-                info = eng.inspect(info.name)
-            eng.remove(info.name)
-            stopped = {"container_name": info.name,
-                       "exit_code": info.exit_code,
-                       "oom_killed": info.oom_killed}
-            log.info("vm_id=%s removed container %s", vm_id, info.name)
+            eng = _engine(conf, record.get("engine"))
+            info = _recorded_container(eng, record)
+            if info is not None:
+                if info.status in RUNNING:
+                    log.info("vm_id=%s stopping %s (timeout %ss)", vm_id,
+                             info.name, conf.stop_timeout)
+                    eng.stop(info.id, conf.stop_timeout)
+                    info = eng.inspect(info.id)
+                eng.remove(info.id)
+                stopped = {"container_name": info.name,
+                           "exit_code": info.exit_code,
+                           "oom_killed": info.oom_killed}
+                log.info("vm_id=%s removed container %s", vm_id, info.name)
         # Unmount only once no container can use the volumes any more.
-        volumes.detach(vm_id, record.get("volumes", []))
+        volumes.detach(vm_id, (record or {}).get("volumes", []))
         state.remove(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
@@ -297,22 +359,26 @@ def pause_container(args):
                                 reason="no container is recorded for it")
     conf = config.load()
     eng = _engine(conf, record["engine"])
-    name = record["container_name"]
+    # By its recorded id: whatever holds the name now may not be it.
+    name = record.get("container_id") or record["container_name"]
     info = eng.inspect(name)
     if args.action == "pause" and info.status == "running":
         eng.pause(name)
     elif args.action == "unpause" and info.status == "paused":
         eng.unpause(name)
-    log.info("vm_id=%s %s: container %s was %s", vm_id, args.action, name,
-             info.status)
+    log.info("vm_id=%s %s: container %s was %s", vm_id, args.action,
+             info.name, info.status)
     return {"vm_id": vm_id, "was": info.status}
 
 
 def _quietly(func, *args):
+    """func(*args); whether it succeeded (a failure is logged)."""
     try:
         func(*args)
+        return True
     except Exception:
         log.exception("cleanup step %s failed", func.__name__)
+        return False
 
 
 if __name__ == "__main__":

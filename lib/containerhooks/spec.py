@@ -15,6 +15,7 @@ import six
 
 from containerhooks import errors
 from containerhooks import imageref
+from containerhooks import state
 
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
@@ -39,9 +40,6 @@ BlockVolumeIds = collections.namedtuple("BlockVolumeIds",
                                         "domain, image, volume")
 BLOCK_VOLUME_PATH = "/mnt/blockSD/<domain id>/images/<image id>/<volume id>"
 
-_UUID_RE = re.compile(
-    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{12}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
 _HOSTNAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _MAC_RE = re.compile(r"\A[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
@@ -167,7 +165,7 @@ def block_volume_ids(source, roots):
             continue
         parts = source[len(prefix):].split("/")
         if len(parts) == 4 and parts[1] == "images" and all(
-                _UUID_RE.match(parts[i]) for i in (0, 2, 3)):
+                state.UUID_RE.match(parts[i]) for i in (0, 2, 3)):
             return BlockVolumeIds(domain=parts[0], image=parts[2],
                                   volume=parts[3])
     return None
@@ -186,7 +184,7 @@ def _limited(what, items, most):
 
 
 def vm_id(value):
-    if not isinstance(value, six.string_types) or not _UUID_RE.match(value):
+    if not state.is_id(value):
         raise errors.InvalidDomain(reason="VM id %r is not a UUID"
                                    % (value,))
     return value.lower()

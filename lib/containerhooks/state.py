@@ -5,6 +5,13 @@ One JSON file per VM in paths.STATE_DIR, written atomically by the helper
 hooks never need the custom properties, and nothing depends on the memory
 of the process that started the container.  A lock file per VM keeps two
 starts or stops of the same VM apart.
+
+The state is also the root side's proof of what the package made: a
+container is the package's only if a record here names it (owns()), never
+because its labels say so -- labels come from the image too, and a
+container anyone runs by hand from a VM's image carries them.  Only root
+can write here: the directory is root's, mode 0755 (the RPM's tmpfiles.d
+entry, or ensure_dir()), and Lock refuses one anybody else could write.
 """
 
 import errno
@@ -12,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 
 import six
@@ -19,36 +27,36 @@ import six
 from containerhooks import errors
 from containerhooks import paths
 
-
-# A VM id is Vdsm's domain uuid (spec.vm_id accepts the same).  It becomes
-# part of file names here and in exits.py: an absolute or "../" id in
-# os.path.join would name any file of the host.
-_VM_ID_RE = re.compile(
+UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}\Z")
 
 
-def is_vm_id(value):
-    """Whether value is a VM id (a UUID), safe to use in a file name."""
-    return isinstance(value, six.string_types) \
-        and _VM_ID_RE.match(value) is not None
+def is_id(value):
+    """Whether value is a VM id (a UUID)."""
+    return isinstance(value, six.string_types) and bool(UUID_RE.match(value))
 
 
-def check_vm_id(value):
-    """value if it is a VM id; else errors.InvalidVmId."""
-    if not is_vm_id(value):
-        raise errors.InvalidVmId(value=value)
-    return value
+def valid_id(vm_id):
+    """vm_id, if it is a VM id; else BadVmId.
+
+    Every path the package makes from a VM id goes through here: an id
+    from a container label, a file name or a caller could otherwise be
+    "../../etc/x" or "/etc/x", which os.path.join follows.
+    """
+    if not is_id(vm_id):
+        raise errors.BadVmId(vm_id=vm_id)
+    return vm_id
 
 
 def _path(vm_id, suffix=".json"):
-    return os.path.join(paths.STATE_DIR, check_vm_id(vm_id) + suffix)
+    return os.path.join(paths.STATE_DIR, valid_id(vm_id) + suffix)
 
 
 def read(vm_id):
     """The state of vm_id as a dict, or None (also for what is not a VM
     id: no state of the helper's has such a name)."""
-    if not is_vm_id(vm_id):
+    if not is_id(vm_id):
         return None
     try:
         # Raw reads: the stats hooks read every container VM's state on
@@ -74,13 +82,33 @@ def read(vm_id):
 
 
 def exists(vm_id):
-    # Questions about what is not a VM id (a label of a container made by
-    # hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
-    # and locking refuse it (_path).
-    return is_vm_id(vm_id) and os.path.exists(_path(vm_id))
+    """Whether vm_id has a state file (never, if it is no VM id).
+
+    Questions about what is not a VM id (a label of a container made by
+    hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
+    and locking refuse it (_path)."""
+    return is_id(vm_id) and os.path.exists(_path(vm_id))
+
+
+def owns(record, engine, container):
+    """Whether the state record names container (an engine.ContainerInfo)
+    on engine: the package made it for the record's VM.
+
+    By its id once the helper recorded it; before that (a start killed
+    between creating the container and recording its id), by the name the
+    record reserved: the start removed whatever held that name before it
+    created its own (helper._clear_leftover).
+    """
+    if not isinstance(record, dict) or record.get("engine") != engine:
+        return False
+    if record.get("container_id"):
+        return record["container_id"] == container.id
+    return bool(record.get("container_name")) \
+        and record["container_name"] == container.name
 
 
 def write(vm_id, state):
+    path = _path(vm_id)
     try:
         ensure_dir()
         fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
@@ -90,7 +118,7 @@ def write(vm_id, state):
         with os.fdopen(fd, "w") as f:
             json.dump(state, f, sort_keys=True)
         os.chmod(tmp, 0o644)
-        os.rename(tmp, _path(vm_id))
+        os.rename(tmp, path)
     except (IOError, OSError) as e:
         _unlink(tmp)
         raise write_error(vm_id, e, paths.STATE_DIR)
@@ -117,7 +145,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".json")
-            and is_vm_id(n[:-5])]
+            and is_id(n[:-5])]
 
 
 def lock_ids():
@@ -128,16 +156,16 @@ def lock_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".lock")
-            and is_vm_id(n[:-5])]
+            and is_id(n[:-5])]
 
 
 def lock_exists(vm_id):
-    return is_vm_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
+    return is_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
 
 
 def lock_mtime(vm_id):
     """When vm_id's lock file was made (0 if it is gone)."""
-    if not is_vm_id(vm_id):
+    if not is_id(vm_id):
         return 0
     try:
         return os.stat(_path(vm_id, ".lock")).st_mtime
@@ -155,6 +183,7 @@ class Lock(object):
     def __enter__(self):
         try:
             ensure_dir()
+            _check_dir()
             self._fd = os.open(_path(self.vm_id, ".lock"),
                                os.O_RDWR | os.O_CREAT, 0o600)
         except (IOError, OSError) as e:
@@ -191,6 +220,19 @@ def ensure_dir():
     except OSError as e:
         if e.errno != errno.EEXIST:
             raise
+
+
+def _check_dir():
+    """Refuse a state directory that anyone but root could write: what is
+    in it decides what root stops, unmounts and deletes."""
+    st = os.lstat(paths.STATE_DIR)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 \
+            or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise errors.StateError(
+            action="trust", vm_id="any", reason="%s is not a directory only "
+            "root can write (owner uid %d, mode %o); make it root:root, "
+            "mode 0755" % (paths.STATE_DIR, st.st_uid,
+                            stat.S_IMODE(st.st_mode)))
 
 
 def remove_file(path):

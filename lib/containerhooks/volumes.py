@@ -49,11 +49,11 @@ def volumes_dir():
 
 def vm_dir(vm_id):
     """Where vm_id's disks are mounted, one directory per disk."""
-    return os.path.join(volumes_dir(), vm_id)
+    return os.path.join(volumes_dir(), state.valid_id(vm_id))
 
 
 def _journal_path(vm_id):
-    return os.path.join(volumes_dir(), vm_id + ".json")
+    return os.path.join(volumes_dir(), state.valid_id(vm_id) + ".json")
 
 
 def attach(spec, conf):
@@ -254,6 +254,7 @@ def _load(vm_id):
 
 
 def _save(vm_id, entries):
+    path = _journal_path(vm_id)
     try:
         _makedirs(volumes_dir())
         fd, tmp = tempfile.mkstemp(dir=volumes_dir(), prefix="." + vm_id)
@@ -262,7 +263,7 @@ def _save(vm_id, entries):
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(entries, f, sort_keys=True)
-        os.rename(tmp, _journal_path(vm_id))
+        os.rename(tmp, path)
     except (IOError, OSError) as e:
         _unlink(tmp)
         raise state.write_error(vm_id, e, volumes_dir())

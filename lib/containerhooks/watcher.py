@@ -258,7 +258,7 @@ class Watcher(object):
 
     def _on_die(self, eng, event):
         vm_id = event.attributes.get(LABEL_VM_ID)
-        if not state.is_vm_id(vm_id):
+        if not state.is_id(vm_id):
             # Labels are whoever made the container's: a VM id becomes a
             # file name only once it is a UUID.
             if vm_id:
@@ -592,7 +592,7 @@ def _read_state(vm_id):
     """vm_id's state as the helper wrote it, or None.  Only from a UUID
     (never a path into the vdsm-owned samples directory), and only a
     record that names the same VM."""
-    if not state.is_vm_id(vm_id):
+    if not state.is_id(vm_id):
         return None
     try:
         record = state.read(vm_id)
