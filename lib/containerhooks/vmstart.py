@@ -78,9 +78,10 @@ def prepare(env, data, conf, kernel=None):
 def _nics(dom, props, meta):
     """The container's NICs: one per vNIC on a Linux bridge, in order.
 
-    A vNIC whose link Engine set down (or unplugged) gets no interface; a
-    vNIC that is not on a plain Linux bridge (SR-IOV, Open vSwitch) cannot
-    be given to a container, and the start is refused.  A placeholder
+    A vNIC whose link Engine set down (or unplugged), or on Engine's "No
+    Network" profile, gets no interface, like an unplugged cable; a vNIC
+    that is not on a plain Linux bridge (SR-IOV, Open vSwitch) cannot be
+    given to a container, and the start is refused.  A placeholder
     already (meta) lists the MACs its container had.
     """
     from containerhooks import errors
@@ -90,16 +91,13 @@ def _nics(dom, props, meta):
         el = nic.element
         link = el.find("link")
         if meta is not None:
-            if nic.mac.lower() not in meta.nics:
+            if (nic.mac or "").lower() not in meta.nics:
                 continue
         elif link is not None and link.get("state") == "down":
             continue
-        if el.get("type") != "bridge" or nic.bridge is None \
-                or el.find("virtualport") is not None:
-            raise errors.InvalidDomain(
-                reason="vNIC %s (%s, type %s) is not on a Linux bridge; a "
-                "container can only join Linux bridge networks"
-                % (nic.alias or "?", nic.mac, el.get("type")))
+        if nic.bridge == NO_NETWORK_BRIDGE and el.get("type") == "bridge":
+            continue
+        _check_nic(nic)
         nics.append(specs.Nic(mac=nic.mac.lower(), bridge=nic.bridge,
                               ip=None))
     for nic, ip in zip(list(nics), props.ips):
@@ -110,6 +108,43 @@ def _nics(dom, props, meta):
             name=properties.CONTAINER_IP, value=",".join(props.ips),
             reason="more addresses than the VM has vNICs (%d)" % len(nics))
     return nics
+
+
+# The bridge of a vNIC on Engine's "No Network" vNIC profile: Vdsm's dummy
+# bridge, which connects nowhere (lib/vdsm/network/ipwrapper.py
+# DUMMY_BRIDGE; vdsm-tool dummybr creates it, tool/dummybr.py).
+NO_NETWORK_BRIDGE = ";vdsmdummy;"
+
+
+def _check_nic(nic):
+    """Refuse a vNIC no container interface can stand for, in words an
+    Engine admin acts on: which vNIC, which network, what to do."""
+    from containerhooks import errors
+    from containerhooks import spec as specs
+    el = nic.element
+    name = nic.alias or "?"
+    virtualport = el.find("virtualport")
+    kind = virtualport.get("type") if virtualport is not None else None
+    if kind == "openvswitch" or el.get("type") == "ovs":
+        reason = ("it is on an Open vSwitch network (OVS or OVN, bridge "
+                  "%s); containers join Linux bridge networks only: move "
+                  "the vNIC to a network of a Linux bridge cluster, or "
+                  "unplug it" % (nic.bridge or "?"))
+    elif el.get("type") != "bridge" or virtualport is not None:
+        reason = ("it is a %s vNIC (SR-IOV, direct or passthrough); "
+                  "containers join Linux bridge networks only: give it a "
+                  "bridged vNIC profile, or unplug it"
+                  % (kind or el.get("type")))
+    elif nic.bridge is None or not specs.is_bridge(nic.bridge):
+        reason = ("its network's bridge %r is no Linux bridge name this "
+                  "host can have; give the vNIC another network, or "
+                  "unplug it" % (nic.bridge,))
+    elif nic.mac is None or not specs.is_mac(nic.mac):
+        reason = "it has no usable MAC address (%r)" % (nic.mac,)
+    else:
+        return
+    raise errors.NicRefused(nic=name, mac=nic.mac or "no MAC",
+                            reason=reason)
 
 
 # Buses on which qemu can give the guest a read-only disk (ide-hd and
