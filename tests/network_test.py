@@ -13,7 +13,7 @@ from lxml import etree
 import domains
 import images
 import lan as lanmod
-from vdsm import HookError
+from vdsm import HookError, build_domain_xml
 import vmrun
 from vmrun import power_off, start_hook as start
 
@@ -39,7 +39,7 @@ def add_nics(vm, nics):
         if len(nic) > 3:
             etree.SubElement(el, "virtualport", type=nic[3])
         etree.SubElement(el, "alias", name="ua-" + str(uuid.uuid4()))
-    vm.xml = etree.tostring(root, encoding="unicode")
+    vm.xml = build_domain_xml(etree.tostring(root))
     return vm
 
 
@@ -215,7 +215,7 @@ def test_no_network_vnic_is_an_unplugged_cable(vdsm, installation, engine,
     assert [(v[0], v[1]) for v in ifaces.values()] == [
         (MAC1, ["10.231.0.151/24"])]
     # The placeholder keeps the vNIC, silent, for Engine and Vdsm.
-    root = etree.fromstring(result.data)
+    root = etree.fromstring(result.data.encode("utf-8"))
     assert [(n.find("mac").get("address"), n.find("link").get("state"))
             for n in root.iterfind("devices/interface")] == [
         (MAC2, "down"), (MAC1, "down")]
