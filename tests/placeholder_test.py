@@ -289,3 +289,46 @@ def test_placeholder_of_a_placeholder_keeps_the_real_size():
     assert canonical(again.xml) == canonical(first.xml)
     assert domxml.Domain.parse(again.xml).container_meta() == \
         domxml.Domain.parse(first.xml).container_meta()
+
+
+# Hugepages
+
+@pytest.mark.parametrize("files, refused", [
+    pytest.param({}, False, id="no-vdsm-conf"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "false\n"}, False, id="static"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "true\n"}, True, id="dynamic"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "true\n", "etc/50-off.conf": "[performance]\n"
+                  "use_dynamic_hugepages = false\n"}, False,
+                 id="dynamic-turned-off-by-dropin"),
+    pytest.param({"run/10-on.conf": "[performance]\n"
+                  "use_dynamic_hugepages = true\n"}, True,
+                 id="dynamic-by-dropin"),
+])
+def test_hugepages_with_vdsm_dynamic_allocation_refused(
+        tmp_path, monkeypatch, files, refused):
+    # Vdsm allocates a VM's hugepages by its memory before before_vm_start
+    # and, with use_dynamic_hugepages, frees by the placeholder's memory
+    # when it ends (vm.py _prepare_hugepages, _cleanup_hugepages): the VM
+    # is refused then, and starts without hugepage backing otherwise.
+    from containerhooks import errors
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setattr(vmstart, "VDSM_CONF", str(tmp_path / "vdsm.conf"))
+    monkeypatch.setattr(vmstart, "VDSM_DROPIN_DIRS", (
+        str(tmp_path / "usr"), str(tmp_path / "run"), str(tmp_path / "etc")))
+    data = read_input("hugepages")
+    if refused:
+        with pytest.raises(errors.InvalidProperty) as e:
+            prepare(data)
+        assert "hugepages='2048'" in str(e.value)
+        assert "remove the hugepages custom property" in str(e.value)
+        assert prepare(data.replace(b"<ovirt-vm:hugepages>2048",
+                                    b"<ovirt-vm:hugepages>0")) is not None
+    else:
+        out = etree.fromstring(prepare(data).xml)
+        assert out.find("memoryBacking/hugepages") is None

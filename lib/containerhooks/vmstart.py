@@ -62,6 +62,7 @@ def prepare(env, data, conf, kernel=None):
     props = properties.parse(raw, conf.engines)
     if props is None:
         return None
+    _check_hugepages(dom)
     meta = dom.container_meta()
     spec = specs.from_domain(dom, props, nics=_nics(dom, props, meta),
                              volumes=_volumes(dom, props, meta))
@@ -73,6 +74,60 @@ def prepare(env, data, conf, kernel=None):
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
                         readonly_disks=[v.disk for v in spec.volumes])
     return Plan(spec=spec, xml=dom.tostring())
+
+
+# Vdsm's configuration files, in the order Vdsm reads them
+# (lib/vdsm/common/config.py.in read_configs: vdsm.conf, then the drop-ins
+# of these directories sorted by file name).
+VDSM_CONF = "/etc/vdsm/vdsm.conf"
+VDSM_DROPIN_DIRS = ("/usr/lib/vdsm/vdsm.conf.d", "/run/vdsm/vdsm.conf.d",
+                    "/etc/vdsm/vdsm.conf.d")
+HUGEPAGES = "hugepages"
+
+
+def _check_hugepages(dom):
+    """Refuse a VM with hugepages when Vdsm allocates them dynamically.
+
+    With [performance] use_dynamic_hugepages = true, Vdsm allocates the
+    VM's hugepages from its custom property hugepages and its memory
+    before before_vm_start (virt/vm.py _run, _prepare_hugepages), and
+    frees, when the VM ends, the count the memory of the domain that ran
+    asks for (_cleanup_hugepages, nr_hugepages, mem_size_mb of the live
+    XML): the placeholder's few MiB.  The rest would stay allocated, unused
+    (the placeholder has no hugepage backing, the container none at all),
+    after every run.  Without dynamic allocation nothing is allocated for
+    the VM, and the placeholder simply drops the backing.
+    """
+    value = dom.custom_properties().get(HUGEPAGES)
+    try:
+        wanted = int(value or 0) > 0
+    except ValueError:
+        wanted = False      # Vdsm itself would fail on it first
+    if wanted and _dynamic_hugepages():
+        from containerhooks import errors
+        raise errors.InvalidProperty(
+            name=HUGEPAGES, value=value, reason="this host's Vdsm allocates "
+            "hugepages for the VM's memory (use_dynamic_hugepages in "
+            "vdsm.conf) and would free only the placeholder's, and a "
+            "container does not use them: remove the hugepages custom "
+            "property from this VM")
+
+
+def _dynamic_hugepages():
+    """Whether Vdsm's configuration sets use_dynamic_hugepages (default
+    false); an unreadable configuration counts as Vdsm's default."""
+    import glob
+    import os
+    from six.moves import configparser
+    dropins = []
+    for d in VDSM_DROPIN_DIRS:
+        dropins.extend(glob.glob(os.path.join(d, "*.conf")))
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read([VDSM_CONF] + sorted(dropins, key=os.path.basename))
+        return parser.getboolean("performance", "use_dynamic_hugepages")
+    except (configparser.Error, ValueError):
+        return False
 
 
 def _nics(dom, props, meta):
