@@ -87,7 +87,7 @@ def descriptor_xml(data):
     return _tostring(_fromstring(data))
 
 
-def build_domain_xml(data):
+def build_domain_xml(data, sorted_attributes=False):
     """What before_vm_start gets for Engine's domain XML data, as
     Vm._buildDomainXML() (lib/vdsm/virt/vm.py) builds it with the default
     xml_minimal_changes = true:
@@ -105,7 +105,9 @@ def build_domain_xml(data):
     - xmlutils.tostring(dom, pretty=True) (descriptor_xml).
 
     (replace_placeholders fills in <sysinfo> on a host; the tests' XMLs
-    have it filled in already.)"""
+    have it filled in already.)  sorted_attributes: as Vdsm 4.4 on EL8
+    writes them, whose Python 3.6 ElementTree sorted every element's
+    attributes (3.8 keeps their order, bugs.python.org/issue34160)."""
     root = _fromstring(data)
     for el in root.findall("on_reboot"):
         root.remove(el)
@@ -127,6 +129,12 @@ def build_domain_xml(data):
     for nic in moved:
         devices.remove(nic)
         devices.append(nic)
+    if sorted_attributes:
+        # vdsm.common.xmlutils.sort_attributes
+        for el in root.iter():
+            attrib = sorted(el.attrib.items())
+            el.attrib.clear()
+            el.attrib.update(attrib)
     return _tostring(root)
 
 
