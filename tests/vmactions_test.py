@@ -14,6 +14,7 @@ import domains
 import images
 import libvirt
 import vmrun
+import vdsm as vdsm_module
 from vdsm import HookError
 
 BASE = "no-nic-in.xml"
@@ -144,3 +145,35 @@ def test_plain_vm_untouched(vdsm, installation, hook):
     vm = domains.VM({})
     result = vdsm.run(hook, vm.xml, vm_id=vm.id, custom=vm.custom)
     assert result.errors == [] and result.data == vm.xml
+
+
+@pytest.mark.parametrize("hook, message", [
+    pytest.param("before_vm_migrate_source", b"Migration is not possible",
+                 id="migrate"),
+    pytest.param("before_vm_hibernate", b"Suspending to disk is not "
+                 b"possible", id="hibernate"),
+])
+def test_refusal_survives_a_later_script(vdsm, running, hook, message):
+    # Vdsm fails the action with the stderr of the last script that ran
+    # (hooks._runHooksDir raises HookError(err) after the loop), not of the
+    # last one that failed: the refusal exits 2, so that another package's
+    # later script never runs and Engine shows the package's message.
+    vm, xml, container = running
+    ours = vdsm.scripts(hook)
+    with libvirt.workdir() as hooks_dir:
+        d = os.path.join(hooks_dir, hook)
+        os.mkdir(d)
+        for path in ours:
+            os.symlink(path, os.path.join(d, os.path.basename(path)))
+        later = os.path.join(d, "90_other_package")
+        with open(later, "w") as f:
+            f.write("#!/bin/sh\necho other package says hello >&2\n")
+        os.chmod(later, 0o755)
+        with pytest.raises(HookError) as e:
+            vdsm_module.Vdsm(hooks_dir, user="vdsm").run(
+                hook, xml, vm_id=vm.id, custom=vm.custom)
+    assert message in e.value.err
+    assert [os.path.basename(s.path) for s in e.value.result.scripts] == \
+        [os.path.basename(p) for p in ours]
+    container.reload()
+    assert container.status == "running"
