@@ -59,7 +59,9 @@ class VM(object):
                 el = etree.SubElement(custom_el, tag)
             el.text = value
         self.memory_mib = int(root.findtext("memory")) // 1024
-        self.xml = vdsm.build_domain_xml(etree.tostring(root))
+        # engine_xml: as Engine sends it; xml: as Vdsm passes it on.
+        self.engine_xml = etree.tostring(root, encoding="unicode")
+        self.xml = vdsm.build_domain_xml(self.engine_xml)
 
 
 def container_vm(engine, image, **kw):
