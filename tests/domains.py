@@ -4,7 +4,8 @@ A test VM is a realistic Vdsm domain XML with its uuid, name and custom
 properties set (in <ovirt-vm:custom>, whose leaves Vdsm also passes as the
 hook environment, tests/vdsm.py).  VM.xml is kept in the shape Vdsm gives
 before_vm_start (vdsm.build_domain_xml), so that a test can compare what a
-hook left with it byte for byte.
+hook left with it byte for byte; VM.engine_xml is Engine's text, for the
+few values that Vdsm's re-serialization changes (a "\r").
 """
 
 import os

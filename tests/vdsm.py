@@ -15,8 +15,10 @@ as Vdsm's lib/vdsm/common/hooks.py (_runHooksDir) does:
   _hook_domxml or _hook_json naming the file;
 - exit code 0 is success, any other an error (the script's stderr is kept);
   2 skips the remaining scripts; more than 2 is logged as unexpected;
-- hooks called with raiseError=True fail before the file is read back;
-  the others read it back by name, even after a failure;
+- hooks called with raiseError=True fail before the file is read back,
+  with HookError(stderr of the last script that ran, failed or not);
+  the others read it back by name (text mode: "\r" reads as "\n"), even
+  after a failure;
   before_vm_start raises HookError(stderr of the last failing script)
   after reading it back, and Engine shows "Hook Error: (b'...',)";
 - Vdsm runs as the vdsm user (uid 36, group kvm), with no timeout on hooks
