@@ -111,3 +111,27 @@ def test_version_is_the_rpm_version(installation):
     rc, out, err = installation.run_cli("--version")
     assert rc == 0, err
     assert out.split() == ["vdsm-containers", version]
+
+
+def test_ps_with_an_engine_down_lists_and_fails(fresh_conf, tmp_path):
+    # An engine that does not answer: the VMs are still listed (state
+    # unknown), the engine is named on stderr, and the exit code says the
+    # list is incomplete.
+    import uuid
+    installation = fresh_conf
+    installation.configure(podman_socket=str(tmp_path / "down.sock"))
+    vm_id = str(uuid.uuid4())
+    if not os.path.isdir(installation.state_dir):
+        os.makedirs(installation.state_dir)
+    path = os.path.join(installation.state_dir, vm_id + ".json")
+    with open(path, "w") as f:
+        json.dump({"vm_id": vm_id, "vm_name": "down-vm", "engine": "podman",
+                   "image": "img", "container_name": "c"}, f)
+    try:
+        rc, out, err = installation.run_cli("ps", "--json")
+    finally:
+        os.unlink(path)
+    assert rc == 1
+    assert [r["state"] for r in json.loads(out)
+            if r["vm_id"] == vm_id] == ["unknown (engine down)"]
+    assert "podman is not reachable" in err and err.count("\n") == 1

@@ -31,12 +31,16 @@ def assert_default_values(conf):
     assert conf.pull_timeout == 600
     assert conf.stop_timeout == 10
     assert conf.pids_limit == 1024
+    assert conf.log_max_size == "10m"
+    assert conf.log_max_files == 3
+    assert conf.writable_layer_size == "10g"
     assert conf.nofile == 8192
     assert conf.nproc == 4096
     assert conf.capabilities == config.BASE_CAPABILITIES
     assert conf.init is True
     assert conf.placeholder_memory_mib == 16
     assert conf.storage_roots == ("/rhev/data-center",)
+    assert conf.blank_check_timeout == 120
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -78,6 +82,18 @@ OPTIONS = [
                  id="pull-timeout"),
     pytest.param("stop_timeout = 0", "stop_timeout", 0, id="stop-timeout-0"),
     pytest.param("pids_limit = 16", "pids_limit", 16, id="pids-limit-min"),
+    pytest.param("log_max_size = 64k", "log_max_size", "64k",
+                 id="log-size-min"),
+    pytest.param("log_max_size = 1G", "log_max_size", "1g",
+                 id="log-size-case"),
+    pytest.param("log_max_size =", "log_max_size", "", id="log-size-none"),
+    pytest.param("log_max_files = 1", "log_max_files", 1, id="log-files"),
+    pytest.param("writable_layer_size = 20g", "writable_layer_size", "20g",
+                 id="layer-size"),
+    pytest.param("writable_layer_size = 1048576", "writable_layer_size",
+                 "1048576", id="layer-size-bytes"),
+    pytest.param("writable_layer_size =", "writable_layer_size", "",
+                 id="layer-size-none"),
     pytest.param("nofile = 65536", "nofile", 65536, id="nofile"),
     pytest.param("nproc = 512", "nproc", 512, id="nproc"),
     pytest.param("placeholder_memory_mib = 32", "placeholder_memory_mib", 32,
@@ -90,9 +106,9 @@ OPTIONS = [
     pytest.param("init = TRUE", "init", True, id="init-true"),
     pytest.param("extra_capabilities = NET_RAW", "capabilities",
                  config.BASE_CAPABILITIES + ("NET_RAW",), id="caps-one"),
-    pytest.param("extra_capabilities = cap_sys_ptrace, CAP_NET_RAW",
+    pytest.param("extra_capabilities = cap_sys_nice, CAP_NET_RAW",
                  "capabilities",
-                 config.BASE_CAPABILITIES + ("SYS_PTRACE", "NET_RAW"),
+                 config.BASE_CAPABILITIES + ("SYS_NICE", "NET_RAW"),
                  id="caps-prefix-and-case"),
     pytest.param("extra_capabilities = CHOWN NET_RAW NET_RAW",
                  "capabilities", config.BASE_CAPABILITIES + ("NET_RAW",),
@@ -124,15 +140,17 @@ def test_all_options(tmp_path):
                  "pids_limit = 100\nnofile = 200\nnproc = 300\n"
                  "extra_capabilities = NET_RAW\ninit = off\n"
                  "placeholder_memory_mib = 64\n"
-                 "storage_roots = /srv/a, /srv/b\ngc_grace = 60\n"
+                 "storage_roots = /srv/a, /srv/b\n"
+                 "blank_check_timeout = 30\ngc_grace = 60\n"
                  "leftover_grace = 10\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
+        log_max_size="10m", log_max_files=3, writable_layer_size="10g",
         nofile=200, nproc=300,
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
-        gc_grace=60, leftover_grace=10, path=path)
+        blank_check_timeout=30, gc_grace=60, leftover_grace=10, path=path)
 
 
 # option, bad value
@@ -157,9 +175,20 @@ BAD_VALUES = [
     pytest.param("storage_roots", "rhev/data-center", id="roots-relative"),
     pytest.param("storage_roots", "/rhev/../etc", id="roots-dotdot"),
     pytest.param("storage_roots", "/rhev//data", id="roots-double-slash"),
+    pytest.param("blank_check_timeout", "0", id="blank-check-zero"),
     pytest.param("gc_grace", "-1", id="grace-negative"),
     pytest.param("leftover_grace", "1e3", id="leftover-grace-float"),
     pytest.param("gc_grace", "86401", id="grace-above-max"),
+    pytest.param("log_max_size", "63k", id="log-size-below-min"),
+    pytest.param("log_max_size", "10 m", id="log-size-space"),
+    pytest.param("log_max_size", "10mb", id="log-size-unit"),
+    pytest.param("log_max_size", "-1", id="log-size-negative"),
+    pytest.param("log_max_size", "1e9", id="log-size-exponent"),
+    pytest.param("log_max_files", "0", id="log-files-0"),
+    pytest.param("log_max_files", "101", id="log-files-above-max"),
+    pytest.param("writable_layer_size", "1k", id="layer-below-min"),
+    pytest.param("writable_layer_size", "10t", id="layer-unit"),
+    pytest.param("writable_layer_size", "unlimited", id="layer-word"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),
     pytest.param("init", "", id="bool-empty"),
@@ -168,7 +197,6 @@ BAD_VALUES = [
     pytest.param("extra_capabilities", "CAP_FOO", id="cap-prefix-unknown"),
     pytest.param("extra_capabilities", "NET_RAW, BOGUS", id="cap-unknown"),
     pytest.param("extra_capabilities", "ALL", id="cap-all"),
-    pytest.param("extra_capabilities", "SYS_MODULE", id="cap-not-allowed"),
     pytest.param("extra_capabilities", "CAP_", id="cap-prefix-only"),
 ]
 
@@ -228,3 +256,40 @@ def test_utf8_comment_in_c_locale(tmp_path):
          "print(config.load(sys.argv[1]).pids_limit)", path],
         env=env)
     assert out.strip() == b"2048"
+
+
+# Capabilities that make a container as good as root on the host, and a
+# word the refusal's reason must contain (the admin must learn why).
+HOST_ROOT = [
+    ("SYS_ADMIN", "mount"),
+    ("SYS_MODULE", "kernel module"),
+    ("SYS_RAWIO", "device"),
+    ("DAC_READ_SEARCH", "open_by_handle_at"),
+    ("SYS_PTRACE", "ptrace"),
+    ("SYS_BOOT", "kexec"),
+    ("NET_ADMIN", "nf_tables"),
+    ("MAC_ADMIN", "SELinux"),
+    ("MAC_OVERRIDE", "SELinux"),
+    ("BPF", "BPF"),
+    ("PERFMON", "perf"),
+    ("SYS_TIME", "clock"),
+    ("SYSLOG", "kernel"),
+    ("AUDIT_CONTROL", "audit"),
+    ("ALL", "every capability"),
+]
+
+
+@pytest.mark.parametrize("spelling", ["{}", "CAP_{}", "{lower}",
+                                      "NET_RAW, {}"])
+@pytest.mark.parametrize("cap, why", HOST_ROOT, ids=[c for c, _ in HOST_ROOT])
+def test_host_root_capabilities_refused_with_reason(tmp_path, cap, why,
+                                                    spelling):
+    value = spelling.format(cap, lower="cap_" + cap.lower())
+    path = write(tmp_path, "[containers]\nextra_capabilities = %s\n" % value)
+    with pytest.raises(errors.ConfigError) as e:
+        config.load(path)
+    msg = str(e.value)
+    assert path in msg and "extra_capabilities" in msg
+    assert "%s is refused" % cap in msg
+    assert why.lower() in msg.lower()
+    assert "\n" not in msg

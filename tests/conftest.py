@@ -154,10 +154,12 @@ def watcher(installation):
 
 @pytest.fixture
 def storage(fresh_conf):
-    """A storage root that storage_roots names (tests/hoststorage.py); after
-    the test, no mount and no loop device of the package may be left (they
-    are removed, and the test fails)."""
-    s = hoststorage.Storage()
+    """A storage root that storage_roots names (tests/hoststorage.py), its
+    LVs in the installation's /sys/dev/block; after the test, no mount and
+    no loop device of the package may be left (they are removed, and the
+    test fails)."""
+    s = hoststorage.Storage(
+        sysfs=hoststorage.Sysfs(fresh_conf.sys_dev_block))
     fresh_conf.configure(storage_roots=s.root)
     yield s
     left = s.leftovers(fresh_conf.state_dir)

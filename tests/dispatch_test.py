@@ -11,6 +11,7 @@ import os
 import re
 
 import pytest
+from lxml import etree
 
 import domains
 import vdsm as vdsm_module
@@ -21,6 +22,8 @@ HEAVY = ("docker", "lxml", "requests", "json", "logging", "tempfile",
          "containerhooks.hookenv", "containerhooks.engine")
 
 PLAIN = domains.VM({"someOtherProperty": "value"})
+PLAIN_DISK = etree.tostring(domains.disk(
+    "vda", "/rhev/data-center/mnt/nfs:_data/0f6a/images/1/2")).decode()
 PLAIN_STATS = [vdsmstats.vm_stats(PLAIN.id), vdsmstats.vm_stats(
     "0a0b0c0d-0000-4000-8000-000000000002")]
 
@@ -31,6 +34,8 @@ CASES = [
     pytest.param("before_vm_migrate_source", PLAIN.xml,
                  id="before_vm_migrate_source"),
     pytest.param("before_vm_hibernate", PLAIN.xml, id="before_vm_hibernate"),
+    pytest.param("before_disk_hotunplug", PLAIN_DISK,
+                 id="before_disk_hotunplug"),
     pytest.param("after_vm_pause", PLAIN.xml, id="after_vm_pause"),
     pytest.param("after_vm_cont", PLAIN.xml, id="after_vm_cont"),
     pytest.param("after_get_vm_stats", PLAIN_STATS[:1],

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from containerhooks import errors
 from containerhooks import exits
 from containerhooks import paths
 
@@ -58,16 +59,33 @@ def test_write_read_remove(state_dir):
     assert exits.read(vm_id) is None
 
 
+OLD = "00000000-0000-4000-8000-0000000000a1"
+NEW = "00000000-0000-4000-8000-0000000000a2"
+
+
 def test_unreadable_record_is_none(state_dir):
-    (state_dir / "x.exit").write_text("{not json")
-    assert exits.read("x") is None
+    (state_dir / (OLD + ".exit")).write_text("{not json")
+    assert exits.read(OLD) is None
 
 
 def test_prune(state_dir):
-    exits.write({"vm_id": "old"})
-    exits.write({"vm_id": "new"})
+    exits.write({"vm_id": OLD})
+    exits.write({"vm_id": NEW})
     past = time.time() - exits.MAX_AGE - 10
-    os.utime(exits.path("old"), (past, past))
+    os.utime(exits.path(OLD), (past, past))
 
-    assert exits.prune() == ["old"]
-    assert exits.vm_ids() == ["new"]
+    assert exits.prune() == [OLD]
+    assert exits.vm_ids() == [NEW]
+
+
+@pytest.mark.parametrize("vm_id", [
+    pytest.param("/../../../tmp/x", id="absolute"),
+    pytest.param("../../tmp/x", id="traversal"),
+    pytest.param("samples/x", id="subdirectory"),
+    pytest.param("", id="empty"),
+])
+def test_not_a_vm_id_is_never_a_path(state_dir, vm_id):
+    with pytest.raises(errors.InvalidVmId):
+        exits.write({"vm_id": vm_id})
+    assert exits.read(vm_id) is None
+    assert os.listdir(str(state_dir)) == []

@@ -458,6 +458,70 @@ def test_engine_restart_while_vm_runs(track, vdsm, installation,
     assert vmrun.containers_of(client, vm) == []
 
 
+# 2b. Engine's Power Off while the engine daemon is down
+
+KILL_BOUND = 5          # seconds from the failed stop to the container's end
+FINISH_BOUND = 10       # seconds from the engine answering to all cleaned
+
+
+def what_is_left(installation, client, vm, storage):
+    """What a finished stop leaves of vm: nothing."""
+    volumes_dir = os.path.join(installation.state_dir, "volumes", vm.id)
+    try:
+        left = ["container %s (%s)" % (c.name, c.status)
+                for c in vmrun.containers_of(client, vm)]
+    except (docker.errors.APIError, requests.exceptions.ConnectionError):
+        # Podman answers 500 for a container it is removing right now.
+        left = ["a container being removed"]
+    left += ["mount %s" % p for p in hoststorage.mounts_under(volumes_dir)]
+    left += ["loop device %s" % d for d, backing in hoststorage.loops().items()
+             if backing and backing.startswith(storage.root + "/")]
+    left += ["state file %s" % n for n in installation.state_files()
+             if n.startswith(vm.id) and not n.endswith(".exit")]
+    return left
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("name", ["docker", "podman"])
+def test_power_off_while_engine_down_is_finished(track, vdsm, installation,
+                                                 disks, watcher, name):
+    # Both destroy hooks fail ("engine not reachable"), which Vdsm ignores:
+    # the VM is Down in Engine.  Its container must not write on (Podman's
+    # keep running without the API service, as Docker's do with
+    # live-restore), and once the engine answers, the stop is finished:
+    # container, mount, loop device and state gone within seconds.
+    client = conftest._client(name)
+    vm = track.vm(volume_vm(name, images.IMAGE, disks.image()))
+    result = start(vdsm, vm)
+    with open(state_path(installation, vm)) as f:
+        pid = json.load(f)["pid"]
+    assert what_is_left(installation, client, vm, disks)
+
+    with daemons.down(DAEMONS[name]):
+        failed = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                          custom=vm.custom).errors
+        stopped = time.time()
+        failed += vdsm.run("after_vm_destroy", result.data, vm_id=vm.id,
+                           custom=vm.custom).errors
+        dead = wait_for(lambda: not daemons.alive(pid), KILL_BOUND)
+        ended = time.time() - stopped
+    answered = time.time()
+    clean = wait_for(lambda: not what_is_left(installation, client, vm, disks),
+                     FINISH_BOUND + 20, interval=0.05)
+    took = time.time() - answered
+    print("\n%s down at power off: %d hooks failed (%s); the container's "
+          "process %s %.2f s after the first failed stop; engine back to all "
+          "cleaned: %s" % (
+              name, len(failed), failed[0].decode().strip()[:60] if failed
+              else "-", "ended" if dead else "still ran", ended,
+              "%.2f s" % took if clean else "not within %d s: %s"
+              % (FINISH_BOUND + 20, what_is_left(installation, client, vm, disks))))
+    assert len(failed) == 2
+    assert dead, "the container still runs with its VM Down"
+    assert clean, what_is_left(installation, client, vm, disks)
+    assert took < FINISH_BOUND
+
+
 # 3. The hook killed halfway through a start
 
 def volume_vm(name, image, disk_image):
@@ -610,28 +674,25 @@ def test_killed_hook_leaves_a_running_container_that_the_next_start_replaces(
 
 
 def test_container_with_a_running_placeholder_is_never_replaced(
-        track, vdsm, installation, engine, disks):
-    # The same leftover, but a qemu process runs for that VM (a stand-in
-    # whose command line is what procfs.find_qemu looks for): the VM runs
-    # on this host, the second start is refused however old it is.
+        track, vdsm, installation, engine, disks, libvirt_host,
+        qemu_workdir):
+    # The same leftover, but its placeholder runs (a real libvirt domain:
+    # a process that only looks like qemu is not one, procfs.find_qemu):
+    # the VM runs on this host, the second start is refused however old
+    # the container is.
     name, client = engine
     installation.configure(storage_roots=disks.root, leftover_grace=0)
-    vm = track.vm(domains.container_vm(name, images.IMAGE))
-    result = start(vdsm, vm)
+    vm = track.vm(domains.container_vm(name, images.IMAGE, base=BASE))
+    last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
     first = container(client, vm)
-    standin = subprocess.Popen(
-        ["qemu-system-x86_64-standin", "-c", "sleep 600; :", "-uuid",
-         vm.id], executable="/bin/sh")
-    try:
-        with pytest.raises(HookError) as e:
-            start(vdsm, vm)
-    finally:
-        standin.kill()
-        standin.wait()
+    with pytest.raises(HookError) as e:
+        start(vdsm, vm)
     assert "already running" in one_line(e.value)
     first.reload()
     assert first.status == "running"
-    vmrun.power_off(vdsm, vm, result.data)
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    libvirt.virsh("destroy", vm.id)
+    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
 
 
 # 4. A registry that stalls, or is not there

@@ -113,7 +113,8 @@ def test_check(installation, fresh_conf, watcher):
     assert rc == 0, out
     assert set(results) == {"config", "engine docker", "engine podman",
                             "helper", "helper service", "sudo rule", "hooks",
-                            "placeholder kernel", "exit watcher", "networks"}
+                            "placeholder kernel", "exit watcher", "networks",
+                            "pids"}
     assert all(r["ok"] for r in results.values())
 
     # The helper service stopped: the one failure, and what to do.

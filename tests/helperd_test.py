@@ -278,3 +278,85 @@ def test_four_starts_at_once(bare, helperd, hooks, docker_client):
             "ovirt-vm-" + vm.id).status == "running"
         power_off(hooks, vm, results[vm.id].data)
 
+
+
+def test_trickling_client_cut_off_at_the_deadline(bare, helperd):
+    # One byte a second never lets a recv() wait 10 s: the deadline is the
+    # whole request's, so the answer comes at REQUEST_TIMEOUT, while the
+    # client is still sending.
+    from containerhooks import helperd as service
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(bare.helper_socket)
+    began = time.time()
+    try:
+        s.settimeout(1.0)
+        answer = b""
+        sending = True
+        while time.time() < began + 3 * service.REQUEST_TIMEOUT:
+            if sending:
+                try:
+                    s.send(b" ")
+                except (BrokenPipeError, ConnectionResetError):
+                    sending = False     # the service stopped reading
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            answer += data
+        took = time.time() - began
+    finally:
+        s.close()
+    assert answer, "no answer within %ds" % (3 * service.REQUEST_TIMEOUT)
+    reply = json.loads(answer.decode())
+    assert reply["rc"] == 2
+    assert "no complete request within" in reply["err"]
+    assert service.REQUEST_TIMEOUT <= took < service.REQUEST_TIMEOUT + 3
+    assert helperd.poll() is None
+
+
+def test_busy_service_refuses_at_once(bare, helperd, hooks):
+    # Every child busy (here: waiting for requests that never come): one
+    # more request gets a clear refusal within seconds, not a place in the
+    # listen queue until a child ends (Vdsm waits for a hook forever).
+    from containerhooks import helperd as service
+    vm = domains.container_vm("docker", images.IMAGE)
+    idle = []
+    try:
+        for _ in range(service.MAX_CHILDREN):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(bare.helper_socket)
+            idle.append(s)
+        time.sleep(1.5)     # the service has accepted and forked them all
+        began = time.time()
+        with pytest.raises(HookError) as e:
+            start(hooks, vm)
+        hook_took = time.time() - began
+        began = time.time()
+        answer = ask(bare.helper_socket, json.dumps({"argv": [
+            "stop", "--vm-id", "6f1b2c3d-0000-4000-8000-000000000004"]})
+            .encode())
+        took = time.time() - began
+    finally:
+        for s in idle:
+            s.close()
+    # What Engine shows: the service's own words.
+    assert e.value.err.decode().startswith("containers-helperd: busy: all "
+                                           "32 request slots are in use")
+    assert hook_took < 5, "the hook was refused after %.1f s" % hook_took
+    assert answer["rc"] != 0
+    assert "busy" in answer["err"] and str(service.MAX_CHILDREN) in \
+        answer["err"]
+    assert took < 3, "refused after %.1f s" % took
+    assert helperd.poll() is None
+    # The idle clients gone, it serves again.
+    deadline = time.time() + service.REQUEST_TIMEOUT + 5
+    while True:
+        answer = ask(bare.helper_socket, json.dumps({"argv": [
+            "stop", "--vm-id", "6f1b2c3d-0000-4000-8000-000000000004"]})
+            .encode())
+        if answer["rc"] == 0 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer["rc"] == 0, answer

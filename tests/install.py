@@ -8,8 +8,8 @@ root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
   config, helper, exit watcher, state and samples directories, idle
-  kernel and log file (the samples directory owned by vdsm, as the RPM's
-  tmpfiles.d entry makes it);
+  kernel, log file and a stand-in for /sys/dev/block (the samples
+  directory owned by vdsm, as the RPM's tmpfiles.d entry makes it);
 - puts the private lib directory first on the path of every installed
   entry script (hooks, helper, watcher, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
@@ -63,6 +63,9 @@ class Installation(object):
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
         self.networks_dir = os.path.join(self.root, "etc", "networks.d")
+        # The helper's /sys/dev/block: tests make LVs there (see
+        # hoststorage.Sysfs; this machine's kernel has no device-mapper).
+        self.sys_dev_block = os.path.join(self.root, "sys", "dev", "block")
         # sudo reads every file of sudoers.d whose name has no dot.
         self.sudoers = SUDOERS_PREFIX + os.path.basename(self.root).replace(
             "-", "_")
@@ -101,7 +104,8 @@ class Installation(object):
                                 ("LOG_FILE", self.log),
                                 ("NETWORKS_DIR", self.networks_dir),
                                 ("SUDOERS", self.sudoers),
-                                ("VDSM_HOOKS_DIR", self.hooks_dir)):
+                                ("VDSM_HOOKS_DIR", self.hooks_dir),
+                                ("SYS_DEV_BLOCK", self.sys_dev_block)):
                 f.write("%s = %r\n" % (name, value))
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook

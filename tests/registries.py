@@ -16,6 +16,7 @@ refused like plain HTTP would be.  (A registry that is slow on purpose is
 the local one, paused: daemons.paused("registry").)
 """
 
+import json
 import select
 import socket
 import threading
@@ -66,6 +67,78 @@ class Stalling(object):
     def close(self):
         self._stop.set()
         self._thread.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Hostile(object):
+    """A registry (plain HTTP, as Docker speaks to any 127.0.0.0/8 one)
+    whose /v2/ check passes and whose every other answer is an error whose
+    text is hostile: ANSI escapes, newlines, other control characters and a
+    body of body_size bytes.  It stops by itself after lifetime seconds."""
+
+    # What a tenant's registry could put in its error message.
+    HOSTILE = (u"\x1b[2J\x1b[31mEVIL\x1b[0m\r\nline two\x07\x08\x00"
+               u"\x7f\u202e\u0085tail ")
+
+    def __init__(self, body_size=1024 * 1024, lifetime=LIFETIME):
+        import http.server
+        import socketserver
+        message = (self.HOSTILE * (body_size // len(self.HOSTILE) + 1))[
+            :body_size]
+        body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN",
+                                       "message": message,
+                                       "detail": message}]},
+                          ensure_ascii=False).encode("utf-8")
+        requests = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                if self.path == "/v2/":
+                    self._send(200, b"{}")
+                else:
+                    self._send(404, body)
+
+            do_HEAD = do_GET
+
+            def _send(self, code, data):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Docker-Distribution-API-Version",
+                                 "registry/2.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.address = "127.0.0.1:%d" % self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.1},
+                                        daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(lifetime, self.close)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def image(self, path="vhc-tests/busybox-httpd:1"):
+        return "%s/%s" % (self.address, path)
+
+    def close(self):
+        self._timer.cancel()
+        self._server.shutdown()
+        self._server.server_close()
 
     def __enter__(self):
         return self

@@ -188,12 +188,12 @@ def test_options_hardening(conf):
 def test_options_from_config(tmp_path):
     path = tmp_path / "containers.conf"
     path.write_text(u"[containers]\nextra_capabilities = NET_RAW, "
-                    u"CAP_SYS_PTRACE\npids_limit = 64\nnofile = 100\n"
+                    u"CAP_SYS_NICE\npids_limit = 64\nnofile = 100\n"
                     u"nproc = 50\ninit = no\n")
     conf = config.load(str(path))
     options = specs.container_options(make_spec(), conf, host_cpus=8)
     assert options["cap_add"] == list(config.BASE_CAPABILITIES) + [
-        "NET_RAW", "SYS_PTRACE"]
+        "NET_RAW", "SYS_NICE"]
     assert options["cap_drop"] == ["ALL"]
     assert options["pids_limit"] == 64
     assert {u["name"]: (u["soft"], u["hard"])
@@ -265,3 +265,62 @@ def test_labels_and_name():
         "org.ovirt.vm.name": "web-1",
     }
     assert specs.container_name(VM_ID) == "ovirt-vm-" + VM_ID
+
+
+def test_options_bound_the_logs(tmp_path, conf):
+    options = specs.container_options(make_spec(), conf, 8)
+    assert options["log_config"] == {"type": "json-file", "config": {
+        "max-size": "10m", "max-file": "3"}}
+    path = tmp_path / "containers.conf"
+    path.write_text(u"[containers]\nlog_max_size =\n")
+    options = specs.container_options(make_spec(), config.load(str(path)), 8)
+    assert "log_config" not in options     # the engine's own setup
+
+
+S = 10 ** 9
+
+
+@pytest.mark.parametrize("check, bounded", [
+    pytest.param(None, None, id="none"),
+    pytest.param({"Test": ["NONE"], "Interval": 1}, None, id="disabled"),
+    pytest.param({"Test": [], "Interval": 1}, None, id="empty-test"),
+    pytest.param({"Test": ["CMD", "true"]}, None, id="default-interval"),
+    pytest.param({"Test": ["CMD", "true"], "Interval": 5 * S}, None,
+                 id="at-floor"),
+    pytest.param({"Test": ["CMD", "true"], "Interval": 30 * S}, None,
+                 id="above-floor"),
+    pytest.param({"Test": ["CMD-SHELL", "true"], "Interval": S,
+                  "Timeout": S, "Retries": 1},
+                 {"test": ["CMD-SHELL", "true"], "interval": 5 * S,
+                  "timeout": S, "retries": 1, "start_period": 0},
+                 id="1s"),
+    pytest.param({"Test": ["CMD", "true"], "Interval": 1000000},
+                 {"test": ["CMD", "true"], "interval": 5 * S, "timeout": 0,
+                  "retries": 0, "start_period": 0}, id="1ms"),
+    pytest.param({"Test": ["CMD", "true"], "Interval": 5 * S - 1},
+                 {"test": ["CMD", "true"], "interval": 5 * S, "timeout": 0,
+                  "retries": 0, "start_period": 0}, id="just-below"),
+])
+def test_bounded_healthcheck(check, bounded):
+    assert specs.bounded_healthcheck({"Healthcheck": check}) == bounded
+
+
+def _vol(path):
+    return specs.VolumeSource(disk="vda", path=path, kind="file",
+                              source="/rhev/x")
+
+
+@pytest.mark.parametrize("declared, mapped, lost", [
+    pytest.param(None, [], [], id="none"),
+    pytest.param({"/data": {}}, [], ["/data"], id="unmapped"),
+    pytest.param({"/data": {}}, ["/data"], [], id="same"),
+    pytest.param({"/data/db": {}}, ["/data"], [], id="under-a-mapped-one"),
+    pytest.param({"/data": {}}, ["/data/db"], ["/data"], id="only-a-part"),
+    pytest.param({"/data2": {}}, ["/data"], ["/data2"], id="prefix-no-dir"),
+    pytest.param({"/data/": {}, "//cache": {}}, ["/data"], ["/cache"],
+                 id="unnormalized"),
+    pytest.param({"/b": {}, "/a": {}}, [], ["/a", "/b"], id="sorted"),
+])
+def test_unmapped_volumes(declared, mapped, lost):
+    assert specs.unmapped_volumes({"Volumes": declared},
+                                  [_vol(p) for p in mapped]) == lost

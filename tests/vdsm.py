@@ -12,7 +12,8 @@ as Vdsm's lib/vdsm/common/hooks.py (_runHooksDir) does:
 - the environment is Vdsm's own, plus the hook's params, plus the VM's
   custom properties (one variable each, same name), plus vmId, plus
   PYTHONPATH extended with Vdsm's hook package directory, plus
-  _hook_domxml or _hook_json naming the file;
+  _hook_domxml or _hook_json naming the file; device hooks
+  (before_disk_hotunplug) add the device's own custom properties as params;
 - exit code 0 is success, any other an error (the script's stderr is kept);
   2 skips the remaining scripts; more than 2 is logged as unexpected;
 - hooks called with raiseError=True fail before the file is read back,
@@ -57,6 +58,8 @@ HOOKS = {
     "after_vm_start": (XML, False),
     "before_vm_destroy": (XML, False),
     "after_vm_destroy": (XML, False),
+    "before_disk_hotunplug": (XML, True),
+    "after_disk_hotunplug": (XML, False),
     "before_vm_migrate_source": (XML, True),
     "before_vm_hibernate": (XML, True),
     "before_vm_pause": (XML, True),
@@ -316,6 +319,24 @@ class Vdsm(object):
             return _read_back(hook, path, results)
         finally:
             os.unlink(path)
+
+    def hotunplug_disk(self, vm, target):
+        """Engine's hot-unplug of vm's disk target, as Vdsm's virt/vm.py
+        hotunplugDisk runs the hook: before_disk_hotunplug with the drive's
+        own <disk> element (drive.getXML(), built from the disk Engine
+        sent, pretty-printed), vmconf {vmId, custom} and the drive's
+        device custom properties as params (none here); raiseError, so a
+        refusal raises HookError and the unplug never reaches libvirt."""
+        from lxml import etree
+        root = etree.fromstring(vm.xml.encode("utf-8"))
+        for disk in root.iterfind("devices/disk"):
+            if disk.find("target").get("dev") == target:
+                break
+        else:
+            raise ValueError("%s has no disk %s" % (vm.id, target))
+        xml = etree.tostring(disk, pretty_print=True).decode("utf-8")
+        return self.run("before_disk_hotunplug", xml, vm_id=vm.id,
+                        custom=vm.custom, params={})
 
     def spawn(self, hook, data=None, vm_id=None, custom=None, params=None):
         """Start the hook's one script as run() would, without waiting for

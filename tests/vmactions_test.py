@@ -177,3 +177,37 @@ def test_refusal_survives_a_later_script(vdsm, running, hook, message):
         [os.path.basename(p) for p in ours]
     container.reload()
     assert container.status == "running"
+
+
+def test_hotunplug_of_a_mounted_disk_refused(vdsm, installation, storage,
+                                             docker_client, registry_image):
+    mounted, other = storage.image(), storage.image()
+    vm = domains.add_disks(
+        domains.VM({"containerType": "docker",
+                    "containerImage": images.IMAGE,
+                    "volumeMap": "vda:/data"}),
+        domains.disk("vda", mounted), domains.disk("vdb", other))
+    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                      custom=vm.custom)
+    try:
+        with pytest.raises(HookError) as e:
+            vdsm.hotunplug_disk(vm, "vda")
+        assert e.value.err.decode() == (
+            "Hot-unplugging disk vda of VM %s is refused: the VM's "
+            "container has it mounted at /data (volumeMap); power the VM "
+            "off first, or remove vda from volumeMap and restart the VM\n"
+            % vm.id)
+        assert e.value.result.scripts[-1].rc == 2
+        container = docker_client.containers.get("ovirt-vm-" + vm.id)
+        vmrun.sh(container, "echo still > /data/mounted")
+        # A disk that is not in volumeMap unplugs as on any VM.
+        assert vdsm.hotunplug_disk(vm, "vdb").errors == []
+    finally:
+        vmrun.power_off(vdsm, vm, result.data)
+
+
+def test_hotunplug_on_a_plain_vm_untouched(vdsm, installation):
+    vm = domains.add_disks(domains.VM({}), domains.disk(
+        "vda", "/rhev/data-center/mnt/nfs.example.com:_data/0f6a/images/1/2"))
+    result = vdsm.hotunplug_disk(vm, "vda")
+    assert result.errors == [] and "<target dev=\"vda\"" in result.data

@@ -18,9 +18,10 @@ LV = "/rhev/data-center/mnt/blockSD/0f6a/images/33/44"
 
 
 def vm_with(volume_map, *disks):
-    vm = domains.container_vm("docker", "redis")
+    props = {"containerType": "docker", "containerImage": "redis"}
     if volume_map is not None:
-        vm.custom["volumeMap"] = volume_map
+        props["volumeMap"] = volume_map
+    vm = domains.VM(props)
     return domains.add_disks(vm, *disks)
 
 
@@ -100,6 +101,37 @@ def test_restored_placeholder_keeps_its_readonly_disks():
     assert len(placeholder_disks(again)["vda"].findall("readonly")) == 1
 
 
+def with_disk_metadata(vm, target, domain, image, volume):
+    """vm with Vdsm's <ovirt-vm:device> metadata for the disk target."""
+    ns = "http://ovirt.org/vm/1.0"
+    root = etree.fromstring(vm.xml.encode("utf-8"))
+    dev = etree.SubElement(root.find("metadata/{%s}vm" % ns),
+                           "{%s}device" % ns, devtype="disk", name=target)
+    for tag, value in (("domainID", domain), ("imageID", image),
+                       ("volumeID", volume)):
+        etree.SubElement(dev, "{%s}%s" % (ns, tag)).text = value
+    vm.xml = etree.tostring(root, encoding="unicode")
+    return vm
+
+
+def test_block_disk_as_vdsm_metadata_names_it():
+    vm = with_disk_metadata(vm_with("sdb:/data", domains.disk(
+        "sdb", LV, kind="block")), "sdb", "0f6a", "33", "44")
+    assert prepare(vm).spec.volumes[0].source == LV
+
+
+@pytest.mark.parametrize("ids", [("0f6a", "33", "45"), ("0f6b", "33", "44"),
+                                 ("0f6a", "34", "44")])
+def test_block_disk_that_is_not_the_volume_of_the_metadata_refused(ids):
+    vm = with_disk_metadata(vm_with("sdb:/data", domains.disk(
+        "sdb", LV, kind="block")), "sdb", *ids)
+    with pytest.raises(errors.VolumeRefused) as e:
+        prepare(vm)
+    assert ("VM disk sdb cannot be mounted in the container: its source %s "
+            "is not the volume Vdsm prepared for it (domain %s, image %s, "
+            "volume %s in Vdsm's metadata)" % ((LV,) + ids)) in str(e.value)
+
+
 REFUSED = [
     pytest.param("vdz:/data", [domains.disk("vda", IMAGE)],
                  errors.InvalidProperty, "the VM has no disk vdz (its disks: "
@@ -114,6 +146,10 @@ REFUSED = [
     pytest.param("sda:/data", [domains.disk("sda", LV, kind="block",
                                             device="lun")],
                  errors.VolumeRefused, "it is a lun device", id="lun"),
+    pytest.param("sda:/data", [domains.disk(
+        "sda", "/dev/mapper/36001405d2b4f3c1e0a8", kind="block")],
+        errors.VolumeRefused, "it is a direct LUN (/dev/mapper/36001405d2b4f"
+        "3c1e0a8); only disks on storage domains", id="direct-lun"),
     pytest.param("vda:/data", [domains.disk("vda", IMAGE, shareable=True)],
                  errors.VolumeRefused, "it is shareable", id="shareable"),
     pytest.param("vda:/data", [domains.disk("vda", IMAGE, readonly=True)],

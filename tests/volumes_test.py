@@ -22,8 +22,9 @@ from lxml import etree
 import domains
 import images
 import libvirt
-from hoststorage import (DISK_MIB, MIB, VDSM_UID, fs_type, kvm_gid, run,
-                         sha256, write_at)
+from hoststorage import (DISK_MIB, MIB, VDSM_UID, OtherHost, fs_type,
+                         kvm_gid, lock_holder, qemu_io, run, sha256,
+                         write_at)
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
 
@@ -56,6 +57,7 @@ def assert_released(installation, storage, client, vm):
     volumes = os.path.join(installation.state_dir, "volumes")
     assert not os.path.exists(os.path.join(volumes, vm.id))
     assert not os.path.exists(os.path.join(volumes, vm.id + ".json"))
+    # (No image lock either: another host may mount the disks now.)
     assert storage.leftovers(installation.state_dir) == []
 
 
@@ -156,6 +158,13 @@ def not_blank(kind, storage):
     if kind == "minix":
         run(["mkfs.minix", image])
         return image, "minix"
+    if kind == "ext3":
+        run(["mkfs.ext3", "-q", image])
+        return image, "a file system of type ext3"
+    if kind == "preallocated-data-deep":
+        image = storage.image(size_mib=128, preallocation="falloc")
+        write_at(image, 100 * MIB, b"data")
+        return image, "non-zero byte at offset %d" % (100 * MIB)
     raise ValueError(kind)
 
 
@@ -167,7 +176,8 @@ def mbr(sectors):
 
 
 @pytest.mark.parametrize("kind", ["random", "data-in-the-middle", "swap",
-                                  "partition-table", "minix"])
+                                  "partition-table", "minix", "ext3",
+                                  "preallocated-data-deep"])
 def test_disk_with_data_refused_and_unchanged(vdsm, installation, engine,
                                               storage, kind):
     name, client = engine
@@ -188,7 +198,7 @@ def test_disk_with_data_refused_and_unchanged(vdsm, installation, engine,
     assert_released(installation, storage, client, vm)
 
 
-@pytest.mark.parametrize("fstype, size_mib", [("ext2", DISK_MIB),
+@pytest.mark.parametrize("fstype, size_mib", [("ext4", DISK_MIB),
                                               ("xfs", 320)])
 def test_existing_file_system_mounted_as_found(vdsm, installation, engine,
                                                storage, fstype, size_mib):
@@ -208,7 +218,14 @@ def test_existing_file_system_mounted_as_found(vdsm, installation, engine,
     result = start(vdsm, vm)
 
     assert sh(client, vm, "cat /data/old") == "from before\n"
-    assert " /data %s " % fstype in sh(client, vm, "cat /proc/mounts")
+    mount = [line.split() for line in
+             sh(client, vm, "cat /proc/mounts").splitlines()
+             if line.split()[1] == "/data"]
+    assert [m[2] for m in mount] == [fstype]
+    options = mount[0][3].split(",")
+    assert "nodev" in options and "nosuid" in options
+    if fstype == "ext4":
+        assert "errors=remount-ro" in options
     power_off(vdsm, vm, result.data)
     assert_released(installation, storage, client, vm)
     assert fs_type(image) == fstype
@@ -267,6 +284,35 @@ def test_failed_container_start_releases_the_disks(vdsm, installation,
     err = e.value.err.decode("utf-8")
     assert "failed to start container" in err, err
     assert_released(installation, storage, client, vm)
+
+
+def test_start_refused_while_another_host_has_the_disk(
+        vdsm, installation, storage, docker_client, registry_image):
+    # One engine is enough: the lock is taken before any engine is used.
+    image = storage.image()
+    vm = container_vm("docker", "vda:/data", domains.disk("vda", image))
+
+    with OtherHost(image):
+        with pytest.raises(HookError) as e:
+            start(vdsm, vm)
+        err = e.value.err.decode("utf-8")
+        assert "VM disk vda cannot be mounted in the container: it is in " \
+            "use: it is mounted for a container on another host" in err, err
+        assert err.count("\n") == 1
+    assert_released(installation, storage, docker_client, vm)
+    assert fs_type(image) == ""             # never touched
+
+    result = start(vdsm, vm)
+    try:
+        assert lock_holder(image) == "vdsm-hook-containers"
+        with pytest.raises(AssertionError):     # the other host, in turn
+            OtherHost(image)
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
+    finally:
+        power_off(vdsm, vm, result.data)
+    assert_released(installation, storage, docker_client, vm)
+    assert qemu_io(image)[0] == 0
 
 
 def test_disk_in_use_refused(vdsm, installation, engine, storage):
@@ -362,13 +408,14 @@ def crafted_sources(storage):
             os.path.basename(outside)),
          "not a normalized absolute path", outside),
         ("vda,/data,file," + lv, "not a regular file", device),
-        ("vda,/data,block," + storage.image(), "not a block device", None),
-        ("vda,/data,block," + storage.link("/etc/passwd"),
+        ("vda,/data,block," + storage.block_link(storage.image()),
+         "not a block device", None),
+        ("vda,/data,block," + storage.block_link("/etc/passwd"),
          "not a block device", "/etc/passwd"),
         ("vda,/data,file," + storage.link("/etc/passwd"),
          "it leads to /etc/passwd, outside the storage roots",
          "/etc/passwd"),
-        ("vda,/data,block," + storage.link(device + "-missing"),
+        ("vda,/data,block," + storage.block_link(device + "-missing"),
          "cannot open it", None),
     ]
 
@@ -415,6 +462,16 @@ def qemu_fds(pid, path):
                 fields = dict(l.split(":", 1) for l in f if ":" in l)
             flags.append(int(fields["flags"].strip(), 8))
     return flags
+
+
+def image_lock_bytes(path):
+    """The first bytes of every lock on path's file (/proc/locks)."""
+    st = os.stat(path)
+    inode = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev),
+                              st.st_ino)
+    with open("/proc/locks") as f:
+        return sorted(int(line.split()[-2]) for line in f
+                      if line.split()[-3] == inode)
 
 
 def read_at(path, offset, length):
@@ -497,6 +554,14 @@ def test_placeholder_cannot_write_a_mounted_disk(vdsm, installation, storage,
                 == "Block node is read-only"
             assert read_at(path, WRITE_AT, WRITE_LENGTH) \
                 != b"\xab" * WRITE_LENGTH
+
+        # The package's lock and the read-only placeholder's own qemu locks
+        # live together (qemu's "consistent read" byte 100 is its own), and
+        # keep any other qemu from writing the image.
+        assert 100 in image_lock_bytes(image)
+        assert lock_holder(image) == "vdsm-hook-containers"
+        rc, out = qemu_io(image)
+        assert 'Failed to get "write" lock' in out, out
 
         # The container writes meanwhile, and Engine's power off releases
         # the disks while qemu still runs (before_vm_destroy comes first),

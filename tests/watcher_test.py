@@ -19,7 +19,11 @@ process" into the container's exit code and reason.
 Needs root, libvirtd and both engines (dev/services).
 """
 
+import json
 import os
+import pwd
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,6 +33,7 @@ import domains
 import images
 import libvirt
 from containerhooks import procfs
+from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
 import vmrun
 from vmrun import (domain_exists, down_stats, finished_at, start,
                    wait_exited, wait_gone)
@@ -224,3 +229,204 @@ def test_next_start_forgets_the_exit(vdsm, installation, engine, watcher,
     # Down for another reason now (qemu died): Vdsm's own message.
     down = down_stats(vdsm, vm)
     assert down["exitMessage"] == "Lost connection with qemu process"
+
+
+# What the vdsm user or a hand-made container can plant
+
+def _as_vdsm(path):
+    vdsm = pwd.getpwnam("vdsm")
+    os.lchown(path, vdsm.pw_uid, vdsm.pw_gid)
+
+
+def _hostile_cases(installation, outside):
+    """(label vm id, planted record name, record's vm_id) of each case:
+    a container whose labels mimic the package's, ending, while the
+    vdsm-owned samples directory holds a state-like record of it.
+
+    The record's vm_id climbs out both as an absolute path (os.path.join
+    drops STATE_DIR) and relative to STATE_DIR (mkstemp's prefix), so the
+    exit record would land in outside."""
+    samples = installation.samples_dir
+    rel = os.path.relpath(samples, installation.state_dir)
+
+    def escape(name):
+        return "/" + "../" * 30 + os.path.join(outside, name).lstrip("/")
+    return [
+        # label is an absolute path to a planted record
+        (os.path.join(samples, "abs"), "abs", escape("abs")),
+        # label climbs out of the state directory
+        (os.path.join(rel, "rel"), "rel", escape("rel")),
+        # label through ".." inside the samples directory
+        (os.path.join(rel, "..", os.path.basename(samples), "dots"), "dots",
+         escape("dots")),
+        # a symlink the vdsm user planted, to its own record
+        (os.path.join(rel, "link"), "link -> abs2", escape("link")),
+        # a UUID label whose record names a path
+        ("6f1383a1-ea92-44bf-a721-0825630000aa", None, escape("uuid")),
+    ]
+
+
+def test_watcher_writes_nothing_outside_its_directory(
+        installation, watcher, docker_client, registry_image, tmp_path):
+    outside = str(tmp_path / "outside")
+    os.mkdir(outside)
+    samples = installation.samples_dir
+    before_samples = set(os.listdir(samples))
+    before_state = set(installation.state_files())
+    cases = _hostile_cases(installation, outside)
+    made = []
+    try:
+        for label, planted, record_vm_id in cases:
+            c = docker_client.containers.create(
+                registry_image, ["true"], labels={
+                    LABEL_MANAGED: "1", LABEL_VM_ID: label})
+            made.append(c)
+            record = {"vm_id": record_vm_id, "engine": "docker",
+                      "container_id": c.id, "container_name": c.name}
+            if planted is None:
+                continue
+            name, _, target = planted.partition(" -> ")
+            data = os.path.join(samples, (target or name) + ".json")
+            with open(data, "w") as f:
+                json.dump(record, f)
+            _as_vdsm(data)
+            if target:
+                link = os.path.join(samples, name + ".json")
+                os.symlink(data, link)
+                _as_vdsm(link)
+        for c in made:
+            c.start()
+        for c in made:
+            c.wait(timeout=30)
+        time.sleep(2)           # the watcher handles die events in ms
+        written = os.listdir(outside)
+        new_samples = set(os.listdir(samples)) - before_samples
+        new_state = set(installation.state_files()) - before_state
+        log = installation.read_log()
+    finally:
+        for c in made:
+            c.remove(force=True)
+        for name in set(os.listdir(samples)) - before_samples:
+            os.unlink(os.path.join(samples, name))
+    print("\n%d hostile containers ended; written outside: %s; new in "
+          "samples: %s; new in the state directory: %s"
+          % (len(cases), written, sorted(new_samples), sorted(new_state)))
+    assert written == []
+    assert all(n.endswith(".json") for n in new_samples), new_samples
+    assert not [n for n in new_state if n.endswith(".exit")]
+    assert watcher.poll() is None, log
+
+
+# A process that poses as another VM's qemu
+
+@pytest.fixture
+def poser(tmp_path):
+    """poser(vm_id): a plain process started now whose command line is
+    what a qemu of vm_id shows ("qemu-system-x86_64 ... -uuid <vm id>"),
+    as a container's process may show; killed afterwards."""
+    made = []
+
+    def make(vm_id):
+        p = subprocess.Popen(
+            ["/usr/bin/qemu-system-x86_64", "-c",
+             "import time; time.sleep(600)", "-name", "guest=poser",
+             "-uuid", vm_id], executable=sys.executable)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("engine", ["docker"], indirect=True)
+def test_poser_is_neither_killed_nor_taken_for_the_placeholder(
+        vdsm, installation, engine, watcher, exiting_images, libvirt_host,
+        qemu_workdir, vm_factory, poser):
+    name, client = engine
+    vm = vm_factory(exiting_images["exit3"])
+    # Before the domain: the placeholder's qemu gets a higher pid, and
+    # a search by command line finds the poser first.
+    posing = poser(vm.id)
+    assert procfs.find_qemu(vm.id) is None, "a poser taken for qemu"
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    pid = libvirt.qemu_pid(vm.name)
+    assert procfs.find_qemu(vm.id) == pid
+
+    container(client, vm).exec_run(["touch", images.EXIT_TRIGGER])
+    ended, _, _ = watch_end(vm, pid)
+
+    print("\nposer %d (argv of qemu -uuid %s): %s; placeholder %d: %s"
+          % (posing.pid, vm.id, "alive" if posing.poll() is None
+             else "killed", pid, "ended" if ended else "still running"))
+    assert posing.poll() is None, "the watcher killed the poser"
+    assert ended is not None, "the placeholder is still running"
+
+
+# The placeholder ends while Vdsm is not there to run its hooks
+
+STOP_BOUND = 10         # the watcher's grace (5 s) and the stop
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_placeholder_end_with_no_hook_stops_the_container(
+        vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
+        vm_factory):
+    # qemu killed (sanlock, the OOM killer) while Vdsm restarts: no
+    # after_vm_destroy runs, and Vdsm's recovery runs no hook either.
+    name, client = engine
+    vm = vm_factory(images.IMAGE)
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    time.sleep(1.5)         # the watcher has seen the placeholder run
+    pid = libvirt.qemu_pid(vm.name)
+    os.kill(pid, 9)
+    killed = time.time()
+
+    def gone():
+        return not vmrun.containers_of(client, vm) \
+            and not [n for n in our_files(installation, vm)
+                     if not n.endswith(".exit")]
+    deadline = killed + STOP_BOUND + 20
+    while time.time() < deadline and not gone():
+        time.sleep(0.1)
+    took = time.time() - killed
+    print("\nplaceholder killed, no hook: container and state %s %.1f s "
+          "later" % ("gone" if gone() else "still there", took))
+    assert gone(), [c.status for c in vmrun.containers_of(client, vm)]
+    assert took < STOP_BOUND
+
+
+def _wait_for(predicate, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_watcher_follows_a_changed_configuration(fresh_conf, watcher):
+    # containers.conf says a change needs no restart: the watcher takes
+    # it within seconds; new engines or sockets make it start again (same
+    # pid: the service is not restarted), a broken file is not taken.
+    installation = fresh_conf
+    status = os.path.join(installation.state_dir, "watcher.status")
+
+    def engines():
+        with open(status) as f:
+            return sorted(json.load(f)["engines"])
+
+    installation.configure(stop_timeout="7")
+    assert _wait_for(lambda: "containers.conf reloaded"
+                     in installation.read_log())
+    installation.configure(stop_timeout="seven")
+    assert _wait_for(lambda: "keeping the configuration in use"
+                     in installation.read_log())
+    assert watcher.poll() is None
+
+    installation.configure(engines="docker")
+    assert _wait_for(lambda: os.path.exists(status)
+                     and engines() == ["docker"])
+    assert watcher.poll() is None
+    assert "engines or sockets changed, starting again" \
+        in installation.read_log()

@@ -4,7 +4,7 @@ Run as root on a host.  Sub-commands:
 
   check       is this host ready: engines, sudo rule and helper, helper
               service, hooks, networks, the exit watcher, the placeholder
-              kernel
+              kernel; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
   gc          remove leftovers (gc.py); --dry-run lists them only
@@ -91,7 +91,9 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image and volumes of every container VM on this host.")
+        "uptime, image and volumes of every container VM on this host, and "
+        "the image's VOLUMEs that no volumeMap disk keeps (their data is "
+        "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=ps)
 
@@ -155,8 +157,9 @@ def check(args):
     """Is this host ready to run container VMs?"""
     results = []
 
-    def add(name, ok, detail):
-        results.append({"check": name, "ok": bool(ok), "detail": detail})
+    def add(name, ok, detail, warn=False):
+        results.append({"check": name, "ok": bool(ok), "detail": detail,
+                        "warn": bool(warn)})
 
     try:
         conf = config.load()
@@ -200,6 +203,7 @@ def check(args):
     add("exit watcher", watcher is not None, "pid %s" % watcher
         if watcher else "not running: systemctl enable --now "
         "vdsm-hook-containers-watcher")
+    add("pids", True, *_pids_budget(conf))
     nets = _networks()
     bad = [c.bridge for c in nets
            if not os.path.isdir("/sys/class/net/" + c.bridge)]
@@ -208,6 +212,46 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
+
+
+# /proc files "check" reads (tests point them elsewhere).
+PID_MAX = "/proc/sys/kernel/pid_max"
+MEMINFO = "/proc/meminfo"
+
+# The memory of a small container VM: the host's memory divided by this is
+# how many container VMs "check" assumes the host may run at once.
+SMALL_VM_MIB = 256
+
+
+def _pids_budget(conf):
+    """(detail, warn): whether pids_limit times the container VMs this host
+    could run exceeds the kernel's pid_max.
+
+    The kernel's process ids are one pool for the whole host: when it is
+    empty, nothing forks any more -- not Vdsm, libvirt, sshd.  pids_limit
+    keeps one container from taking it all, not many; and the host's own
+    processes need some of it too.  How many VMs: the host's memory over
+    SMALL_VM_MIB, or the container VMs there are now if more."""
+    from containerhooks import state
+    try:
+        with open(PID_MAX) as f:
+            pid_max = int(f.read())
+        with open(MEMINFO) as f:
+            mem_kib = int([l for l in f if l.startswith("MemTotal:")][0]
+                          .split()[1])
+    except (IOError, OSError, ValueError, IndexError) as e:
+        return "cannot read %s or %s: %s" % (PID_MAX, MEMINFO, e), True
+    vms = max(mem_kib // 1024 // SMALL_VM_MIB, len(state.vm_ids()), 1)
+    need = conf.pids_limit * vms
+    detail = ("pids_limit %d x %d container VMs (%d MiB of memory / %d "
+              "MiB) = %d %s pid_max %d" % (
+                  conf.pids_limit, vms, mem_kib // 1024, SMALL_VM_MIB, need,
+                  ">" if need > pid_max else "<=", pid_max))
+    if need > pid_max:
+        return (detail + ": containers can take every process id of the "
+                "host; lower pids_limit in %s or raise kernel.pid_max "
+                "(sysctl, up to 4194304)" % conf.path), True
+    return detail, False
 
 
 def _sudoers_names_helper(path):
@@ -238,7 +282,8 @@ def _report(results, as_json):
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print("%-4s %-20s %s" % ("ok" if r["ok"] else "FAIL", r["check"],
+            print("%-4s %-20s %s" % ("FAIL" if not r["ok"] else "WARN"
+                                     if r["warn"] else "ok", r["check"],
                                      r["detail"]))
     return 0 if all(r["ok"] for r in results) else 1
 
@@ -249,21 +294,22 @@ def ps(args):
     from containerhooks import state
     conf = config.load()
     engines = {}
+    unreachable = {}
     rows = []
     now = time.time()
     for vm_id in sorted(state.vm_ids()):
         record = state.read(vm_id) or {}
         name = record.get("engine")
         status, started = "unknown (engine down)", None
-        if name in conf.engines:
+        if name in conf.engines and name not in unreachable:
             try:
                 eng = engines.get(name) or _connect(conf, name)
                 engines[name] = eng
                 info = eng.find(vm_id)
                 status = info.status if info else "gone"
                 started = info.started if info else None
-            except errors.Error:
-                pass
+            except errors.Error as e:
+                unreachable[name] = e
         rows.append({
             "vm_id": vm_id, "vm_name": record.get("vm_name"),
             "engine": name, "image": record.get("image"),
@@ -273,18 +319,29 @@ def ps(args):
             "uptime": int(now - started) if started else None,
             "volumes": ["%s:%s" % (v.get("disk"), v.get("path"))
                         for v in record.get("volumes", [])],
+            # The image's VOLUMEs no volumeMap disk covers (helper.py).
+            "unmapped_volumes": record.get("unmapped_volumes", []),
         })
-    if args.json:
+    _print_ps(rows, args.json)
+    # The list is still printed; the exit code says it is incomplete.
+    for name, e in sorted(unreachable.items()):
+        sys.stderr.write("vdsm-containers: %s\n" % e)
+    return 1 if unreachable else 0
+
+
+def _print_ps(rows, as_json):
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return
     print("%-36s %-16s %-7s %-10s %-16s %-9s %s" % (
         "VM ID", "NAME", "ENGINE", "STATE", "IP", "UPTIME", "IMAGE / VOLUMES"))
     for r in rows:
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
             ",".join(r["ips"]) or "-", _duration(r["uptime"]), r["image"],
-            " " + ",".join(r["volumes"]) if r["volumes"] else ""))
-    return 0
+            (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
+            (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
+             if r["unmapped_volumes"] else "")))
 
 
 def _duration(seconds):

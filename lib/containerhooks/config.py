@@ -6,6 +6,7 @@ set from a VM's custom properties.  A missing file means the defaults.
 
 import collections
 import os
+import re
 
 import six
 from six.moves import configparser
@@ -26,11 +27,51 @@ BASE_CAPABILITIES = (
 )
 
 # Names an admin may add with extra_capabilities (Linux capability names).
+# None of them reaches beyond the container's own namespaces, cgroup and
+# files: SYS_NICE and SYS_RESOURCE let its processes raise their own
+# priority and limits (the cgroup's memory, CPU and pids limits still
+# hold).
 KNOWN_CAPABILITIES = frozenset(BASE_CAPABILITIES + (
     "AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT",
-    "IPC_LOCK", "NET_ADMIN", "SYS_NICE", "SYS_PTRACE", "SYS_RESOURCE",
-    "SYS_TIME", "LINUX_IMMUTABLE", "SYS_ADMIN", "DAC_READ_SEARCH",
+    "IPC_LOCK", "SYS_NICE", "SYS_RESOURCE", "LINUX_IMMUTABLE",
 ))
+
+# Capabilities that make a container as good as root on the host (the
+# container shares the host's kernel and, without a user namespace, its
+# root user): extra_capabilities refuses them, with the reason.
+REFUSED_CAPABILITIES = collections.OrderedDict([
+    ("ALL", "it grants every capability, including all those below"),
+    ("SYS_ADMIN", "it lets the container mount file systems, create "
+     "namespaces and reach most of the kernel's administration: the classic "
+     "way out of a container to the host"),
+    ("SYS_MODULE", "it loads kernel modules: any code into the host's "
+     "kernel"),
+    ("SYS_RAWIO", "it gives raw I/O ports and device memory (iopl, "
+     "/dev/mem): the host's hardware and memory"),
+    ("DAC_READ_SEARCH", "with open_by_handle_at it opens any file of the "
+     "host's file systems, outside the container's root (the 'shocker' "
+     "escape)"),
+    ("SYS_PTRACE", "ptrace reads and writes the memory of other processes "
+     "and bypasses seccomp filters on older kernels"),
+    ("SYS_BOOT", "kexec_load replaces the host's running kernel, and "
+     "reboot() reaches the host"),
+    ("NET_ADMIN", "it opens nf_tables and the other netlink subsystems, "
+     "the way to host root of several kernel exploits (CVE-2022-1015, "
+     "CVE-2023-32233), and lets the container change its MAC and addresses "
+     "on the host's bridge"),
+    ("MAC_ADMIN", "it changes the host's mandatory access control (SELinux, "
+     "AppArmor) policy"),
+    ("MAC_OVERRIDE", "it overrides the host's mandatory access control "
+     "(SELinux, AppArmor)"),
+    ("BPF", "it loads BPF programs and maps into the host's kernel"),
+    ("PERFMON", "it opens perf events on the whole host and reads kernel "
+     "addresses"),
+    ("SYS_TIME", "the clock is not namespaced: it sets the host's clock for "
+     "every VM, Vdsm and sanlock"),
+    ("SYSLOG", "it reads and clears the host's kernel log, with kernel "
+     "addresses"),
+    ("AUDIT_CONTROL", "it changes or disables the host's audit rules"),
+])
 
 _DEFAULTS = collections.OrderedDict([
     ("engines", "docker, podman"),
@@ -40,12 +81,16 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_timeout", "600"),
     ("stop_timeout", "10"),
     ("pids_limit", "1024"),
+    ("log_max_size", "10m"),
+    ("log_max_files", "3"),
+    ("writable_layer_size", "10g"),
     ("nofile", "8192"),
     ("nproc", "4096"),
     ("extra_capabilities", ""),
     ("init", "true"),
     ("placeholder_memory_mib", "16"),
     ("storage_roots", "/rhev/data-center"),
+    ("blank_check_timeout", "120"),
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
 ])
@@ -57,9 +102,10 @@ _READ_OPTIONS = {"encoding": "utf-8"} if six.PY3 else {}
 
 Config = collections.namedtuple("Config", [
     "engines", "sockets", "api_timeout", "pull_timeout", "stop_timeout",
-    "pids_limit", "nofile", "nproc", "capabilities", "init",
-    "placeholder_memory_mib", "storage_roots", "gc_grace", "leftover_grace",
-    "path",
+    "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
+    "nofile", "nproc", "capabilities", "init",
+    "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
+    "gc_grace", "leftover_grace", "path",
 ])
 
 
@@ -95,6 +141,11 @@ def _build(v, path):
         cap = cap.upper()
         if cap.startswith("CAP_"):
             cap = cap[4:]
+        if cap in REFUSED_CAPABILITIES:
+            raise errors.ConfigError(
+                path=path, reason="extra_capabilities: %s is refused: %s; "
+                "remove it (run an image that needs it as a real VM)"
+                % (cap, REFUSED_CAPABILITIES[cap]))
         if cap not in KNOWN_CAPABILITIES:
             raise errors.ConfigError(
                 path=path, reason="extra_capabilities: unknown %r" % cap)
@@ -107,6 +158,9 @@ def _build(v, path):
         pull_timeout=_int(v, "pull_timeout", 1, 86400, path),
         stop_timeout=_int(v, "stop_timeout", 0, 3600, path),
         pids_limit=_int(v, "pids_limit", 16, 1 << 22, path),
+        log_max_size=_size(v, "log_max_size", 64 * 1024, path),
+        log_max_files=_int(v, "log_max_files", 1, 100, path),
+        writable_layer_size=_size(v, "writable_layer_size", 1 << 20, path),
         nofile=_int(v, "nofile", 64, 1 << 20, path),
         nproc=_int(v, "nproc", 16, 1 << 22, path),
         capabilities=tuple(caps),
@@ -114,6 +168,7 @@ def _build(v, path):
         placeholder_memory_mib=_int(v, "placeholder_memory_mib", 8, 1024,
                                     path),
         storage_roots=_roots(v, "storage_roots", path),
+        blank_check_timeout=_int(v, "blank_check_timeout", 1, 86400, path),
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         path=path,
@@ -136,6 +191,25 @@ def _roots(values, key, path):
                 "directory other than /" % (key, root))
         roots.append(root.rstrip("/"))
     return tuple(roots)
+
+
+_SIZE_RE = re.compile(r"\A([0-9]{1,12})([kmg]?)\Z")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _size(values, key, low, path):
+    """A size as the engines take it ("10m", "512k", "2g"; bytes without a
+    unit), or "" for none; at least low bytes."""
+    value = values[key].lower()
+    if not value:
+        return ""
+    m = _SIZE_RE.match(value)
+    if not m or int(m.group(1)) * _UNITS[m.group(2)] < low:
+        raise errors.ConfigError(
+            path=path, reason="%s: expected a size of at least %d KiB such as "
+            "512k, 10m or 2g, or nothing, got %r" % (key, low // 1024,
+                                                     values[key]))
+    return value
 
 
 def _int(values, key, low, high, path):

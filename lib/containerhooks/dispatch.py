@@ -81,6 +81,8 @@ HOOKS = {
     "after_vm_destroy": (_placeholder, "vmdestroy", "after_main"),
     "before_vm_migrate_source": (_container_vm, "vmactions", "migrate_main"),
     "before_vm_hibernate": (_container_vm, "vmactions", "hibernate_main"),
+    "before_disk_hotunplug": (_has_state, "vmactions",
+                              "disk_hotunplug_main"),
     "after_vm_pause": (_container_vm, "vmactions", "pause_main"),
     "after_vm_cont": (_container_vm, "vmactions", "cont_main"),
     "after_get_vm_stats": (_stats_of_containers, "vmstats", "main"),

@@ -145,6 +145,25 @@ class Domain(object):
             for e in custom if isinstance(e.tag, six.string_types)
         )
 
+    def disk_ids(self, target):
+        """(domain id, image id, volume id) that Vdsm's metadata records
+        for the disk of that target, or None if it records none.
+
+        Vdsm keys a disk's <ovirt-vm:device devtype="disk"> by the drive's
+        name, its target (virt/vm.py updateDriveParameters); domainID,
+        imageID and volumeID are what it prepared (clientIF.py
+        prepareVolumePath).
+        """
+        for dev in self.root.iterfind(
+                "metadata/{%s}vm/{%s}device" % (OVIRT_VM_NS, OVIRT_VM_NS)):
+            if dev.get("devtype") != "disk" or dev.get("name") != target:
+                continue
+            ids = tuple((dev.findtext("{%s}%s" % (OVIRT_VM_NS, tag)) or "")
+                        .strip() for tag in ("domainID", "imageID",
+                                              "volumeID"))
+            return ids if all(ids) else None
+        return None
+
     def container_meta(self):
         """The package's metadata, or None for a domain that has none."""
         meta = self.root.find("metadata/{%s}container" % CONTAINERS_NS)

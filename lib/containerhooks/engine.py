@@ -11,6 +11,7 @@ import collections
 import logging
 import re
 import threading
+import unicodedata
 
 import os
 import sys
@@ -33,6 +34,7 @@ _prefer_stdlib_distutils()
 
 import docker  # noqa: E402
 import requests  # noqa: E402
+import six  # noqa: E402
 from six.moves import queue  # noqa: E402
 
 from containerhooks import errors
@@ -57,8 +59,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None):
+                 image=None, config=None):
         self.id = id
+        self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
         self.started = started
         self.image = image
@@ -144,6 +147,13 @@ class Engine(object):
             raise errors.ImageNotFound(image=str(ref),
                                        reason="the engine did not store it")
 
+    def image_config(self, ref):
+        """The image's own container config ("Config" of its inspect):
+        Healthcheck, Volumes, User... as the image's author wrote it."""
+        image = self._call("inspect image", str(ref),
+                           lambda: self.client.images.get(str(ref)))
+        return image.attrs.get("Config") or {}
+
     def _pull(self, ref, api_timeout, outcome):
         """pull()'s thread: put None, or the error, into outcome."""
         api = docker.APIClient(base_url="unix://" + self.socket,
@@ -177,13 +187,17 @@ class Engine(object):
     # Containers
 
     def create(self, name, image, labels, host_options, hostname=None,
-               endpoints=()):
+               endpoints=(), healthcheck=None, layer_size=""):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
         endpoints: Endpoint tuples; the container is created on the first
         and connected to the others before it starts.  No endpoint means
-        no network at all.
+        no network at all.  healthcheck: the create() healthcheck (None:
+        the image's).  layer_size: the most the container may write into
+        its own layer ("10g"), where the storage driver can bound it
+        (overlay2 on XFS mounted with pquota, btrfs, zfs...); an engine
+        that cannot creates it unbounded, with a warning in the log.
         """
         api = self.client.api
         options = dict(host_options)
@@ -200,13 +214,29 @@ class Engine(object):
         else:
             options["network_mode"] = "none"
 
-        def create():
-            return api.create_container(
+        def create(host):
+            # use_config_proxy: docker-py (since 4.0, by default) copies the
+            # proxies of root's ~/.docker/config.json into the container's
+            # environment; the host's proxy is none of a tenant's business.
+            return lambda: api.create_container(
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, mac_address=mac,
-                host_config=api.create_host_config(**options),
-                networking_config=networking)
-        self._call("create", name, create)
+                host_config=api.create_host_config(**host),
+                networking_config=networking, healthcheck=healthcheck,
+                use_config_proxy=False)
+        if layer_size:
+            bounded = dict(options, storage_opt={"size": layer_size})
+            try:
+                self._call("create", name, create(bounded))
+            except errors.ContainerError as e:
+                if not any(w in e.reason for w in _NO_STORAGE_OPT):
+                    raise
+                log.warning("%s cannot bound the writable layer of %s "
+                            "(writable_layer_size): %s", self.name, name,
+                            e.reason)
+                layer_size = ""
+        if not layer_size:
+            self._call("create", name, create(options))
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
@@ -247,11 +277,6 @@ class Engine(object):
             name, driver="macvlan", ipam=ipam, labels=labels,
             options={"parent": parent, "macvlan_mode": "bridge"},
             check_duplicate=True))
-
-    def remove_network(self, name):
-        self._call("remove network", name,
-                   lambda: self.client.networks.get(name).remove(),
-                   missing=None)
 
     def start(self, name):
         container = self._get(name)
@@ -407,6 +432,7 @@ def _info(container):
         created=_epoch(attrs.get("Created")),
         started=_epoch(state.get("StartedAt")),
         image=(attrs.get("Config") or {}).get("Image"),
+        config=attrs.get("Config") or {},
     )
 
 
@@ -427,6 +453,11 @@ def _epoch(text):
     return seconds
 
 
+# How the engines refuse a writable layer size their storage cannot bound:
+# Docker 20.10 and Podman 4.3 (containers/storage) both say "--storage-opt
+# is supported only for overlay over xfs with 'pquota' mount option".
+_NO_STORAGE_OPT = ("--storage-opt", "storage opt")
+
 # How the engines (Go's net/http) say that a registry cannot be reached, as
 # opposed to an image it does not have.
 _UNREACHABLE = ("connection refused", "no such host", "no route to host",
@@ -437,10 +468,11 @@ _UNREACHABLE = ("connection refused", "no such host", "no route to host",
 
 def _pull_error(ref, reason):
     """The error of a pull the engine refused with reason."""
+    reason = clean_text(reason)
     if any(words in reason for words in _UNREACHABLE):
         return errors.RegistryUnreachable(
             image=str(ref), registry=ref.domain or "docker.io",
-            reason=" ".join(reason.split())[:300])
+            reason=reason)
     return errors.ImageNotFound(image=str(ref), reason=reason)
 
 
@@ -450,9 +482,42 @@ def _reason(e):
         text = e.explanation or str(e)
     else:
         text = str(e)
-    if not isinstance(text, str):
+    return clean_text(text)
+
+
+# Longest reason quoted from an engine (and through it, from a registry).
+MAX_REASON = 300
+
+# ANSI/VT escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or
+# ESC \), and two-character escapes.
+_ESCAPE_RE = re.compile(
+    u"\x1b\\[[0-?]*[ -/]*[@-~]"                 # CSI: ESC [ ... final
+    u"|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"   # OSC: ESC ] ... BEL
+    u"|\x1b[@-Z\\\\-_]"                         # other ESC + one char
+    u"|\x9b[0-?]*[ -/]*[@-~]")                  # 8-bit CSI
+
+
+def clean_text(text):
+    """text (bytes or text) as one printable line of at most MAX_REASON
+    characters.
+
+    Engines quote what a registry answered in their errors, and that text
+    ends up in the VM's exit message in Engine and in Vdsm's log: a tenant's
+    registry could fill it with escape sequences, line breaks, bidi
+    overrides or megabytes.  Escape sequences are removed, every other
+    control, format, separator or unassigned character becomes a space,
+    runs of spaces one."""
+    if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return " ".join(text.split())[:300]
+    elif not isinstance(text, six.text_type):
+        text = six.text_type(text)
+    text = _ESCAPE_RE.sub(u" ", text[:MAX_REASON * 20])
+    text = u"".join(u" " if unicodedata.category(c)[0] in "CZ" else c
+                    for c in text)
+    text = u" ".join(text.split())
+    if len(text) > MAX_REASON:
+        text = text[:MAX_REASON - 3].rstrip() + u"..."
+    return text if six.PY3 else text.encode("utf-8")
 
 
 # What the exit watcher and the host stats need (see Engine.facts, events,

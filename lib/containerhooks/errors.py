@@ -101,6 +101,11 @@ class StateError(Error):
     msg = "Cannot {action} container state for VM {vm_id}: {reason}"
 
 
+class InvalidVmId(Error):
+    msg = ("VM id {value!r} is not a UUID; refusing to use it in a file "
+           "name (a VM id comes from Vdsm's domain uuid)")
+
+
 class CommandError(Error):
     msg = "Command {cmd} failed with exit code {rc}: {err}"
 
@@ -117,6 +122,14 @@ class VolumeRefused(Error):
     msg = "VM disk {disk} cannot be mounted in the container: {reason}"
 
 
+class DiskInUse(Error):
+    """An Engine disk operation on a disk the container has mounted."""
+
+    msg = ("{action} disk {disk} of VM {vm_id} is refused: the VM's "
+           "container has it mounted at {path} (volumeMap); power the VM "
+           "off first, or remove {disk} from volumeMap and restart the VM")
+
+
 class UnsafeVolumeSource(Error):
     """The helper's caller named a source that is not a prepared VM disk."""
 
@@ -124,6 +137,16 @@ class UnsafeVolumeSource(Error):
            "disk images Vdsm prepared under storage_roots ({roots}) are "
            "mounted; if the storage domain lives elsewhere, add its "
            "directory to storage_roots in {conf}")
+
+
+class UnpreparedBlockVolume(Error):
+    """A block disk's source leads elsewhere than to the disk's LV."""
+
+    msg = ("Refusing to mount VM disk {disk} from {source}: {reason}. From "
+           "block storage only the logical volume Vdsm activated for the "
+           "disk is mounted (/dev/<domain id>/<volume id>), never another "
+           "device of the host, nor a direct LUN; find what changed the "
+           "disk's path, or remove {disk} from volumeMap")
 
 
 class VolumeCleanupError(Error):

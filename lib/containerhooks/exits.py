@@ -65,27 +65,38 @@ def _signal_name(number):
 
 
 def path(vm_id):
-    return os.path.join(paths.STATE_DIR, vm_id + SUFFIX)
+    # A UUID, never a path (state.check_vm_id): the record's vm_id may come
+    # from a container label.
+    return os.path.join(paths.STATE_DIR, state.check_vm_id(vm_id) + SUFFIX)
 
 
 def write(record):
-    """Write record (a dict with vm_id) atomically, readable by vdsm."""
+    """Write record (a dict with vm_id) atomically, readable by vdsm.
+
+    mkstemp creates a new file (O_EXCL: it follows no symlink) in the
+    root-owned STATE_DIR, and rename replaces a link rather than following
+    it."""
+    target = path(record["vm_id"])
     fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
                                prefix="." + record["vm_id"])
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, sort_keys=True)
         os.chmod(tmp, 0o644)
-        os.rename(tmp, path(record["vm_id"]))
+        os.rename(tmp, target)
     except Exception:
         _unlink(tmp)
         raise
 
 
 def read(vm_id):
-    """The exit record of vm_id, or None (also when it is unreadable)."""
+    """The exit record of vm_id, or None (also when it is unreadable, and
+    for what is not a VM id)."""
+    if not state.is_vm_id(vm_id):
+        return None
     try:
-        with open(path(vm_id)) as f:
+        fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as f:
             record = json.load(f)
     except (IOError, OSError, ValueError):
         return None
@@ -102,7 +113,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-len(SUFFIX)] for n in names
-            if n.endswith(SUFFIX) and not n.startswith(".")]
+            if n.endswith(SUFFIX) and state.is_vm_id(n[:-len(SUFFIX)])]
 
 
 def prune(now=None, max_age=MAX_AGE):
@@ -111,7 +122,7 @@ def prune(now=None, max_age=MAX_AGE):
     removed = []
     for vm_id in vm_ids():
         try:
-            age = now - os.stat(path(vm_id)).st_mtime
+            age = now - os.lstat(path(vm_id)).st_mtime
         except OSError:
             continue
         if age > max_age:

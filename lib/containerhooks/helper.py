@@ -122,6 +122,14 @@ def _start(eng, spec, conf):
         log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
                  eng.name)
         eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
+    # The image's own config is the VM owner's: applied within bounds.
+    image_config = eng.image_config(spec.image)
+    unmapped = specs.unmapped_volumes(image_config, spec.volumes)
+    if unmapped:
+        log.warning("vm_id=%s image %s declares VOLUME %s, which no "
+                    "volumeMap disk covers: what it keeps there is lost at "
+                    "every power off", spec.vm_id, spec.image,
+                    ", ".join(unmapped))
     name = specs.container_name(spec.vm_id)
     record = {
         "vm_id": spec.vm_id, "vm_name": spec.vm_name,
@@ -130,6 +138,7 @@ def _start(eng, spec, conf):
         "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
         "hostname": specs.hostname(spec),
         "created": time.time(), "ips": [], "nics": [], "volumes": [],
+        "unmapped_volumes": unmapped,
     }
 
     def reserve(ips):
@@ -145,9 +154,7 @@ def _start(eng, spec, conf):
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
         options.update(volumes.container_options(record["volumes"]))
-        created = eng.create(name, spec.image, specs.labels(spec), options,
-                             hostname=specs.hostname(spec),
-                             endpoints=endpoints)
+        created = _create(eng, spec, name, options, endpoints, conf)
         record["container_id"] = created.id
         state.write(spec.vm_id, record)
         eng.start(name)
@@ -167,6 +174,34 @@ def _start(eng, spec, conf):
              "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
              eng.name, record["ips"])
     return record
+
+
+def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
+    """Create spec's container; again, with the HEALTHCHECK interval raised
+    to the floor, when the image asks for a shorter one.
+
+    What the engine will run is read from the created container, not from
+    the image: Podman's image inspect does not show a HEALTHCHECK that its
+    containers do run."""
+    created = eng.create(name, spec.image, specs.labels(spec), options,
+                         hostname=specs.hostname(spec), endpoints=endpoints,
+                         healthcheck=healthcheck,
+                         layer_size=conf.writable_layer_size)
+    bounded = specs.bounded_healthcheck(created.config)
+    if bounded is None:
+        return created
+    if healthcheck is not None:
+        _quietly(eng.remove, name)
+        raise errors.ContainerError(
+            engine=eng.name, action="bound the HEALTHCHECK of", name=name,
+            reason="the engine did not take a %d s interval"
+            % specs.HEALTHCHECK_MIN_INTERVAL)
+    log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s; "
+                "raised to %d s", spec.vm_id, spec.image,
+                created.config["Healthcheck"]["Interval"] / 1e9,
+                specs.HEALTHCHECK_MIN_INTERVAL)
+    eng.remove(name)
+    return _create(eng, spec, name, options, endpoints, conf, bounded)
 
 
 def _clear_leftover(eng, vm_id, conf):

@@ -18,6 +18,14 @@ Protocol: the client sends one JSON object {"argv": [...]} and shuts its
 side down; the service answers one JSON object {"rc": N, "out": "...",
 "err": "..."}: the helper's exit code, stdout and stderr.
 
+Bounds: Vdsm waits for a hook with no timeout (lib/vdsm/common/hooks.py
+_runHooksDir), so nothing here may make a hook wait without end.  A request
+must arrive whole within REQUEST_TIMEOUT seconds (one deadline, not one per
+recv: a client trickling a byte a second is cut off too), and when
+MAX_CHILDREN requests already run, one more is refused at once with a
+message that says so, rather than left in the listen queue until a child
+ends (a pull may take pull_timeout seconds).
+
 The service is optional: when its socket is missing or refuses the
 connection, the hooks run the helper through sudo as before
 (privileged.py).  Stopping it (SIGTERM) removes the socket at once and
@@ -36,6 +44,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 from containerhooks import hookenv
 from containerhooks import paths
@@ -129,7 +138,7 @@ class Server(object):
         signal.signal(signal.SIGINT, self._stop)
         try:
             while not self.stopping:
-                self._reap(block=len(self.children) >= MAX_CHILDREN)
+                self._reap()
                 try:
                     ready, _, _ = select.select([self.sock], [], [], 1.0)
                 except (OSError, IOError, select.error) as e:
@@ -162,6 +171,21 @@ class Server(object):
             if _errno(e) in (errno.EINTR, errno.EAGAIN):
                 return
             raise
+        self._reap()
+        if len(self.children) >= MAX_CHILDREN:
+            # Answered here, in the service itself: it must not block,
+            # and _refuse() does not (see there).
+            log.warning("busy: %d requests running, refusing one more",
+                        len(self.children))
+            try:
+                _refuse(conn, 1, "containers-helperd: busy: all %d request "
+                        "slots are in use (starts waiting for their images?);"
+                        " try again later, see journalctl -u "
+                        "vdsm-hook-containers-helperd" % MAX_CHILDREN,
+                        timeout=0)
+            finally:
+                conn.close()
+            return
         try:
             child = os.fork()
             if child == 0:
@@ -182,10 +206,10 @@ class Server(object):
         finally:
             os._exit(rc)
 
-    def _reap(self, block=False):
+    def _reap(self):
         while self.children:
             try:
-                pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+                pid, _ = os.waitpid(-1, os.WNOHANG)
             except (OSError, IOError) as e:
                 if _errno(e) == errno.EINTR:
                     continue
@@ -195,7 +219,6 @@ class Server(object):
             if pid == 0:
                 return
             self.children.discard(pid)
-            block = False
 
 
 def _serve_one(conn, uids):
@@ -205,14 +228,14 @@ def _serve_one(conn, uids):
         socket.SOL_SOCKET, SO_PEERCRED, _UCRED.size))
     if uid not in uids:
         log.warning("refused a request from uid %d (pid %d)", uid, pid)
-        _answer(conn, 1, "", "the helper service serves root and %s only\n"
+        _refuse(conn, 1, "the helper service serves root and %s only"
                 % ALLOWED_USER)
         return 1
     try:
         argv = _read_request(conn)
     except Refused as e:
         log.warning("bad request from pid %d: %s", pid, e)
-        _answer(conn, 2, "", "containers-helperd: %s\n" % e)
+        _refuse(conn, 2, "containers-helperd: %s" % e)
         return 2
     if argv is None:
         return 0    # a probe: connected and closed (is the service up?)
@@ -224,10 +247,15 @@ def _serve_one(conn, uids):
     return rc
 
 
-def _read_request(conn):
-    conn.settimeout(REQUEST_TIMEOUT)
+def _read_request(conn, now=time.time):
+    deadline = now() + REQUEST_TIMEOUT
     chunks, size = [], 0
     while True:
+        left = deadline - now()
+        if left <= 0:
+            raise Refused("no complete request within %ds"
+                          % REQUEST_TIMEOUT)
+        conn.settimeout(left)
         try:
             data = conn.recv(65536)
         except socket.timeout:
@@ -292,18 +320,42 @@ def _native(s):
 
 
 def _answer(conn, rc, out, err):
-    """Send the answer, then read and drop whatever the client still
-    sends (a request refused half-read): a unix socket closed with unread
-    data resets the connection, and the client would lose the answer."""
+    """Send the answer of a request read whole (the client has shut its
+    side down: nothing is left to read)."""
     try:
         conn.settimeout(REQUEST_TIMEOUT)
         conn.sendall(json.dumps({"rc": rc, "out": out, "err": err})
                      .encode("utf-8"))
         conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(2.0)
-        for _ in range(1024):
-            if not conn.recv(65536):
-                break
+    except (OSError, IOError, socket.error) as e:
+        log.warning("the client left before its answer: %s", e)
+
+
+def _refuse(conn, rc, message, timeout=2.0):
+    """Answer a request not (wholly) read with message, without waiting on
+    the client.
+
+    A unix socket closed with unread data resets the connection, and the
+    client would lose the answer: so the reading side is shut down first
+    (the client's further sends fail with EPIPE, which privileged.py
+    expects), what is already queued is drained (at most a socket buffer),
+    then the answer goes out.  A short answer always fits in the socket's
+    buffer: with timeout 0 (the service's own loop) nothing here blocks."""
+    try:
+        conn.shutdown(socket.SHUT_RD)
+        conn.setblocking(False)
+        while True:
+            try:
+                if not conn.recv(65536):
+                    break
+            except (OSError, IOError, socket.error) as e:
+                if _errno(e) in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    break
+                raise
+        conn.settimeout(timeout)
+        conn.sendall(json.dumps({"rc": rc, "out": "", "err": message + "\n"})
+                     .encode("utf-8"))
+        conn.shutdown(socket.SHUT_WR)
     except (OSError, IOError, socket.error) as e:
         log.warning("the client left before its answer: %s", e)
 

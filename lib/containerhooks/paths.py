@@ -38,6 +38,10 @@ PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
 
 SUDO = "/usr/bin/sudo"
 
+# What the kernel says of each block device, by major:minor (the helper
+# knows Vdsm's LVs by their device-mapper name and uuid there).
+SYS_DEV_BLOCK = "/sys/dev/block"
+
 # The sudoers rule the RPM installs (checked by "vdsm-containers check").
 SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 

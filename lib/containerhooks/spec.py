@@ -30,6 +30,15 @@ Nic = collections.namedtuple("Nic", "mac, bridge, ip")
 VolumeSource = collections.namedtuple("VolumeSource",
                                       "disk, path, kind, source")
 
+# A raw disk on a block storage domain, as Vdsm prepares it: the path it
+# gives libvirt is <repository>/mnt/blockSD/<domain id>/images/<image id>/
+# <volume id> (hsm.py prepareImage, blockSD.py getLinkBCImagePath), which
+# leads to LV <volume id> of the volume group <domain id> (lvm.py lvPath,
+# blockVolume.py getDevPath).
+BlockVolumeIds = collections.namedtuple("BlockVolumeIds",
+                                        "domain, image, volume")
+BLOCK_VOLUME_PATH = "/mnt/blockSD/<domain id>/images/<image id>/<volume id>"
+
 _UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}\Z")
@@ -157,6 +166,21 @@ def volume(value):
                         source=source)
 
 
+def block_volume_ids(source, roots):
+    """The ids in source if it is a block volume path under one of roots
+    (see BlockVolumeIds), else None."""
+    for root in roots:
+        prefix = root + "/mnt/blockSD/"
+        if not source.startswith(prefix):
+            continue
+        parts = source[len(prefix):].split("/")
+        if len(parts) == 4 and parts[1] == "images" and all(
+                _UUID_RE.match(parts[i]) for i in (0, 2, 3)):
+            return BlockVolumeIds(domain=parts[0], image=parts[2],
+                                  volume=parts[3])
+    return None
+
+
 def _text(what, value):
     # argparse hands "--nic=--" over as a list, not as a string.
     if not isinstance(value, six.string_types):
@@ -235,7 +259,11 @@ def container_options(spec, conf, host_cpus):
       config.BASE_CAPABILITIES (+ extra_capabilities), no-new-privileges,
       a pids limit, explicit nofile/nproc ulimits, private IPC, an init
       process that reaps zombies and forwards signals, no host namespaces;
-    - no restart policy: Engine decides restarts (HA), not the engine.
+    - no restart policy: Engine decides restarts (HA), not the engine;
+    - bounded output: the json-file log driver with log_max_size and
+      log_max_files (the engine's own logging setup when log_max_size is
+      empty); the writable layer's size (writable_layer_size) is
+      engine.create's, as only some storage drivers take it.
 
     These are HostConfig options; the network (network.py) and the volumes
     (volumes.py) add their own.
@@ -260,4 +288,54 @@ def container_options(spec, conf, host_cpus):
     )
     if spec.cpu_shares is not None:
         options["cpu_shares"] = spec.cpu_shares
+    if conf.log_max_size:
+        # Podman takes "json-file" as its k8s-file driver, honours max-size
+        # (conmon's log-size-max) and ignores max-file.
+        options["log_config"] = {"type": "json-file", "config": {
+            "max-size": conf.log_max_size,
+            "max-file": str(conf.log_max_files)}}
     return options
+
+
+# The shortest interval between two runs of an image's HEALTHCHECK: every
+# run is a process started in the container by the engine (runc exec), paid
+# by the host's engine daemon, not by the container's CPU quota.
+HEALTHCHECK_MIN_INTERVAL = 5    # seconds
+_NS = 10 ** 9
+
+
+def bounded_healthcheck(image_config):
+    """The create() healthcheck for an image whose config (the engine's
+    image inspect "Config") is image_config: None to keep the image's own,
+    or the image's test with its interval raised to the floor.
+
+    An interval of 0 is the engine's default (30 s): within bounds."""
+    check = (image_config or {}).get("Healthcheck") or {}
+    test = check.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    interval = check.get("Interval") or 0
+    if interval == 0 or interval >= HEALTHCHECK_MIN_INTERVAL * _NS:
+        return None
+    return {"test": list(test),
+            "interval": HEALTHCHECK_MIN_INTERVAL * _NS,
+            # Zero: the image's own (Docker merges field by field).
+            "timeout": check.get("Timeout") or 0,
+            "retries": check.get("Retries") or 0,
+            "start_period": check.get("StartPeriod") or 0}
+
+
+def unmapped_volumes(image_config, volumes):
+    """The image's VOLUME paths that no volumeMap entry covers (sorted).
+
+    The engine gives each an anonymous volume, removed with the container
+    at every power off: whatever the image keeps there is lost.  A
+    volumeMap path covers a declared path it equals or contains."""
+    declared = (image_config or {}).get("Volumes") or {}
+    mapped = [v.path.rstrip("/") or "/" for v in volumes]
+    lost = []
+    for path in declared:
+        norm = "/" + "/".join(p for p in path.split("/") if p)
+        if not any(norm == m or norm.startswith(m + "/") for m in mapped):
+            lost.append(norm)
+    return sorted(set(lost))

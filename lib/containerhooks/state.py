@@ -11,23 +11,50 @@ import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
+
+import six
 
 from containerhooks import errors
 from containerhooks import paths
 
 
+# A VM id is Vdsm's domain uuid (spec.vm_id accepts the same).  It becomes
+# part of file names here and in exits.py: an absolute or "../" id in
+# os.path.join would name any file of the host.
+_VM_ID_RE = re.compile(
+    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}\Z")
+
+
+def is_vm_id(value):
+    """Whether value is a VM id (a UUID), safe to use in a file name."""
+    return isinstance(value, six.string_types) \
+        and _VM_ID_RE.match(value) is not None
+
+
+def check_vm_id(value):
+    """value if it is a VM id; else errors.InvalidVmId."""
+    if not is_vm_id(value):
+        raise errors.InvalidVmId(value=value)
+    return value
+
+
 def _path(vm_id, suffix=".json"):
-    return os.path.join(paths.STATE_DIR, vm_id + suffix)
+    return os.path.join(paths.STATE_DIR, check_vm_id(vm_id) + suffix)
 
 
 def read(vm_id):
-    """The state of vm_id as a dict, or None."""
+    """The state of vm_id as a dict, or None (also for what is not a VM
+    id: no state of the helper's has such a name)."""
+    if not is_vm_id(vm_id):
+        return None
     try:
         # Raw reads: the stats hooks read every container VM's state on
         # each call, and a file object costs more than the read.  (json
         # takes the bytes on Python 3.6+, a str on 2.7.)
-        fd = os.open(_path(vm_id), os.O_RDONLY)
+        fd = os.open(_path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
         try:
             chunks = []
             while True:
@@ -47,7 +74,10 @@ def read(vm_id):
 
 
 def exists(vm_id):
-    return os.path.exists(_path(vm_id))
+    # Questions about what is not a VM id (a label of a container made by
+    # hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
+    # and locking refuse it (_path).
+    return is_vm_id(vm_id) and os.path.exists(_path(vm_id))
 
 
 def write(vm_id, state):
@@ -87,7 +117,7 @@ def vm_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".json")
-            and not n.startswith(".")]
+            and is_vm_id(n[:-5])]
 
 
 def lock_ids():
@@ -98,15 +128,17 @@ def lock_ids():
     except OSError:
         return []
     return [n[:-5] for n in names if n.endswith(".lock")
-            and not n.startswith(".") and n != "network.lock"]
+            and is_vm_id(n[:-5])]
 
 
 def lock_exists(vm_id):
-    return os.path.exists(_path(vm_id, ".lock"))
+    return is_vm_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
 
 
 def lock_mtime(vm_id):
     """When vm_id's lock file was made (0 if it is gone)."""
+    if not is_vm_id(vm_id):
+        return 0
     try:
         return os.stat(_path(vm_id, ".lock")).st_mtime
     except OSError:

@@ -14,6 +14,12 @@
   and libvirt resumes the saved placeholder.  So a memory snapshot of a
   container VM is a disk snapshot whose restore is a cold start of the
   container.
+- Hot-unplugging a disk the container has mounted (before_disk_hotunplug)
+  is refused: qemu would let go of a disk it never wrote, Vdsm would tear
+  down its volume, and the container would keep writing to storage that
+  Engine believes detached.  Other disks unplug as usual.  (Vdsm gives no
+  hook for a live storage migration (diskReplicateStart) or a disk resize
+  (diskSizeExtend): see the README.)
 - Pause (after_vm_pause) freezes the container, resume (after_vm_cont)
   thaws it.  after_vm_pause also fires when Vdsm pauses a VM on a storage
   I/O error: the container is frozen then too, because its volumes live on
@@ -27,6 +33,7 @@ A VM that is not a container costs one file-existence check.
 """
 
 import logging
+import os
 
 from containerhooks import errors
 from containerhooks import hookenv
@@ -73,6 +80,36 @@ def refuse_hibernation(env):
                       what="power the VM off instead")
 
 
+def refuse_disk_hotunplug(env):
+    """Refuse when the disk to unplug is mounted in vm's container.
+
+    Vdsm (virt/vm.py hotunplugDisk) gives the drive's own <disk> XML, the
+    VM's custom properties and vmId; a non-zero exit aborts the unplug
+    before libvirt is asked.  The disk is recognized by its target name or
+    by the image it leads to, as the state file recorded them.
+    """
+    vm_id = env.get("vmId")
+    record = state.read(vm_id) if vm_id else None
+    mounted = (record or {}).get("volumes") or []
+    if not mounted:
+        return
+    from lxml import etree
+    disk = etree.fromstring(hookenv.read_data(env, hookenv.DOMXML))
+    target = disk.find("target")
+    name = target.get("dev") if target is not None else None
+    source = disk.find("source")
+    path = None
+    if source is not None:
+        path = source.get("file") or source.get("dev")
+    real = os.path.realpath(path) if path else None
+    for entry in mounted:
+        if entry.get("disk") == name or \
+                (real is not None and entry.get("source") == real):
+            raise errors.DiskInUse(action="Hot-unplugging",
+                                   disk=entry.get("disk"), vm_id=vm_id,
+                                   path=entry.get("path"))
+
+
 def pause(env):
     vm_id = _container_vm(env)
     if vm_id:
@@ -93,6 +130,10 @@ def migrate_main():
 
 def hibernate_main():
     hookenv.run(refuse_hibernation, failure_rc=hookenv.ERROR_STOP)
+
+
+def disk_hotunplug_main():
+    hookenv.run(refuse_disk_hotunplug, failure_rc=hookenv.ERROR_STOP)
 
 
 def pause_main():

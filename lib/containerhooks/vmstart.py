@@ -231,7 +231,7 @@ def _volumes(dom, props, meta):
                 reason="the VM has no disk %s (its disks: %s); name disks "
                 "by their target as Vdsm does (vda, sda, ...)"
                 % (v.disk, ", ".join(sorted(disks)) or "none"))
-        reason = _unmountable(disk, meta)
+        reason = _unmountable(disk, meta) or _not_prepared(disk, dom)
         if reason:
             raise errors.VolumeRefused(disk=v.disk, reason=reason + (
                 ", or remove %s from volumeMap" % v.disk))
@@ -239,6 +239,30 @@ def _volumes(dom, props, meta):
                                          kind=disk.type,
                                          source=disk.source))
     return result
+
+
+def _not_prepared(disk, dom):
+    """Why a block disk is not a volume of a storage domain, or not the
+    one Vdsm's metadata names for it; or None.  The helper checks the
+    device itself on the host (hostdisk.check_block_volume); this says
+    early what a direct LUN is, and catches a source changed on the way
+    (another hook) before anything runs as root."""
+    if disk.type != "block":
+        return None
+    if disk.source.startswith("/dev/mapper/"):
+        # clientIF.py prepareVolumePath: a direct LUN ("GUID" drive) is
+        # /dev/mapper/<GUID>, a multipath device, not a volume of a domain.
+        return ("it is a direct LUN (%s); only disks on storage domains can "
+                "be mounted" % disk.source)
+    ids = dom.disk_ids(disk.target)
+    if ids is None:
+        return None
+    domain, image, volume = ids
+    if disk.source.split("/")[-4:] == [domain, "images", image, volume]:
+        return None
+    return ("its source %s is not the volume Vdsm prepared for it (domain "
+            "%s, image %s, volume %s in Vdsm's metadata); find what changed "
+            "the domain XML" % (disk.source, domain, image, volume))
 
 
 def _unmountable(disk, meta):

@@ -1,12 +1,14 @@
 """The VM's own disks, mounted into the container (volumeMap).
 
 The root helper attaches each disk of spec.volumes before it creates the
-container: an image file (a raw disk on file storage) goes to a loop
-device, a block device (a raw disk on block storage) is used as is; a
-file system on it is mounted, a blank disk is formatted first
-(hostdisk.NEW_FILESYSTEM); anything else is refused, never formatted.  The
-mount points are paths.STATE_DIR/volumes/<vm id>/<disk>, and the container
-gets them as bind mounts at the paths volumeMap names.
+container: an image file (a raw disk on file storage) is locked against
+every other user on any host (disklock.py) and goes to a loop device,
+which holds the lock as long as it exists; a block device (a raw disk on
+block storage) is used as is; a file system on it is mounted, a blank
+disk is formatted first (hostdisk.NEW_FILESYSTEM); anything else is
+refused, never formatted.  The mount points are
+paths.STATE_DIR/volumes/<vm id>/<disk>, and the container gets them as
+bind mounts at the paths volumeMap names.
 
 What is attached is written down as it happens, in a journal per VM
 (paths.STATE_DIR/volumes/<vm id>.json), before each step that creates
@@ -30,6 +32,7 @@ import os
 import re
 import tempfile
 
+from containerhooks import disklock
 from containerhooks import errors
 from containerhooks import hostdisk
 from containerhooks import paths
@@ -91,13 +94,22 @@ def _attach_one(vm_id, volume, conf, journal):
         journal.append(entry)
         _save(vm_id, journal)
         if volume.kind == "file":
-            entry["loop"] = entry["device"] = hostdisk.attach_loop(source)
+            # Locked before anything of it is attached; the loop device
+            # then holds the lock until it is detached (disklock.py).
+            locked = disklock.lock(volume.disk, fd)
+            try:
+                entry["loop"] = entry["device"] = hostdisk.attach_loop(
+                    source, locked)
+            finally:
+                os.close(locked)
             _save(vm_id, journal)
             fstype = hostdisk.filesystem(volume.disk, entry["device"],
-                                         image_fd=fd)
+                                         image_fd=fd,
+                                         timeout=conf.blank_check_timeout)
         else:
             entry["device"] = source.path
-            fstype = hostdisk.filesystem(volume.disk, entry["device"])
+            fstype = hostdisk.filesystem(volume.disk, entry["device"],
+                                         timeout=conf.blank_check_timeout)
         if fstype is None:
             fstype = hostdisk.make_filesystem(volume.disk, entry["device"])
             entry["formatted"] = True

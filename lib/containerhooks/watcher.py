@@ -11,7 +11,10 @@ label, and on a container's "die":
    it stops a container on Engine's power off: that end is not news);
 2. asks the engine how it ended (exit code, OOM kill) and writes the exit
    record (exits.py), which survives the destroy hooks that follow;
-3. kills the placeholder's qemu process (found by "-uuid <vm id>").
+3. kills the placeholder's qemu process: the one libvirt's pid file
+   names, whose command line says "-uuid <vm id>" (procfs.py: a command
+   line alone can be any process's, a container's too), re-checked to be
+   the same process right before the kill.
 
 Vdsm then sees its qemu die, runs after_vm_destroy (which removes the
 container and the state file), and reports the VM Down with exitCode 1
@@ -32,6 +35,19 @@ appears, for as long as the state file still names that container.  When
 the watcher (re)connects to an engine it first opens the event stream,
 then looks at every container of the state files, so an exit that
 happened while it was not watching is not missed.
+
+A stop that did not finish (the destroy hooks failed after marking the
+state "stopping": the engine was down) is finished by the watcher within
+a second of the engine answering again, and until then the container's
+recorded first process is killed so that nothing writes to the VM's disks
+while Engine shows it Down; a placeholder that ends with no destroy hook
+(Vdsm restarting) gets its container stopped the same way.  See
+_check_stops.
+
+Nothing the vdsm user or a container's labels can write is followed: a
+VM id is used only when it is a UUID, and a state file only when it names
+its own VM (the samples directory, vdsm's, lies under the state
+directory).
 
 Whether the OOM killer ended the container: the engine's OOMKilled, or a
 kernel record of an OOM kill inside the container's cgroup.  Docker
@@ -80,7 +96,15 @@ PENDING_TIMEOUT = 300
 # Reconnection to an engine that went away: 1 s, doubling, at most 10 s.
 RECONNECT_MIN = 1
 RECONNECT_MAX = 10
+# How often stops that did not finish are tried again (see _check_stops),
+# and how long a placeholder may be gone with its container still
+# recorded before the watcher stops the container itself (Vdsm's
+# after_vm_destroy does within a second, when Vdsm runs).
+FINISH_INTERVAL = 1.0
+PLACEHOLDER_GRACE = 5.0
 PRUNE_INTERVAL = 3600
+# How often containers.conf is looked at for a change (one stat).
+RELOAD_INTERVAL = 1.0
 
 # The kernel's log, and its OOM kill records (mm/oom_kill.c
 # dump_oom_summary): "oom-kill:constraint=CONSTRAINT_MEMCG,...,
@@ -115,6 +139,12 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watcher.run()
+    if watcher.restart:
+        # The same process (pid, service) starts afresh on the new
+        # configuration; the engine threads end with the old image.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.argv[0], sys.argv)
     return 0
 
 
@@ -130,6 +160,15 @@ class Watcher(object):
         # container id -> when the kernel reported an OOM kill in it.
         self._ooms = {}
         self._kmsg = False
+        # Wakes the finisher thread at once (an engine answers again).
+        self._wake = threading.Event()
+        # vm_id -> None while its placeholder runs, then when it was
+        # first seen gone.
+        self._placeholders = {}
+        # vm_id -> why its stop could not be finished (logged once).
+        self._unfinished = {}
+        # Set when the watcher ends to start again (main() re-executes).
+        self.restart = False
         self._status = {"pid": os.getpid(), "started": time.time(),
                         "engines": dict((name, {"reachable": None})
                                         for name in conf.engines)}
@@ -141,18 +180,48 @@ class Watcher(object):
         self._prune()
         self._write_status()
         self._start_thread(self._follow_kernel_log, "kmsg")
+        self._start_thread(self._finish_loop, "finish")
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
-        last_prune = time.time()
+        last_prune = last_reload = time.time()
+        conf_version = _file_version(self.conf.path)
         while not self.stopping.wait(RETRY_INTERVAL):
             self._retry_pending()
-            if time.time() - last_prune > PRUNE_INTERVAL:
+            now = time.time()
+            if now - last_prune > PRUNE_INTERVAL:
                 self._prune()
-                last_prune = time.time()
+                last_prune = now
+            if now - last_reload > RELOAD_INTERVAL:
+                last_reload = now
+                version = _file_version(self.conf.path)
+                if version != conf_version:
+                    conf_version = version
+                    if self._reload():
+                        break
         # The engine threads block in their event streams; they end with
         # the process.
         _unlink(hoststats.status_path())
         log.info("stopped")
+
+    def _reload(self):
+        """Take a changed containers.conf; True when the watcher must start
+        again (other engines or sockets: one thread follows each engine's
+        event stream, opened on the old socket).  A file with an error is
+        logged and the configuration in use is kept."""
+        try:
+            conf = config.load(self.conf.path)
+        except errors.Error as e:
+            log.error("keeping the configuration in use: %s", e)
+            return False
+        if (conf.engines, conf.sockets) != (self.conf.engines,
+                                            self.conf.sockets):
+            log.info("%s: engines or sockets changed, starting again",
+                     conf.path)
+            self.restart = True
+            return True
+        self.conf = conf
+        log.info("%s reloaded", conf.path)
+        return False
 
     def _start_thread(self, target, name, *args):
         t = threading.Thread(target=target, args=args, name=name)
@@ -189,7 +258,13 @@ class Watcher(object):
 
     def _on_die(self, eng, event):
         vm_id = event.attributes.get(LABEL_VM_ID)
-        if not vm_id:
+        if not state.is_vm_id(vm_id):
+            # Labels are whoever made the container's: a VM id becomes a
+            # file name only once it is a UUID.
+            if vm_id:
+                log.warning("ignoring the end of container %s: its label "
+                            "%s=%r is not a VM id", event.id, LABEL_VM_ID,
+                            vm_id)
             return
         try:
             self.container_ended(eng, vm_id, event.id,
@@ -245,8 +320,8 @@ class Watcher(object):
     # The placeholder
 
     def _take_down(self, vm_id, container_id):
-        pid = procfs.find_qemu(vm_id)
-        if pid is None:
+        qemu = procfs.find_qemu_process(vm_id)
+        if qemu is None:
             with self._lock:
                 if vm_id not in self._pending:
                     log.info("vm_id=%s no placeholder runs yet; it will be "
@@ -255,15 +330,17 @@ class Watcher(object):
                                         time.time() + PENDING_TIMEOUT)
             return
         try:
-            os.kill(pid, signal.SIGKILL)
+            killed = procfs.kill(qemu, signal.SIGKILL)
         except OSError as e:
             log.warning("vm_id=%s cannot kill qemu process %d: %s", vm_id,
-                        pid, e)
+                        qemu.pid, e)
             return
+        if not killed:
+            return          # it ended meanwhile: Vdsm takes the VM down
         with self._lock:
             self._pending.pop(vm_id, None)
         log.info("vm_id=%s killed the placeholder's qemu process %d",
-                 vm_id, pid)
+                 vm_id, qemu.pid)
 
     def _retry_pending(self):
         with self._lock:
@@ -283,6 +360,106 @@ class Watcher(object):
                 continue
             if procfs.find_qemu(vm_id) is not None:
                 self._take_down(vm_id, container_id)
+
+    # Stops that did not finish; placeholders that ended unseen
+
+    def _finish_loop(self):
+        while not self.stopping.is_set():
+            try:
+                self._check_stops()
+            except Exception:
+                log.exception("checking for unfinished stops failed")
+            self._wake.wait(FINISH_INTERVAL)
+            self._wake.clear()
+
+    def _check_stops(self):
+        """Finish every stop that was begun and did not end, and stop the
+        containers whose placeholder ended with no stop at all.
+
+        A record marked "stopping" whose VM lock nobody holds is a stop
+        that failed half-way (the engine was down, a stop timed out, the
+        hook was killed): Vdsm ignores the destroy hooks' failures, so the
+        VM is Down in Engine while its container, mounts and state are
+        still here.  A placeholder that ended while Vdsm was not there to
+        run after_vm_destroy (restarting; the qemu killed by sanlock or
+        the OOM killer meanwhile) leaves the same.  Either way the
+        container must not write on: it is stopped as the destroy hooks
+        would, tried again every FINISH_INTERVAL seconds until it
+        succeeds, and its processes are killed while it cannot be.
+        """
+        qemus = procfs.qemu_processes()
+        now = time.time()
+        ids = state.vm_ids()
+        for vm_id in ids:
+            record = _read_state(vm_id)
+            if record is None or not record.get("container_id"):
+                continue
+            if record.get("stopping"):
+                self._finish_stop(vm_id, record, "a stop that did not finish")
+            elif vm_id in qemus:
+                self._placeholders[vm_id] = None
+            elif vm_id in self._placeholders:
+                gone = self._placeholders[vm_id] or now
+                self._placeholders[vm_id] = gone
+                if now - gone >= PLACEHOLDER_GRACE:
+                    self._finish_stop(
+                        vm_id, record, "its placeholder ended %d s ago and "
+                        "no destroy hook stopped it" % (now - gone))
+        for vm_id in set(self._placeholders) - set(ids):
+            del self._placeholders[vm_id]
+        for vm_id in set(self._unfinished) - set(ids):
+            del self._unfinished[vm_id]
+
+    def _finish_stop(self, vm_id, record, why):
+        from containerhooks import helper
+        try:
+            helper.stop_vm(self.conf, vm_id, record.get("engine"))
+        except errors.StateError as e:
+            if e.fields.get("action") == "lock" and e.fields.get(
+                    "reason", "").startswith("another start or stop"):
+                return          # state.Lock: a start or stop runs now
+            self._stop_failed(vm_id, record, why, str(e))
+        except errors.Error as e:
+            self._stop_failed(vm_id, record, why, str(e))
+        except Exception as e:
+            log.exception("vm_id=%s stopping container %s failed", vm_id,
+                          record.get("container_name"))
+            self._stop_failed(vm_id, record, why,
+                              "%s: %s" % (type(e).__name__, e))
+        else:
+            self._unfinished.pop(vm_id, None)
+            self._placeholders.pop(vm_id, None)
+            log.warning("vm_id=%s stopped container %s (%s)", vm_id,
+                        record.get("container_name"), why)
+
+    def _stop_failed(self, vm_id, record, why, reason):
+        """The container cannot be stopped through its engine: kill its
+        first process, which root recorded at start, if the kernel still
+        counts that pid in the container's cgroup.  It is the init of the
+        container's pid namespace, so the kernel kills every other
+        process of the container with it (kernel/pid_namespace.c
+        zap_pid_ns_processes).  The mounts stay until the engine answers
+        and the stop is finished (the engine may still hold them)."""
+        init = procfs.container_init(record.get("pid"),
+                                     record.get("container_id"))
+        killed = False
+        if init is not None:
+            try:
+                killed = procfs.kill(init, signal.SIGKILL)
+            except OSError as e:
+                reason += "; killing its process %d failed: %s" % (
+                    init.pid, e)
+        if killed:
+            log.warning("vm_id=%s cannot stop container %s (%s): %s; "
+                        "killed its processes (first process %d)", vm_id,
+                        record.get("container_name"), why, reason,
+                        init.pid)
+        if self._unfinished.get(vm_id) != reason:
+            self._unfinished[vm_id] = reason
+            log.warning("vm_id=%s cannot finish stopping container %s (%s) "
+                        "yet: %s; trying again every %s s", vm_id,
+                        record.get("container_name"), why, reason,
+                        FINISH_INTERVAL)
 
     # The kernel's OOM kills
 
@@ -335,6 +512,7 @@ class Watcher(object):
     # What the hooks read
 
     def _engine_up(self, name, facts):
+        self._wake.set()        # stops that waited for it
         log.info("%s %s reachable (runtimes: %s)", name, facts.version,
                  ", ".join(facts.runtimes))
         self._set_engine(name, {
@@ -381,6 +559,15 @@ class Watcher(object):
                      vm_id, exits.MAX_AGE)
 
 
+def _file_version(path):
+    """What changes when path is edited or replaced (None if absent)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime, st.st_size)
+
+
 def _exit_record(record, status, event_code):
     if status is not None:
         code, oom, error = status.exit_code, status.oom_killed, status.error
@@ -402,11 +589,22 @@ def _exit_record(record, status, event_code):
 
 
 def _read_state(vm_id):
+    """vm_id's state as the helper wrote it, or None.  Only from a UUID
+    (never a path into the vdsm-owned samples directory), and only a
+    record that names the same VM."""
+    if not state.is_vm_id(vm_id):
+        return None
     try:
-        return state.read(vm_id)
+        record = state.read(vm_id)
     except errors.Error as e:
         log.warning("vm_id=%s unreadable state: %s", vm_id, e)
         return None
+    if record is not None and (not isinstance(record, dict)
+                               or record.get("vm_id") != vm_id):
+        log.warning("vm_id=%s ignoring a state file that names another VM",
+                    vm_id)
+        return None
+    return record
 
 
 def _int(value):
