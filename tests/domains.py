@@ -1,14 +1,19 @@
 """Domain XML for the integration tests, made from tests/data files.
 
 A test VM is a realistic Vdsm domain XML with its uuid, name and custom
-properties set (in <ovirt-vm:custom>; the same values also go to the hook
-environment, as Vdsm passes both).
+properties set (in <ovirt-vm:custom>, whose leaves Vdsm also passes as the
+hook environment, tests/vdsm.py).  VM.xml is kept in the shape Vdsm gives
+before_vm_start (vdsm.build_domain_xml), so that a test can compare what a
+hook left with it byte for byte; VM.engine_xml is Engine's text, for the
+few values that Vdsm's re-serialization changes (a "\r").
 """
 
 import os
 import uuid as uuidlib
 
 from lxml import etree
+
+import vdsm
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 OVIRT_VM = "http://ovirt.org/vm/1.0"
@@ -55,7 +60,9 @@ class VM(object):
                 el = etree.SubElement(custom_el, tag)
             el.text = value
         self.memory_mib = int(root.findtext("memory")) // 1024
-        self.xml = etree.tostring(root, encoding="unicode")
+        # engine_xml: as Engine sends it; xml: as Vdsm passes it on.
+        self.engine_xml = etree.tostring(root, encoding="unicode")
+        self.xml = vdsm.build_domain_xml(self.engine_xml)
 
 
 def container_vm(engine, image, **kw):
@@ -100,5 +107,5 @@ def add_disks(vm, *disks):
     devices = root.find("devices")
     for el in disks:
         devices.append(el)
-    vm.xml = etree.tostring(root, encoding="unicode")
+    vm.xml = vdsm.build_domain_xml(etree.tostring(root))
     return vm

@@ -319,13 +319,16 @@ def test_hook_refuses_corpus(vdsm, installation, clients, registry_image,
     started = time.monotonic()
     for entry in HOOK_ENTRIES:
         value = resolve(entry, canary)
-        custom = dict(GOOD, **{entry.property: value})
-        vm = domains.VM(dict((k, v) for k, v in custom.items()
-                             if in_xml(v)), base=BASE)
+        if not in_xml(value):
+            # Vdsm 4.2+ passes the leaves of <ovirt-vm:custom> as the
+            # environment (tests/vdsm.py): a value XML cannot carry never
+            # reaches a hook; properties_test.py covers the parser.
+            continue
+        vm = domains.VM(dict(GOOD, **{entry.property: value}), base=BASE)
         ran.append((entry, vm))
         where = "%s %r (%s)" % (entry_id(entry), value[:80], entry.why)
         try:
-            vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=custom)
+            vdsm.run("before_vm_start", vm.engine_xml, vm_id=vm.id)
         except HookError as e:
             problems += hook_refusal_problems(where, e, entry, value, vm)
         else:
@@ -375,7 +378,9 @@ def hook_refusal_problems(where, e, entry, value, vm):
     if not folded.startswith("Invalid custom property %s=" % entry.property) \
             or not any(" ".join(x.split()) in folded for x in expected):
         problems.append("%s: unclear message %r" % (where, err[:300]))
-    if e.result.data != vm.xml:
+    # Vdsm reads the file back in text mode (universal newlines): an
+    # untouched "\r" comes back as "\n".
+    if e.result.data != vm.xml.replace("\r\n", "\n").replace("\r", "\n"):
         problems.append("%s: the domain XML was changed" % where)
     return problems
 

@@ -12,6 +12,7 @@ from lxml import etree
 
 import domains
 import images
+import vmrun
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
 
@@ -147,14 +148,18 @@ def test_bad_property_refused(vdsm, installation, engine, custom, message):
     props.update(custom)
     vm = domains.VM(props)
 
-    with pytest.raises(HookError) as e:
-        vdsm.run("before_vm_start", vm.xml, vm_id=vm.id, custom=vm.custom)
+    # Engine then destroys the Down VM: before_vm_destroy, and
+    # after_vm_destroy on the XML Vdsm read back from the refused hook.
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
 
-    err = e.value.err.decode("utf-8")
+    err = refusal.err.decode("utf-8")
     assert message in err
     assert err.count("\n") == 1     # one line: the VM's exit message
-    assert e.value.result.scripts[-1].rc == 2
-    assert e.value.result.data == vm.xml      # XML untouched
+    assert refusal.result.scripts[-1].rc == 2
+    # XML untouched: what Vdsm gave the hook.
+    assert refusal.result.data == vm.xml
+    assert before.errors == [] and after.errors == []
+    assert [s.rc for s in before.scripts + after.scripts] == [0, 0]
     assert_nothing_left(installation, client, vm)
 
 

@@ -13,7 +13,7 @@ from lxml import etree
 import domains
 import images
 import lan as lanmod
-from vdsm import HookError
+from vdsm import HookError, build_domain_xml
 import vmrun
 from vmrun import power_off, start_hook as start
 
@@ -24,7 +24,8 @@ MAC2 = "00:1a:4a:16:01:52"
 
 
 def add_nics(vm, nics):
-    """Give a test VM vNICs as Engine does: (mac, bridge[, link state])."""
+    """Give a test VM vNICs as Engine does: (mac, bridge[, link state[,
+    virtualport type]])."""
     root = etree.fromstring(vm.xml.encode("utf-8"))
     devices = root.find("devices")
     for i, nic in enumerate(nics):
@@ -35,8 +36,10 @@ def add_nics(vm, nics):
         etree.SubElement(el, "source", bridge=bridge)
         etree.SubElement(el, "mac", address=mac)
         etree.SubElement(el, "filterref", filter="vdsm-no-mac-spoofing")
+        if len(nic) > 3:
+            etree.SubElement(el, "virtualport", type=nic[3])
         etree.SubElement(el, "alias", name="ua-" + str(uuid.uuid4()))
-    vm.xml = etree.tostring(root, encoding="unicode")
+    vm.xml = build_domain_xml(etree.tostring(root))
     return vm
 
 
@@ -195,7 +198,42 @@ def test_no_vnic_no_network(vdsm, installation, engine):
     power_off(vdsm, vm, result.data)
 
 
+def test_no_network_vnic_is_an_unplugged_cable(vdsm, installation, engine,
+                                               lan):
+    # Engine's "No Network" vNIC profile reaches Vdsm as its dummy bridge
+    # ;vdsmdummy;: the VM starts, that vNIC gets no interface, the others
+    # theirs, and containerIP pairs with the vNICs that have one.
+    name, client = engine
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerIP": "10.231.0.151"})
+    add_nics(vm, [(MAC2, ";vdsmdummy;"), (MAC1, BRIDGE)])
+
+    result = start(vdsm, vm)
+
+    ifaces = dict((n, v) for n, v in links(container_of(client, vm)).items()
+                  if n != "lo")
+    assert [(v[0], v[1]) for v in ifaces.values()] == [
+        (MAC1, ["10.231.0.151/24"])]
+    # The placeholder keeps the vNIC, silent, for Engine and Vdsm.
+    root = etree.fromstring(result.data.encode("utf-8"))
+    assert [(n.find("mac").get("address"), n.find("link").get("state"))
+            for n in root.iterfind("devices/interface")] == [
+        (MAC2, "down"), (MAC1, "down")]
+    power_off(vdsm, vm, result.data)
+
+
 @pytest.mark.parametrize("nics, custom, message", [
+    pytest.param([(MAC1, "vhcovs0", "up", "openvswitch")], {},
+                 "cannot be given to the container: it is on an Open "
+                 "vSwitch network (OVS or OVN, bridge vhcovs0); containers "
+                 "join Linux bridge networks only", id="openvswitch"),
+    pytest.param([(MAC1, "../../etc")], {},
+                 "(%s) cannot be given to the container: its network's "
+                 "bridge '../../etc' is no Linux bridge name" % MAC1,
+                 id="bad-bridge-name"),
+    pytest.param([(MAC1, "vhc/x")], {},
+                 "its network's bridge 'vhc/x' is no Linux bridge name",
+                 id="bridge-with-slash"),
     pytest.param([(MAC1, "vhcnone0")], {},
                  "Bridge vhcnone0 has no container network on this host: "
                  "run 'vdsm-containers setup-net vhcnone0", id="unconfigured"),

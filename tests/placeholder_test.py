@@ -3,7 +3,11 @@
 Each tests/data/<case>-in.xml is a domain XML as Vdsm 4.4/4.5 hands it to
 before_vm_start (Engine's LibvirtVmXmlBuilder output after Vdsm's own
 processing: prepared disk paths, filled-in sysinfo, volume chains in the
-metadata).  <case>-out.xml is what vmstart.prepare() makes of it, compared
+metadata), in the form Vm._buildDomainXML() writes (tests/vdsm.py
+build_domain_xml: ElementTree, an XML declaration, the tune namespace as
+ns0, <seclabel> in disk sources, vNICs with custom properties last).  The
+vdsm44-* cases have their attributes sorted, as Python 3.6 on EL8 wrote
+them; the vdsm45-* ones Engine's order, as Python 3.9.  <case>-out.xml is what vmstart.prepare() makes of it, compared
 byte for byte.  After an intended change of the output, regenerate with
 
     REGENERATE_GOLDEN=1 .venv/bin/pytest tests/placeholder_test.py
@@ -35,6 +39,9 @@ CONTAINER_CASES = [
     pytest.param("q35-uefi-secureboot", id="q35-uefi-secureboot"),
     pytest.param("hugepages", id="hugepages"),
     pytest.param("no-nic", id="no-nic"),
+    pytest.param("vdsm44-el8-payload", id="vdsm44-el8-payload"),
+    pytest.param("vdsm45-vmconsole-watchdog", id="vdsm45-vmconsole-watchdog"),
+    pytest.param("vdsm45-block-volume", id="vdsm45-block-volume"),
 ]
 
 # Devices the placeholder must hand to libvirt exactly as Vdsm built them.
@@ -222,6 +229,15 @@ def test_nics_kept_silent(case):
 @pytest.mark.parametrize("case", CONTAINER_CASES)
 def test_other_devices_unchanged(case):
     src, out = convert(case)
+    # A disk the container mounts (volumeMap) becomes read-only, nothing
+    # more (vmstart_volumes_test.py).
+    custom = src.find("metadata/%svm/%scustom" % (OVIRT_VM, OVIRT_VM))
+    mounted = [entry.split(":")[0] for entry in
+               (custom.findtext(OVIRT_VM + "volumeMap") or "").split(",")
+               if entry]
+    for disk in out.iterfind("devices/disk"):
+        if disk.find("target").get("dev") in mounted:
+            disk.remove(disk.find("readonly"))
     for tag in UNCHANGED_DEVICES:
         assert [dump(e) for e in out.findall("devices/" + tag)] == \
             [dump(e) for e in src.findall("devices/" + tag)], tag
@@ -289,3 +305,46 @@ def test_placeholder_of_a_placeholder_keeps_the_real_size():
     assert canonical(again.xml) == canonical(first.xml)
     assert domxml.Domain.parse(again.xml).container_meta() == \
         domxml.Domain.parse(first.xml).container_meta()
+
+
+# Hugepages
+
+@pytest.mark.parametrize("files, refused", [
+    pytest.param({}, False, id="no-vdsm-conf"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "false\n"}, False, id="static"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "true\n"}, True, id="dynamic"),
+    pytest.param({"vdsm.conf": "[performance]\nuse_dynamic_hugepages = "
+                  "true\n", "etc/50-off.conf": "[performance]\n"
+                  "use_dynamic_hugepages = false\n"}, False,
+                 id="dynamic-turned-off-by-dropin"),
+    pytest.param({"run/10-on.conf": "[performance]\n"
+                  "use_dynamic_hugepages = true\n"}, True,
+                 id="dynamic-by-dropin"),
+])
+def test_hugepages_with_vdsm_dynamic_allocation_refused(
+        tmp_path, monkeypatch, files, refused):
+    # Vdsm allocates a VM's hugepages by its memory before before_vm_start
+    # and, with use_dynamic_hugepages, frees by the placeholder's memory
+    # when it ends (vm.py _prepare_hugepages, _cleanup_hugepages): the VM
+    # is refused then, and starts without hugepage backing otherwise.
+    from containerhooks import errors
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setattr(vmstart, "VDSM_CONF", str(tmp_path / "vdsm.conf"))
+    monkeypatch.setattr(vmstart, "VDSM_DROPIN_DIRS", (
+        str(tmp_path / "usr"), str(tmp_path / "run"), str(tmp_path / "etc")))
+    data = read_input("hugepages")
+    if refused:
+        with pytest.raises(errors.InvalidProperty) as e:
+            prepare(data)
+        assert "hugepages='2048'" in str(e.value)
+        assert "remove the hugepages custom property" in str(e.value)
+        assert prepare(data.replace(b"<ovirt-vm:hugepages>2048",
+                                    b"<ovirt-vm:hugepages>0")) is not None
+    else:
+        out = etree.fromstring(prepare(data).xml)
+        assert out.find("memoryBacking/hugepages") is None

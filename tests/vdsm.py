@@ -16,21 +16,35 @@ as Vdsm's lib/vdsm/common/hooks.py (_runHooksDir) does:
   (before_disk_hotunplug) add the device's own custom properties as params;
 - exit code 0 is success, any other an error (the script's stderr is kept);
   2 skips the remaining scripts; more than 2 is logged as unexpected;
-- hooks called with raiseError=True fail before the file is read back;
-  the others read it back by name, even after a failure;
+- hooks called with raiseError=True fail before the file is read back,
+  with HookError(stderr of the last script that ran, failed or not);
+  the others read it back by name (text mode: "\r" reads as "\n"), even
+  after a failure;
   before_vm_start raises HookError(stderr of the last failing script)
   after reading it back, and Engine shows "Hook Error: (b'...',)";
 - Vdsm runs as the vdsm user (uid 36, group kvm), with no timeout on hooks
   (a safety timeout here keeps a hanging hook from hanging the test run).
+
+What Vdsm hands to the XML hooks is never the test's text as written
+(lib/vdsm/virt/vm.py): before_vm_start gets Vm._buildDomainXML() of
+Engine's XML (build_domain_xml below), after_vm_destroy the XML of Vdsm's
+DomainDescriptor re-serialized (descriptor_xml: libvirt's live XML of a
+domain that ran, what the hook left of a start that never reached
+libvirt), and the custom properties in the environment are the leaves of
+<ovirt-vm:custom> of that same XML (custom_properties).  run() does all
+three, so every test gets Vdsm-shaped input without knowing it.
 """
 
 import collections
+import copy
 import grp
+import io
 import json
 import os
 import pwd
 import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
 
 VDSM_USER = "vdsm"
 SAFETY_TIMEOUT = 300
@@ -59,6 +73,141 @@ HOOKS = {
 }
 
 Script = collections.namedtuple("Script", "path, rc, out, err")
+
+OVIRT_VM_URI = "http://ovirt.org/vm/1.0"
+
+# Vdsm's metadata.Descriptor registers the ovirt-vm prefix with
+# ElementTree (lib/vdsm/virt/metadata.py, Metadata.__init__); no other
+# prefix is registered, so the tune namespace comes out as ns0.
+ET.register_namespace("ovirt-vm", OVIRT_VM_URI)
+
+
+# What Vdsm makes of a domain XML
+
+def descriptor_xml(data):
+    """A domain XML as Vdsm serializes it: DomainDescriptor(data).xml, that
+    is lib/vdsm/common/xmlutils.py tostring(pretty=True): xml.etree, an
+    XML declaration, every namespace declared on <domain> (unregistered
+    ones as ns0, ns1...), 4-space indentation."""
+    return _tostring(_fromstring(data))
+
+
+def build_domain_xml(data, sorted_attributes=False):
+    """What before_vm_start gets for Engine's domain XML data, as
+    Vm._buildDomainXML() (lib/vdsm/virt/vm.py) builds it with the default
+    xml_minimal_changes = true:
+
+    - <on_reboot> removed;
+    - domxml_preprocess.update_disks_xml_from_objs: every disk <source>
+      (CD-ROMs, payload included) gets <seclabel type="none" relabel="no"
+      model="dac"/> unless it has one (storagexml
+      update_disk_element_from_object, storage.disable_dynamic_ownership);
+      the paths are taken as prepared already;
+    - domxml_preprocess.replace_device_xml_with_hooks_xml: every device but
+      a disk whose <ovirt-vm:device> metadata has <ovirt-vm:custom> (vNICs
+      with vNIC-profile properties) goes through before_device_create and
+      is appended again, so it moves to the end of <devices>;
+    - xmlutils.tostring(dom, pretty=True) (descriptor_xml).
+
+    (replace_placeholders fills in <sysinfo> on a host; the tests' XMLs
+    have it filled in already.)  sorted_attributes: as Vdsm 4.4 on EL8
+    writes them, whose Python 3.6 ElementTree sorted every element's
+    attributes (3.8 keeps their order, bugs.python.org/issue34160)."""
+    root = _fromstring(data)
+    for el in root.findall("on_reboot"):
+        root.remove(el)
+    devices = root.find("devices")
+    for disk in devices.findall("disk"):
+        source = disk.find("source")
+        if source is not None and disk.get("device") != "floppy" \
+                and source.find("seclabel") is None:
+            ET.SubElement(source, "seclabel",
+                          dict(type="none", relabel="no", model="dac"))
+    custom_macs = set(
+        (dev.get("mac_address") or "").lower()
+        for dev in root.iterfind("metadata/{%s}vm/{%s}device"
+                                 % (OVIRT_VM_URI, OVIRT_VM_URI))
+        if dev.find("{%s}custom" % OVIRT_VM_URI) is not None)
+    moved = [nic for nic in devices.findall("interface")
+             if (nic.find("mac").get("address") or "").lower()
+             in custom_macs]
+    for nic in moved:
+        devices.remove(nic)
+        devices.append(nic)
+    if sorted_attributes:
+        # vdsm.common.xmlutils.sort_attributes
+        for el in root.iter():
+            attrib = sorted(el.attrib.items())
+            el.attrib.clear()
+            el.attrib.update(attrib)
+    return _tostring(root)
+
+
+def custom_properties(data):
+    """The VM's custom properties as Vdsm passes them to every hook: the
+    leaves of <ovirt-vm:custom>, text ("" when empty) by local name
+    (metadata.Descriptor._load, _elem_to_keyvalue)."""
+    custom = _fromstring(data).find(
+        "metadata/{%s}vm/{%s}custom" % (OVIRT_VM_URI, OVIRT_VM_URI))
+    if custom is None:
+        return {}
+    return dict((el.tag.split("}")[-1], el.text or "") for el in custom)
+
+
+def _fromstring(data):
+    # vdsm.common.xmlutils.fromstring
+    if not isinstance(data, bytes):
+        data = data.encode("utf-8")
+    parser = ET.XMLParser()
+    parser.feed(data)
+    return parser.close()
+
+
+def _tostring(root):
+    # vdsm.common.xmlutils.tostring(pretty=True), with its indent()
+    root = copy.deepcopy(root)
+    _indent(root)
+    stream = io.BytesIO()
+    ET.ElementTree(root).write(stream, encoding="utf-8",
+                               xml_declaration=True)
+    return stream.getvalue().decode("utf-8")
+
+
+def _indent(element, level=0, s="    "):
+    i = "\n" + level * s
+    if len(element):
+        if not element.text or not element.text.strip():
+            element.text = i + s
+        if not element.tail or not element.tail.strip():
+            element.tail = i
+        for element in element:
+            _indent(element, level + 1, s)
+        if not element.tail or not element.tail.strip():
+            element.tail = i
+    else:
+        if level and (not element.tail or not element.tail.strip()):
+            element.tail = i
+
+
+def vdsm_input(hook, data, custom):
+    """(data, custom) as Vdsm passes them to hook, for the test's data
+    and custom properties (custom: None, or what the test expects; it
+    must agree with the XML, as it always does in Vdsm)."""
+    if hook == "before_vm_start":
+        # Vm.__init__ reads the custom properties from Engine's XML
+        # (metadata.Descriptor.from_xml(conf['xml'])), the hook gets the
+        # XML rebuilt: both agree, but for what a parse and ElementTree's
+        # serialization change (a "\r" becomes "\n" on the way).
+        derived = custom_properties(data)
+        data = build_domain_xml(data)
+        if custom is not None and dict(custom) != derived:
+            raise AssertionError(
+                "Vdsm passes the custom properties of the XML (%r), not "
+                "%r" % (derived, custom))
+        custom = derived
+    elif hook == "after_vm_destroy" and data:
+        data = descriptor_xml(data)
+    return data, custom
 
 
 class HookError(Exception):
@@ -113,7 +262,9 @@ def _read_back(hook, path, results):
     kind, raise_error = HOOKS[hook]
     errors = [s.err for s in results if s.rc != 0]
     if errors and raise_error:
-        raise HookError(errors[-1], Result(None, results))
+        # _runHooksDir raises HookError(err): the stderr of the last script
+        # that ran, whether or not that one failed.
+        raise HookError(results[-1].err, Result(None, results))
     with open(path, encoding="utf-8") as f:
         final = f.read()
     result = Result(final if kind == XML else json.loads(final), results)
@@ -144,7 +295,12 @@ class Vdsm(object):
                       if os.path.isfile(p) and os.access(p, os.X_OK))
 
     def run(self, hook, data=None, vm_id=None, custom=None, params=None):
-        """Run a hook; return Result, or raise HookError like Vdsm."""
+        """Run a hook; return Result, or raise HookError like Vdsm.
+
+        data is what the test has (Engine's XML for before_vm_start, the
+        XML Vdsm holds of the domain for after_vm_destroy); the scripts get
+        it as Vdsm shapes it (vdsm_input)."""
+        data, custom = vdsm_input(hook, data, custom)
         scripts = self.scripts(hook)
         if not scripts:
             return Result(data, [])
@@ -190,6 +346,7 @@ class Vdsm(object):
         if len(scripts) != 1:
             raise ValueError("spawn runs one script, %s has %d"
                              % (hook, len(scripts)))
+        data, custom = vdsm_input(hook, data, custom)
         path = self.data_file(hook, data)
         try:
             proc = subprocess.Popen(

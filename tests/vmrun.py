@@ -22,7 +22,10 @@ import vdsmstats
 
 def start(vdsm, vm, host, workdir, wait=True):
     """Engine's Run: before_vm_start, then libvirt createXML.  Returns the
-    placeholder XML (what Vdsm passes to after_vm_destroy later)."""
+    domain's live XML, what Vdsm passes to after_vm_destroy later: Vdsm
+    re-reads it from libvirt once the domain runs (vm.py _vmDependentInit,
+    _updateDomainDescriptor) and hands that to after_vm_destroy
+    (releaseVm), never the hook's own output."""
     result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
                       custom=vm.custom)
     root = etree.fromstring(result.data.encode("utf-8"))
@@ -30,7 +33,7 @@ def start(vdsm, vm, host, workdir, wait=True):
     libvirt.create(root, workdir)
     if wait:
         libvirt.wait_running(vm.id)
-    return result.data
+    return libvirt.dumpxml(vm.id)
 
 
 def containers_of(client, vm):
@@ -128,9 +131,62 @@ def start_hook(vdsm, vm):
 
 def power_off(vdsm, vm, last_xml):
     """Engine's Power Off of a VM with no domain running: before_vm_destroy,
-    then after_vm_destroy with the domain's last XML."""
-    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+    then after_vm_destroy with the XML Vdsm holds of the VM (vm.py doDestroy,
+    releaseVm): libvirt's live XML of a domain that ran; the XML Vdsm read
+    back from before_vm_start (its final_callback) for a start that never
+    reached libvirt, refused or not.  Returns both Results."""
+    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                      custom=vm.custom)
+    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                     custom=vm.custom)
+    return before, after
+
+
+def refused_start(vdsm, vm):
+    """Engine's Run refused by before_vm_start, then what Engine does with
+    the Down VM: destroy it on the host.  Vdsm keeps the XML it read back
+    from the failed hook (hooks.before_vm_start calls final_callback,
+    Vm._updateDomainDescriptor, before raising HookError), and Engine's
+    destroy runs before_vm_destroy and after_vm_destroy on it.  Returns
+    (HookError, before Result, after Result)."""
+    import vdsm as vdsm_module
+    try:
+        result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                          custom=vm.custom)
+    except vdsm_module.HookError as e:
+        refusal = e
+    else:
+        raise AssertionError("the start was not refused: %s"
+                             % (result.scripts,))
+    before, after = power_off(vdsm, vm, refusal.result.data)
+    return refusal, before, after
+
+
+def restore_snapshot(vdsm, vm, saved_xml, memory_file, workdir):
+    """Engine's Run of a VM previewing a memory snapshot, as Vdsm restores
+    it (vm.py _run, the _FILE_ORIGIN branch, from_snapshot):
+
+    - before_vm_start gets _buildDomainXML() of the XML saved with the
+      snapshot (jobs/snapshot.py vm_conf_for_memory_snapshot keeps the
+      running domain's migratable XML as _srcDomXML, which becomes
+      conf['xml'] in Vm.__init__); its output is ignored, and a failing
+      hook fails the restore (hooks.before_vm_start raises HookError);
+    - libvirt restores the saved memory with that saved XML, paused
+      (VIR_DOMAIN_SAVE_PAUSED), and Vdsm resumes it
+      (_completeIncomingMigration, cont), which fires after_vm_cont with
+      the live XML.
+
+    (before_vm_dehibernate and after_vm_dehibernate run too; the package
+    installs neither.)  Returns the live XML."""
+    vdsm.run("before_vm_start", saved_xml, vm_id=vm.id, custom=vm.custom)
+    path = libvirt.write_xml(etree.fromstring(saved_xml.encode("utf-8")),
+                             workdir, name="restore.xml")
+    libvirt.virsh("restore", memory_file, "--xml", path, "--paused")
+    libvirt.virsh("resume", vm.id)
+    live = libvirt.dumpxml(vm.id)
+    assert vdsm.run("after_vm_cont", live, vm_id=vm.id,
+                    custom=vm.custom).errors == []
+    return live
 
 
 def sh(container, script):

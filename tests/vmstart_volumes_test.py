@@ -18,9 +18,10 @@ LV = "/rhev/data-center/mnt/blockSD/0f6a/images/33/44"
 
 
 def vm_with(volume_map, *disks):
-    vm = domains.container_vm("docker", "redis")
+    props = {"containerType": "docker", "containerImage": "redis"}
     if volume_map is not None:
-        vm.custom["volumeMap"] = volume_map
+        props["volumeMap"] = volume_map
+    vm = domains.VM(props)
     return domains.add_disks(vm, *disks)
 
 

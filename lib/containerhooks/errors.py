@@ -44,6 +44,11 @@ class NetworkError(Error):
     msg = "Cannot connect the container to bridge {bridge}: {reason}"
 
 
+class NicRefused(Error):
+    """A vNIC of the VM that no container interface can stand for."""
+    msg = ("vNIC {nic} ({mac}) cannot be given to the container: {reason}")
+
+
 class EngineUnavailable(Error):
     msg = ("Container engine {engine} is not reachable at {socket}: {reason}. "
            "Start it on this host (for example 'systemctl start {service}') "

@@ -128,7 +128,10 @@ def _make_readonly(disk):
     readonly = etree.Element("readonly")
     target = disk.find("target")
     if target is not None:
+        # addnext() hands target's tail (the indentation) to the new
+        # element: both keep it, so the XML stays indented as Vdsm's.
+        tail = target.tail
         target.addnext(readonly)
-        readonly.tail = target.tail
+        target.tail = readonly.tail = tail
     else:
         disk.append(readonly)

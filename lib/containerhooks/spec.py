@@ -139,6 +139,14 @@ def is_bridge(name):
     return bool(_BRIDGE_RE.match(name or "")) and name not in (".", "..")
 
 
+def is_mac(value):
+    """Whether value is a unicast MAC address an interface can have (what
+    nic() accepts)."""
+    mac = (value or "").lower()
+    return bool(_MAC_RE.match(mac)) and not int(mac[:2], 16) & 1 \
+        and mac != "00:00:00:00:00:00"
+
+
 def volume(value):
     """Parse a --volume argument: DISK,PATH,KIND,SOURCE (syntax only; the
     helper's volumes module checks the source against the host)."""

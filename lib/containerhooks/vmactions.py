@@ -1,15 +1,24 @@
 """What the other Engine actions on a VM mean for its container.
 
-- Migration (before_vm_migrate_source) and hibernation
-  (before_vm_hibernate) are refused: a container's memory is not the
-  placeholder's, so neither could carry it.  The hook exits non-zero, Vdsm
-  aborts the action, the VM keeps running, and Engine shows the message.
+- Migration (before_vm_migrate_source) and hibernation (before_vm_hibernate)
+  are refused: a container's memory is not the placeholder's, so neither
+  could carry it.  The hook exits 2 (no later script runs, so Vdsm's
+  HookError carries this message: _runHooksDir raises with the stderr of
+  the last script that ran), Vdsm aborts the action, the VM keeps running,
+  and Engine shows the message.
+- A memory snapshot runs no hook at all (Vdsm's virt/jobs/snapshot.py): it
+  saves the placeholder's memory and XML, never the container's.  Restoring
+  it runs before_vm_start on that saved placeholder XML, output ignored
+  (vm.py _run, _FILE_ORIGIN): vmstart.py starts the container afresh from
+  its image, with the VM's real size kept in the placeholder's metadata,
+  and libvirt resumes the saved placeholder.  So a memory snapshot of a
+  container VM is a disk snapshot whose restore is a cold start of the
+  container.
 - Hot-unplugging a disk the container has mounted (before_disk_hotunplug)
   is refused: qemu would let go of a disk it never wrote, Vdsm would tear
   down its volume, and the container would keep writing to storage that
   Engine believes detached.  Other disks unplug as usual.  (Vdsm gives no
-  hook for a snapshot, with or without memory (virt/jobs/snapshot.py), a
-  live storage migration (diskReplicateStart) or a disk resize
+  hook for a live storage migration (diskReplicateStart) or a disk resize
   (diskSizeExtend): see the README.)
 - Pause (after_vm_pause) freezes the container, resume (after_vm_cont)
   thaws it.  after_vm_pause also fires when Vdsm pauses a VM on a storage
@@ -67,8 +76,8 @@ def refuse_migration(env):
 def refuse_hibernation(env):
     vm_id = _container_vm(env)
     if vm_id:
-        raise Refused(action="Suspending to disk or a memory snapshot",
-                      vm_id=vm_id, what="power the VM off")
+        raise Refused(action="Suspending to disk", vm_id=vm_id,
+                      what="power the VM off instead")
 
 
 def refuse_disk_hotunplug(env):

@@ -62,6 +62,7 @@ def prepare(env, data, conf, kernel=None):
     props = properties.parse(raw, conf.engines)
     if props is None:
         return None
+    _check_hugepages(dom)
     meta = dom.container_meta()
     spec = specs.from_domain(dom, props, nics=_nics(dom, props, meta),
                              volumes=_volumes(dom, props, meta))
@@ -75,12 +76,67 @@ def prepare(env, data, conf, kernel=None):
     return Plan(spec=spec, xml=dom.tostring())
 
 
+# Vdsm's configuration files, in the order Vdsm reads them
+# (lib/vdsm/common/config.py.in read_configs: vdsm.conf, then the drop-ins
+# of these directories sorted by file name).
+VDSM_CONF = "/etc/vdsm/vdsm.conf"
+VDSM_DROPIN_DIRS = ("/usr/lib/vdsm/vdsm.conf.d", "/run/vdsm/vdsm.conf.d",
+                    "/etc/vdsm/vdsm.conf.d")
+HUGEPAGES = "hugepages"
+
+
+def _check_hugepages(dom):
+    """Refuse a VM with hugepages when Vdsm allocates them dynamically.
+
+    With [performance] use_dynamic_hugepages = true, Vdsm allocates the
+    VM's hugepages from its custom property hugepages and its memory
+    before before_vm_start (virt/vm.py _run, _prepare_hugepages), and
+    frees, when the VM ends, the count the memory of the domain that ran
+    asks for (_cleanup_hugepages, nr_hugepages, mem_size_mb of the live
+    XML): the placeholder's few MiB.  The rest would stay allocated, unused
+    (the placeholder has no hugepage backing, the container none at all),
+    after every run.  Without dynamic allocation nothing is allocated for
+    the VM, and the placeholder simply drops the backing.
+    """
+    value = dom.custom_properties().get(HUGEPAGES)
+    try:
+        wanted = int(value or 0) > 0
+    except ValueError:
+        wanted = False      # Vdsm itself would fail on it first
+    if wanted and _dynamic_hugepages():
+        from containerhooks import errors
+        raise errors.InvalidProperty(
+            name=HUGEPAGES, value=value, reason="this host's Vdsm allocates "
+            "hugepages for the VM's memory (use_dynamic_hugepages in "
+            "vdsm.conf) and would free only the placeholder's, and a "
+            "container does not use them: remove the hugepages custom "
+            "property from this VM")
+
+
+def _dynamic_hugepages():
+    """Whether Vdsm's configuration sets use_dynamic_hugepages (default
+    false); an unreadable configuration counts as Vdsm's default."""
+    import glob
+    import os
+    from six.moves import configparser
+    dropins = []
+    for d in VDSM_DROPIN_DIRS:
+        dropins.extend(glob.glob(os.path.join(d, "*.conf")))
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read([VDSM_CONF] + sorted(dropins, key=os.path.basename))
+        return parser.getboolean("performance", "use_dynamic_hugepages")
+    except (configparser.Error, ValueError):
+        return False
+
+
 def _nics(dom, props, meta):
     """The container's NICs: one per vNIC on a Linux bridge, in order.
 
-    A vNIC whose link Engine set down (or unplugged) gets no interface; a
-    vNIC that is not on a plain Linux bridge (SR-IOV, Open vSwitch) cannot
-    be given to a container, and the start is refused.  A placeholder
+    A vNIC whose link Engine set down (or unplugged), or on Engine's "No
+    Network" profile, gets no interface, like an unplugged cable; a vNIC
+    that is not on a plain Linux bridge (SR-IOV, Open vSwitch) cannot be
+    given to a container, and the start is refused.  A placeholder
     already (meta) lists the MACs its container had.
     """
     from containerhooks import errors
@@ -90,16 +146,13 @@ def _nics(dom, props, meta):
         el = nic.element
         link = el.find("link")
         if meta is not None:
-            if nic.mac.lower() not in meta.nics:
+            if (nic.mac or "").lower() not in meta.nics:
                 continue
         elif link is not None and link.get("state") == "down":
             continue
-        if el.get("type") != "bridge" or nic.bridge is None \
-                or el.find("virtualport") is not None:
-            raise errors.InvalidDomain(
-                reason="vNIC %s (%s, type %s) is not on a Linux bridge; a "
-                "container can only join Linux bridge networks"
-                % (nic.alias or "?", nic.mac, el.get("type")))
+        if nic.bridge == NO_NETWORK_BRIDGE and el.get("type") == "bridge":
+            continue
+        _check_nic(nic)
         nics.append(specs.Nic(mac=nic.mac.lower(), bridge=nic.bridge,
                               ip=None))
     for nic, ip in zip(list(nics), props.ips):
@@ -110,6 +163,43 @@ def _nics(dom, props, meta):
             name=properties.CONTAINER_IP, value=",".join(props.ips),
             reason="more addresses than the VM has vNICs (%d)" % len(nics))
     return nics
+
+
+# The bridge of a vNIC on Engine's "No Network" vNIC profile: Vdsm's dummy
+# bridge, which connects nowhere (lib/vdsm/network/ipwrapper.py
+# DUMMY_BRIDGE; vdsm-tool dummybr creates it, tool/dummybr.py).
+NO_NETWORK_BRIDGE = ";vdsmdummy;"
+
+
+def _check_nic(nic):
+    """Refuse a vNIC no container interface can stand for, in words an
+    Engine admin acts on: which vNIC, which network, what to do."""
+    from containerhooks import errors
+    from containerhooks import spec as specs
+    el = nic.element
+    name = nic.alias or "?"
+    virtualport = el.find("virtualport")
+    kind = virtualport.get("type") if virtualport is not None else None
+    if kind == "openvswitch" or el.get("type") == "ovs":
+        reason = ("it is on an Open vSwitch network (OVS or OVN, bridge "
+                  "%s); containers join Linux bridge networks only: move "
+                  "the vNIC to a network of a Linux bridge cluster, or "
+                  "unplug it" % (nic.bridge or "?"))
+    elif el.get("type") != "bridge" or virtualport is not None:
+        reason = ("it is a %s vNIC (SR-IOV, direct or passthrough); "
+                  "containers join Linux bridge networks only: give it a "
+                  "bridged vNIC profile, or unplug it"
+                  % (kind or el.get("type")))
+    elif nic.bridge is None or not specs.is_bridge(nic.bridge):
+        reason = ("its network's bridge %r is no Linux bridge name this "
+                  "host can have; give the vNIC another network, or "
+                  "unplug it" % (nic.bridge,))
+    elif nic.mac is None or not specs.is_mac(nic.mac):
+        reason = "it has no usable MAC address (%r)" % (nic.mac,)
+    else:
+        return
+    raise errors.NicRefused(nic=name, mac=nic.mac or "no MAC",
+                            reason=reason)
 
 
 # Buses on which qemu can give the guest a read-only disk (ide-hd and
