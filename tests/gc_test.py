@@ -204,26 +204,29 @@ def foreign(engine):
     engine from the test image, labelled as the package labels its own;
     every one is removed after the test."""
     name, client = engine
-    client.images.pull(images.IMAGE)
+    images.ensure_local(client)
     made = []
 
     def run(label, cname=None):
+        cname = cname or FOREIGN_PREFIX + uuid.uuid4().hex[:12]
+        # Removed by its name too: a run() that fails after the engine
+        # created the container (Podman's start failing) returns nothing.
+        made.append(cname)
         c = client.containers.run(
             images.IMAGE, detach=True,
-            name=cname or FOREIGN_PREFIX + uuid.uuid4().hex[:12],
+            name=cname,
             labels={vmrun.MANAGED_LABEL: "1", "org.ovirt.vm.id": label,
                     "org.ovirt.vm.name": "not-a-vm"},
             # Docker's default limits here are above what runc may set;
             # the package's own containers set theirs too.
             ulimits=[docker.types.Ulimit(name=n, soft=1024, hard=1024)
                      for n in ("nofile", "nproc")])
-        made.append(c)
         return c
 
     yield run
-    for c in made:
+    for cname in made:
         try:
-            c.remove(force=True)
+            client.containers.get(cname).remove(force=True)
         except docker.errors.NotFound:
             pass
 
