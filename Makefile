@@ -5,6 +5,9 @@
 # running (dev/services start) and stop again only what they started.
 
 PYTEST_ARGS ?=
+# What pytest collects; e.g. TESTS="$$(ls tests/*_test.py | sort -r)" runs
+# the files in reverse order (no test may depend on another's leftovers).
+TESTS ?= tests
 
 .PHONY: test demo setup compat bench
 
@@ -12,7 +15,7 @@ setup:
 	dev/setup
 
 test: setup
-	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) tests
+	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) $(TESTS)
 
 demo: setup
 	dev/run-with-services .venv/bin/python dev/demo.py
