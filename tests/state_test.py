@@ -38,13 +38,16 @@ def state_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("value", NOT_IDS)
 def test_no_path_is_made_of_what_is_not_a_vm_id(state_dir, value):
-    for make in (state.read, state.remove, state.lock_exists,
-                 state.lock_mtime, exits.path, exits.remove, volumes.vm_dir,
+    for make in (state.remove, exits.path, exits.remove, volumes.vm_dir,
                  lambda v: state.write(v, {}), lambda v: state.Lock(v)
                  .__enter__(), lambda v: volumes.detach(v, [])):
         with pytest.raises(errors.BadVmId):
             make(value)
+    # Questions about it answer "no" (gc asks with ids from labels).
     assert state.exists(value) is False
+    assert state.read(value) is None
+    assert state.lock_exists(value) is False
+    assert state.lock_mtime(value) == 0
     assert os.listdir(str(state_dir)) == []
 
 
