@@ -107,7 +107,7 @@ def find(conf, engines, now=None):
             findings.append(Finding(
                 "state", vm_id, "state file, volumes", "neither container "
                 "nor placeholder exists", None, record_key(record)))
-    for vm_id in _volume_leftovers():
+    for vm_id in volumes.vm_ids():
         if vm_id not in seen and not state.exists(vm_id) \
                 and not _busy(vm_id):
             findings.append(Finding(
@@ -185,11 +185,10 @@ def _kill_placeholder(f):
         pid = procfs.find_qemu(f.vm_id)
         if pid is None:
             return
-        exits.write({"vm_id": f.vm_id, "exit_code": None,
-                     "oom_killed": False,
-                     "message": "container %s disappeared outside oVirt"
-                     % (record or {}).get("container_name", "?"),
-                     "time": time.time()})
+        exits.write(exits.record(
+            f.vm_id, None, state_record=record,
+            text="container %s disappeared outside oVirt"
+            % (record or {}).get("container_name", "?")))
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError as e:
@@ -231,13 +230,6 @@ def _busy(vm_id):
     return False
 
 
-def _volume_leftovers():
-    try:
-        names = os.listdir(volumes.volumes_dir())
-    except OSError:
-        return []
-    ids = set(n[:-5] if n.endswith(".json") else n for n in names)
-    return sorted(i for i in ids if state.is_id(i))
 
 
 def label_filter():

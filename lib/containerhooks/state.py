@@ -14,9 +14,11 @@ can write here: the directory is root's, mode 0755 (the RPM's tmpfiles.d
 entry, or ensure_dir()), and Lock refuses one anybody else could write.
 """
 
+import collections
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import stat
@@ -26,6 +28,16 @@ import six
 
 from containerhooks import errors
 from containerhooks import paths
+
+log = logging.getLogger("containerhooks.state")
+
+# The kinds of files in paths.STATE_DIR.  Every name there is made here.
+STATE = ".json"          # <vm id>.json: the VM's record (read, write)
+LOCK = ".lock"           # <vm id>.lock: its start/stop lock (Lock)
+EXIT = ".exit"           # <vm id>.exit: how its container ended (exits.py)
+WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
+ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
+VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
 
 UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -49,8 +61,69 @@ def valid_id(vm_id):
     return vm_id
 
 
-def _path(vm_id, suffix=".json"):
-    return os.path.join(paths.STATE_DIR, valid_id(vm_id) + suffix)
+def path(vm_id, kind=STATE):
+    """The file of kind (STATE, LOCK, EXIT) of vm_id; BadVmId if vm_id is
+    no VM id."""
+    return os.path.join(paths.STATE_DIR, valid_id(vm_id) + kind)
+
+
+
+def watcher_status_path():
+    """Where the watcher keeps what it knows of the engines."""
+    return os.path.join(paths.STATE_DIR, WATCHER_STATUS)
+
+
+def volumes_dir():
+    """Where volumes.py mounts the VMs' disks and keeps its journals."""
+    return os.path.join(paths.STATE_DIR, VOLUMES)
+
+
+Listing = collections.namedtuple("Listing", "states locks exits")
+
+
+def listing():
+    """The VM ids with a state file, a lock file, an exit record (sets):
+    one look at the state directory.  Temporary files (".<...>") and
+    names that are no VM id are none of these."""
+    result = Listing(set(), set(), set())
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return result
+    kinds = {STATE: result.states, LOCK: result.locks, EXIT: result.exits}
+    for name in names:
+        stem, dot, suffix = name.rpartition(".")
+        found = kinds.get(dot + suffix)
+        if found is not None and is_id(stem):
+            found.add(stem)
+    return result
+
+
+def write_file(target, data, mode=0o644, prefix=None):
+    """Write data (text) to target atomically, as mode.
+
+    mkstemp creates a new file (O_EXCL: it follows no symlink) in target's
+    directory, and rename replaces a link rather than following it: a
+    reader sees the old file or the new one, never half of one.  IOError
+    or OSError on failure, with nothing left behind."""
+    directory, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix or "." + name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.rename(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(tmp):
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def read(vm_id):
@@ -62,7 +135,7 @@ def read(vm_id):
         # Raw reads: the stats hooks read every container VM's state on
         # each call, and a file object costs more than the read.  (json
         # takes the bytes on Python 3.6+, a str on 2.7.)
-        fd = os.open(_path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
         try:
             chunks = []
             while True:
@@ -86,8 +159,8 @@ def exists(vm_id):
 
     Questions about what is not a VM id (a label of a container made by
     hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
-    and locking refuse it (_path)."""
-    return is_id(vm_id) and os.path.exists(_path(vm_id))
+    and locking refuse it (path)."""
+    return is_id(vm_id) and os.path.exists(path(vm_id))
 
 
 def owns(record, engine, container):
@@ -108,23 +181,13 @@ def owns(record, engine, container):
 
 
 def write(vm_id, state):
-    path = _path(vm_id)
+    target = path(vm_id)
+    data = json.dumps(state, sort_keys=True)
     try:
         ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
+        write_file(target, data, prefix="." + vm_id)
     except (IOError, OSError) as e:
         raise write_error(vm_id, e, paths.STATE_DIR)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except (IOError, OSError) as e:
-        _unlink(tmp)
-        raise write_error(vm_id, e, paths.STATE_DIR)
-    except Exception:
-        _unlink(tmp)
-        raise
 
 
 def write_error(vm_id, e, directory):
@@ -135,32 +198,22 @@ def write_error(vm_id, e, directory):
 
 
 def remove(vm_id):
-    _unlink(_path(vm_id))
+    _unlink(path(vm_id))
 
 
 def vm_ids():
     """The VM ids that have a state file."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return []
-    return [n[:-5] for n in names if n.endswith(".json")
-            and is_id(n[:-5])]
+    return sorted(listing().states)
 
 
 def lock_ids():
     """The VM ids that have a lock file: a start or stop of the VM runs,
     succeeded (the lock stays while the VM runs) or was killed."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return []
-    return [n[:-5] for n in names if n.endswith(".lock")
-            and is_id(n[:-5])]
+    return sorted(listing().locks)
 
 
 def lock_exists(vm_id):
-    return is_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
+    return is_id(vm_id) and os.path.exists(path(vm_id, LOCK))
 
 
 def lock_mtime(vm_id):
@@ -168,7 +221,7 @@ def lock_mtime(vm_id):
     if not is_id(vm_id):
         return 0
     try:
-        return os.stat(_path(vm_id, ".lock")).st_mtime
+        return os.stat(path(vm_id, LOCK)).st_mtime
     except OSError:
         return 0
 
@@ -184,7 +237,7 @@ class Lock(object):
         try:
             ensure_dir()
             _check_dir()
-            self._fd = os.open(_path(self.vm_id, ".lock"),
+            self._fd = os.open(path(self.vm_id, LOCK),
                                os.O_RDWR | os.O_CREAT, 0o600)
         except (IOError, OSError) as e:
             raise errors.StateError(
@@ -204,13 +257,45 @@ class Lock(object):
     def release(self, remove=False):
         """Unlock; with remove, delete the lock file first (while held)."""
         if remove:
-            _unlink(_path(self.vm_id, ".lock"))
+            _unlink(path(self.vm_id, LOCK))
         os.close(self._fd)
         self._fd = None
 
     def __exit__(self, *exc):
         if self._fd is not None:
             self.release()
+
+
+class AddressLock(object):
+    """One lock for all address allocations on this host (flock on
+    STATE_DIR/network.lock, blocking): network.py reserves a VM's
+    addresses (in its record, write) while holding it."""
+
+    def __enter__(self):
+        ensure_dir()
+        self._fd = os.open(os.path.join(paths.STATE_DIR, ADDRESS_LOCK),
+                           os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self._fd)
+
+
+def reserved_ips(exclude=None):
+    """The addresses the records of all VMs but exclude hold (call it
+    under AddressLock)."""
+    taken = set()
+    for vm_id in vm_ids():
+        if vm_id == exclude:
+            continue
+        try:
+            taken.update((read(vm_id) or {}).get("ips", []))
+        except errors.StateError as e:
+            # One VM's broken state file must not stop every other start;
+            # its addresses stay unknown (gc or its destroy removes it).
+            log.error("vm_id=%s ignoring unreadable state: %s", vm_id, e)
+    return taken
 
 
 def ensure_dir():

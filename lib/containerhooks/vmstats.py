@@ -36,7 +36,6 @@ call costs a few file reads per container VM.
 
 import json
 import logging
-import os
 import time
 
 from json.decoder import WHITESPACE as _WHITESPACE
@@ -45,7 +44,6 @@ from containerhooks import cgroups
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
-from containerhooks import paths
 from containerhooks import procfs
 from containerhooks import samples
 from containerhooks import state
@@ -148,21 +146,9 @@ def _encode(text, data, spans, changed):
 
 def _vm_ids():
     """The VMs with a state file, and those with an exit record: one look
-    at the state directory (state.vm_ids and exits.vm_ids, together)."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return set(), set()
-    running, exited = set(), set()
-    for name in names:
-        if name.startswith("."):
-            continue
-        stem, _, suffix = name.rpartition(".")
-        if suffix == "json":
-            running.add(stem)
-        elif "." + suffix == exits.SUFFIX:
-            exited.add(stem)
-    return running, exited
+    at the state directory (state.listing)."""
+    found = state.listing()
+    return found.states, found.exits
 
 
 class Context(object):

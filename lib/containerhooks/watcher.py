@@ -71,7 +71,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -79,8 +78,6 @@ from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
-from containerhooks import hoststats
-from containerhooks import paths
 from containerhooks import procfs
 from containerhooks import state
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
@@ -200,7 +197,7 @@ class Watcher(object):
                         break
         # The engine threads block in their event streams; they end with
         # the process.
-        _unlink(hoststats.status_path())
+        _unlink(state.watcher_status_path())
         log.info("stopped")
 
     def _reload(self):
@@ -542,16 +539,8 @@ class Watcher(object):
         with self._lock:
             data = json.dumps(dict(self._status, updated=time.time()),
                               sort_keys=True)
-            fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
-                                       prefix=".watcher-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(data)
-                os.chmod(tmp, 0o644)
-                os.rename(tmp, hoststats.status_path())
-            except Exception:
-                _unlink(tmp)
-                raise
+            state.write_file(state.watcher_status_path(), data,
+                             prefix=".watcher-")
 
     def _prune(self):
         for vm_id in exits.prune():
@@ -570,22 +559,12 @@ def _file_version(path):
 
 def _exit_record(record, status, event_code):
     if status is not None:
-        code, oom, error = status.exit_code, status.oom_killed, status.error
-        finished = status.finished_at
-    else:
-        code, oom, error, finished = _int(event_code), False, None, None
-    return {
-        "vm_id": record["vm_id"],
-        "engine": record.get("engine"),
-        "container_id": record.get("container_id"),
-        "container_name": record.get("container_name"),
-        "exit_code": code,
-        "oom_killed": oom,
-        "error": error,
-        "finished_at": finished,
-        "time": time.time(),
-        "message": exits.message(code, oom, error),
-    }
+        return exits.record(record["vm_id"], status.exit_code,
+                            status.oom_killed, status.error,
+                            state_record=record,
+                            finished_at=status.finished_at)
+    return exits.record(record["vm_id"], _int(event_code),
+                        state_record=record)
 
 
 def _read_state(vm_id):
