@@ -66,15 +66,15 @@ def record(vm_id, exit_code, oom_killed=False, error=None, text=None,
            state_record=None, finished_at=None, now=None):
     """The exit record of vm_id, the one shape the watcher and gc write.
 
-    state_record (the VM's state record, a dict) names the engine and
-    container that ended; text (the message) defaults to
-    message(exit_code, oom_killed, error)."""
-    state_record = state_record or {}
+    state_record (the VM's state.Record) names the engine and container
+    that ended; text (the message) defaults to message(exit_code,
+    oom_killed, error)."""
+    state_record = state_record or state.Record()
     return {
         "vm_id": vm_id,
-        "engine": state_record.get("engine"),
-        "container_id": state_record.get("container_id"),
-        "container_name": state_record.get("container_name"),
+        "engine": state_record.engine,
+        "container_id": state_record.container_id,
+        "container_name": state_record.container_name,
         "exit_code": exit_code,
         "oom_killed": oom_killed,
         "error": error,

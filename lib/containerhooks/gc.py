@@ -92,16 +92,17 @@ def find(conf, engines, now=None):
     for vm_id in state.vm_ids():
         if vm_id in seen or _busy(vm_id):
             continue
-        record = _read(vm_id) or {}
-        if now - record.get("created", now) < conf.gc_grace:
+        record = _read(vm_id) or state.Record()
+        created = record.created if record.has("created") else now
+        if now - created < conf.gc_grace:
             continue
-        if record.get("engine") not in engines:
+        if record.engine not in engines:
             continue     # engine down: cannot tell whether it is gone
         qemu = procfs.find_qemu(vm_id)
         if qemu is not None:
             findings.append(Finding(
                 "placeholder", vm_id, "placeholder qemu pid %d" % qemu,
-                "its container %s is gone" % record.get("container_name"),
+                "its container %s is gone" % record.container_name,
                 None, record_key(record)))
         else:
             findings.append(Finding(
@@ -133,7 +134,7 @@ def record_key(record):
     began and the container it made; None without a record."""
     if not record:
         return None
-    return (record.get("created"), record.get("container_id"))
+    return (record.created, record.container_id)
 
 
 def clean(conf, findings, stop_vm):
@@ -188,7 +189,8 @@ def _kill_placeholder(f):
         exits.write(exits.record(
             f.vm_id, None, state_record=record,
             text="container %s disappeared outside oVirt"
-            % (record or {}).get("container_name", "?")))
+            % (record.container_name if record and
+               record.has("container_name") else "?")))
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError as e:

@@ -126,7 +126,7 @@ def running_vms():
             record = state.read(vm_id)
         except Exception:
             continue
-        if record and record.get("pid") and procfs.alive(record["pid"]):
+        if record and record.pid and procfs.alive(record.pid):
             count += 1
     return count
 

@@ -126,8 +126,100 @@ def _unlink_quietly(tmp):
         pass
 
 
+def _none():
+    return None
+
+
+class Record(object):
+    """A VM's state record: what the helper started for it.
+
+    The fields are declared here, each with its default; record.<field>
+    reads one, assigning it sets it.  A file written by another version
+    of the package reads as a Record too: a field it lacks reads as its
+    default, and a key this version does not know is kept and written
+    back (a host upgraded under running VMs keeps their records whole).
+    Only the keys given or set are written, as before: a start's record
+    gains "pid" when the container runs (tests wait for it).
+    """
+
+    # name: the default's factory (lists fresh each time).
+    FIELDS = {
+        "vm_id": _none,
+        "vm_name": _none,
+        "engine": _none,
+        "image": _none,
+        # The container, once made; its name is reserved before that.
+        "container_id": _none,
+        "container_name": _none,
+        "memory_mib": _none,
+        "vcpus": _none,
+        # spec.hostname's; absent in records older than it (has()).
+        "hostname": _none,
+        "created": _none,
+        # The addresses reserved (network.plan), the interfaces made
+        # (network.finish: dicts), the volumes mounted (volumes.attach:
+        # dicts), the image's VOLUMEs no disk covers.
+        "ips": list,
+        "nics": list,
+        "volumes": list,
+        "unmapped_volumes": list,
+        # The container's first process, once it runs.
+        "pid": _none,
+        # Set by a stop: the watcher ignores the container's end.
+        "stopping": bool,
+    }
+
+    __slots__ = ("_data",)
+
+    def __init__(self, **fields):
+        for name in fields:
+            if name not in self.FIELDS:
+                raise TypeError("Record has no field %r" % name)
+        object.__setattr__(self, "_data", fields)
+
+    @classmethod
+    def from_dict(cls, data):
+        """A Record of data (a JSON object), unknown keys included."""
+        record = cls()
+        object.__setattr__(record, "_data", dict(data))
+        return record
+
+    def to_dict(self):
+        """The record as JSON data: the keys given or set, unknown ones
+        included."""
+        return dict(self._data)
+
+    def has(self, name):
+        """Whether the record holds name (not just its default)."""
+        return name in self._data
+
+    def __getattr__(self, name):
+        try:
+            default = Record.FIELDS[name]
+        except KeyError:
+            raise AttributeError(name)
+        data = object.__getattribute__(self, "_data")
+        return data[name] if name in data else default()
+
+    def __setattr__(self, name, value):
+        if name not in self.FIELDS:
+            raise AttributeError("Record has no field %r" % name)
+        self._data[name] = value
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and self._data == other._data
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Record(%r)" % (self._data,)
+
+
 def read(vm_id):
-    """The state of vm_id as a dict, or None (also for what is not a VM
+    """The state of vm_id (a Record), or None (also for what is not a VM
     id: no state of the helper's has such a name)."""
     if not is_id(vm_id):
         return None
@@ -145,13 +237,17 @@ def read(vm_id):
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return json.loads(b"".join(chunks))
+        data = json.loads(b"".join(chunks))
     except (IOError, OSError) as e:
         if e.errno == errno.ENOENT:
             return None
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
     except ValueError as e:
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
+    if not isinstance(data, dict):
+        raise errors.StateError(action="read", vm_id=vm_id,
+                                reason="not a JSON object")
+    return Record.from_dict(data)
 
 
 def exists(vm_id):
@@ -172,17 +268,20 @@ def owns(record, engine, container):
     record reserved: the start removed whatever held that name before it
     created its own (helper._clear_leftover).
     """
-    if not isinstance(record, dict) or record.get("engine") != engine:
+    if not isinstance(record, Record) or record.engine != engine:
         return False
-    if record.get("container_id"):
-        return record["container_id"] == container.id
-    return bool(record.get("container_name")) \
-        and record["container_name"] == container.name
+    if record.container_id:
+        return record.container_id == container.id
+    return bool(record.container_name) \
+        and record.container_name == container.name
 
 
-def write(vm_id, state):
+def write(vm_id, record):
+    """Write record (a Record, or its dict) as vm_id's state."""
     target = path(vm_id)
-    data = json.dumps(state, sort_keys=True)
+    if isinstance(record, Record):
+        record = record.to_dict()
+    data = json.dumps(record, sort_keys=True)
     try:
         ensure_dir()
         write_file(target, data, prefix="." + vm_id)
@@ -290,7 +389,8 @@ def reserved_ips(exclude=None):
         if vm_id == exclude:
             continue
         try:
-            taken.update((read(vm_id) or {}).get("ips", []))
+            record = read(vm_id)
+            taken.update(record.ips if record else ())
         except errors.StateError as e:
             # One VM's broken state file must not stop every other start;
             # its addresses stay unknown (gc or its destroy removes it).
