@@ -132,3 +132,20 @@ def test_listing_sorts_the_kinds_in_one_look(state_dir):
         (state_dir / name).write_text(u"{}")
     found = state.listing()
     assert found == state.Listing({VM_ID}, {VM_ID}, {other})
+
+
+def test_dispatch_spells_the_names_as_state_does(state_dir, tmp_path):
+    # dispatch.py decides "is this VM a container VM" without importing
+    # state (start-up cost): it must find what state and exits write.
+    from containerhooks import dispatch
+    other = "0b1e6c6e-0000-4000-8000-000000000002"
+    plain = "0b1e6c6e-0000-4000-8000-000000000003"
+    state.write(VM_ID, state.Record(vm_id=VM_ID))
+    exits.write(exits.record(other, 1))
+    assert dispatch._has_state({"vmId": VM_ID})
+    assert not dispatch._has_state({"vmId": other})
+    stats = tmp_path / "stats.json"
+    for vm_id, ours in ((VM_ID, True), (other, True), (plain, False)):
+        stats.write_text(u'[{"vmId": "%s"}]' % vm_id)
+        assert dispatch._stats_of_containers(
+            {"_hook_json": str(stats)}) is ours
