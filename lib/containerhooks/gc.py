@@ -232,7 +232,5 @@ def _busy(vm_id):
     return False
 
 
-
-
 def label_filter():
     return {"label": LABEL_MANAGED + "=1"}

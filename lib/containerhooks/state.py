@@ -12,6 +12,13 @@ because its labels say so -- labels come from the image too, and a
 container anyone runs by hand from a VM's image carries them.  Only root
 can write here: the directory is root's, mode 0755 (the RPM's tmpfiles.d
 entry, or ensure_dir()), and Lock refuses one anybody else could write.
+
+This module is the directory's one owner: the names of its files (path,
+watcher_status_path, volumes_dir), the one look at it (listing), the
+record's fields (Record), the one atomic write (write_file, also for the
+files kept elsewhere), the host-wide address lock and the addresses the
+records reserve.  Other modules ask here; they do not name, list or parse
+these files themselves (exits.py builds and reads the exit records).
 """
 
 import collections
@@ -65,7 +72,6 @@ def path(vm_id, kind=STATE):
     """The file of kind (STATE, LOCK, EXIT) of vm_id; BadVmId if vm_id is
     no VM id."""
     return os.path.join(paths.STATE_DIR, valid_id(vm_id) + kind)
-
 
 
 def watcher_status_path():
