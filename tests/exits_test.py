@@ -8,6 +8,7 @@ import pytest
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import paths
+from containerhooks import state
 
 
 @pytest.mark.parametrize("code, oom, error, message", [
@@ -89,3 +90,19 @@ def test_not_a_vm_id_is_never_a_path(state_dir, vm_id):
         exits.write({"vm_id": vm_id})
     assert exits.read(vm_id) is None
     assert os.listdir(str(state_dir)) == []
+
+
+def test_watcher_and_gc_write_one_shape():
+    # The watcher's record of a container that ended, and gc's of one
+    # that disappeared: the same keys, so readers need not know who wrote.
+    record = state.Record(vm_id=OLD, engine="docker", container_id="c" * 64,
+                          container_name="ovirt-vm-" + OLD)
+    ended = exits.record(OLD, 137, True, None, state_record=record,
+                         finished_at="2026-01-01T00:00:00Z")
+    gone = exits.record(OLD, None, state_record=record,
+                        text="container x disappeared outside oVirt")
+    assert sorted(ended) == sorted(gone)
+    assert ended["message"] == "container exited with code 137 " \
+        "(out of memory)"
+    assert gone["message"] == "container x disappeared outside oVirt"
+    assert ended["container_id"] == gone["container_id"] == "c" * 64

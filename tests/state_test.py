@@ -1,6 +1,7 @@
 """Per-VM state: VM ids that never become paths, a directory only root
 writes, and which containers a record names."""
 
+import json
 import os
 
 import pytest
@@ -81,13 +82,71 @@ def info(id, name):
 
 def test_owns_by_recorded_id_or_reserved_name():
     name = "ovirt-vm-" + VM_ID
-    record = {"engine": "docker", "container_id": "a" * 64,
-              "container_name": name}
+    record = state.Record(engine="docker", container_id="a" * 64,
+                          container_name=name)
     assert state.owns(record, "docker", info("a" * 64, name))
     assert not state.owns(record, "docker", info("b" * 64, name))
     assert not state.owns(record, "podman", info("a" * 64, name))
     assert not state.owns(None, "docker", info("a" * 64, name))
     # Created, its id not recorded yet (a start killed in between).
-    record["container_id"] = None
+    record.container_id = None
     assert state.owns(record, "docker", info("b" * 64, name))
     assert not state.owns(record, "docker", info("b" * 64, "other"))
+
+
+def test_record_of_another_version_keeps_its_keys(state_dir):
+    # A host upgraded under running VMs: the record an older helper wrote
+    # (no hostname, no pid yet) and a key a newer one added.
+    old = {"vm_id": VM_ID, "engine": "podman", "container_name": "c",
+           "ips": ["10.0.0.5"], "future": {"x": 1}}
+    (state_dir / (VM_ID + ".json")).write_text(u"%s" % json.dumps(old))
+
+    record = state.read(VM_ID)
+
+    assert record.engine == "podman" and record.ips == ["10.0.0.5"]
+    assert record.pid is None and record.volumes == [] \
+        and record.stopping is False
+    assert not record.has("hostname")
+    record.stopping = True
+    state.write(VM_ID, record)
+    with open(str(state_dir / (VM_ID + ".json"))) as f:
+        assert json.load(f) == dict(old, stopping=True)
+
+
+def test_record_refuses_undeclared_fields():
+    with pytest.raises(TypeError):
+        state.Record(enigne="docker")
+    with pytest.raises(AttributeError):
+        state.Record().enigne = "docker"
+
+
+def test_record_that_is_no_object_is_unreadable(state_dir):
+    (state_dir / (VM_ID + ".json")).write_text(u"[1, 2]")
+    with pytest.raises(errors.StateError):
+        state.read(VM_ID)
+
+
+def test_listing_sorts_the_kinds_in_one_look(state_dir):
+    other = "0b1e6c6e-0000-4000-8000-000000000002"
+    for name in (VM_ID + ".json", VM_ID + ".lock", other + ".exit",
+                 "watcher.status", "network.lock", "." + VM_ID + "abc"):
+        (state_dir / name).write_text(u"{}")
+    found = state.listing()
+    assert found == state.Listing({VM_ID}, {VM_ID}, {other})
+
+
+def test_dispatch_spells_the_names_as_state_does(state_dir, tmp_path):
+    # dispatch.py decides "is this VM a container VM" without importing
+    # state (start-up cost): it must find what state and exits write.
+    from containerhooks import dispatch
+    other = "0b1e6c6e-0000-4000-8000-000000000002"
+    plain = "0b1e6c6e-0000-4000-8000-000000000003"
+    state.write(VM_ID, state.Record(vm_id=VM_ID))
+    exits.write(exits.record(other, 1))
+    assert dispatch._has_state({"vmId": VM_ID})
+    assert not dispatch._has_state({"vmId": other})
+    stats = tmp_path / "stats.json"
+    for vm_id, ours in ((VM_ID, True), (other, True), (plain, False)):
+        stats.write_text(u'[{"vmId": "%s"}]' % vm_id)
+        assert dispatch._stats_of_containers(
+            {"_hook_json": str(stats)}) is ours

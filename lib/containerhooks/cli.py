@@ -300,8 +300,8 @@ def ps(args):
     rows = []
     now = time.time()
     for vm_id in sorted(state.vm_ids()):
-        record = state.read(vm_id) or {}
-        name = record.get("engine")
+        record = state.read(vm_id) or state.Record()
+        name = record.engine
         status, started = "unknown (engine down)", None
         if name in conf.engines and name not in unreachable:
             try:
@@ -313,16 +313,16 @@ def ps(args):
             except errors.Error as e:
                 unreachable[name] = e
         rows.append({
-            "vm_id": vm_id, "vm_name": record.get("vm_name"),
-            "engine": name, "image": record.get("image"),
-            "container": record.get("container_name"), "state": status,
+            "vm_id": vm_id, "vm_name": record.vm_name,
+            "engine": name, "image": record.image,
+            "container": record.container_name, "state": status,
             "placeholder": procfs.find_qemu(vm_id) is not None,
-            "ips": [n.get("ip") for n in record.get("nics", [])],
+            "ips": [n.get("ip") for n in record.nics],
             "uptime": int(now - started) if started else None,
             "volumes": ["%s:%s" % (v.get("disk"), v.get("path"))
-                        for v in record.get("volumes", [])],
+                        for v in record.volumes],
             # The image's VOLUMEs no volumeMap disk covers (helper.py).
-            "unmapped_volumes": record.get("unmapped_volumes", []),
+            "unmapped_volumes": record.unmapped_volumes,
         })
     _print_ps(rows, args.json)
     # The list is still printed; the exit code says it is incomplete.
@@ -359,17 +359,17 @@ def logs(args):
     from containerhooks import state
     conf = config.load()
     matches = [v for v in state.vm_ids() if v == args.vm.lower() or
-               (state.read(v) or {}).get("vm_name") == args.vm]
+               (state.read(v) or state.Record()).vm_name == args.vm]
     if len(matches) != 1:
         raise errors.StateError(
             action="find", vm_id=args.vm, reason="no container VM with "
             "that id or name on this host (see 'vdsm-containers ps')"
             if not matches else "several VMs have that name; give the id")
-    record = state.read(matches[0]) or {}
-    eng = _connect(conf, record.get("engine"))
+    record = state.read(matches[0]) or state.Record()
+    eng = _connect(conf, record.engine)
     out = getattr(sys.stdout, "buffer", sys.stdout)
     try:
-        for chunk in eng.logs(record["container_name"], follow=args.follow,
+        for chunk in eng.logs(record.container_name, follow=args.follow,
                               tail=args.tail if args.tail is not None
                               else "all"):
             out.write(chunk)

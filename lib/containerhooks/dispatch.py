@@ -37,6 +37,11 @@ def _may_be_container(env):
         b"containerType" in _data(env, "_hook_domxml")
 
 
+# The state directory's names are state.py's (state.STATE, state.EXIT,
+# state.listing); spelled out here because importing state (json, logging,
+# six) costs ten times this module, on every hook call of every VM.
+# tests/state_test.py checks that the two agree.
+
 def _has_state(env):
     vm_id = env.get("vmId")
     return bool(vm_id) and os.path.exists(

@@ -19,13 +19,11 @@ Engine reads a Down VM within seconds and then destroys it in Vdsm.
 import json
 import os
 import signal
-import tempfile
 import time
 
-from containerhooks import paths
 from containerhooks import state
 
-SUFFIX = ".exit"
+SUFFIX = state.EXIT
 MAX_AGE = 24 * 3600
 
 # Exit codes with a conventional meaning (POSIX shells, and Docker and
@@ -64,29 +62,41 @@ def _signal_name(number):
     return "signal %d" % number
 
 
+def record(vm_id, exit_code, oom_killed=False, error=None, text=None,
+           state_record=None, finished_at=None, now=None):
+    """The exit record of vm_id, the one shape the watcher and gc write.
+
+    state_record (the VM's state.Record) names the engine and container
+    that ended; text (the message) defaults to message(exit_code,
+    oom_killed, error)."""
+    state_record = state_record or state.Record()
+    return {
+        "vm_id": vm_id,
+        "engine": state_record.engine,
+        "container_id": state_record.container_id,
+        "container_name": state_record.container_name,
+        "exit_code": exit_code,
+        "oom_killed": oom_killed,
+        "error": error,
+        "finished_at": finished_at,
+        "time": time.time() if now is None else now,
+        "message": text if text is not None
+        else message(exit_code, oom_killed, error),
+    }
+
+
 def path(vm_id):
     # A UUID, never a path (state.valid_id): the record's vm_id may come
     # from a container label.
-    return os.path.join(paths.STATE_DIR, state.valid_id(vm_id) + SUFFIX)
+    return state.path(vm_id, SUFFIX)
 
 
 def write(record):
-    """Write record (a dict with vm_id) atomically, readable by vdsm.
-
-    mkstemp creates a new file (O_EXCL: it follows no symlink) in the
-    root-owned STATE_DIR, and rename replaces a link rather than following
-    it."""
+    """Write record (a dict with vm_id, see record()) atomically, readable
+    by vdsm."""
     target = path(record["vm_id"])
-    fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
-                               prefix="." + record["vm_id"])
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, target)
-    except Exception:
-        _unlink(tmp)
-        raise
+    state.write_file(target, json.dumps(record, sort_keys=True),
+                     prefix="." + record["vm_id"])
 
 
 def read(vm_id):
@@ -108,12 +118,7 @@ def remove(vm_id):
 
 
 def vm_ids():
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return []
-    return [n[:-len(SUFFIX)] for n in names
-            if n.endswith(SUFFIX) and state.is_id(n[:-len(SUFFIX)])]
+    return sorted(state.listing().exits)
 
 
 def prune(now=None, max_age=MAX_AGE):

@@ -92,22 +92,23 @@ def find(conf, engines, now=None):
     for vm_id in state.vm_ids():
         if vm_id in seen or _busy(vm_id):
             continue
-        record = _read(vm_id) or {}
-        if now - record.get("created", now) < conf.gc_grace:
+        record = _read(vm_id) or state.Record()
+        created = record.created if record.has("created") else now
+        if now - created < conf.gc_grace:
             continue
-        if record.get("engine") not in engines:
+        if record.engine not in engines:
             continue     # engine down: cannot tell whether it is gone
         qemu = procfs.find_qemu(vm_id)
         if qemu is not None:
             findings.append(Finding(
                 "placeholder", vm_id, "placeholder qemu pid %d" % qemu,
-                "its container %s is gone" % record.get("container_name"),
+                "its container %s is gone" % record.container_name,
                 None, record_key(record)))
         else:
             findings.append(Finding(
                 "state", vm_id, "state file, volumes", "neither container "
                 "nor placeholder exists", None, record_key(record)))
-    for vm_id in _volume_leftovers():
+    for vm_id in volumes.vm_ids():
         if vm_id not in seen and not state.exists(vm_id) \
                 and not _busy(vm_id):
             findings.append(Finding(
@@ -133,7 +134,7 @@ def record_key(record):
     began and the container it made; None without a record."""
     if not record:
         return None
-    return (record.get("created"), record.get("container_id"))
+    return (record.created, record.container_id)
 
 
 def clean(conf, findings, stop_vm):
@@ -185,11 +186,11 @@ def _kill_placeholder(f):
         pid = procfs.find_qemu(f.vm_id)
         if pid is None:
             return
-        exits.write({"vm_id": f.vm_id, "exit_code": None,
-                     "oom_killed": False,
-                     "message": "container %s disappeared outside oVirt"
-                     % (record or {}).get("container_name", "?"),
-                     "time": time.time()})
+        exits.write(exits.record(
+            f.vm_id, None, state_record=record,
+            text="container %s disappeared outside oVirt"
+            % (record.container_name if record and
+               record.has("container_name") else "?")))
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError as e:
@@ -229,15 +230,6 @@ def _busy(vm_id):
         return True
     lock.release()
     return False
-
-
-def _volume_leftovers():
-    try:
-        names = os.listdir(volumes.volumes_dir())
-    except OSError:
-        return []
-    ids = set(n[:-5] if n.endswith(".json") else n for n in names)
-    return sorted(i for i in ids if state.is_id(i))
 
 
 def label_filter():

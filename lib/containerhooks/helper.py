@@ -137,47 +137,46 @@ def _start(eng, spec, conf):
                     "every power off", spec.vm_id, spec.image,
                     ", ".join(unmapped))
     name = specs.container_name(spec.vm_id)
-    record = {
-        "vm_id": spec.vm_id, "vm_name": spec.vm_name,
-        "engine": eng.name, "image": str(spec.image),
-        "container_id": None, "container_name": name,
-        "memory_mib": spec.memory_mib, "vcpus": spec.vcpus,
-        "hostname": specs.hostname(spec),
-        "created": time.time(), "ips": [], "nics": [], "volumes": [],
-        "unmapped_volumes": unmapped,
-    }
+    record = state.Record(
+        vm_id=spec.vm_id, vm_name=spec.vm_name,
+        engine=eng.name, image=str(spec.image),
+        container_id=None, container_name=name,
+        memory_mib=spec.memory_mib, vcpus=spec.vcpus,
+        hostname=specs.hostname(spec),
+        created=time.time(), ips=[], nics=[], volumes=[],
+        unmapped_volumes=unmapped)
 
     def reserve(ips):
-        record["ips"] = ips
+        record.ips = ips
         state.write(spec.vm_id, record)
 
     created = creating = None
     try:
         reserve([])
         endpoints = network.plan(eng, spec, reserve)
-        record["volumes"] = volumes.attach(spec, conf)
+        record.volumes = volumes.attach(spec, conf)
         state.write(spec.vm_id, record)
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
-        options.update(volumes.container_options(record["volumes"]))
+        options.update(volumes.container_options(record.volumes))
         # From here a container of this name may exist even if create()
         # fails (connecting a second network, a timeout after the engine
         # made it): _clear_leftover freed the name, so whatever holds it
         # now is this start's.
         creating = name
         created = _create(eng, spec, name, options, endpoints, conf)
-        record["container_id"] = created.id
+        record.container_id = created.id
         state.write(spec.vm_id, record)
         eng.start(name)
         pid = eng.inspect(name).pid
-        record["pid"] = pid
-        record["nics"] = network.finish(eng, name, endpoints, pid)
+        record.pid = pid
+        record.nics = network.finish(eng, name, endpoints, pid)
         state.write(spec.vm_id, record)
     except BaseException:
         log.error("vm_id=%s start failed, removing what was created",
                   spec.vm_id)
         gone = creating is None or _quietly(eng.remove, creating)
-        gone = _quietly(volumes.detach, spec.vm_id, record["volumes"]) \
+        gone = _quietly(volumes.detach, spec.vm_id, record.volumes) \
             and gone
         if gone:
             _quietly(state.remove, spec.vm_id)
@@ -188,8 +187,8 @@ def _start(eng, spec, conf):
         raise
     log.info("vm_id=%s started container %s (%s) image=%s engine=%s "
              "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
-             eng.name, record["ips"])
-    return record
+             eng.name, record.ips)
+    return record.to_dict()
 
 
 def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
@@ -238,8 +237,8 @@ def _clear_leftover(eng, vm_id, conf):
     """
     record = state.read(vm_id)
     if record:
-        old_eng = eng if record.get("engine") == eng.name \
-            else _engine(conf, record.get("engine"))
+        old_eng = eng if record.engine == eng.name \
+            else _engine(conf, record.engine)
         old = _recorded_container(old_eng, record)
         if old is not None:
             _remove_leftover(old_eng, vm_id, old, conf)
@@ -260,9 +259,9 @@ def _clear_leftover(eng, vm_id, conf):
         eng.remove(holder.id)
     # Its volumes: unmounted (after the container is gone), so that this
     # start attaches them afresh.
-    if record and record.get("volumes"):
+    if record and record.volumes:
         log.info("vm_id=%s releasing the volumes of an earlier run", vm_id)
-        volumes.detach(vm_id, record["volumes"])
+        volumes.detach(vm_id, record.volumes)
 
 
 def _remove_leftover(eng, vm_id, old, conf):
@@ -287,7 +286,7 @@ def _remove_leftover(eng, vm_id, old, conf):
 def _recorded_container(eng, record):
     """The container the state record names on eng, or None: by its
     recorded id, or by its reserved name while no id is recorded."""
-    wanted = record.get("container_id") or record.get("container_name")
+    wanted = record.container_id or record.container_name
     info = eng.lookup(wanted) if wanted else None
     if info is not None and state.owns(record, eng.name, info):
         return info
@@ -324,13 +323,13 @@ def stop_vm(conf, vm_id, engine=None, check=None):
             # "stopping": this stop is Engine's doing, not news.  Only
             # that: a state directory that cannot be written (full) must
             # not keep the container from stopping.
-            record["stopping"] = True
+            record.stopping = True
             try:
                 state.write(vm_id, record)
             except errors.StateError as e:
                 log.warning("vm_id=%s cannot mark the container as "
                             "stopping: %s", vm_id, e)
-            eng = _engine(conf, record.get("engine"))
+            eng = _engine(conf, record.engine)
             info = _recorded_container(eng, record)
             if info is not None:
                 if info.status in RUNNING:
@@ -344,7 +343,7 @@ def stop_vm(conf, vm_id, engine=None, check=None):
                            "oom_killed": info.oom_killed}
                 log.info("vm_id=%s removed container %s", vm_id, info.name)
         # Unmount only once no container can use the volumes any more.
-        volumes.detach(vm_id, (record or {}).get("volumes", []))
+        volumes.detach(vm_id, record.volumes if record else [])
         state.remove(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
@@ -358,9 +357,9 @@ def pause_container(args):
         raise errors.StateError(action="find", vm_id=vm_id,
                                 reason="no container is recorded for it")
     conf = config.load()
-    eng = _engine(conf, record["engine"])
+    eng = _engine(conf, record.engine)
     # By its recorded id: whatever holds the name now may not be it.
-    name = record.get("container_id") or record["container_name"]
+    name = record.container_id or record.container_name
     info = eng.inspect(name)
     if args.action == "pause" and info.status == "running":
         eng.pause(name)

@@ -29,19 +29,16 @@ not advertise the feature then.
 
 import json
 import logging
-import os
 import time
 
 from containerhooks import exits
 from containerhooks import hookenv
-from containerhooks import paths
 from containerhooks import procfs
 from containerhooks import state
 
 log = logging.getLogger("containerhooks.hoststats")
 
 FEATURE = "vdsm-hook-containers"
-STATUS_FILE = "watcher.status"
 
 
 def stats_main(started=None):
@@ -106,7 +103,7 @@ def host_caps(env):
 
 def status_path():
     """Where the watcher keeps what it knows of the engines."""
-    return os.path.join(paths.STATE_DIR, STATUS_FILE)
+    return state.watcher_status_path()
 
 
 def watcher_status():
@@ -129,7 +126,7 @@ def running_vms():
             record = state.read(vm_id)
         except Exception:
             continue
-        if record and record.get("pid") and procfs.alive(record["pid"]):
+        if record and record.pid and procfs.alive(record.pid):
             count += 1
     return count
 

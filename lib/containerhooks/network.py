@@ -24,7 +24,6 @@ named ovirt-<bridge>, is created on first use (or by setup-net).
 
 import collections
 import errno
-import fcntl
 import os
 import logging
 import socket
@@ -108,14 +107,11 @@ def save(cfg):
     except OSError as e:
         if e.errno != errno.EEXIST:
             raise
-    tmp = config_path(cfg.bridge) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("# Container network on bridge %s (vdsm-hook-containers).\n"
-                "[%s]\nsubnet = %s\ngateway = %s\nip_range = %s\n"
-                % (cfg.bridge, SECTION, cfg.subnet, cfg.gateway,
-                   cfg.ip_range))
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, config_path(cfg.bridge))
+    state.write_file(
+        config_path(cfg.bridge),
+        "# Container network on bridge %s (vdsm-hook-containers).\n"
+        "[%s]\nsubnet = %s\ngateway = %s\nip_range = %s\n"
+        % (cfg.bridge, SECTION, cfg.subnet, cfg.gateway, cfg.ip_range))
 
 
 def ensure(eng, cfg):
@@ -150,8 +146,8 @@ def plan(eng, spec, reserve):
         # every other VM's state file (100 VMs: ~10 ms of every start).
         return []
     endpoints = []
-    with _Lock():
-        taken = _taken_addresses(exclude=spec.vm_id)
+    with state.AddressLock():
+        taken = state.reserved_ips(exclude=spec.vm_id)
         for nic in spec.nics:
             cfg = load(nic.bridge)
             network = ensure(eng, cfg)
@@ -217,38 +213,6 @@ def _set_mac(pid, ifname, mac):
 
 
 # Address allocation
-
-class _Lock(object):
-    """One lock for all allocations on this host (flock, blocking)."""
-
-    def __enter__(self):
-        try:
-            os.makedirs(paths.STATE_DIR, 0o755)
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-        self._fd = os.open(os.path.join(paths.STATE_DIR, "network.lock"),
-                           os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self._fd)
-
-
-def _taken_addresses(exclude):
-    taken = set()
-    for vm_id in state.vm_ids():
-        if vm_id == exclude:
-            continue
-        try:
-            taken.update((state.read(vm_id) or {}).get("ips", []))
-        except errors.StateError as e:
-            # One VM's broken state file must not stop every other start;
-            # its addresses stay unknown (gc or its destroy removes it).
-            log.error("vm_id=%s ignoring unreadable state: %s", vm_id, e)
-    return taken
-
 
 def _usable(cfg):
     """The addresses containers may get on cfg's bridge, in order.

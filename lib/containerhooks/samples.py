@@ -32,9 +32,9 @@ import errno
 import json
 import logging
 import os
-import tempfile
 
 from containerhooks import paths
+from containerhooks import state
 
 log = logging.getLogger("containerhooks.samples")
 
@@ -125,22 +125,13 @@ class Cache(object):
     def save(self):
         if not self.changed:
             return
+        # json.dumps, not json.dump: only a one-shot dumps uses the C
+        # encoder, dump to a file encodes in Python.
+        data = json.dumps(self.entries)
         try:
-            fd, tmp = tempfile.mkstemp(dir=paths.SAMPLES_DIR, prefix=".cpu-")
+            state.write_file(os.path.join(paths.SAMPLES_DIR, FILE), data,
+                             mode=None, prefix=".cpu-")
         except (IOError, OSError) as e:
             log.warning("cannot keep CPU samples in %s (CPU figures will be "
                         "averages since the container started): %s",
                         paths.SAMPLES_DIR, e)
-            return
-        try:
-            with os.fdopen(fd, "w") as f:
-                # json.dumps, not json.dump: only a one-shot dumps uses the
-                # C encoder, dump to a file encodes in Python.
-                f.write(json.dumps(self.entries))
-            os.rename(tmp, os.path.join(paths.SAMPLES_DIR, FILE))
-        except Exception:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise

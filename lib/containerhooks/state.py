@@ -12,11 +12,20 @@ because its labels say so -- labels come from the image too, and a
 container anyone runs by hand from a VM's image carries them.  Only root
 can write here: the directory is root's, mode 0755 (the RPM's tmpfiles.d
 entry, or ensure_dir()), and Lock refuses one anybody else could write.
+
+This module is the directory's one owner: the names of its files (path,
+watcher_status_path, volumes_dir), the one look at it (listing), the
+record's fields (Record), the one atomic write (write_file, also for the
+files kept elsewhere), the host-wide address lock and the addresses the
+records reserve.  Other modules ask here; they do not name, list or parse
+these files themselves (exits.py builds and reads the exit records).
 """
 
+import collections
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import stat
@@ -26,6 +35,16 @@ import six
 
 from containerhooks import errors
 from containerhooks import paths
+
+log = logging.getLogger("containerhooks.state")
+
+# The kinds of files in paths.STATE_DIR.  Every name there is made here.
+STATE = ".json"          # <vm id>.json: the VM's record (read, write)
+LOCK = ".lock"           # <vm id>.lock: its start/stop lock (Lock)
+EXIT = ".exit"           # <vm id>.exit: how its container ended (exits.py)
+WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
+ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
+VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
 
 UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -49,12 +68,164 @@ def valid_id(vm_id):
     return vm_id
 
 
-def _path(vm_id, suffix=".json"):
-    return os.path.join(paths.STATE_DIR, valid_id(vm_id) + suffix)
+def path(vm_id, kind=STATE):
+    """The file of kind (STATE, LOCK, EXIT) of vm_id; BadVmId if vm_id is
+    no VM id."""
+    return os.path.join(paths.STATE_DIR, valid_id(vm_id) + kind)
+
+
+def watcher_status_path():
+    """Where the watcher keeps what it knows of the engines."""
+    return os.path.join(paths.STATE_DIR, WATCHER_STATUS)
+
+
+def volumes_dir():
+    """Where volumes.py mounts the VMs' disks and keeps its journals."""
+    return os.path.join(paths.STATE_DIR, VOLUMES)
+
+
+Listing = collections.namedtuple("Listing", "states locks exits")
+
+
+def listing():
+    """The VM ids with a state file, a lock file, an exit record (sets):
+    one look at the state directory.  Temporary files (".<...>") and
+    names that are no VM id are none of these."""
+    result = Listing(set(), set(), set())
+    try:
+        names = os.listdir(paths.STATE_DIR)
+    except OSError:
+        return result
+    kinds = {STATE: result.states, LOCK: result.locks, EXIT: result.exits}
+    for name in names:
+        stem, dot, suffix = name.rpartition(".")
+        found = kinds.get(dot + suffix)
+        if found is not None and is_id(stem):
+            found.add(stem)
+    return result
+
+
+def write_file(target, data, mode=0o644, prefix=None):
+    """Write data (text) to target atomically, as mode.
+
+    mkstemp creates a new file (O_EXCL: it follows no symlink) in target's
+    directory, and rename replaces a link rather than following it: a
+    reader sees the old file or the new one, never half of one.  IOError
+    or OSError on failure, with nothing left behind."""
+    directory, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix or "." + name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.rename(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(tmp):
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _none():
+    return None
+
+
+class Record(object):
+    """A VM's state record: what the helper started for it.
+
+    The fields are declared here, each with its default; record.<field>
+    reads one, assigning it sets it.  A file written by another version
+    of the package reads as a Record too: a field it lacks reads as its
+    default, and a key this version does not know is kept and written
+    back (a host upgraded under running VMs keeps their records whole).
+    Only the keys given or set are written, as before: a start's record
+    gains "pid" when the container runs (tests wait for it).
+    """
+
+    # name: the default's factory (lists fresh each time).
+    FIELDS = {
+        "vm_id": _none,
+        "vm_name": _none,
+        "engine": _none,
+        "image": _none,
+        # The container, once made; its name is reserved before that.
+        "container_id": _none,
+        "container_name": _none,
+        "memory_mib": _none,
+        "vcpus": _none,
+        # spec.hostname's; absent in records older than it (has()).
+        "hostname": _none,
+        "created": _none,
+        # The addresses reserved (network.plan), the interfaces made
+        # (network.finish: dicts), the volumes mounted (volumes.attach:
+        # dicts), the image's VOLUMEs no disk covers.
+        "ips": list,
+        "nics": list,
+        "volumes": list,
+        "unmapped_volumes": list,
+        # The container's first process, once it runs.
+        "pid": _none,
+        # Set by a stop: the watcher ignores the container's end.
+        "stopping": bool,
+    }
+
+    __slots__ = ("_data",)
+
+    def __init__(self, **fields):
+        for name in fields:
+            if name not in self.FIELDS:
+                raise TypeError("Record has no field %r" % name)
+        object.__setattr__(self, "_data", fields)
+
+    @classmethod
+    def from_dict(cls, data):
+        """A Record of data (a JSON object), unknown keys included."""
+        record = cls()
+        object.__setattr__(record, "_data", dict(data))
+        return record
+
+    def to_dict(self):
+        """The record as JSON data: the keys given or set, unknown ones
+        included."""
+        return dict(self._data)
+
+    def has(self, name):
+        """Whether the record holds name (not just its default)."""
+        return name in self._data
+
+    def __getattr__(self, name):
+        try:
+            default = Record.FIELDS[name]
+        except KeyError:
+            raise AttributeError(name)
+        data = object.__getattribute__(self, "_data")
+        return data[name] if name in data else default()
+
+    def __setattr__(self, name, value):
+        if name not in self.FIELDS:
+            raise AttributeError("Record has no field %r" % name)
+        self._data[name] = value
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and self._data == other._data
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Record(%r)" % (self._data,)
 
 
 def read(vm_id):
-    """The state of vm_id as a dict, or None (also for what is not a VM
+    """The state of vm_id (a Record), or None (also for what is not a VM
     id: no state of the helper's has such a name)."""
     if not is_id(vm_id):
         return None
@@ -62,7 +233,7 @@ def read(vm_id):
         # Raw reads: the stats hooks read every container VM's state on
         # each call, and a file object costs more than the read.  (json
         # takes the bytes on Python 3.6+, a str on 2.7.)
-        fd = os.open(_path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
         try:
             chunks = []
             while True:
@@ -72,13 +243,17 @@ def read(vm_id):
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return json.loads(b"".join(chunks))
+        data = json.loads(b"".join(chunks))
     except (IOError, OSError) as e:
         if e.errno == errno.ENOENT:
             return None
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
     except ValueError as e:
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
+    if not isinstance(data, dict):
+        raise errors.StateError(action="read", vm_id=vm_id,
+                                reason="not a JSON object")
+    return Record.from_dict(data)
 
 
 def exists(vm_id):
@@ -86,8 +261,8 @@ def exists(vm_id):
 
     Questions about what is not a VM id (a label of a container made by
     hand, Vdsm's vmId of any VM) have the answer "no"; writing, removing
-    and locking refuse it (_path)."""
-    return is_id(vm_id) and os.path.exists(_path(vm_id))
+    and locking refuse it (path)."""
+    return is_id(vm_id) and os.path.exists(path(vm_id))
 
 
 def owns(record, engine, container):
@@ -99,32 +274,25 @@ def owns(record, engine, container):
     record reserved: the start removed whatever held that name before it
     created its own (helper._clear_leftover).
     """
-    if not isinstance(record, dict) or record.get("engine") != engine:
+    if not isinstance(record, Record) or record.engine != engine:
         return False
-    if record.get("container_id"):
-        return record["container_id"] == container.id
-    return bool(record.get("container_name")) \
-        and record["container_name"] == container.name
+    if record.container_id:
+        return record.container_id == container.id
+    return bool(record.container_name) \
+        and record.container_name == container.name
 
 
-def write(vm_id, state):
-    path = _path(vm_id)
+def write(vm_id, record):
+    """Write record (a Record, or its dict) as vm_id's state."""
+    target = path(vm_id)
+    if isinstance(record, Record):
+        record = record.to_dict()
+    data = json.dumps(record, sort_keys=True)
     try:
         ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR, prefix="." + vm_id)
+        write_file(target, data, prefix="." + vm_id)
     except (IOError, OSError) as e:
         raise write_error(vm_id, e, paths.STATE_DIR)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except (IOError, OSError) as e:
-        _unlink(tmp)
-        raise write_error(vm_id, e, paths.STATE_DIR)
-    except Exception:
-        _unlink(tmp)
-        raise
 
 
 def write_error(vm_id, e, directory):
@@ -135,32 +303,22 @@ def write_error(vm_id, e, directory):
 
 
 def remove(vm_id):
-    _unlink(_path(vm_id))
+    _unlink(path(vm_id))
 
 
 def vm_ids():
     """The VM ids that have a state file."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return []
-    return [n[:-5] for n in names if n.endswith(".json")
-            and is_id(n[:-5])]
+    return sorted(listing().states)
 
 
 def lock_ids():
     """The VM ids that have a lock file: a start or stop of the VM runs,
     succeeded (the lock stays while the VM runs) or was killed."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return []
-    return [n[:-5] for n in names if n.endswith(".lock")
-            and is_id(n[:-5])]
+    return sorted(listing().locks)
 
 
 def lock_exists(vm_id):
-    return is_id(vm_id) and os.path.exists(_path(vm_id, ".lock"))
+    return is_id(vm_id) and os.path.exists(path(vm_id, LOCK))
 
 
 def lock_mtime(vm_id):
@@ -168,7 +326,7 @@ def lock_mtime(vm_id):
     if not is_id(vm_id):
         return 0
     try:
-        return os.stat(_path(vm_id, ".lock")).st_mtime
+        return os.stat(path(vm_id, LOCK)).st_mtime
     except OSError:
         return 0
 
@@ -184,7 +342,7 @@ class Lock(object):
         try:
             ensure_dir()
             _check_dir()
-            self._fd = os.open(_path(self.vm_id, ".lock"),
+            self._fd = os.open(path(self.vm_id, LOCK),
                                os.O_RDWR | os.O_CREAT, 0o600)
         except (IOError, OSError) as e:
             raise errors.StateError(
@@ -204,13 +362,46 @@ class Lock(object):
     def release(self, remove=False):
         """Unlock; with remove, delete the lock file first (while held)."""
         if remove:
-            _unlink(_path(self.vm_id, ".lock"))
+            _unlink(path(self.vm_id, LOCK))
         os.close(self._fd)
         self._fd = None
 
     def __exit__(self, *exc):
         if self._fd is not None:
             self.release()
+
+
+class AddressLock(object):
+    """One lock for all address allocations on this host (flock on
+    STATE_DIR/network.lock, blocking): network.py reserves a VM's
+    addresses (in its record, write) while holding it."""
+
+    def __enter__(self):
+        ensure_dir()
+        self._fd = os.open(os.path.join(paths.STATE_DIR, ADDRESS_LOCK),
+                           os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self._fd)
+
+
+def reserved_ips(exclude=None):
+    """The addresses the records of all VMs but exclude hold (call it
+    under AddressLock)."""
+    taken = set()
+    for vm_id in vm_ids():
+        if vm_id == exclude:
+            continue
+        try:
+            record = read(vm_id)
+            taken.update(record.ips if record else ())
+        except errors.StateError as e:
+            # One VM's broken state file must not stop every other start;
+            # its addresses stay unknown (gc or its destroy removes it).
+            log.error("vm_id=%s ignoring unreadable state: %s", vm_id, e)
+    return taken
 
 
 def ensure_dir():

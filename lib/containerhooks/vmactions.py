@@ -90,7 +90,7 @@ def refuse_disk_hotunplug(env):
     """
     vm_id = env.get("vmId")
     record = state.read(vm_id) if vm_id else None
-    mounted = (record or {}).get("volumes") or []
+    mounted = (record.volumes if record else None) or []
     if not mounted:
         return
     from lxml import etree

@@ -36,7 +36,6 @@ call costs a few file reads per container VM.
 
 import json
 import logging
-import os
 import time
 
 from json.decoder import WHITESPACE as _WHITESPACE
@@ -45,7 +44,6 @@ from containerhooks import cgroups
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
-from containerhooks import paths
 from containerhooks import procfs
 from containerhooks import samples
 from containerhooks import state
@@ -148,21 +146,9 @@ def _encode(text, data, spans, changed):
 
 def _vm_ids():
     """The VMs with a state file, and those with an exit record: one look
-    at the state directory (state.vm_ids and exits.vm_ids, together)."""
-    try:
-        names = os.listdir(paths.STATE_DIR)
-    except OSError:
-        return set(), set()
-    running, exited = set(), set()
-    for name in names:
-        if name.startswith("."):
-            continue
-        stem, _, suffix = name.rpartition(".")
-        if suffix == "json":
-            running.add(stem)
-        elif "." + suffix == exits.SUFFIX:
-            exited.add(stem)
-    return running, exited
+    at the state directory (state.listing)."""
+    found = state.listing()
+    return found.states, found.exits
 
 
 class Context(object):
@@ -194,19 +180,19 @@ def overlay(vm, context):
     record = state.read(vm_id)
     if record is None:
         return {}
-    pid = record.get("pid")
+    pid = record.pid
     cgroup = _cgroup(vm_id, record, context)
     try:
         cpu, memory = cgroup.cpu(), cgroup.memory()
     except (IOError, OSError) as e:
         context.sample_cache().forget_cgroup(vm_id)
         raise errors.CGroupError(
-            pid=pid, container=record.get("container_id"),
+            pid=pid, container=record.container_id,
             reason="its cgroup is gone (%s)" % (e.strerror or e))
     updates = {}
     updates.update(_cpu(vm_id, record, cpu, context))
     updates.update(_memory(vm, record, memory))
-    nics = [n for n in record.get("nics") or () if isinstance(n, dict)]
+    nics = [n for n in record.nics or () if isinstance(n, dict)]
     if nics:
         updates.update(_network(vm, nics, procfs.net_dev(pid), context.now))
     updates.update(_guest(record, nics))
@@ -218,7 +204,7 @@ def _cgroup(vm_id, record, context):
     looked up from its first process (see samples.py for why remembering
     is safe)."""
     cache = context.sample_cache()
-    container_id, pid = record.get("container_id"), record.get("pid")
+    container_id, pid = record.container_id, record.pid
     known = cache.cgroup(vm_id, container_id, pid)
     if known is not None:
         return cgroups.CGroup(*known)
@@ -248,14 +234,14 @@ def _exit_message(vm, record):
 
 def _cpu(vm_id, record, cpu, context):
     base = context.sample_cache().interval(
-        vm_id, record.get("container_id"), context.now, cpu.user_ns,
+        vm_id, record.container_id, context.now, cpu.user_ns,
         cpu.system_ns)
     if base is not None:
         seconds = context.now - base[0]
         user, system = cpu.user_ns - base[1], cpu.system_ns - base[2]
     else:
         # First sample of this container: its average since it started.
-        seconds = context.wall - float(record.get("created") or 0)
+        seconds = context.wall - float(record.created or 0)
         user, system = cpu.user_ns, cpu.system_ns
     updates = {"cpuUsage": "%d" % (cpu.user_ns + cpu.system_ns)}
     if seconds > 0:
@@ -269,7 +255,7 @@ def _percent(ns, seconds):
 
 
 def _memory(vm, record, memory):
-    total = int(record["memory_mib"]) * MIB
+    total = int(record.memory_mib) * MIB
     used = max(0, memory.usage - memory.inactive_file)
     stats = dict(vm.get("memoryStats") or {})
     stats.update({
@@ -316,7 +302,7 @@ def _guest(record, nics):
     """What a guest agent would report: addresses, interfaces, name."""
     updates = {}
     ips = [n["ip"] for n in nics if n.get("ip")] or list(
-        record.get("ips") or ())
+        record.ips or ())
     if nics:
         updates["netIfaces"] = [{
             "name": n.get("ifname") or "",
@@ -335,13 +321,13 @@ def _guest(record, nics):
 def hostname(record):
     """The container's hostname, as the helper chose it (spec.hostname),
     or the engines' default: the first 12 digits of the container id."""
-    if "hostname" in record:
-        name = record["hostname"]
+    if record.has("hostname"):
+        name = record.hostname
     else:
         # A state file written before the helper recorded the hostname.
         from containerhooks import spec as specs
-        name = specs.hostname(_Named(record.get("vm_name") or ""))
-    return name or (record.get("container_id") or "")[:12] or None
+        name = specs.hostname(_Named(record.vm_name or ""))
+    return name or (record.container_id or "")[:12] or None
 
 
 class _Named(object):

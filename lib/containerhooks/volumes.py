@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 
 from containerhooks import disklock
 from containerhooks import errors
@@ -44,7 +43,7 @@ _DISK_RE = re.compile(r"\A[a-z]{2,6}\Z")
 
 
 def volumes_dir():
-    return os.path.join(paths.STATE_DIR, "volumes")
+    return state.volumes_dir()
 
 
 def vm_dir(vm_id):
@@ -54,6 +53,16 @@ def vm_dir(vm_id):
 
 def _journal_path(vm_id):
     return os.path.join(volumes_dir(), state.valid_id(vm_id) + ".json")
+
+
+def vm_ids():
+    """The VM ids that have mounts or a journal here (gc's leftovers)."""
+    try:
+        names = os.listdir(volumes_dir())
+    except OSError:
+        return []
+    ids = set(n[:-5] if n.endswith(".json") else n for n in names)
+    return sorted(i for i in ids if state.is_id(i))
 
 
 def attach(spec, conf):
@@ -255,31 +264,19 @@ def _load(vm_id):
 
 def _save(vm_id, entries):
     path = _journal_path(vm_id)
+    data = json.dumps(entries, sort_keys=True)
     try:
         _makedirs(volumes_dir())
-        fd, tmp = tempfile.mkstemp(dir=volumes_dir(), prefix="." + vm_id)
+        # mkstemp's mode (0600): the journal is for root only.
+        state.write_file(path, data, mode=None, prefix="." + vm_id)
     except (IOError, OSError) as e:
         raise state.write_error(vm_id, e, volumes_dir())
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, sort_keys=True)
-        os.rename(tmp, path)
-    except (IOError, OSError) as e:
-        _unlink(tmp)
-        raise state.write_error(vm_id, e, volumes_dir())
-    except Exception:
-        _unlink(tmp)
-        raise
 
 
 def _makedirs(path):
     """path (volumes_dir() or below) and its parents; mode 0700 below
     STATE_DIR: the VMs' data is for root and the containers only."""
-    try:
-        os.makedirs(paths.STATE_DIR, 0o755)
-    except OSError as e:
-        if e.errno != errno.EEXIST:
-            raise
+    state.ensure_dir()
     for d in (volumes_dir(), path):
         try:
             os.mkdir(d, 0o700)

@@ -71,7 +71,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -79,8 +78,6 @@ from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
-from containerhooks import hoststats
-from containerhooks import paths
 from containerhooks import procfs
 from containerhooks import state
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
@@ -200,7 +197,7 @@ class Watcher(object):
                         break
         # The engine threads block in their event streams; they end with
         # the process.
-        _unlink(hoststats.status_path())
+        _unlink(state.watcher_status_path())
         log.info("stopped")
 
     def _reload(self):
@@ -277,28 +274,27 @@ class Watcher(object):
         """Handle the containers that ended while nobody was watching."""
         for vm_id in state.vm_ids():
             record = _read_state(vm_id)
-            if record is None or record.get("engine") != eng.name \
-                    or record.get("stopping") \
-                    or not record.get("container_id"):
+            if record is None or record.engine != eng.name \
+                    or record.stopping or not record.container_id:
                 continue
-            status = eng.exit_status(record["container_id"])
+            status = eng.exit_status(record.container_id)
             if status is not None and status.status in RUNNING:
                 continue
             if status is None and _read_state(vm_id) is None:
                 continue        # a start that failed and cleaned up
             log.info("vm_id=%s container %s ended while not watched",
-                     vm_id, record["container_name"])
-            self.container_ended(eng, vm_id, record["container_id"])
+                     vm_id, record.container_name)
+            self.container_ended(eng, vm_id, record.container_id)
 
     def container_ended(self, eng, vm_id, container_id, event_code=None):
         """Record how vm_id's container ended and take the VM down."""
         record = _read_state(vm_id)
-        if record is None or record.get("engine") != eng.name \
-                or record.get("container_id") != container_id:
+        if record is None or record.engine != eng.name \
+                or record.container_id != container_id:
             # Not a VM of this host's hooks, a container of an earlier
             # run, or the VM's state is gone already: not ours to act on.
             return
-        if record.get("stopping"):
+        if record.stopping:
             log.debug("vm_id=%s container stopped on purpose", vm_id)
             return
         old = exits.read(vm_id)
@@ -347,8 +343,8 @@ class Watcher(object):
             pending = list(self._pending.items())
         for vm_id, (container_id, deadline) in pending:
             record = _read_state(vm_id)
-            if record is None or record.get("stopping") \
-                    or record.get("container_id") != container_id:
+            if record is None or record.stopping \
+                    or record.container_id != container_id:
                 with self._lock:
                     self._pending.pop(vm_id, None)
                 continue
@@ -392,9 +388,9 @@ class Watcher(object):
         ids = state.vm_ids()
         for vm_id in ids:
             record = _read_state(vm_id)
-            if record is None or not record.get("container_id"):
+            if record is None or not record.container_id:
                 continue
-            if record.get("stopping"):
+            if record.stopping:
                 self._finish_stop(vm_id, record, "a stop that did not finish")
             elif vm_id in qemus:
                 self._placeholders[vm_id] = None
@@ -413,7 +409,7 @@ class Watcher(object):
     def _finish_stop(self, vm_id, record, why):
         from containerhooks import helper
         try:
-            helper.stop_vm(self.conf, vm_id, record.get("engine"))
+            helper.stop_vm(self.conf, vm_id, record.engine)
         except errors.StateError as e:
             if e.fields.get("action") == "lock" and e.fields.get(
                     "reason", "").startswith("another start or stop"):
@@ -423,14 +419,14 @@ class Watcher(object):
             self._stop_failed(vm_id, record, why, str(e))
         except Exception as e:
             log.exception("vm_id=%s stopping container %s failed", vm_id,
-                          record.get("container_name"))
+                          record.container_name)
             self._stop_failed(vm_id, record, why,
                               "%s: %s" % (type(e).__name__, e))
         else:
             self._unfinished.pop(vm_id, None)
             self._placeholders.pop(vm_id, None)
             log.warning("vm_id=%s stopped container %s (%s)", vm_id,
-                        record.get("container_name"), why)
+                        record.container_name, why)
 
     def _stop_failed(self, vm_id, record, why, reason):
         """The container cannot be stopped through its engine: kill its
@@ -440,8 +436,8 @@ class Watcher(object):
         process of the container with it (kernel/pid_namespace.c
         zap_pid_ns_processes).  The mounts stay until the engine answers
         and the stop is finished (the engine may still hold them)."""
-        init = procfs.container_init(record.get("pid"),
-                                     record.get("container_id"))
+        init = procfs.container_init(record.pid,
+                                     record.container_id)
         killed = False
         if init is not None:
             try:
@@ -452,13 +448,13 @@ class Watcher(object):
         if killed:
             log.warning("vm_id=%s cannot stop container %s (%s): %s; "
                         "killed its processes (first process %d)", vm_id,
-                        record.get("container_name"), why, reason,
+                        record.container_name, why, reason,
                         init.pid)
         if self._unfinished.get(vm_id) != reason:
             self._unfinished[vm_id] = reason
             log.warning("vm_id=%s cannot finish stopping container %s (%s) "
                         "yet: %s; trying again every %s s", vm_id,
-                        record.get("container_name"), why, reason,
+                        record.container_name, why, reason,
                         FINISH_INTERVAL)
 
     # The kernel's OOM kills
@@ -542,16 +538,8 @@ class Watcher(object):
         with self._lock:
             data = json.dumps(dict(self._status, updated=time.time()),
                               sort_keys=True)
-            fd, tmp = tempfile.mkstemp(dir=paths.STATE_DIR,
-                                       prefix=".watcher-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(data)
-                os.chmod(tmp, 0o644)
-                os.rename(tmp, hoststats.status_path())
-            except Exception:
-                _unlink(tmp)
-                raise
+            state.write_file(state.watcher_status_path(), data,
+                             prefix=".watcher-")
 
     def _prune(self):
         for vm_id in exits.prune():
@@ -570,22 +558,12 @@ def _file_version(path):
 
 def _exit_record(record, status, event_code):
     if status is not None:
-        code, oom, error = status.exit_code, status.oom_killed, status.error
-        finished = status.finished_at
-    else:
-        code, oom, error, finished = _int(event_code), False, None, None
-    return {
-        "vm_id": record["vm_id"],
-        "engine": record.get("engine"),
-        "container_id": record.get("container_id"),
-        "container_name": record.get("container_name"),
-        "exit_code": code,
-        "oom_killed": oom,
-        "error": error,
-        "finished_at": finished,
-        "time": time.time(),
-        "message": exits.message(code, oom, error),
-    }
+        return exits.record(record.vm_id, status.exit_code,
+                            status.oom_killed, status.error,
+                            state_record=record,
+                            finished_at=status.finished_at)
+    return exits.record(record.vm_id, _int(event_code),
+                        state_record=record)
 
 
 def _read_state(vm_id):
@@ -599,8 +577,7 @@ def _read_state(vm_id):
     except errors.Error as e:
         log.warning("vm_id=%s unreadable state: %s", vm_id, e)
         return None
-    if record is not None and (not isinstance(record, dict)
-                               or record.get("vm_id") != vm_id):
+    if record is not None and record.vm_id != vm_id:
         log.warning("vm_id=%s ignoring a state file that names another VM",
                     vm_id)
         return None
