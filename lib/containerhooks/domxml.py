@@ -16,7 +16,6 @@ from containerhooks import errors
 
 OVIRT_VM_NS = "http://ovirt.org/vm/1.0"
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
-NSMAP = {"ovirt-vm": OVIRT_VM_NS, "containers": CONTAINERS_NS}
 
 _UNITS = {
     "b": 1, "bytes": 1,

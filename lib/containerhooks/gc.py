@@ -44,7 +44,6 @@ from containerhooks import exits
 from containerhooks import procfs
 from containerhooks import state
 from containerhooks import volumes
-from containerhooks.spec import LABEL_MANAGED
 
 log = logging.getLogger("containerhooks.gc")
 
@@ -230,7 +229,3 @@ def _busy(vm_id):
         return True
     lock.release()
     return False
-
-
-def label_filter():
-    return {"label": LABEL_MANAGED + "=1"}

@@ -34,7 +34,6 @@ import re
 from containerhooks import disklock
 from containerhooks import errors
 from containerhooks import hostdisk
-from containerhooks import paths
 from containerhooks import state
 
 log = logging.getLogger("containerhooks.volumes")
