@@ -8,7 +8,6 @@ client, so the locks' travel between hosts is argued in the README.
 """
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -20,7 +19,7 @@ from containerhooks import volumes
 from hostdisk_test import VM_ID, spec_of, volume
 from hostdisk_test import storage  # noqa: F401  (the root-side fixture)
 from hoststorage import (OtherHost, lock_holder, loops, mounts_under,
-                         qemu_io, sha256, write_at)
+                         qemu_holding, qemu_io, sha256, write_at)
 
 PACKAGE = disklock.HELD_BY_PACKAGE
 
@@ -89,20 +88,11 @@ def test_the_locks_are_qemus_bytes_and_the_mark(storage):
 
 def test_disk_a_qemu_writes_refused(storage):
     image = storage.image()
-    # qemu-io keeps the image open read-write and locked, as a VM's qemu.
-    qemu = subprocess.Popen(["qemu-io", "-f", "raw", image],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        qemu.stdin.write(b"help\n")
-        qemu.stdin.flush()
-        qemu.stdout.readline()      # it is up
+    with qemu_holding(image):
         with pytest.raises(errors.VolumeRefused) as e:
             volumes.attach(spec_of(volume("vda", "/data", "file", image)),
                            storage.conf)
         assert "a qemu process has it" in str(e.value)
-    finally:
-        qemu.stdin.close()
-        qemu.wait()
     assert storage.leftovers(storage.state_dir) == []
 
 

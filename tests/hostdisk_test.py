@@ -239,20 +239,11 @@ def test_image_formats_other_than_raw_refused(storage):
 
 def test_disk_locked_by_qemu_refused(storage):
     image = storage.image()
-    # qemu-io keeps the image open and locked, as a running VM's qemu.
-    qemu = subprocess.Popen(["qemu-io", "-f", "raw", image],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        qemu.stdin.write(b"help\n")
-        qemu.stdin.flush()
-        qemu.stdout.readline()      # it is up
+    with hoststorage.qemu_holding(image):
         with pytest.raises(errors.VolumeRefused) as e:
             hostdisk.open_source(volume("vda", "/d", "file", image),
                                  storage.conf)
         assert "a qemu process has it open" in str(e.value)
-    finally:
-        qemu.stdin.close()
-        qemu.wait()
 
 
 def test_mountinfo_paths_unescaped(tmp_path, storage):

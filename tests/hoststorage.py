@@ -18,6 +18,7 @@ entry.  Only that one kernel fact is made up; the device, the data, mkfs
 and mount are real.
 """
 
+import contextlib
 import grp
 import hashlib
 import json
@@ -358,3 +359,19 @@ def qemu_io(image, readonly=False):
                          stderr=subprocess.STDOUT)
     out, _ = p.communicate()
     return p.returncode, out.decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def qemu_holding(image):
+    """A qemu-io that keeps image open read-write and locked, as a running
+    VM's qemu does, until the block ends."""
+    qemu = subprocess.Popen(["qemu-io", "-f", "raw", image],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        qemu.stdin.write(b"help\n")
+        qemu.stdin.flush()
+        qemu.stdout.readline()      # it is up
+        yield qemu
+    finally:
+        qemu.stdin.close()
+        qemu.wait()
