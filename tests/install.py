@@ -192,8 +192,10 @@ class Installation(object):
         name = os.path.basename(program).replace("containers-", "")
         out = open(os.path.join(self.root, "log", name + ".out"), "ab")
         try:
+            # cwd: systemd runs services in / (WorkingDirectory=).
             proc = subprocess.Popen([program], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    cwd="/")
         finally:
             out.close()
         deadline = time.time() + timeout
