@@ -30,6 +30,7 @@ import time
 
 import containerhooks
 from containerhooks import config
+from containerhooks import dispatch
 from containerhooks import errors
 from containerhooks import hookenv
 from containerhooks import network
@@ -39,10 +40,7 @@ from containerhooks import properties
 log = logging.getLogger("containerhooks.cli")
 
 # The hooks the RPM installs, as "check" expects them.
-HOOKS = ("before_vm_start", "before_vm_destroy", "after_vm_destroy",
-         "before_vm_migrate_source", "before_vm_hibernate", "after_vm_pause",
-         "after_vm_cont", "after_get_vm_stats", "after_get_all_vm_stats",
-         "after_get_stats", "after_get_caps")
+HOOKS = tuple(sorted(dispatch.HOOKS))
 
 
 def main(argv=None):
