@@ -113,7 +113,10 @@ def start(name, timeout=START_TIMEOUT):
         prepare()
     log = os.path.join(services.RUN, name + ".log")
     started = time.time()
-    out = subprocess.check_output([sys.executable, "-c", _SPAWN, log] + cmd)
+    # In RUN, as dev/services starts them: conmon leaves an "oom" file in
+    # the daemon's directory, which must not be the checkout.
+    out = subprocess.check_output([sys.executable, "-c", _SPAWN, log] + cmd,
+                                  cwd=services.RUN)
     new = int(out.decode().strip())
     with open(pid_file(name), "w") as f:
         f.write(str(new))
