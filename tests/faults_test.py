@@ -51,6 +51,8 @@ import registries
 import vdsm as vdsm_module
 import vdsmstats
 import vmrun
+
+from containerhooks import engine as engines
 from vdsm import HookError
 from vmrun import start_hook as start
 
@@ -85,8 +87,10 @@ def _sandboxes(clients):
         for c in client.api.containers(all=True):
             try:
                 info = client.api.inspect_container(c["Id"])
-            except docker.errors.NotFound:
-                continue        # removed meanwhile
+            except docker.errors.APIError as e:
+                if engines.vanished(e):
+                    continue        # removed meanwhile
+                raise
             key = (info.get("NetworkSettings") or {}).get("SandboxKey")
             if key:
                 found.add(os.path.realpath(key))

@@ -16,6 +16,8 @@ import time
 
 from lxml import etree
 
+from containerhooks import engine as engines
+
 import libvirt
 import vdsmstats
 
@@ -49,8 +51,9 @@ def containers_of(client, vm):
             all=True, filters={"label": "org.ovirt.vm.id=" + vm.id}):
         try:
             found.append(client.containers.get(summary["Id"]))
-        except docker.errors.NotFound:
-            pass
+        except docker.errors.APIError as e:
+            if not engines.vanished(e):
+                raise
     return found
 
 
@@ -70,7 +73,9 @@ def remove_managed(client, vm_ids):
         if (c.get("Labels") or {}).get("org.ovirt.vm.id") in vm_ids:
             try:
                 client.api.remove_container(c["Id"], force=True)
-            except docker.errors.NotFound:
+            except docker.errors.APIError as e:
+                if not engines.vanished(e):
+                    raise
                 continue
             removed.append((c.get("Names") or [c["Id"]])[0].lstrip("/"))
     return removed
