@@ -142,7 +142,7 @@ def test_all_options(tmp_path):
                  "placeholder_memory_mib = 64\n"
                  "storage_roots = /srv/a, /srv/b\n"
                  "blank_check_timeout = 30\ngc_grace = 60\n"
-                 "leftover_grace = 10\n")
+                 "leftover_grace = 10\nallow_root_user = yes\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -150,7 +150,8 @@ def test_all_options(tmp_path):
         nofile=200, nproc=300,
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
-        blank_check_timeout=30, gc_grace=60, leftover_grace=10, path=path)
+        blank_check_timeout=30, gc_grace=60, leftover_grace=10,
+        allow_root_user=True, path=path)
 
 
 # option, bad value

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hoststorage  # noqa: E402
 import images  # noqa: E402
 import install  # noqa: E402
+import lan as lanmod  # noqa: E402
 import libvirt  # noqa: E402  (tests/libvirt.py, not the binding)
 import vdsm as vdsm_module  # noqa: E402
 import vmrun  # noqa: E402
@@ -134,6 +135,40 @@ def qemu_workdir(libvirt_host):
     readable by qemu's user; removed after the test."""
     with libvirt.workdir() as path:
         yield path
+
+
+@pytest.fixture(scope="module")
+def lan(installation):
+    """Two bridges (tests/lan.py), a LAN peer on the first, their
+    container networks configured on the host; the engines' networks
+    removed afterwards."""
+    first = lanmod.Lan(lanmod.BRIDGE, "vhc-lan0", "10.231.0.0/24", "10.231.0.1",
+                       "10.231.0.128/26", "10.231.0.2").create()
+    second = lanmod.Lan(lanmod.BRIDGE2, "vhc-lan1", "10.232.0.0/24", "10.232.0.1",
+                        "10.232.0.64/28", "10.232.0.2").create()
+    os.makedirs(installation.networks_dir, exist_ok=True)
+    for net in (first, second):
+        with open(os.path.join(installation.networks_dir,
+                               net.bridge + ".conf"), "w") as f:
+            f.write("[network]\nsubnet = %s\ngateway = %s\nip_range = %s\n"
+                    % (net.subnet, net.gateway, net.ip_range))
+    yield first, second
+    for engine in ("docker", "podman"):
+        client = _client(engine)
+        for net in (first, second):
+            for n in client.networks.list(names=["ovirt-" + net.bridge]):
+                n.remove()
+    for net in (first, second):
+        os.unlink(os.path.join(installation.networks_dir,
+                               net.bridge + ".conf"))
+        net.remove()
+
+
+@pytest.fixture(scope="session")
+def app_image(docker_client):
+    """The configurable application image (tests/images.py APP_SCRIPT),
+    pushed to the local registry."""
+    return images.build_and_push_app(docker_client)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ class VM(object):
     domain XML, made from base (any tests/data/*-in.xml)."""
 
     def __init__(self, custom, base="vm-lifecycle.xml", name=None,
-                 memory_mib=None, vcpus=None):
-        self.id = str(uuidlib.uuid4())
+                 memory_mib=None, vcpus=None, vm_id=None):
+        self._args = dict(base=base, memory_mib=memory_mib, vcpus=vcpus)
+        self.id = vm_id or str(uuidlib.uuid4())
         self.name = name or "vm-" + self.id[:8]
         self.custom = dict(custom)
         with open(os.path.join(DATA, base), "rb") as f:
@@ -63,6 +64,13 @@ class VM(object):
         # engine_xml: as Engine sends it; xml: as Vdsm passes it on.
         self.engine_xml = etree.tostring(root, encoding="unicode")
         self.xml = vdsm.build_domain_xml(self.engine_xml)
+
+    def edited(self, **custom):
+        """The same VM (id, name, base) after an admin changed custom
+        properties in Engine (a value None removes the property)."""
+        values = dict(self.custom, **custom)
+        values = dict((k, v) for k, v in values.items() if v is not None)
+        return VM(values, name=self.name, vm_id=self.id, **self._args)
 
 
 def container_vm(engine, image, **kw):
@@ -107,5 +115,27 @@ def add_disks(vm, *disks):
     devices = root.find("devices")
     for el in disks:
         devices.append(el)
+    vm.xml = vdsm.build_domain_xml(etree.tostring(root))
+    return vm
+
+
+# vNICs, for the networking tests
+
+def add_nics(vm, nics):
+    """Give a test VM vNICs as Engine does: (mac, bridge[, link state[,
+    virtualport type]])."""
+    root = etree.fromstring(vm.xml.encode("utf-8"))
+    devices = root.find("devices")
+    for i, nic in enumerate(nics):
+        mac, bridge = nic[:2]
+        el = etree.SubElement(devices, "interface", type="bridge")
+        etree.SubElement(el, "model", type="virtio")
+        etree.SubElement(el, "link", state=nic[2] if len(nic) > 2 else "up")
+        etree.SubElement(el, "source", bridge=bridge)
+        etree.SubElement(el, "mac", address=mac)
+        etree.SubElement(el, "filterref", filter="vdsm-no-mac-spoofing")
+        if len(nic) > 3:
+            etree.SubElement(el, "virtualport", type=nic[3])
+        etree.SubElement(el, "alias", name="ua-" + str(uuidlib.uuid4()))
     vm.xml = vdsm.build_domain_xml(etree.tostring(root))
     return vm

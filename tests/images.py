@@ -21,7 +21,8 @@ MISSING = REGISTRY + "/vhc-tests/no-such-image:1"
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "sleep", "httpd", "cat", "echo", "hostname", "ls", "ip",
            "nc", "wget", "id", "grep", "head", "dd", "sync", "true", "false",
-           "kill", "ps", "mkdir", "rm", "touch", "sha256sum", "stat")
+           "kill", "ps", "mkdir", "rm", "touch", "sha256sum", "stat",
+           "printf", "env", "pwd")
 COMMAND = '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]'
 
 
@@ -119,3 +120,66 @@ def build_and_push_exiting(docker_client):
             if "error" in message:
                 raise RuntimeError("push failed: %s" % message["error"])
     return dict((kind, exiting(kind)) for kind in EXITING)
+
+
+# A real application's shape (issue 12): like postgres, it refuses to start
+# without a password in its environment and without an argument, and like
+# most images its ENTRYPOINT is a script that takes the command's arguments.
+# Once configured it serves a page of what it was given, the password only
+# hashed: the tests compare it with what the VM's properties and secret say.
+APP_REPOSITORY = REGISTRY + "/vhc-tests/busybox-app"
+APP_IMAGE = APP_REPOSITORY + ":1"
+APP_SCRIPT = b"""#!/bin/sh
+if [ -z "$APP_PASSWORD" ]; then
+    echo "app: APP_PASSWORD is not set; refusing to start" >&2
+    exit 64
+fi
+if [ "$#" -eq 0 ]; then
+    echo "app: usage: app GREETING [ARG...]; refusing to start" >&2
+    exit 64
+fi
+mkdir -p /tmp/www
+page=/tmp/www/index.html
+{
+    printf 'password_sha256=%s\n' "$(printf %s "$APP_PASSWORD" | sha256sum)"
+    printf 'args=%d\n' "$#"
+    for arg in "$@"; do
+        printf 'arg_sha256=%s\n' "$(printf %s "$arg" | sha256sum)"
+    done
+    printf 'greeting=%s\n' "$1"
+    printf 'mode=%s\n' "$APP_MODE"
+    printf 'hostname=%s\n' "$(hostname)"
+    printf 'uid=%s\n' "$(id -u)"
+    printf 'gid=%s\n' "$(id -g)"
+    printf 'cwd=%s\n' "$(pwd)"
+} > "$page"
+exec httpd -f -p 8080 -h /tmp/www
+"""
+
+
+def app_rootfs_tar():
+    """The busybox tree with the application script as /bin/app."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(rootfs_tar()), mode="r") as src, \
+            tarfile.open(fileobj=out, mode="w") as t:
+        for member in src.getmembers():
+            t.addfile(member, src.extractfile(member)
+                      if member.isfile() else None)
+        info = tarfile.TarInfo("bin/app")
+        info.size = len(APP_SCRIPT)
+        info.mode = 0o755
+        t.addfile(info, io.BytesIO(APP_SCRIPT))
+    return out.getvalue()
+
+
+def build_and_push_app(docker_client):
+    """Import and push the application image; return its reference."""
+    api = docker_client.api
+    api.import_image_from_data(
+        app_rootfs_tar(), repository=APP_REPOSITORY, tag="1",
+        changes=['ENTRYPOINT ["/bin/app"]', "EXPOSE 8080"])
+    for message in api.push(APP_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return APP_IMAGE

@@ -243,6 +243,12 @@ class Installation(object):
         with open(self.log) as f:
             return f.read()
 
+    def record(self, vm_id):
+        """The VM's state record, as the helper wrote it (a dict)."""
+        import json
+        with open(os.path.join(self.state_dir, vm_id + ".json")) as f:
+            return json.load(f)
+
     def state_files(self):
         if not os.path.isdir(self.state_dir):
             return []

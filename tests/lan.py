@@ -8,6 +8,10 @@ inside this machine: the bridge has no uplink.
 
 import subprocess
 
+# The bridges of the conftest "lan" fixture.
+BRIDGE = "vhcnet0"
+BRIDGE2 = "vhcnet1"
+
 
 def run(*cmd):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

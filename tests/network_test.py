@@ -17,57 +17,10 @@ from vdsm import HookError, build_domain_xml
 import vmrun
 from vmrun import power_off, start_hook as start
 
-BRIDGE = "vhcnet0"
-BRIDGE2 = "vhcnet1"
+BRIDGE = lanmod.BRIDGE
+BRIDGE2 = lanmod.BRIDGE2
 MAC1 = "00:1a:4a:16:01:51"
 MAC2 = "00:1a:4a:16:01:52"
-
-
-def add_nics(vm, nics):
-    """Give a test VM vNICs as Engine does: (mac, bridge[, link state[,
-    virtualport type]])."""
-    root = etree.fromstring(vm.xml.encode("utf-8"))
-    devices = root.find("devices")
-    for i, nic in enumerate(nics):
-        mac, bridge = nic[:2]
-        el = etree.SubElement(devices, "interface", type="bridge")
-        etree.SubElement(el, "model", type="virtio")
-        etree.SubElement(el, "link", state=nic[2] if len(nic) > 2 else "up")
-        etree.SubElement(el, "source", bridge=bridge)
-        etree.SubElement(el, "mac", address=mac)
-        etree.SubElement(el, "filterref", filter="vdsm-no-mac-spoofing")
-        if len(nic) > 3:
-            etree.SubElement(el, "virtualport", type=nic[3])
-        etree.SubElement(el, "alias", name="ua-" + str(uuid.uuid4()))
-    vm.xml = build_domain_xml(etree.tostring(root))
-    return vm
-
-
-@pytest.fixture(scope="module")
-def lan(installation):
-    """Two bridges, a LAN peer on the first, their container networks
-    configured on the host; the engines' networks removed afterwards."""
-    first = lanmod.Lan(BRIDGE, "vhc-lan0", "10.231.0.0/24", "10.231.0.1",
-                       "10.231.0.128/26", "10.231.0.2").create()
-    second = lanmod.Lan(BRIDGE2, "vhc-lan1", "10.232.0.0/24", "10.232.0.1",
-                        "10.232.0.64/28", "10.232.0.2").create()
-    os.makedirs(installation.networks_dir, exist_ok=True)
-    for net in (first, second):
-        with open(os.path.join(installation.networks_dir,
-                               net.bridge + ".conf"), "w") as f:
-            f.write("[network]\nsubnet = %s\ngateway = %s\nip_range = %s\n"
-                    % (net.subnet, net.gateway, net.ip_range))
-    yield first, second
-    import conftest
-    for engine in ("docker", "podman"):
-        client = conftest._client(engine)
-        for net in (first, second):
-            for n in client.networks.list(names=["ovirt-" + net.bridge]):
-                n.remove()
-    for net in (first, second):
-        os.unlink(os.path.join(installation.networks_dir,
-                               net.bridge + ".conf"))
-        net.remove()
 
 
 def links(container):
@@ -97,7 +50,7 @@ def test_container_on_the_lan_with_engines_mac(vdsm, installation, engine,
     name, client = engine
     net = lan[0]
     nat_before = lanmod.nat_rules()
-    vm = add_nics(domains.container_vm(name, images.IMAGE),
+    vm = domains.add_nics(domains.container_vm(name, images.IMAGE),
                   [(MAC1, BRIDGE)])
 
     result = start(vdsm, vm)
@@ -132,7 +85,7 @@ def test_container_on_the_lan_with_engines_mac(vdsm, installation, engine,
 
 def test_two_vnics_on_two_bridges(vdsm, installation, engine, lan):
     name, client = engine
-    vm = add_nics(domains.container_vm(name, images.IMAGE),
+    vm = domains.add_nics(domains.container_vm(name, images.IMAGE),
                   [(MAC1, BRIDGE), (MAC2, BRIDGE2)])
 
     result = start(vdsm, vm)
@@ -152,7 +105,7 @@ def test_fixed_address_and_link_down_vnic(vdsm, installation, engine, lan):
     name, client = engine
     vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
                      "containerIP": "10.231.0.150"})
-    add_nics(vm, [(MAC1, BRIDGE), (MAC2, BRIDGE2, "down")])
+    domains.add_nics(vm, [(MAC1, BRIDGE), (MAC2, BRIDGE2, "down")])
 
     result = start(vdsm, vm)
 
@@ -168,7 +121,7 @@ def test_fixed_address_and_link_down_vnic(vdsm, installation, engine, lan):
 def test_addresses_unique_across_engines(vdsm, installation, lan,
                                          registry_image):
     import conftest
-    vms = [add_nics(domains.container_vm(engine, images.IMAGE),
+    vms = [domains.add_nics(domains.container_vm(engine, images.IMAGE),
                     [(mac, BRIDGE)])
            for engine, mac in (("docker", MAC1), ("podman", MAC2),
                                ("docker", "00:1a:4a:16:01:53"))]
@@ -206,7 +159,7 @@ def test_no_network_vnic_is_an_unplugged_cable(vdsm, installation, engine,
     name, client = engine
     vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
                      "containerIP": "10.231.0.151"})
-    add_nics(vm, [(MAC2, ";vdsmdummy;"), (MAC1, BRIDGE)])
+    domains.add_nics(vm, [(MAC2, ";vdsmdummy;"), (MAC1, BRIDGE)])
 
     result = start(vdsm, vm)
 
@@ -257,7 +210,7 @@ def test_network_refusals(vdsm, installation, engine, lan, nics, custom,
     name, client = engine
     props = {"containerType": name, "containerImage": images.IMAGE}
     props.update(custom)
-    vm = add_nics(domains.VM(props), nics)
+    vm = domains.add_nics(domains.VM(props), nics)
     with pytest.raises(HookError) as e:
         start(vdsm, vm)
     err = e.value.err.decode("utf-8")

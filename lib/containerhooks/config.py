@@ -93,6 +93,7 @@ _DEFAULTS = collections.OrderedDict([
     ("blank_check_timeout", "120"),
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
+    ("allow_root_user", "false"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -105,7 +106,7 @@ Config = collections.namedtuple("Config", [
     "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
     "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
-    "gc_grace", "leftover_grace", "path",
+    "gc_grace", "leftover_grace", "allow_root_user", "path",
 ])
 
 
@@ -171,6 +172,7 @@ def _build(v, path):
         blank_check_timeout=_int(v, "blank_check_timeout", 1, 86400, path),
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
+        allow_root_user=_bool(v, "allow_root_user", path),
         path=path,
     )
 

@@ -187,7 +187,7 @@ class Engine(object):
     # Containers
 
     def create(self, name, image, labels, host_options, hostname=None,
-               endpoints=(), healthcheck=None, layer_size=""):
+               endpoints=(), healthcheck=None, layer_size="", config=None):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
@@ -198,6 +198,9 @@ class Engine(object):
         its own layer ("10g"), where the storage driver can bound it
         (overlay2 on XFS mounted with pquota, btrfs, zfs...); an engine
         that cannot creates it unbounded, with a warning in the log.
+        config: more create_container() keywords for the application
+        (appconfig.create_options: environment, command, entrypoint,
+        working_dir, user), never logged (secrets are in environment).
         """
         api = self.client.api
         options = dict(host_options)
@@ -223,7 +226,7 @@ class Engine(object):
                 hostname=hostname, mac_address=mac,
                 host_config=api.create_host_config(**host),
                 networking_config=networking, healthcheck=healthcheck,
-                use_config_proxy=False)
+                use_config_proxy=False, **(config or {}))
         if layer_size:
             bounded = dict(options, storage_opt={"size": layer_size})
             try:

@@ -18,6 +18,7 @@ import multiprocessing
 import sys
 import time
 
+from containerhooks import appconfig
 from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
@@ -71,6 +72,7 @@ def _parser():
                        help="MAC,BRIDGE[,IP] of a vNIC (repeated)")
     start.add_argument("--volume", action="append",
                        help="DISK,PATH,file|block,SOURCE (repeated)")
+    specs.add_app_arguments(start)
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -123,6 +125,9 @@ def _start(eng, spec, conf):
     step that was done.  The record stays while a container may exist: it
     is what makes that container the package's (state.owns).
     """
+    # The application's configuration first: a missing secret or a refused
+    # user fails the start before anything was done.
+    app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
     if not eng.has_image(spec.image):
         log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
@@ -164,7 +169,8 @@ def _start(eng, spec, conf):
         # made it): _clear_leftover freed the name, so whatever holds it
         # now is this start's.
         creating = name
-        created = _create(eng, spec, name, options, endpoints, conf)
+        created = _create(eng, spec, name, options, app_options, endpoints,
+                          conf)
         record.container_id = created.id
         state.write(spec.vm_id, record)
         eng.start(name)
@@ -191,7 +197,8 @@ def _start(eng, spec, conf):
     return record.to_dict()
 
 
-def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
+def _create(eng, spec, name, options, app_options, endpoints, conf,
+            healthcheck=None):
     """Create spec's container; again, with the HEALTHCHECK interval raised
     to the floor, when the image asks for a shorter one.
 
@@ -201,7 +208,8 @@ def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
     created = eng.create(name, spec.image, specs.labels(spec), options,
                          hostname=specs.hostname(spec), endpoints=endpoints,
                          healthcheck=healthcheck,
-                         layer_size=conf.writable_layer_size)
+                         layer_size=conf.writable_layer_size,
+                         config=app_options)
     bounded = specs.bounded_healthcheck(created.config)
     if bounded is None:
         return created
@@ -216,7 +224,8 @@ def _create(eng, spec, name, options, endpoints, conf, healthcheck=None):
                 created.config["Healthcheck"]["Interval"] / 1e9,
                 specs.HEALTHCHECK_MIN_INTERVAL)
     eng.remove(name)
-    return _create(eng, spec, name, options, endpoints, conf, bounded)
+    return _create(eng, spec, name, options, app_options, endpoints, conf,
+                   bounded)
 
 
 def _clear_leftover(eng, vm_id, conf):

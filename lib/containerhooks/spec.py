@@ -20,7 +20,25 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes")
+    "volumes, app")
+
+# The application's configuration: the raw values of the VM's properties
+# containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
+# containerUser and containerSecrets ("" when not set).  Raw, because the
+# helper parses them again itself (appconfig.py) -- and secrets are only
+# names: their values never leave the host's root-only files.
+AppConfig = collections.namedtuple(
+    "AppConfig", "env, command, entrypoint, workdir, user, secrets")
+NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
+                   secrets="")
+ContainerSpec.__new__.__defaults__ = (NO_APP,)
+
+# AppConfig field -> (helper option, VM property)
+_APP_ARGS = collections.OrderedDict([
+    ("env", "--env"), ("command", "--command"),
+    ("entrypoint", "--entrypoint"), ("workdir", "--workdir"),
+    ("user", "--user"), ("secrets", "--secrets"),
+])
 
 # A vNIC of the VM: the container gets an interface on the same bridge with
 # Engine's MAC; ip is a fixed address the VM asked for, or None.
@@ -73,7 +91,20 @@ def from_domain(dom, props, nics=(), volumes=()):
         cpu_shares=dom.cpu_shares(),
         nics=list(nics),
         volumes=list(volumes),
+        app=app_config(props.raw),
     )
+
+
+def app_config(raw):
+    """The AppConfig of the VM properties raw (a dict name -> raw value)."""
+    from containerhooks import properties
+    return AppConfig(
+        env=raw.get(properties.CONTAINER_ENV, ""),
+        command=raw.get(properties.CONTAINER_COMMAND, ""),
+        entrypoint=raw.get(properties.CONTAINER_ENTRYPOINT, ""),
+        workdir=raw.get(properties.CONTAINER_WORKDIR, ""),
+        user=raw.get(properties.CONTAINER_USER, ""),
+        secrets=raw.get(properties.CONTAINER_SECRETS, ""))
 
 
 def to_args(spec):
@@ -94,7 +125,18 @@ def to_args(spec):
     for v in spec.volumes:
         args.append("--volume=" + ",".join((v.disk, v.path, v.kind,
                                              v.source)))
+    for field, option in _APP_ARGS.items():
+        value = getattr(spec.app, field)
+        if value:
+            args.append(option + "=" + value)
     return args
+
+
+def add_app_arguments(parser):
+    """The helper's options for AppConfig (see to_args)."""
+    for field, option in _APP_ARGS.items():
+        # dest: "command" is the helper's subcommand already.
+        parser.add_argument(option, dest="app_" + field, default="")
 
 
 def from_args(ns):
@@ -111,7 +153,24 @@ def from_args(ns):
         nics=_limited("NICs", [nic(v) for v in ns.nic or ()], MAX_NICS),
         volumes=_limited("volumes", [volume(v) for v in ns.volume or ()],
                          MAX_VOLUMES),
+        app=app_from_args(ns),
     )
+
+
+def app_from_args(ns):
+    """The AppConfig of the helper's arguments, each checked again with
+    its property's parser."""
+    from containerhooks import properties
+    app = AppConfig(*[getattr(ns, "app_" + field) for field in _APP_ARGS])
+    for field in _APP_ARGS:
+        _text(field, getattr(app, field))
+    properties.parse_env(app.env)
+    properties.parse_args(app.command, properties.CONTAINER_COMMAND)
+    properties.parse_args(app.entrypoint, properties.CONTAINER_ENTRYPOINT)
+    properties.parse_workdir(app.workdir)
+    properties.parse_user(app.user)
+    properties.parse_secret_names(app.secrets)
+    return app
 
 
 def nic(value):

@@ -1,0 +1,206 @@
+"""A real application configured from the VM's properties (issue 12).
+
+The application image (tests/images.py APP_SCRIPT) behaves like postgres:
+it refuses to start without a password variable and an argument.  It is
+configured with containerEnv, containerCommand, containerUser,
+containerWorkdir and a host secret named by containerSecrets, started by
+the hooks as Vdsm runs them (the vdsm user), and another machine on the LAN
+fetches its page.  What the page, the engine and the kernel say must be
+what the admin set; the secret's value must appear nowhere but in the
+container.
+"""
+
+import hashlib
+import os
+
+import pytest
+
+import domains
+import images
+import lan as lanmod
+import vmrun
+from vdsm import HookError
+from vmrun import power_off, start_hook as start
+
+MAC = "00:1a:4a:16:01:61"
+PASSWORD = u"s3cr=t p\u00e4ss,word #1"
+SECRET = "app-db"
+
+
+def app_vm(engine, **custom):
+    """A VM of the application image with one vNIC on the LAN."""
+    vm = domains.container_vm(engine, images.APP_IMAGE).edited(**custom)
+    return domains.add_nics(vm, [(MAC, lanmod.BRIDGE)])
+
+
+def set_secret(installation, name, text):
+    rc, out, err = installation.run_cli("secret", "set", name,
+                                        stdin=text.encode("utf-8"))
+    assert rc == 0, err
+
+
+def page(net, vm, installation):
+    ip = installation.record(vm.id)["nics"][0]["ip"]
+    return dict(line.split("=", 1) for line in
+                net.fetch(ip).splitlines() if "=" in line), ip
+
+
+def sha(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() + "  -"
+
+
+def main_process_environ(pid):
+    """The environment of the container's application, from the kernel:
+    the child of its init (init = true), or its first process."""
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        children = f.read().split()
+    target = int(children[0]) if children else pid
+    with open("/proc/%d/environ" % target, "rb") as f:
+        return [v.decode("utf-8") for v in f.read().split(b"\0") if v]
+
+
+@pytest.fixture
+def secret(installation):
+    set_secret(installation, SECRET, u"APP_PASSWORD=%s\n" % PASSWORD)
+    yield SECRET
+    installation.run_cli("secret", "rm", SECRET)
+
+
+def test_configured_application_on_the_lan(vdsm, installation, engine, lan,
+                                           app_image, secret):
+    name, client = engine
+    net = lan[0]
+    vm = app_vm(name, containerEnv=u"APP_MODE=eu%2C prod \u00fcber,"
+                u"EMPTY=,URL=http://x/?a=b%25c",
+                containerCommand=u"Hello%20world second,arg \u00e9t\u00e9",
+                containerSecrets=secret, containerUser="1000:1001",
+                containerWorkdir="/tmp")
+
+    result = start(vdsm, vm)
+
+    values, ip = page(net, vm, installation)
+    assert values["password_sha256"] == sha(PASSWORD)
+    assert values["args"] == "3"
+    assert values["greeting"] == "Hello world"
+    assert [v for k, v in _lines(net, ip) if k == "arg_sha256"] == [
+        sha(u"Hello world"), sha(u"second,arg"), sha(u"\u00e9t\u00e9")]
+    assert values["mode"] == u"eu, prod \u00fcber"
+    assert (values["uid"], values["gid"], values["cwd"]) == (
+        "1000", "1001", "/tmp")
+    # The engine says the same ...
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    env = c.attrs["Config"]["Env"]
+    for item in (u"APP_MODE=eu, prod \u00fcber", "EMPTY=",
+                 "URL=http://x/?a=b%c", u"APP_PASSWORD=" + PASSWORD):
+        assert item in env
+    assert c.attrs["Config"]["Cmd"] == [u"Hello world", u"second,arg",
+                                       u"\u00e9t\u00e9"]
+    assert c.attrs["Config"]["User"] == "1000:1001"
+    assert c.attrs["Config"]["WorkingDir"] == "/tmp"
+    # ... and so does the kernel.
+    environ = main_process_environ(c.attrs["State"]["Pid"])
+    assert u"APP_MODE=eu, prod \u00fcber" in environ
+    assert u"APP_PASSWORD=" + PASSWORD in environ
+
+    _, after = power_off(vdsm, vm, result.data)
+    assert after.errors == []
+    # The secret's value is nowhere the vdsm user, Engine or a log sees:
+    # not in the domain XML in or out, the installation's state, logs and
+    # exit records, nor vdsm-containers ps.
+    needle = PASSWORD.encode("utf-8")
+    assert needle not in vm.xml.encode("utf-8")
+    assert needle not in result.data.encode("utf-8")
+    rc, out, err = installation.run_cli("ps", "--all")
+    assert needle not in (out + err).encode("utf-8")
+    for path in installation.files_outside_secrets():
+        with open(path, "rb") as f:
+            assert needle not in f.read(), path
+
+
+def _lines(net, ip):
+    return [line.split("=", 1) for line in net.fetch(ip).splitlines()
+            if "=" in line]
+
+
+def test_entrypoint_replaces_the_images(vdsm, installation, engine, lan,
+                                        app_image):
+    # containerEntrypoint replaces the image's ENTRYPOINT (the app script
+    # that refuses to start unconfigured), as docker run --entrypoint.
+    name, client = engine
+    vm = app_vm(name, containerEntrypoint="/bin/httpd -f -p 8080 -h /www")
+    result = start(vdsm, vm)
+    ip = installation.record(vm.id)["nics"][0]["ip"]
+    assert lan[0].fetch(ip) == "hello from vdsm-hook-containers\n"
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert c.attrs["Config"]["Entrypoint"] == [
+        "/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+    power_off(vdsm, vm, result.data)
+
+
+def test_missing_secret_refuses_the_start(vdsm, installation, engine, lan,
+                                          app_image):
+    name, client = engine
+    vm = app_vm(name, containerCommand="hi",
+                containerSecrets="no-such-secret")
+    refusal, _, after = vmrun.refused_start(vdsm, vm)
+    message = refusal.result.stderr
+    assert "no-such-secret" in message
+    assert "vdsm-containers secret set no-such-secret" in message
+    assert vmrun.containers_of(client, vm) == []
+    assert vm.id + ".json" not in installation.state_files()
+
+
+@pytest.mark.parametrize("user", ["0", "0:0", "1000:0"])
+def test_root_user_needs_the_host_to_allow_it(vdsm, installation, engine,
+                                              lan, app_image, secret,
+                                              fresh_conf, user):
+    name, client = engine
+    vm = app_vm(name, containerCommand="hi", containerSecrets=secret,
+                containerUser=user)
+    refusal, _, _ = vmrun.refused_start(vdsm, vm)
+    assert "allow_root_user" in refusal.result.stderr
+    assert vmrun.containers_of(client, vm) == []
+
+    installation.configure(allow_root_user="yes")
+    result = start(vdsm, vm)
+    values, _ = page(lan[0], vm, installation)
+    assert values["uid"] == user.split(":")[0]
+    power_off(vdsm, vm, result.data)
+
+
+def test_changed_properties_take_effect_at_the_next_start(
+        vdsm, installation, engine, lan, app_image, secret):
+    # Power off, edit the VM in Engine, Run: nothing of the first run's
+    # configuration is left in the second.
+    name, client = engine
+    vm = app_vm(name, containerEnv="APP_MODE=first,OLD=1",
+                containerCommand="one", containerSecrets=secret)
+    result = start(vdsm, vm)
+    assert page(lan[0], vm, installation)[0]["mode"] == "first"
+    power_off(vdsm, vm, result.data)
+
+    set_secret(installation, SECRET, u"APP_PASSWORD=second\n")
+    vm = domains.add_nics(vm.edited(containerEnv="APP_MODE=second",
+                                    containerCommand="two"),
+                          [(MAC, lanmod.BRIDGE)])
+    result = start(vdsm, vm)
+    values, _ = page(lan[0], vm, installation)
+    assert (values["mode"], values["greeting"]) == ("second", "two")
+    assert values["password_sha256"] == sha(u"second")
+    env = client.containers.get("ovirt-vm-" + vm.id).attrs["Config"]["Env"]
+    assert not [e for e in env if e.startswith("OLD=")]
+    power_off(vdsm, vm, result.data)
+
+
+def test_bad_values_refused_before_anything_runs(vdsm, installation, engine,
+                                                 app_image):
+    name, client = engine
+    for custom in ({"containerEnv": "1BAD=x"},
+                   {"containerCommand": "a  b"},
+                   {"containerUser": "postgres"},
+                   {"containerSecrets": "../etc/shadow"}):
+        vm = domains.container_vm(name, images.APP_IMAGE).edited(**custom)
+        with pytest.raises(HookError) as e:
+            start(vdsm, vm)
+        assert list(custom)[0] in e.value.result.stderr
+        assert vmrun.containers_of(client, vm) == []
