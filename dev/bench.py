@@ -8,8 +8,9 @@ measured in the same run (medians over several runs).
 2. each hook on a VM that is not a container (while container VMs run on
    the host), against a bare "python3 -c pass";
 3. before_vm_start until the container runs (image present), against
-   "docker run -d" of the same image: through the helper service and
-   through sudo, with no volume and with two;
+   "docker run -d" of the same image and configuration: through the
+   helper service and through sudo, with no volume, with two, and a
+   configured application (environment, command, a host secret);
 4. a container's end until its placeholder is down, with the exit watcher
    and real libvirt.
 
@@ -57,6 +58,17 @@ BARE = ["/usr/bin/python3", "-c", "pass"]
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 START_WORKERS = 4       # Vdsm runs up to 4 VM creations at once
+
+# The configured application of (3): an environment variable, an argument
+# and a host secret, as issue 12's properties give them; and the same with
+# docker run.
+BENCH_SECRET = "bench-app"
+APP_PROPERTIES = {"containerEnv": "APP_MODE=bench%2C configured",
+                  "containerCommand": "Hello%20bench",
+                  "containerSecrets": BENCH_SECRET}
+APP_DOCKER_RUN = ["-e", "APP_MODE=bench, configured",
+                  "-e", "APP_PASSWORD=bench-password",
+                  images.APP_IMAGE, "Hello bench"]
 
 TARGETS = {
     "stats_vs_docker_at_50": 30.0,      # at least, faster
@@ -241,35 +253,44 @@ class Bench(object):
     def bench_start(self):
         """before_vm_start until the container runs, through the helper
         service (as the RPM sets a host up) and through sudo (the
-        fallback), with no volume and with two (one blank raw disk
-        formatted on the first start, then mounted), alternating with
-        "docker run -d" of the same image in the same loop."""
+        fallback): with no volume, with two (one blank raw disk formatted
+        on the first start, then mounted), and a configured application
+        (containerEnv, containerCommand and a host secret); each
+        alternating with "docker run -d" of the same image and
+        configuration in the same loop, its baseline."""
         disks = self.volume_disks()
-        cases = [("helper service", False), ("helper service", True),
-                 ("sudo", False), ("sudo", True)]
+        self.inst.run_cli("secret", "set", BENCH_SECRET,
+                          stdin=b"APP_PASSWORD=bench-password\n")
+        cases = [("helper service", "no volume"),
+                 ("helper service", "2 volumes"),
+                 ("helper service", "configured app"),
+                 ("sudo", "no volume"), ("sudo", "2 volumes"),
+                 ("sudo", "configured app")]
         times = dict((case, []) for case in cases)
-        runs = []
+        runs = dict((case, []) for case in cases)
         helperd = self.inst.start_helperd()
         try:
-            for transport, with_volumes in cases:
+            for case in cases:
+                transport, variant = case
                 if transport == "sudo" and helperd is not None:
                     self.inst.stop_helperd(helperd)
                     helperd = None
-                self.one_start(with_volumes and disks)     # warm
+                self.one_start(variant, disks)     # warm
                 for _ in range(self.args.start_runs):
-                    times[(transport, with_volumes)].append(
-                        self.one_start(with_volumes and disks))
+                    times[case].append(self.one_start(variant, disks))
+                    argv = ["docker", "run", "-d"] + (
+                        APP_DOCKER_RUN if variant == "configured app"
+                        else [images.IMAGE])
                     started = time.perf_counter()
-                    cid = subprocess.check_output(
-                        ["docker", "run", "-d", images.IMAGE]).decode().strip()
-                    runs.append(time.perf_counter() - started)
+                    cid = subprocess.check_output(argv).decode().strip()
+                    runs[case].append(time.perf_counter() - started)
                     subprocess.check_call(["docker", "rm", "-f", cid],
                                           stdout=subprocess.DEVNULL)
         finally:
             if helperd is not None:
                 self.inst.stop_helperd(helperd)
-        self.results["start"] = (
-            [(case, median(times[case])) for case in cases], median(runs))
+        self.results["start"] = [(case, median(times[case]),
+                                  median(runs[case])) for case in cases]
 
     def volume_disks(self):
         """Two raw disks on a file storage domain, for volumeMap."""
@@ -278,12 +299,16 @@ class Bench(object):
         return [domains.disk("vdb", self.storage.image()),
                 domains.disk("vdc", self.storage.image())]
 
-    def one_start(self, disks):
+    def one_start(self, variant, disks):
         """Seconds before_vm_start took until the container ran (the VM
         is powered off again afterwards)."""
-        vm = domains.container_vm("docker", images.IMAGE)
-        if disks:
-            vm.custom["volumeMap"] = "vdb:/data,vdc:/var/log/app"
+        if variant == "configured app":
+            vm = domains.container_vm("docker", images.APP_IMAGE).edited(
+                **APP_PROPERTIES)
+        else:
+            vm = domains.container_vm("docker", images.IMAGE)
+        if variant == "2 volumes":
+            vm = vm.edited(volumeMap="vdb:/data,vdc:/var/log/app")
             domains.add_disks(vm, *disks)
         self.extra_vms.append(vm)
         started = time.perf_counter()
@@ -429,18 +454,22 @@ class Bench(object):
             self.check("worst VM hook / python3 (%s)" % worst[1], worst[0],
                        TARGETS["plain_vs_bare"])
         if "start" in self.results:
-            rows, run = self.results["start"]
             print()
-            print("3. before_vm_start until the container runs; docker run "
-                  "-d: %s" % ms(run))
-            for (transport, with_volumes), hook in rows:
-                what = "%s, %s" % (transport, "2 volumes" if with_volumes
-                                   else "no volume")
-                print("   %-32s %10s %7.2fx" % (what, ms(hook), hook / run))
-            service = dict(rows)[("helper service", False)]
-            self.check("before_vm_start (helper service, no volume) / "
-                       "docker run -d", service / run,
-                       TARGETS["start_vs_docker_run"])
+            print("3. before_vm_start until the container runs, against "
+                  "docker run -d of the same image and configuration")
+            print("   %-40s %10s %10s %7s" % ("", "hook", "docker run",
+                                             "ratio"))
+            for (transport, variant), hook, run in self.results["start"]:
+                print("   %-40s %10s %10s %7.2fx" % (
+                    "%s, %s" % (transport, variant), ms(hook), ms(run),
+                    hook / run))
+            rows = dict(((t, v), (hook, run))
+                        for (t, v), hook, run in self.results["start"])
+            for variant in ("no volume", "configured app"):
+                hook, run = rows[("helper service", variant)]
+                self.check("before_vm_start (helper service, %s) / docker "
+                           "run -d" % variant, hook / run,
+                           TARGETS["start_vs_docker_run"])
         rows = self.results.get("exit", [])
         if rows:
             print()
@@ -491,6 +520,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("dev/bench.py: run as root (make bench)")
     images.build_and_push(docker_client())
+    images.build_and_push_app(docker_client())
     bench = Bench(args)
     try:
         if "1" in parts:

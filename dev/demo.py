@@ -6,7 +6,11 @@ is installed the way the RPM lays it out (tests/install.py), the hooks run
 exactly as Vdsm runs them, as user vdsm (tests/vdsm.py), the placeholder
 runs in the host's libvirt (tests/libvirt.py), the container in Docker or
 Podman.  The VM is a realistic Vdsm domain XML (tests/data/no-nic-in.xml)
-whose custom properties ask for the test image (tests/images.py).
+whose custom properties ask for a configured application: the test
+application image (tests/images.py APP_SCRIPT), which like postgres refuses
+to start without a password variable and an argument, gets an environment
+variable (containerEnv), its argument (containerCommand) and its password
+from a host secret (containerSecrets, vdsm-containers secret set).
 
     dev/demo.py [--engine docker|podman]     (as root, daemons up)
 
@@ -16,6 +20,7 @@ exits 1 with what went wrong.
 
 import argparse
 import contextlib
+import hashlib
 import os
 import sys
 import time
@@ -37,6 +42,8 @@ from containerhooks import config  # noqa: E402
 from containerhooks import domxml  # noqa: E402
 
 BASE = "no-nic-in.xml"
+SECRET = "demo-db"
+PASSWORD = "correct horse battery staple"
 MIB = 1024 * 1024
 # Capability names by bit (linux/capability.h): what the kernel enforces
 # is the same for both engines, their inspect output is not.
@@ -101,8 +108,9 @@ def demo(engine, cleanup):
     host = libvirt.detect_host()
     if not install.vdsm_user_exists():
         raise DemoError("no vdsm user: run make setup")
-    images.build_and_push(client_of("docker", "/var/run/docker.sock"))
-    say("setup: test image %s pushed to the local registry" % images.IMAGE)
+    images.build_and_push_app(client_of("docker", "/var/run/docker.sock"))
+    say("setup: application image %s pushed to the local registry"
+        % images.APP_IMAGE)
     inst = install.Installation()
     cleanup.callback(inst.remove)
     inst.install()
@@ -115,7 +123,21 @@ def demo(engine, cleanup):
     workdir = cleanup.enter_context(libvirt.workdir())
     vdsm = vdsm_module.Vdsm(inst.hooks_dir, user="vdsm")
 
-    vm = domains.container_vm(engine, images.IMAGE, base=BASE)
+    say("\n0. The admin stores the application's password on the host, "
+        "from stdin:")
+    say("   printf 'APP_PASSWORD=%%s\\n' \"$pw\" | vdsm-containers secret set "
+        "%s" % SECRET)
+    rc, out, err = inst.run_cli("secret", "set", SECRET, stdin=(
+        "APP_PASSWORD=%s\n" % PASSWORD).encode("utf-8"))
+    if rc != 0:
+        raise DemoError("vdsm-containers secret set failed: " + err)
+    rc, out, err = inst.run_cli("secret", "list")
+    say("   vdsm-containers secret list: " + " | ".join(
+        out.strip().splitlines()))
+
+    vm = domains.container_vm(engine, images.APP_IMAGE, base=BASE).edited(
+        containerEnv="APP_MODE=demo%2C end to end",
+        containerCommand="Hello%20from%20oVirt", containerSecrets=SECRET)
     cleanup.callback(lambda: [c.remove(force=True)
                               for c in containers(client, vm)])
     say("\n1. Engine starts VM %s (%s), made from tests/data/%s:"
@@ -157,7 +179,12 @@ def demo(engine, cleanup):
     container = found[0]
     hc = container.attrs["HostConfig"]
     say("\n3. The container does the VM's work: %s, %s, image %s"
-        % (container.name, container.status, images.IMAGE))
+        % (container.name, container.status, images.APP_IMAGE))
+    config_ = container.attrs["Config"]
+    say("   its command %s, its environment has %s"
+        % (config_["Cmd"], ", ".join(
+            e.split("=", 1)[0] for e in config_["Env"]
+            if e.startswith("APP_"))))
     say("   limits from inspect: memory %d MiB (memory+swap %d MiB), CPUs "
         "%.1f, CPU shares %s, pids %s"
         % (hc["Memory"] // MIB, hc["MemorySwap"] // MIB,
@@ -186,7 +213,15 @@ def demo(engine, cleanup):
     if rc != 0:
         raise DemoError("busybox httpd did not answer (rc=%d): %s"
                         % (rc, reply))
-    say("   httpd replied: %r" % reply)
+    say("   the application replied:")
+    for line in reply.splitlines():
+        say("     " + line)
+    expected = "password_sha256=%s  -" % hashlib.sha256(
+        PASSWORD.encode("utf-8")).hexdigest()
+    if expected not in reply.splitlines():
+        raise DemoError("the application did not get the secret's password")
+    say("   (the password's hash: the secret reached the application; its "
+        "value is in no XML, state file or log)")
 
     say("\n5. Engine powers the VM off")
     hook(vdsm, "before_vm_destroy", vm, None)
@@ -199,6 +234,10 @@ def demo(engine, cleanup):
     say("   Vdsm kept the domain's last XML and destroyed it: virsh destroy")
     hook(vdsm, "after_vm_destroy", vm, last_xml)
 
+    for path in inst.files_outside_secrets():
+        with open(path, "rb") as f:
+            if PASSWORD.encode("utf-8") in f.read():
+                raise DemoError("the secret's value is in " + path)
     left = leftovers(client, inst, vm)
     if left:
         raise DemoError("left behind: " + ", ".join(left))
