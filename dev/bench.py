@@ -260,7 +260,7 @@ class Bench(object):
         configuration in the same loop, its baseline."""
         disks = self.volume_disks()
         self.inst.run_cli("secret", "set", BENCH_SECRET,
-                          stdin=b"APP_PASSWORD=bench-password\n")
+                          input=b"APP_PASSWORD=bench-password\n")
         cases = [("helper service", "no volume"),
                  ("helper service", "2 volumes"),
                  ("helper service", "configured app"),

@@ -127,7 +127,7 @@ def demo(engine, cleanup):
         "from stdin:")
     say("   printf 'APP_PASSWORD=%%s\\n' \"$pw\" | vdsm-containers secret set "
         "%s" % SECRET)
-    rc, out, err = inst.run_cli("secret", "set", SECRET, stdin=(
+    rc, out, err = inst.run_cli("secret", "set", SECRET, input=(
         "APP_PASSWORD=%s\n" % PASSWORD).encode("utf-8"))
     if rc != 0:
         raise DemoError("vdsm-containers secret set failed: " + err)

@@ -35,7 +35,7 @@ def app_vm(engine, **custom):
 
 def set_secret(installation, name, text):
     rc, out, err = installation.run_cli("secret", "set", name,
-                                        stdin=text.encode("utf-8"))
+                                        input=text.encode("utf-8"))
     assert rc == 0, err
 
 

@@ -226,18 +226,14 @@ class Installation(object):
     stop_watcher = stop_helperd = stop_daemon
 
     def run_cli(self, *args, **kwargs):
-        """Run the installed vdsm-containers (as root, as an admin does),
-        with stdin (bytes) as its input if given; return its exit code,
-        stdout and stderr."""
+        """Run the installed vdsm-containers (as root, as an admin does);
+        return its exit code, stdout and stderr."""
         argv = [self.cli] + list(args)
         if kwargs.get("user"):      # an admin who forgot to be root
             argv = ["runuser", "-u", kwargs["user"], "--"] + argv
-        stdin = kwargs.get("stdin")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL if stdin is None
-                             else subprocess.PIPE)
-        out, err = p.communicate(stdin, timeout=kwargs.get("timeout", 120))
+                             stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=kwargs.get("timeout", 120))
         return p.returncode, out.decode(), err.decode()
 
     def hook(self, name):

@@ -36,7 +36,7 @@ def create_options(app, conf):
     names = properties.parse_secret_names(app.secrets)
     if names:
         from containerhooks import secrets
-        env = _merge(env, secrets.environment(names, conf.secrets_dir))
+        env = _merge(env, secrets.environment(names))
     if env:
         options["environment"] = ["%s=%s" % item for item in env]
     command = properties.parse_args(app.command, properties.CONTAINER_COMMAND)
