@@ -176,3 +176,39 @@ class VolumeCleanupError(Error):
 class CGroupError(Error):
     msg = ("Cannot read the figures of container {container} (process "
            "{pid}): {reason}")
+
+
+class SecretError(Error):
+    """A secret (containerSecrets) root cannot use; never shows a value."""
+
+    msg = "Secret {name} ({path}): {reason}"
+
+
+class MissingSecret(SecretError):
+    msg = ("Secret {name} named by containerSecrets does not exist on this "
+           "host: it must be the file {path} (root's, mode 0600); create it "
+           "with "
+           "'vdsm-containers secret set {name}' (KEY=VALUE lines on standard "
+           "input) on every host that may run this VM")
+
+
+class SecretConflict(SecretError):
+    msg = ("Secrets {first} and {second} both set {key}: a variable may come "
+           "from one secret only; remove it from one of them "
+           "('vdsm-containers secret set')")
+
+
+class BadSecretName(SecretError):
+    """Not echoed: a mistyped "secret set PASSWORD=..." would print it."""
+
+    msg = ("Not a secret name: a secret name is {grammar} (values of secrets "
+           "are never arguments: they are read from standard input)")
+
+
+class SecretsDirectoryError(SecretError):
+    msg = ("The secrets directory {path} cannot be trusted: {reason}; only "
+           "root may have written what root reads there")
+
+
+class NeedsRoot(Error):
+    msg = "'vdsm-containers {command}' must run as root: {reason}"

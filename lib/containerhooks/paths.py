@@ -14,6 +14,11 @@ CONF_FILE = "/etc/vdsm-hook-containers/containers.conf"
 # written by "vdsm-containers setup-net" or by hand (see network.py).
 NETWORKS_DIR = "/etc/vdsm-hook-containers/networks.d"
 
+# Secrets: one root-only file <name>.env of KEY=VALUE lines per name a VM's
+# containerSecrets may give; 0700 root, written by "vdsm-containers secret
+# set", read by the root helper (see secrets.py).
+SECRETS_DIR = "/etc/vdsm-hook-containers/secrets"
+
 # The root helper that hooks run through "sudo -n" (see helper.py).
 HELPER = "/usr/libexec/vdsm-hook-containers/containers-helper"
 
