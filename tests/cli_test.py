@@ -135,3 +135,130 @@ def test_ps_with_an_engine_down_lists_and_fails(fresh_conf, tmp_path):
     assert [r["state"] for r in json.loads(out)
             if r["vm_id"] == vm_id] == ["unknown (engine down)"]
     assert "podman is not reachable" in err and err.count("\n") == 1
+
+
+# Secrets: "secret set" reads stdin, "list" shows names and keys; no value
+# ever shows in an output, a message or the log.
+
+CANARY = "S3cret-canary-value"
+
+
+@pytest.fixture
+def secrets_dir(installation):
+    """The installation's secrets directory, removed after the test."""
+    import shutil
+    yield installation.secrets_dir
+    shutil.rmtree(installation.secrets_dir, ignore_errors=True)
+
+
+def _no_canary(installation, *outputs):
+    for text in outputs + (installation.read_log(),):
+        assert CANARY not in text
+
+
+def test_secret_set_list_rm(installation, secrets_dir):
+    from containerhooks import secrets
+    variables = [
+        ("POSTGRES_PASSWORD", CANARY + " with spaces=and equals # and hash"),
+        ("UNICODE", u"p\u00e4ss \u65e5\u672c \U0001f511 " + CANARY),
+        ("POSTGRES_USER", "app"),
+    ]
+    data = u"".join(u"%s=%s\n" % kv for kv in variables).encode("utf-8")
+    rc, out, err = installation.run_cli("secret", "set", "pg", input=data)
+    assert rc == 0, err
+    path = os.path.join(secrets_dir, "pg.env")
+    assert out == "wrote %s: POSTGRES_PASSWORD, UNICODE, POSTGRES_USER\n" \
+        % path
+    st = os.stat(path)
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 0, 0)
+    assert os.stat(secrets_dir).st_mode & 0o7777 == 0o700
+    # What the root helper will read.
+    assert secrets.environment(["pg"], directory=secrets_dir) == variables
+
+    installation.run_cli("secret", "set", "api", input=b"TOKEN=" +
+                         CANARY.encode() + b"\n")
+    rc, listed, err = installation.run_cli("secret", "list")
+    assert rc == 0, err
+    assert [l.split(None, 1) for l in listed.splitlines()] == [
+        ["NAME", "KEYS"], ["api", "TOKEN"],
+        ["pg", "POSTGRES_PASSWORD, UNICODE, POSTGRES_USER"]]
+    rc, as_json, err = installation.run_cli("secret", "list", "--json")
+    assert rc == 0, err
+    assert [(s["name"], s["keys"]) for s in json.loads(as_json)] == [
+        ("api", ["TOKEN"]),
+        ("pg", ["POSTGRES_PASSWORD", "UNICODE", "POSTGRES_USER"])]
+
+    rc, removed, err = installation.run_cli("secret", "rm", "pg")
+    assert rc == 0, err
+    assert not os.path.exists(path)
+    rc, out, err = installation.run_cli("secret", "rm", "pg")
+    assert rc == 1 and "there is no such secret" in err
+    _no_canary(installation, out, listed, as_json, removed, err)
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["pg", "POSTGRES_PASSWORD=" + CANARY], id="value-after"),
+    pytest.param(["pg", "--password=" + CANARY], id="option-after"),
+    pytest.param(["--password=" + CANARY, "pg"], id="option-before"),
+    pytest.param(["pg", "--", CANARY], id="after-dashes"),
+    pytest.param(["POSTGRES_PASSWORD=" + CANARY], id="value-as-name"),
+    pytest.param(["pg=" + CANARY], id="name=value"),
+])
+def test_secret_set_never_takes_a_value_from_argv(installation, secrets_dir,
+                                                  args):
+    rc, out, err = installation.run_cli("secret", "set", *args,
+                                        input=b"OTHER=1\n")
+    assert rc in (1, 2)
+    assert "standard input" in err and err.count("\n") == 1
+    _no_canary(installation, out, err)
+    assert not os.path.exists(secrets_dir) or os.listdir(secrets_dir) == []
+
+
+def test_secret_set_refuses_a_bad_file_and_keeps_the_old(installation,
+                                                         secrets_dir):
+    rc, _, err = installation.run_cli("secret", "set", "pg",
+                                      input=b"PW=old\n")
+    assert rc == 0, err
+    rc, out, err = installation.run_cli(
+        "secret", "set", "pg", input=b"# db\nPW=" + CANARY.encode() +
+        b"\nPW=" + CANARY.encode() + b"2\n")
+    assert rc == 1
+    assert err == "vdsm-containers: Secret pg (standard input): line 3 " \
+        "sets PW again (line 2 set it first)\n"
+    _no_canary(installation, out, err)
+    with open(os.path.join(secrets_dir, "pg.env"), "rb") as f:
+        assert f.read() == b"PW=old\n"
+    assert os.listdir(secrets_dir) == ["pg.env"]
+
+
+def test_secret_list_shows_an_unusable_file(installation, secrets_dir):
+    installation.run_cli("secret", "set", "pg", input=b"PW=" +
+                         CANARY.encode() + b"\n")
+    path = os.path.join(secrets_dir, "pg.env")
+    os.chmod(path, 0o644)
+    rc, out, err = installation.run_cli("secret", "list")
+    assert rc == 1
+    assert "UNUSABLE" in out and "mode 0644): chmod 600 " + path in out
+    rc, check, _ = installation.run_cli("check", "--json")
+    [row] = [r for r in json.loads(check) if r["check"] == "secrets"]
+    assert not row["ok"] and "mode 0644" in row["detail"]
+    os.chmod(path, 0o600)
+    rc, check, _ = installation.run_cli("check", "--json")
+    [row] = [r for r in json.loads(check) if r["check"] == "secrets"]
+    assert row["ok"] and row["detail"] == "1 in " + secrets_dir
+    _no_canary(installation, out, err, check)
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["set", "pg"], id="set"),
+    pytest.param(["list"], id="list"),
+    pytest.param(["rm", "pg"], id="rm"),
+])
+def test_secret_needs_root(installation, secrets_dir, args):
+    rc, out, err = installation.run_cli("secret", *args, user="nobody",
+                                        input=b"PW=x\n")
+    assert rc == 1
+    assert err == "vdsm-containers: 'vdsm-containers secret %s' must run " \
+        "as root: secrets are root's files, and only root's are used\n" \
+        % args[0]
+    assert not os.path.exists(secrets_dir)

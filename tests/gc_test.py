@@ -122,7 +122,7 @@ def test_check(installation, fresh_conf, watcher):
     assert set(results) == {"config", "engine docker", "engine podman",
                             "helper", "helper service", "sudo rule", "hooks",
                             "placeholder kernel", "exit watcher", "networks",
-                            "pids"}
+                            "pids", "secrets"}
     assert all(r["ok"] for r in results.values())
 
     # The helper service stopped: the one failure, and what to do.

@@ -7,7 +7,7 @@ python3-lxml and python3-six, as on a host.  Instead of writing to
 root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
-  config, helper, exit watcher, state and samples directories, idle
+  config, secrets, helper, exit watcher, state and samples directories, idle
   kernel, log file and a stand-in for /sys/dev/block (the samples
   directory owned by vdsm, as the RPM's tmpfiles.d entry makes it);
 - puts the private lib directory first on the path of every installed
@@ -63,6 +63,7 @@ class Installation(object):
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
         self.networks_dir = os.path.join(self.root, "etc", "networks.d")
+        self.secrets_dir = os.path.join(self.root, "etc", "secrets")
         # The helper's /sys/dev/block: tests make LVs there (see
         # hoststorage.Sysfs; this machine's kernel has no device-mapper).
         self.sys_dev_block = os.path.join(self.root, "sys", "dev", "block")
@@ -103,6 +104,7 @@ class Installation(object):
                                 ("PLACEHOLDER_KERNEL", self.kernel),
                                 ("LOG_FILE", self.log),
                                 ("NETWORKS_DIR", self.networks_dir),
+                                ("SECRETS_DIR", self.secrets_dir),
                                 ("SUDOERS", self.sudoers),
                                 ("VDSM_HOOKS_DIR", self.hooks_dir),
                                 ("SYS_DEV_BLOCK", self.sys_dev_block)):
@@ -227,13 +229,17 @@ class Installation(object):
 
     def run_cli(self, *args, **kwargs):
         """Run the installed vdsm-containers (as root, as an admin does);
-        return its exit code, stdout and stderr."""
+        return its exit code, stdout and stderr.  input: bytes for its
+        standard input."""
         argv = [self.cli] + list(args)
         if kwargs.get("user"):      # an admin who forgot to be root
             argv = ["runuser", "-u", kwargs["user"], "--"] + argv
+        data = kwargs.get("input")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        out, err = p.communicate(timeout=kwargs.get("timeout", 120))
+                             stderr=subprocess.PIPE,
+                             stdin=None if data is None else subprocess.PIPE)
+        out, err = p.communicate(input=data,
+                                 timeout=kwargs.get("timeout", 120))
         return p.returncode, out.decode(), err.decode()
 
     def hook(self, name):

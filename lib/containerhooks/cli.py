@@ -16,6 +16,10 @@ Run as root on a host.  Sub-commands:
   engine-config [--cver 4.7]
       print the engine-config line that lets Engine accept the custom
       properties, with regexes generated from the hook's own grammar.
+  secret set NAME | list | rm NAME
+      the host's secrets (secrets.py): set reads KEY=VALUE lines from
+      standard input, never from arguments; list shows names and keys,
+      never values.
 
 Listing commands take --json.  Errors print one line and exit 1.
 """
@@ -44,8 +48,22 @@ HOOKS = tuple(sorted(dispatch.HOOKS))
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["secret"]:
+        # argparse would print an unknown argument back ("unrecognized
+        # arguments: ..."), and what follows "secret set NAME" by mistake
+        # is a value: say so without it.
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            sys.stderr.write(
+                "vdsm-containers: secret %s takes no other arguments (%d "
+                "not shown): the variables of a secret are read from "
+                "standard input, never from arguments\n"
+                % (args.action, len(extra)))
+            return 2
+    else:
+        args = parser.parse_args(argv)
     hookenv.setup_logging()
     # The command's one error boundary: the package's errors and the
     # system's refusals are one line; anything else is logged with its
@@ -150,6 +168,33 @@ def _parser():
     p.add_argument("--cver", default="4.7",
                    help="cluster compatibility level (default 4.7)")
     p.set_defaults(func=engine_config)
+
+    p = sub.add_parser(
+        "secret", help="manage the secrets VMs name in containerSecrets",
+        description="Secrets are root-only files %s/NAME.env of "
+        "KEY=VALUE lines; a VM's containerSecrets=NAME[,NAME] adds their "
+        "variables to its container's environment.  Values never go "
+        "through Engine or Vdsm, nor through arguments." % paths.SECRETS_DIR)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    q = actions.add_parser(
+        "set", help="create or replace a secret from standard input",
+        description="Read KEY=VALUE lines from standard input (the value is "
+        "the rest of the line as it is: no quotes, no escapes; blank lines "
+        "and lines starting with # are ignored), check them, and write "
+        "them as secret NAME, 0600 root.  Example: printf "
+        "'POSTGRES_PASSWORD=%s\\n' \"$pw\" | vdsm-containers secret set "
+        "pg")
+    q.add_argument("name", help="the secret's name, as containerSecrets "
+                   "gives it")
+    q.set_defaults(func=secret_set)
+    q = actions.add_parser(
+        "list", help="the secrets: names and keys, never values")
+    q.add_argument("--json", action="store_true", help="machine output")
+    q.set_defaults(func=secret_list)
+    q = actions.add_parser("rm", help="remove a secret")
+    q.add_argument("name", help="the secret's name")
+    q.set_defaults(func=secret_rm)
     return parser
 
 
@@ -204,6 +249,7 @@ def check(args):
         if watcher else "not running: systemctl enable --now "
         "vdsm-hook-containers-watcher")
     add("pids", True, *_pids_budget(conf))
+    add("secrets", *_secrets_health())
     nets = _networks()
     bad = [c.bridge for c in nets
            if not os.path.isdir("/sys/class/net/" + c.bridge)]
@@ -212,6 +258,21 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
+
+
+def _secrets_health():
+    """(ok, detail) of the secrets directory and its files."""
+    from containerhooks import secrets
+    try:
+        found = secrets.inventory()
+    except errors.Error as e:
+        return False, str(e)
+    except EnvironmentError as e:
+        return False, "cannot read %s: %s" % (paths.SECRETS_DIR, e)
+    bad = [i.problem for i in found if i.problem]
+    if bad:
+        return False, "; ".join(bad)
+    return True, "%d in %s" % (len(found), paths.SECRETS_DIR)
 
 
 # /proc files "check" reads (tests point them elsewhere).
@@ -480,6 +541,49 @@ def engine_config(args):
     print("engine-config -s UserDefinedVMProperties='%s' --cver=%s"
           % (engine_config_value(), args.cver))
     print("systemctl restart ovirt-engine")
+    return 0
+
+
+def _need_root(command):
+    if os.geteuid() != 0:
+        raise errors.NeedsRoot(command=command, reason="secrets are root's "
+                               "files, and only root's are used")
+
+
+def secret_set(args):
+    from containerhooks import secrets
+    _need_root("secret set")
+    secrets.check_name(args.name)
+    if sys.stdin.isatty():
+        sys.stderr.write("Type KEY=VALUE lines, then Ctrl-D:\n")
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    data = stdin.read(secrets.MAX_SIZE + 1)
+    keys = secrets.write(args.name, data)
+    print("wrote %s: %s" % (secrets.path(args.name), ", ".join(keys)))
+    return 0
+
+
+def secret_list(args):
+    from containerhooks import secrets
+    _need_root("secret list")
+    found = secrets.inventory()
+    if args.json:
+        print(json.dumps([i._asdict() for i in found], indent=2))
+    elif not found:
+        print("No secrets (%s has none)." % paths.SECRETS_DIR)
+    else:
+        print("%-24s %s" % ("NAME", "KEYS"))
+        for i in found:
+            print("%-24s %s" % (i.name, ", ".join(i.keys) if not i.problem
+                                else "UNUSABLE: " + i.problem))
+    return 1 if any(i.problem for i in found) else 0
+
+
+def secret_rm(args):
+    from containerhooks import secrets
+    _need_root("secret rm")
+    secrets.remove(args.name)
+    print("removed %s" % secrets.path(args.name))
     return 0
 
 
