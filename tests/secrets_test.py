@@ -360,3 +360,19 @@ def test_inventory_shows_keys_and_problems_never_values(secrets_dir):
         ("pg", ["PW", "USER"], False)]
     assert "mode 0644" in found[1].problem
     assert secrets.inventory(os.path.join(secrets_dir, "none")) == []
+
+
+def test_readme_example_file(secrets_dir):
+    # The README's example secret file is one, with the values it says.
+    with open(os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "README.md"), "rb") as f:
+        text = f.read().decode("utf-8")
+    section = text[text.index("### Secrets"):text.index("## Networking")]
+    block = section[section.index("    # comments"):]
+    block = block[:block.index("\n\n")]
+    data = "".join(l[4:] + "\n" for l in block.splitlines()).encode("utf-8")
+    assert secrets.write("pg", data, directory=secrets_dir) == [
+        "POSTGRES_PASSWORD", "POSTGRES_USER"]
+    assert secrets.environment(["pg"], directory=secrets_dir) == [
+        ("POSTGRES_PASSWORD", u"s3cr=t with spaces, # and \u00fcn\u00efc"
+         u"\u00f6d\u00e9"), ("POSTGRES_USER", "app")]
