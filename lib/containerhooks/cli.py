@@ -4,7 +4,7 @@ Run as root on a host.  Sub-commands:
 
   check       is this host ready: engines, sudo rule and helper, helper
               service, hooks, networks, the exit watcher, the placeholder
-              kernel; warns when pids_limit over-commits pid_max
+              kernel, the secrets directory and files; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
   gc          remove leftovers (gc.py); --dry-run lists them only
@@ -99,8 +99,8 @@ def _parser():
     p = sub.add_parser(
         "check", help="is this host ready to run container VMs?",
         description="Check the engines, the sudo rule and helper, the hooks, "
-        "the networks, the exit watcher and the placeholder kernel; exit 1 "
-        "if anything is missing.")
+        "the networks, the exit watcher, the placeholder kernel and the "
+        "secrets; exit 1 if anything is missing.")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=check)
 
