@@ -230,14 +230,15 @@ class Installation(object):
     def run_cli(self, *args, **kwargs):
         """Run the installed vdsm-containers (as root, as an admin does);
         return its exit code, stdout and stderr.  input: bytes for its
-        standard input."""
+        standard input (else none: a command that reads it never waits)."""
         argv = [self.cli] + list(args)
         if kwargs.get("user"):      # an admin who forgot to be root
             argv = ["runuser", "-u", kwargs["user"], "--"] + argv
         data = kwargs.get("input")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE,
-                             stdin=None if data is None else subprocess.PIPE)
+                             stdin=subprocess.DEVNULL if data is None
+                             else subprocess.PIPE)
         out, err = p.communicate(input=data,
                                  timeout=kwargs.get("timeout", 120))
         return p.returncode, out.decode(), err.decode()
