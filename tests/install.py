@@ -256,6 +256,18 @@ class Installation(object):
         with open(os.path.join(self.state_dir, vm_id + ".json")) as f:
             return json.load(f)
 
+    def files_outside_secrets(self):
+        """Every file of the installation but the secrets directory: what
+        the vdsm user, logs and Engine may see of it."""
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == self.secrets_dir:
+                dirnames[:] = []
+                continue
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    yield path
+
     def state_files(self):
         if not os.path.isdir(self.state_dir):
             return []
