@@ -21,11 +21,14 @@ OVIRT_VM = "http://ovirt.org/vm/1.0"
 
 class VM(object):
     """One test VM: its id, name, custom properties, memory (MiB) and
-    domain XML, made from base (any tests/data/*-in.xml)."""
+    domain XML, made from base (any tests/data/*-in.xml); with an Initial
+    Run that sets cloud_init_hostname when that is given."""
 
     def __init__(self, custom, base="vm-lifecycle.xml", name=None,
-                 memory_mib=None, vcpus=None, vm_id=None):
-        self._args = dict(base=base, memory_mib=memory_mib, vcpus=vcpus)
+                 memory_mib=None, vcpus=None, vm_id=None,
+                 cloud_init_hostname=None):
+        self._args = dict(base=base, memory_mib=memory_mib, vcpus=vcpus,
+                          cloud_init_hostname=cloud_init_hostname)
         self.id = vm_id or str(uuidlib.uuid4())
         self.name = name or "vm-" + self.id[:8]
         self.custom = dict(custom)
@@ -63,6 +66,10 @@ class VM(object):
         self.memory_mib = int(root.findtext("memory")) // 1024
         # engine_xml: as Engine sends it; xml: as Vdsm passes it on.
         self.engine_xml = etree.tostring(root, encoding="unicode")
+        if cloud_init_hostname is not None:
+            # An Initial Run setting the hostname (tests/vdsm.py).
+            self.engine_xml = vdsm.with_payload(
+                self.engine_xml, vdsm.cloud_init_files(cloud_init_hostname))
         self.xml = vdsm.build_domain_xml(self.engine_xml)
 
     def edited(self, **custom):

@@ -236,6 +236,142 @@ def test_options_hostname(conf, name, hostname):
     assert specs.hostname(make_spec(vm_name=name)) == hostname
 
 
+# The container's hostname and domain name (Initial Run FQDN)
+
+FQDN_64 = "a" * 31 + "." + "b" * 20 + ".example.com"
+FQDN_73 = "a" * 40 + "." + "b" * 20 + ".example.com"
+
+
+@pytest.mark.parametrize("value, valid", [
+    pytest.param("web", True, id="one-label"),
+    pytest.param("web.example.com", True, id="fqdn"),
+    pytest.param("1web.2.example.com", True, id="leading-digits"),
+    pytest.param("x.example.c0m", True, id="digit-in-last-label"),
+    pytest.param("a" * 63 + ".com", True, id="label-63"),
+    pytest.param("a" * 64 + ".com", False, id="label-64"),
+    pytest.param(".".join(["a" * 63] * 3 + ["b" * 61]), True, id="253"),
+    pytest.param(".".join(["a" * 63] * 3 + ["b" * 62]), False, id="254"),
+    pytest.param("", False, id="empty"),
+    pytest.param("web.", False, id="final-dot"),
+    pytest.param("web_1.example.com", False, id="underscore"),
+    pytest.param("-web.example.com", False, id="leading-dash"),
+    pytest.param("web.example-", False, id="trailing-dash"),
+    pytest.param("web..com", False, id="empty-label"),
+    pytest.param("192.168.1.10", False, id="ipv4"),
+    pytest.param("123", True, id="digits-one-label"),
+    pytest.param("w\u00e9b.example.com", False, id="non-ascii"),
+    pytest.param("web.example.com\n", False, id="newline"),
+    pytest.param(None, False, id="none"),
+    pytest.param(["web"], False, id="list"),
+])
+def test_is_fqdn(value, valid):
+    assert specs.is_fqdn(value) is valid
+    # The helper's --fqdn= takes exactly these.
+    if valid:
+        assert specs.fqdn(value) == value
+    else:
+        with pytest.raises(errors.InvalidDomain) as e:
+            specs.fqdn(value)
+        assert "is not a host name" in str(e.value) or \
+            "bad FQDN argument" in str(e.value)
+
+
+@pytest.mark.parametrize("text, fqdn", [
+    pytest.param("web.example.com", "web.example.com", id="as-is"),
+    pytest.param("Web_1.Example.com", "Web-1.Example.com", id="underscore"),
+    pytest.param("web.example.com.", "web.example.com", id="final-dot"),
+    pytest.param("web.example.com..", None, id="two-final-dots"),
+    pytest.param(" web.example.com", None, id="space"),
+    pytest.param("_web.example.com", None, id="leading-underscore"),
+    pytest.param(".", None, id="dot"),
+    pytest.param(42, None, id="number"),
+])
+def test_as_fqdn(text, fqdn):
+    assert specs.as_fqdn(text) == fqdn
+    if fqdn is not None:
+        assert specs.is_fqdn(fqdn)
+
+
+@pytest.mark.parametrize("vm_name, fqdn, names", [
+    # Without an Initial Run, as before: the VM name when it is a valid
+    # hostname, else the engine's default.
+    pytest.param("web_1", None, ("web-1", None), id="vm-name"),
+    pytest.param("web.example.com", None, (None, None), id="vm-name-dots"),
+    pytest.param("web", "web", ("web", None), id="one-label"),
+    pytest.param("web_1", "db.example.com", ("db.example.com", None),
+                 id="fqdn-wins"),
+    pytest.param("web", FQDN_64, (FQDN_64, None), id="fqdn-64"),
+    pytest.param("web", FQDN_73, ("a" * 40, "b" * 20 + ".example.com"),
+                 id="fqdn-73"),
+    pytest.param("web", "a" * 63 + "." + "b" * 63 + ".com",
+                 ("a" * 63, None), id="domain-too-long"),
+    pytest.param("web", "a" * 63 + "." + "b" * 60 + ".com",
+                 ("a" * 63, "b" * 60 + ".com"), id="domain-64"),
+])
+def test_host_names(vm_name, fqdn, names):
+    assert len(FQDN_64) == specs.HOST_NAME_MAX
+    got = specs.host_names(vm_name, fqdn)
+    assert got == names
+    assert (got.hostname, got.domainname) == names
+    for name in got:
+        assert name is None or len(name) <= specs.HOST_NAME_MAX
+
+
+def _run_names(client, **names):
+    """What a container created with names (hostname=, domainname=) shows
+    inside: (hostname's output, the kernel's NIS domain name)."""
+    import uuid
+
+    import docker
+
+    import images
+    image = images.ensure_local(client)
+    c = client.containers.create(
+        image, ["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
+        name="vhc-hostname-test-" + uuid.uuid4().hex[:12],
+        network_mode="none",
+        # As the package's own containers do (see gc_test).
+        ulimits=[docker.types.Ulimit(name=n, soft=1024, hard=1024)
+                 for n in ("nofile", "nproc")], **names)
+    try:
+        c.start()
+        assert c.wait(timeout=60)["StatusCode"] == 0
+        return tuple(c.logs().decode("utf-8").splitlines())
+    finally:
+        c.remove(force=True)
+
+
+@pytest.mark.parametrize("vm_name, fqdn, hostname, domain", [
+    pytest.param("web_1", None, "web-1", "(none)", id="vm-name"),
+    pytest.param("web", "db.example.com", "db.example.com", "(none)",
+                 id="fqdn"),
+    pytest.param("web", FQDN_64, FQDN_64, "(none)", id="fqdn-64"),
+    # Docker sets the domain name; Podman 4.3's compatible API drops it.
+    pytest.param("web", FQDN_73, "a" * 40,
+                 {"docker": "b" * 20 + ".example.com", "podman": "(none)"},
+                 id="fqdn-73"),
+])
+def test_hostname_in_the_container(engine, vm_name, fqdn, hostname, domain):
+    name, client = engine
+    names = specs.host_names(vm_name, fqdn)
+    got = _run_names(client, hostname=names.hostname,
+                     domainname=names.domainname)
+    if isinstance(domain, dict):
+        domain = domain[name]
+    assert got == (hostname, domain)
+
+
+def test_fqdn_beyond_linux_limit_fails_the_start(engine):
+    # Why host_names splits an FQDN longer than 64 characters: as the
+    # hostname whole, the container does not start (sethostname: EINVAL).
+    import docker
+    name, client = engine
+    assert len("x" + FQDN_64) == specs.HOST_NAME_MAX + 1
+    with pytest.raises(docker.errors.APIError) as e:
+        _run_names(client, hostname="x" + FQDN_64)
+    assert "sethostname" in str(e.value)
+
+
 def test_options_accepted_by_docker_sdk(conf):
     # What the SDK turns the options into, as the engine adapter does with
     # create_host_config (no daemon needed); an unknown option raises here.

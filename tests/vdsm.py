@@ -33,8 +33,14 @@ domain that ran, what the hook left of a start that never reached
 libvirt), and the custom properties in the environment are the leaves of
 <ovirt-vm:custom> of that same XML (custom_properties).  run() does all
 three, so every test gets Vdsm-shaped input without knowing it.
+
+An Initial Run (cloud-init) is a payload CD-ROM whose files Engine writes,
+base64-encoded, into the domain XML's metadata: with_payload() adds one to
+Engine's XML as Engine writes it (cloud_init_files() makes its files), with
+the ISO's path as Vdsm prepares it.
 """
 
+import base64
 import collections
 import copy
 import grp
@@ -44,6 +50,7 @@ import os
 import pwd
 import subprocess
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 
 VDSM_USER = "vdsm"
@@ -140,6 +147,118 @@ def build_domain_xml(data, sorted_attributes=False):
             attrib = sorted(el.attrib.items())
             el.attrib.clear()
             el.attrib.update(attrib)
+    return _tostring(root)
+
+
+# Engine's Initial Run (cloud-init) payload
+
+CLOUD_INIT_VOLUME = "config-2"
+META_DATA = "openstack/latest/meta_data.json"
+USER_DATA = "openstack/latest/user_data"
+# Where Vdsm makes the payload's ISO image (mkimage.py getFileName:
+# <P_VDSM_RUN>payload/<vm id>.img, P_VDSM_RUN being /run/vdsm/).
+PAYLOAD_DIR = "/run/vdsm/payload"
+# The payload CD-ROM's target for Engine's CD-ROM interface
+# (VmDeviceCommonUtils.getCdPayloadDeviceIndex: ide 3, sata and scsi 1;
+# VmInfoBuildUtils.makeDiskName): ide for i440fx, sata for q35.
+PAYLOAD_TARGETS = {"ide": "hdd", "sata": "sdb", "scsi": "sdb"}
+
+
+def cloud_init_files(hostname=None, instance_id=None):
+    """The files of Engine's cloud-init payload, {path: bytes}, for an
+    Initial Run that sets hostname only (None: none at all), as
+    CloudInitHandler.getFileData writes them: meta_data.json from
+    storeHostname ("hostname" and "name") and storeExecutionParameters,
+    in Jackson's default pretty print (JsonHelper.mapToJson); user_data
+    as SnakeYAML's block style dump after "#cloud-config".  The keys are
+    in the order of Java's HashMap (checked with Java 17; public_keys,
+    none here, would come first)."""
+    meta = collections.OrderedDict([("availability_zone", "nova")])
+    if hostname is not None:
+        meta["hostname"] = hostname
+    meta["launch_index"] = "0"
+    meta["meta"] = collections.OrderedDict(
+        [("role", "server"), ("dsmode", "local"), ("essential", "false")])
+    if hostname is not None:
+        meta["name"] = hostname
+    meta["uuid"] = instance_id or str(uuid.uuid4())
+    # Jackson's DefaultPrettyPrinter: two spaces, " : ", no final newline.
+    meta_data = json.dumps(meta, indent=2, separators=(",", " : "),
+                           ensure_ascii=False)
+    user_data = (
+        "#cloud-config\n"
+        "output:\n"
+        "  all: '>> /var/log/cloud-init-output.log'\n"
+        "disable_root: false\n"
+        "runcmd:\n"
+        "- sed -i '/^datasource_list: /d' /etc/cloud/cloud.cfg; echo "
+        "'datasource_list: [\"NoCloud\",\n"
+        "  \"ConfigDrive\"]' >> /etc/cloud/cloud.cfg\n"
+        "ssh_pwauth: true\n"
+        "chpasswd:\n"
+        "  expire: false\n")
+    return collections.OrderedDict([
+        (META_DATA, meta_data.encode("utf-8")),
+        (USER_DATA, user_data.encode("utf-8"))])
+
+
+def with_payload(data, files=None, encoded=None, volume_id=CLOUD_INIT_VOLUME,
+                 bus="ide"):
+    """Engine's domain XML data with a payload CD-ROM added, as Engine
+    writes it for an Initial Run (LibvirtVmXmlBuilder.writeCdRom and
+    writePayloadMetadata, VmInfoBuildUtils.createCloudInitPayloadDevice)
+    and with the path Vdsm prepares for it (clientIF.py
+    _prepareVolumePathFromPayload, mkimage.py mkIsoFs) in place of
+    Engine's "PAYLOAD:"; run() and build_domain_xml() then do the rest.
+
+    files: {path: bytes}, each written as Engine encodes it (commons-codec
+    Base64(0): standard alphabet, padded, one line); encoded: {path: text}
+    written into the XML as it is, for what Engine never writes.
+    volume_id: None for a payload without one (Engine's sysprep or a
+    user's payload)."""
+    root = _fromstring(data)
+    vm_id = root.findtext("uuid")
+    target = PAYLOAD_TARGETS[bus]
+    devices = root.find("devices")
+    disk = ET.Element("disk", dict(type="file", device="cdrom",
+                                   snapshot="no"))
+    ET.SubElement(disk, "driver", dict(name="qemu", type="raw",
+                                       error_policy="report"))
+    source = ET.SubElement(disk, "source", dict(
+        file=os.path.join(PAYLOAD_DIR, vm_id + ".img"),
+        startupPolicy="optional"))
+    ET.SubElement(source, "seclabel", dict(model="dac", type="none",
+                                           relabel="no"))
+    ET.SubElement(disk, "target", dict(dev=target, bus=bus))
+    ET.SubElement(disk, "readonly")
+    ET.SubElement(disk, "alias", dict(name="ua-" + str(uuid.uuid4())))
+    if bus == "scsi":
+        ET.SubElement(disk, "address", dict(type="drive", controller="0",
+                                            bus="0", target="0", unit="1"))
+    disks = devices.findall("disk")
+    index = list(devices).index(disks[-1]) + 1 if disks else len(devices)
+    devices.insert(index, disk)
+
+    vm = root.find("metadata/{%s}vm" % OVIRT_VM_URI)
+    device = ET.Element("{%s}device" % OVIRT_VM_URI,
+                        dict(devtype="disk", name=target))
+    payload = ET.SubElement(device, "{%s}payload" % OVIRT_VM_URI)
+    if volume_id is not None:
+        ET.SubElement(payload, "{%s}volId" % OVIRT_VM_URI).text = volume_id
+    contents = [(path, base64.b64encode(content).decode("ascii"))
+                for path, content in (files or {}).items()]
+    contents += list((encoded or {}).items())
+    for path, text in contents:
+        el = ET.SubElement(payload, "{%s}file" % OVIRT_VM_URI,
+                           dict(path=path))
+        el.text = text
+    # writeVmMetadata: the payload after the disks and launchPaused,
+    # before resumeBehavior.
+    later = [i for i, el in enumerate(vm)
+             if el.tag in ("{%s}resumeBehavior" % OVIRT_VM_URI,
+                           "{%s}ballooningEnabled" % OVIRT_VM_URI,
+                           "{%s}cpuPinningPolicy" % OVIRT_VM_URI)]
+    vm.insert(later[0] if later else len(vm), device)
     return _tostring(root)
 
 

@@ -88,6 +88,26 @@ def test_figures_in_vdsm_keys_and_types(vdsm, installation, container_vm):
         dict((k, v) for k, v in before.items() if k not in changed)
 
 
+@pytest.mark.parametrize("changes, fqdn", [
+    # A record from before the FQDN was kept: the hostname.
+    pytest.param({}, None, id="no-fqdn"),
+    pytest.param({"hostname": "db.example.com", "fqdn": "db.example.com"},
+                 "db.example.com", id="fqdn-as-hostname"),
+    # An FQDN longer than Linux's hostname: the container has its first
+    # label (spec.host_names), Engine shows the FQDN.
+    pytest.param({"hostname": "a" * 40,
+                  "fqdn": "a" * 40 + "." + "b" * 20 + ".example.com"},
+                 "a" * 40 + "." + "b" * 20 + ".example.com",
+                 id="fqdn-longer-than-hostname"),
+])
+def test_guest_fqdn_is_the_initial_run_fqdn(vdsm, installation,
+                                            container_vm, changes, fqdn):
+    vm = container_vm
+    edit_state(installation, vm, **changes)
+    ours = stats(vdsm, vdsmstats.vm_stats(vm.id, memory_mib=MEMORY_MIB))[0]
+    assert ours["guestFQDN"] == (fqdn or vm.name)
+
+
 def test_cpu_over_the_interval(vdsm, container_vm):
     vm = container_vm
     vm_stats = vdsmstats.vm_stats(vm.id, memory_mib=MEMORY_MIB)

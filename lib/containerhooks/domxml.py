@@ -7,12 +7,20 @@ Vdsm rewrites only its own ovirt-vm metadata, so ours survives in the XML
 that after_vm_destroy receives.
 """
 
+import base64
+import binascii
 import collections
+import json
+import logging
+import re
 
 import six
 from lxml import etree
 
 from containerhooks import errors
+from containerhooks import spec as specs
+
+log = logging.getLogger("containerhooks.domxml")
 
 OVIRT_VM_NS = "http://ovirt.org/vm/1.0"
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
@@ -31,6 +39,18 @@ Disk = collections.namedtuple(
 
 Interface = collections.namedtuple(
     "Interface", "mac, bridge, alias, element")
+
+# Engine's Initial Run (cloud-init) payload: a CD-ROM whose files Engine
+# sends in the domain XML's metadata, base64-encoded, and Vdsm writes into
+# an ISO9660 image labelled with its volId (see cloud_init_fqdn).
+CLOUD_INIT_VOLUME = "config-2"
+CLOUD_INIT_META_DATA = "openstack/latest/meta_data.json"
+# The most base64 text of meta_data.json read: Engine's for an Initial Run
+# is well under 4 KiB (a few SSH keys the most of it); more is not Engine's.
+MAX_META_DATA_BASE64 = 64 * 1024
+_BASE64_RE = re.compile(r"\A(?:[A-Za-z0-9+/]{4})*"
+                        r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+_XML_SPACE_RE = re.compile(r"[ \t\r\n]+")
 
 # What the package stores in its metadata element.
 # nics: the MACs of the vNICs the container got (the placeholder sets every
@@ -163,6 +183,72 @@ class Domain(object):
             return ids if all(ids) else None
         return None
 
+    def cloud_init_fqdn(self):
+        """The FQDN Engine's Initial Run (cloud-init) gives the VM, or None:
+        the "hostname" of the meta_data.json in the payload metadata, as
+        spec.as_fqdn() writes it.
+
+        Engine writes the payload CD-ROM's files under its
+        <ovirt-vm:device devtype="disk" name="hdd"> (sdb on q35), in
+        <ovirt-vm:payload>, as
+        <ovirt-vm:volId>config-2</ovirt-vm:volId> and one
+        <ovirt-vm:file path="...">BASE64</ovirt-vm:file> per file
+        (ovirt-engine LibvirtVmXmlBuilder.writePayloadMetadata;
+        VmInfoBuildUtils.createCloudInitPayloadDevice encodes them with
+        commons-codec Base64(0): standard alphabet, padded, no line
+        breaks; CloudInitHandler.storeHostname puts the Initial Run's
+        hostname in meta_data.json as "hostname" and "name").  Vdsm passes
+        that metadata on to before_vm_start as Engine wrote it
+        (virt/vm.py Vm._buildDomainXML changes devices only), and makes
+        the guest's ISO from it: base64.b64decode of each file
+        (mkimage.py _decodeFilesIntoDir, mkIsoFs with the volId as the
+        label, which cloud-init's ConfigDrive source looks for).
+
+        Anything else is no FQDN: no such payload, a meta_data.json
+        without "hostname" (Ignition keeps its hostname elsewhere, in
+        user_data), or one that is not what Engine writes (more than
+        MAX_META_DATA_BASE64 characters, not base64, not UTF-8 JSON, a
+        hostname that is not a host name).  The last ones are logged: an
+        admin's typo in the Initial Run hostname must not keep the VM
+        from starting, it runs with its own name as the hostname.
+        """
+        text = self._payload_file(CLOUD_INIT_VOLUME, CLOUD_INIT_META_DATA)
+        if text is None:
+            return None
+        try:
+            meta = _decode_json(text)
+        except ValueError as e:
+            log.warning("vm_id=%s ignoring the Initial Run's %s: %s",
+                        self.uuid, CLOUD_INIT_META_DATA, e)
+            return None
+        value = meta.get("hostname") if isinstance(meta, dict) else None
+        if value is None or value == "":
+            return None
+        fqdn = specs.as_fqdn(value)
+        if fqdn is None:
+            log.warning("vm_id=%s ignoring the Initial Run's hostname %r: "
+                        "not a host name (labels of 1-63 letters, digits "
+                        "or '-' separated by '.', %d characters at most); "
+                        "the container is named after the VM", self.uuid,
+                        value[:specs.FQDN_MAX + 2]
+                        if isinstance(value, six.string_types)
+                        else type(value).__name__, specs.FQDN_MAX)
+        return fqdn
+
+    def _payload_file(self, volume, path):
+        """The text of the payload file path of the payload volume, as in
+        the XML (base64), or None."""
+        ns = {"o": OVIRT_VM_NS}
+        for payload in self.root.iterfind(
+                "metadata/o:vm/o:device/o:payload", ns):
+            if payload.getparent().get("devtype") != "disk" or \
+                    payload.findtext("o:volId", "", ns).strip() != volume:
+                continue
+            for f in payload.iterfind("o:file", ns):
+                if f.get("path") == path:
+                    return f.text or ""
+        return None
+
     def container_meta(self):
         """The package's metadata, or None for a domain that has none."""
         meta = self.root.find("metadata/{%s}container" % CONTAINERS_NS)
@@ -222,3 +308,25 @@ def kib(element):
     except (KeyError, TypeError, ValueError):
         raise errors.InvalidDomain(
             reason="bad size in <%s unit=%r>" % (element.tag, unit))
+
+
+def _decode_json(text):
+    """The JSON object in text, base64 of UTF-8 JSON; ValueError saying
+    what is wrong."""
+    if len(text) > MAX_META_DATA_BASE64:
+        raise ValueError("%d characters of base64, more than %d"
+                         % (len(text), MAX_META_DATA_BASE64))
+    # Whitespace only between the characters, as base64.b64decode (Vdsm's)
+    # skips it; anything else outside the alphabet is not Engine's.
+    compact = _XML_SPACE_RE.sub("", text)
+    if not _BASE64_RE.match(compact):
+        raise ValueError("not base64")
+    try:
+        data = base64.b64decode(compact.encode("ascii"))
+        return json.loads(data.decode("utf-8"))
+    except (binascii.Error, TypeError, UnicodeError) as e:
+        raise ValueError("not UTF-8 JSON (%s)" % e)
+    except RuntimeError:
+        # Python's JSON decoder recursing into "[[[[...": RecursionError
+        # (Python 3), RuntimeError (2.7).
+        raise ValueError("JSON nested too deeply")

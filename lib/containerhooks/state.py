@@ -161,6 +161,10 @@ class Record(object):
         "vcpus": _none,
         # spec.hostname's; absent in records older than it (has()).
         "hostname": _none,
+        # The Initial Run's FQDN (domxml cloud_init_fqdn), or None: what
+        # Engine shows as guestFQDN when set (the hostname may be its
+        # first label only, spec.host_names).
+        "fqdn": _none,
         "created": _none,
         # The addresses reserved (network.plan), the interfaces made
         # (network.finish: dicts), the volumes mounted (volumes.attach:

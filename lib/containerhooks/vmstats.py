@@ -16,7 +16,8 @@ types (numbers as strings, lib/vdsm/virt/vmstats.py):
   counters of its interface in the container's namespace (procfs.py),
   in the entry Vdsm keeps for the vNIC with that MAC;
 - guestIPs, netIfaces: the container's addresses with the vNIC's MAC;
-  guestFQDN: the container's hostname.
+  guestFQDN: the FQDN of the VM's Initial Run, else the container's
+  hostname.
 
 Every other key stays as Vdsm put it; a VM that is not a container is not
 touched.  A Down VM whose container ended on its own (an exit record, see
@@ -312,7 +313,7 @@ def _guest(record, nics):
         } for n in nics]
     if ips:
         updates["guestIPs"] = " ".join(ips)
-    name = hostname(record)
+    name = record.fqdn or hostname(record)
     if name:
         updates["guestFQDN"] = name
     return updates
