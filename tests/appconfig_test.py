@@ -204,3 +204,26 @@ def test_bad_values_refused_before_anything_runs(vdsm, installation, engine,
             start(vdsm, vm)
         assert list(custom)[0] in e.value.result.stderr
         assert vmrun.containers_of(client, vm) == []
+
+
+LONG_FQDN = "web-" + "a" * 40 + "." + "b" * 20 + ".example.com"
+
+
+@pytest.mark.parametrize("fqdn, inside", [
+    pytest.param("db.example.com", "db.example.com", id="fqdn"),
+    # Longer than Linux's hostname (64): the first label (spec.host_names).
+    pytest.param(LONG_FQDN, LONG_FQDN.split(".")[0], id="long-fqdn"),
+])
+def test_initial_run_fqdn_names_the_container(vdsm, installation, engine,
+                                              fqdn, inside):
+    # Engine's Initial Run (cloud-init) sets a hostname: the container has
+    # it, and Engine's guestFQDN shows it.
+    import vdsmstats
+    name, client = engine
+    vm = domains.container_vm(name, images.IMAGE, cloud_init_hostname=fqdn)
+    result = start(vdsm, vm)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert vmrun.sh(c, "hostname").strip() == inside
+    stats = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(vm.id)])
+    assert stats.data[0]["guestFQDN"] == fqdn
+    power_off(vdsm, vm, result.data)

@@ -187,7 +187,8 @@ class Engine(object):
     # Containers
 
     def create(self, name, image, labels, host_options, hostname=None,
-               endpoints=(), healthcheck=None, layer_size="", config=None):
+               endpoints=(), healthcheck=None, layer_size="", config=None,
+               domainname=None):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
@@ -201,6 +202,8 @@ class Engine(object):
         config: more create_container() keywords for the application
         (appconfig.create_options: environment, command, entrypoint,
         working_dir, user), never logged (secrets are in environment).
+        domainname: Docker sets it; Podman 4.3's compatible API ignores it
+        (spec.host_names).
         """
         api = self.client.api
         options = dict(host_options)
@@ -223,7 +226,7 @@ class Engine(object):
             # environment; the host's proxy is none of a tenant's business.
             return lambda: api.create_container(
                 str(image), name=name, labels=labels, detach=True,
-                hostname=hostname, mac_address=mac,
+                hostname=hostname, domainname=domainname, mac_address=mac,
                 host_config=api.create_host_config(**host),
                 networking_config=networking, healthcheck=healthcheck,
                 use_config_proxy=False, **(config or {}))

@@ -142,12 +142,13 @@ def _start(eng, spec, conf):
                     "every power off", spec.vm_id, spec.image,
                     ", ".join(unmapped))
     name = specs.container_name(spec.vm_id)
+    names = specs.host_names(spec.vm_name, spec.fqdn)
     record = state.Record(
         vm_id=spec.vm_id, vm_name=spec.vm_name,
         engine=eng.name, image=str(spec.image),
         container_id=None, container_name=name,
         memory_mib=spec.memory_mib, vcpus=spec.vcpus,
-        hostname=specs.hostname(spec),
+        hostname=names.hostname, fqdn=spec.fqdn,
         created=time.time(), ips=[], nics=[], volumes=[],
         unmapped_volumes=unmapped)
 
@@ -205,8 +206,10 @@ def _create(eng, spec, name, options, app_options, endpoints, conf,
     What the engine will run is read from the created container, not from
     the image: Podman's image inspect does not show a HEALTHCHECK that its
     containers do run."""
+    names = specs.host_names(spec.vm_name, spec.fqdn)
     created = eng.create(name, spec.image, specs.labels(spec), options,
-                         hostname=specs.hostname(spec), endpoints=endpoints,
+                         hostname=names.hostname,
+                         domainname=names.domainname, endpoints=endpoints,
                          healthcheck=healthcheck,
                          layer_size=conf.writable_layer_size,
                          config=app_options)

@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app")
+    "volumes, app, fqdn")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -31,7 +31,9 @@ AppConfig = collections.namedtuple(
     "AppConfig", "env, command, entrypoint, workdir, user, secrets")
 NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
                    secrets="")
-ContainerSpec.__new__.__defaults__ = (NO_APP,)
+# fqdn: the hostname Engine's Initial Run sets (domxml cloud_init_fqdn),
+# or None; see host_names.
+ContainerSpec.__new__.__defaults__ = (NO_APP, None)
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -92,6 +94,7 @@ def from_domain(dom, props, nics=(), volumes=()):
         nics=list(nics),
         volumes=list(volumes),
         app=app_config(props.raw),
+        fqdn=dom.cloud_init_fqdn(),
     )
 
 
@@ -129,14 +132,17 @@ def to_args(spec):
         value = getattr(spec.app, field)
         if value:
             args.append(option + "=" + value)
+    if spec.fqdn:
+        args.append("--fqdn=" + spec.fqdn)
     return args
 
 
 def add_app_arguments(parser):
-    """The helper's options for AppConfig (see to_args)."""
+    """The helper's options for AppConfig and the FQDN (see to_args)."""
     for field, option in _APP_ARGS.items():
         # dest: "command" is the helper's subcommand already.
         parser.add_argument(option, dest="app_" + field, default="")
+    parser.add_argument("--fqdn", help="the Initial Run's FQDN")
 
 
 def from_args(ns):
@@ -154,6 +160,7 @@ def from_args(ns):
         volumes=_limited("volumes", [volume(v) for v in ns.volume or ()],
                          MAX_VOLUMES),
         app=app_from_args(ns),
+        fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
     )
 
 
