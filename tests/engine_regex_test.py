@@ -457,6 +457,8 @@ def test_engine_config_value_fits(capsys):
                          "characters (Engine keeps up to %d)\n"
                          % (length, ENGINE_MAX))
     assert length < ENGINE_MAX
+    with open(README) as f:
+        assert "line itself is %d characters" % length in f.read()
 
 
 # The longest values, alone and together.

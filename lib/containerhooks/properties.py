@@ -100,7 +100,10 @@ def engine_regexes(engines):
     - containerIP: whether the VM has a vNIC for every entry
       (vmstart._nics), and whether each address is in its bridge's
       container range, not the gateway nor the range's first address, and
-      not used by another container VM on the host (network.py).
+      not used by another container VM on the host (network.py);
+    - containerUser: whether uid or gid 0 may run (allow_root_user in
+      containers.conf);
+    - containerSecrets: whether the host has a secret of each name.
 
     (collect also refuses a property Vdsm passes with different values in
     the environment and the domain XML: no value an admin types does.)
@@ -111,7 +114,13 @@ def engine_regexes(engines):
     group repeats more than about a hundred times: 16 volumeMap entries (a
     path is one run of characters checked by lookaheads, not a group per
     component), 128 components or separators in an image name of 255
-    characters, none in containerIP (one lookahead checks its entries).
+    characters, none in containerIP (one lookahead checks its entries),
+    MAX_ENV_ITEMS in containerEnv, MAX_ARGS in containerCommand and
+    containerEntrypoint, MAX_SECRETS in containerSecrets, none in
+    containerWorkdir and containerUser; free text is one run of a
+    character class, its escapes checked by one lookahead.  Java and
+    Python disagree on line terminators ("." and "$") and see lone
+    surrogates differently unless told: see _RAW_CLASS.
     tests/engine_regex_test.py runs them in Java with half the default
     stack.
     """
