@@ -18,6 +18,7 @@ Java, on:
 """
 
 import binascii
+import collections
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from containerhooks import cli
 from containerhooks import config
+from containerhooks import imageref
 from containerhooks import properties
 
 import hostile_test
@@ -38,6 +40,15 @@ from properties_test import hook_accepts, python_matches
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK_JAVA = os.path.join(HERE, "data", "engine_regex", "Check.java")
+DROP_DOWN_JAVA = os.path.join(HERE, "data", "engine_regex", "DropDown.java")
+README = os.path.join(os.path.dirname(HERE), "README.md")
+
+# Engine keeps UserDefinedVMProperties in vdc_options.option_value and a
+# VM's custom properties in vm_static.userdefined_properties, both
+# character varying(4000) (packaging/dbscripts/create_tables.sql); VmBase
+# refuses longer custom properties when a VM is saved (@Size(max =
+# BusinessEntitiesDefinitions.GENERAL_MAX_SIZE), 4000).
+ENGINE_MAX = 4000
 
 # Python examples per property, and generated values per property in the
 # Java batch.
@@ -147,11 +158,116 @@ VALID_IPS = st.one_of(
 IPS = any_of(VALID_IPS, u"0123456789.,: /x\n\x00\uff11",
              ["1", "255", "256", ".", ",", " ", "\n", "/24", u"\uff11"])
 
+# The percent-escaped properties: pieces of free text, valid or not, and
+# the characters where Java and Python differ (line terminators, lone
+# surrogates, astral characters).
+_VALID_PIECES = ["x", "Yz", "%25", "%2C", "%2c", "%3B", "%0A", "%7e", "%7F",
+                 "%01", "%20", "=", ",", " ", "-", "$(id)", u"\u00e9",
+                 u"\u00a0", u"\U0001f600", "y" * 100]
+_BAD_PIECES = ["%", "%2", "%zz", "%%", "%00", "%80", "%FF", "%C3%A9", ";",
+               "\n", "\r", "\t", "\x00", "\x1b", "\x7f", u"\x85", u"\x9f",
+               u"\u2028", u"\u2029", u"\ud800", u"\udc80", u"\udfff",
+               u"\uff05"]
+
+
+def _free_text(commas, spaces, bad=True, max_size=6):
+    pieces = [p for p in _VALID_PIECES
+              if (commas or p != ",") and (spaces or p != " ")]
+    return st.lists(st.sampled_from(pieces + (_BAD_PIECES if bad else [])),
+                    max_size=max_size).map("".join)
+
+
+def _near(cap, n, item):
+    """Values of n items (separated by one character) about cap
+    characters long: item(i, size) makes item i of that size."""
+    def build(total, count):
+        fill = total - (count - 1)
+        return [item(i, fill // count + (i < fill % count))
+                for i in range(count)]
+    return st.builds(build, st.integers(cap - 6, cap + 3),
+                     st.integers(n - 2, n + 1))
+
+
+_ENV_KEYS = st.sampled_from(["A", "B", "AB", "_", "a", "PATH", "K" * 128,
+                             "K" * 129, "1A", "A-B", "", " A", u"\u0410",
+                             "A%41"])
+VALID_ENVS = st.one_of(
+    st.lists(st.tuples(_ENV_KEYS, _free_text(False, True)),
+             max_size=8).map(lambda kv: ",".join(map("=".join, kv))),
+    st.lists(st.tuples(_ENV_KEYS, _free_text(False, True, False)),
+             unique_by=lambda kv: kv[0], max_size=8).map(
+                 lambda kv: ",".join(map("=".join, kv))),
+    _near(properties.MAX_ENV, properties.MAX_ENV_ITEMS,
+          lambda i, size: ("V%d=" % i + "%2C" * size)[:size]).map(",".join),
+    _near(properties.MAX_ENV, 8,
+          lambda i, size: ("V%d=" % i + "x" * size)[:size]).map(",".join))
+ENVS = any_of(VALID_ENVS, u"AB_=x%2C,; \n\x00\x85\u2028\ud800",
+              ["A=", "B=", "=", ",", "%", "%25", "%2C", ";", " ", "\n",
+               u"\u2028", u"\udc80", "x" * 300])
+
+
+def _args(cap):
+    valid = st.one_of(
+        st.lists(_free_text(True, False), max_size=8).map(" ".join),
+        st.lists(_free_text(True, False, False), min_size=1,
+                 max_size=8).map(" ".join),
+        _near(cap, properties.MAX_ARGS,
+              lambda i, size: ("%25" * size)[:size]).map(" ".join),
+        _near(cap, 3, lambda i, size: "a" * size).map(" ".join))
+    return any_of(valid, u"ab %25,;\n\t\x00\x85\u2029\ud83d",
+                  ["a", " ", "  ", "%", "%20", ",", ";", "\n", u"\u2028",
+                   u"\udcff", "x" * 600])
+
+
+_WORKDIR_COMPONENTS = st.sampled_from(["a", "srv", "proc", "dev", "sys",
+                                       "..", ".", "", ".x", "a" * 300, " "])
+WORKDIRS = any_of(
+    st.one_of(_TARGETS, _VALID_TARGETS,
+              st.lists(_WORKDIR_COMPONENTS, min_size=1, max_size=5).map(
+                  lambda parts: "/" + "/".join(parts)),
+              st.integers(1020, 1028).map(lambda n: "/" + "a" * (n - 1)),
+              st.integers(508, 514).map(lambda n: "/a" * n)),
+    u"/a.sv-@+ \n\x00~%\u00e9",
+    ["/", "//", ".", "..", "/proc", "/dev", "a", " ", "\n", u"\u2215"])
+
+_IDS = st.one_of(
+    st.integers(0, 1 << 32).map(str),
+    st.sampled_from(["0", "00", "01", "1", "999", "2147483647", "2147483648",
+                     "2147483639", "2147483650", "1999999999", "2200000000",
+                     "4294967295", "99999999999", "-1", "+1", "", " 1",
+                     "1e3", "0x10", u"\uff11", u"\u0661", "root", "app"]))
+USERS = any_of(
+    st.builds(lambda uid, gid: uid + (":" + gid if gid is not None else ""),
+              _IDS, st.one_of(st.none(), _IDS)),
+    u"0129:a \n\x00\uff11", ["0", "1", "9", ":", "2147483647", " ", "\n",
+                              "-", "root"])
+
+_SECRET_NAMES = st.sampled_from(["db", "DB", "db2", "d", "a.b", "a-b", "a_b",
+                                 "0", "x" * 64, "x" * 65, "-a", ".a", "_a",
+                                 "..", "", "a b", "a/b", u"\u0431"])
+SECRETS = any_of(
+    st.one_of(
+        st.lists(_SECRET_NAMES, max_size=18).map(",".join),
+        st.lists(_SECRET_NAMES, unique=True, max_size=18).map(",".join),
+        _near(properties.MAX_SECRETS_LENGTH, properties.MAX_SECRETS,
+              lambda i, size: ("%02d" % i + "s" * size)[:size]).map(
+                  ",".join)),
+    u"abAB01_.-, \n\x00;/", ["db", ",", ",,", "-", ".", "x" * 64, " ",
+                              "\n", ";"])
+
 GENERATED = {
     "containerType": TYPES,
     "containerImage": IMAGES,
     "volumeMap": VOLUME_MAPS,
     "containerIP": IPS,
+    "containerEnv": ENVS,
+    "containerCommand": _args(
+        properties.MAX_ARGS_LENGTH["containerCommand"]),
+    "containerEntrypoint": _args(
+        properties.MAX_ARGS_LENGTH["containerEntrypoint"]),
+    "containerWorkdir": WORKDIRS,
+    "containerUser": USERS,
+    "containerSecrets": SECRETS,
 }
 
 
@@ -171,20 +287,27 @@ def generate(name, n):
 
 # Java, as Engine.
 
-def java_matches(tmp, values):
-    """What Java's Pattern says of (property, value) pairs, in one run."""
+def find_java():
     java = shutil.which("java")
     if java is None:
         pytest.fail("java is not installed; Engine checks custom properties "
                     "with Java regexes and this test needs a real Java 17+: "
                     "apt-get install default-jre-headless")
+    return java
+
+
+def java_matches(tmp, values):
+    """What Java's Pattern says of (property, value) pairs, in one run."""
+    java = find_java()
     shutil.copy(CHECK_JAVA, str(tmp))
     definitions = tmp / "definitions"
     definitions.write_text(engine_config_value() + "\n", encoding="utf-8")
     lines = tmp / "values"
+    # As UTF-16 code units: lone surrogates (what Python makes of bytes
+    # that are not UTF-8) reach Java as they are.
     lines.write_text(u"".join(
-        u"%s\t%s\n" % (name, binascii.hexlify(value.encode("utf-8"))
-                       .decode("ascii"))
+        u"%s\t%s\n" % (name, binascii.hexlify(
+            value.encode("utf-16-be", "surrogatepass")).decode("ascii"))
         for name, value in values), encoding="utf-8")
     # Java's matcher recurses per repetition of a group; a JVM's threads
     # have 1 MiB of stack by default.  Half of it here, so that a regex that
@@ -292,6 +415,26 @@ def test_engine_regexes_have_no_semicolon():
         assert ";" not in regex
 
 
+# The VM dialog's drop-down.
+
+def test_container_type_is_a_drop_down(tmp_path):
+    # Engine's VM dialog offers the values of a regex of the form
+    # ^(a|b)$ in a list (KeyValueModel.setKeyValueString), run in Java here
+    # on the CLI's line: containerType gets docker and podman, every other
+    # property a text field.
+    shutil.copy(DROP_DOWN_JAVA, str(tmp_path))
+    definitions = tmp_path / "definitions"
+    definitions.write_text(engine_config_value() + "\n", encoding="utf-8")
+    out = subprocess.check_output(
+        [find_java(), "DropDown.java", str(definitions)], cwd=str(tmp_path),
+        timeout=300).decode("utf-8")
+    fields = dict((line.split("\t")[0], line.split("\t")[1:])
+                  for line in out.splitlines())
+    assert list(fields) == list(properties.NAMES)
+    assert fields.pop("containerType") == ["dropdown", "docker,podman"]
+    assert set(map(tuple, fields.values())) == {("text",)}
+
+
 def test_engine_regex_type_per_host():
     regexes = properties.engine_regexes(("podman",))
     assert re.fullmatch(regexes["containerType"], "podman")
@@ -305,8 +448,95 @@ def test_engine_regexes_are_the_cli_value():
         for item in properties.engine_regexes(config.ENGINES).items())
 
 
-def test_engine_config_value_fits():
-    # Engine keeps it in vdc_options.option_value, VARCHAR(4000) in its
-    # older schemas, and an admin may have to add the site's own
-    # properties to it.
-    assert len(engine_config_value()) < 2000
+def test_engine_config_value_fits(capsys):
+    # Engine keeps it in vdc_options.option_value, varchar(4000), and an
+    # admin may have to add the site's own properties to it.
+    length = len(engine_config_value())
+    with capsys.disabled():
+        sys.stdout.write("\nengine-config UserDefinedVMProperties value: %d "
+                         "characters (Engine keeps up to %d)\n"
+                         % (length, ENGINE_MAX))
+    assert length < ENGINE_MAX
+    with open(README) as f:
+        assert "line itself is %d characters" % length in f.read()
+
+
+# The longest values, alone and together.
+
+def longest_values():
+    """The longest value each property accepts, by property.
+
+    Each is as long as its grammar allows: containerImage is bounded by
+    its parts (a repository name of 255 characters, a tag of 128, a
+    digest), not by its 512; the others by their own caps."""
+    image = ("a" * imageref.MAX_NAME + ":" + "t" * 128 + "@"
+             + imageref_test.DIGEST)
+    return collections.OrderedDict([
+        ("containerType", max(config.ENGINES, key=len)),
+        ("containerImage", image),
+        ("volumeMap", properties_test._LONGEST),
+        ("containerIP", "1.2.3.4," * (properties.MAX_IPS_LENGTH // 8)),
+        ("containerEnv", properties_test._ENV_LONGEST),
+        ("containerCommand", "x" * properties.MAX_ARGS_LENGTH[
+            "containerCommand"]),
+        ("containerEntrypoint", "x" * properties.MAX_ARGS_LENGTH[
+            "containerEntrypoint"]),
+        ("containerWorkdir", "/" + "a" * (properties.MAX_PATH - 1)),
+        ("containerUser", "%d:%d" % (properties.MAX_ID, properties.MAX_ID)),
+        ("containerSecrets", properties_test._SECRETS_LONGEST),
+    ])
+
+
+def custom_properties(values):
+    """A VM's custom properties as Engine stores them (CustomPropertiesUtils
+    convertProperties: name=value joined by ";")."""
+    return ";".join("%s=%s" % item for item in values.items())
+
+
+# Sets of properties at their caps that fit in a VM's 4000 characters,
+# and sets that do not; the README says the same.
+FITS = [
+    ("containerType", "containerImage", "containerEnv", "containerCommand",
+     "containerUser"),
+    ("containerType", "containerImage", "containerEnv", "containerEntrypoint",
+     "containerUser"),
+    ("containerType", "containerImage", "containerIP", "containerCommand",
+     "containerEntrypoint", "containerUser", "containerSecrets"),
+]
+TOO_LONG = [
+    ("volumeMap",),
+    tuple(n for n in properties.NAMES if n != "volumeMap"),
+    ("containerType", "containerImage", "containerEnv", "containerCommand",
+     "containerWorkdir"),
+]
+
+
+def test_longest_values(capsys):
+    longest = longest_values()
+    assert list(longest) == list(properties.NAMES)
+    for name, value in longest.items():
+        assert hook_accepts(name, value), name
+        assert python_matches(name, value), name
+    whole = custom_properties(longest)
+    lines = ["%-20s %5d" % (name, len(value))
+             for name, value in longest.items()]
+    lines.append("%-20s %5d" % ("all, name=value;...", len(whole)))
+    for names in FITS + TOO_LONG:
+        lines.append("%5d  %s" % (len(custom_properties(
+            collections.OrderedDict((n, longest[n]) for n in names))),
+            "+".join(names)))
+    with capsys.disabled():
+        sys.stdout.write("\nlongest values:\n%s\n" % "\n".join(lines))
+    assert len(whole) > ENGINE_MAX
+    for names in FITS:
+        assert len(custom_properties(collections.OrderedDict(
+            (n, longest[n]) for n in names))) <= ENGINE_MAX, names
+    for names in TOO_LONG:
+        assert len(custom_properties(collections.OrderedDict(
+            (n, longest[n]) for n in names))) > ENGINE_MAX, names
+    # The README's table has these figures.
+    with open(README) as f:
+        readme = f.read()
+    for name, value in longest.items():
+        assert "| `%s` | %d |" % (name, len(value)) in readme, name
+    assert "%d characters" % len(whole) in readme

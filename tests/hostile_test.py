@@ -158,11 +158,11 @@ def test_corpus_covers_the_issue():
     assert len(set(keys)) == len(keys), "duplicate values"
     assert all(e.why.strip() for e in CORPUS)
     assert set(e.refused_by for e in CORPUS) == {"parser", "vm"}
-    # Values the hook accepts are no hostile values: an empty volumeMap or
-    # containerIP means "none", and is not in the corpus.
+    # Values the hook accepts are no hostile values: an empty value of an
+    # optional property means "none", and is not in the corpus.
     assert not [e for e in CORPUS if e.value == ""
-                and e.property in (properties.VOLUME_MAP,
-                                   properties.CONTAINER_IP)]
+                and e.property not in (properties.CONTAINER_TYPE,
+                                       properties.CONTAINER_IMAGE)]
 
 
 def test_nul_cannot_reach_a_hook():
@@ -634,6 +634,167 @@ def test_parse_ips_generated(capsys):
          "containerIP", check_ips)
 
 
+# The application's properties: containerEnv, containerCommand,
+# containerEntrypoint (percent escapes), containerWorkdir, containerUser,
+# containerSecrets.
+
+_FREE = [u"x", u"Yz", u"%25", u"%2C", u"%3B", u"%0A", u"%7e", u"%20", u"=",
+         u" ", u"-", u"$(id)", u"/", u"\u00e9", u"\u00a0", u"\U0001f600"]
+_FREE_BAD = [u"%", u"%2", u"%zz", u"%00", u"%80", u";", u"\n", u"\t",
+             u"\x00", u"\x1b", u"\x7f", u"\x85", u"\u2028", u"\udc80"]
+
+
+def _free(without, bad=False):
+    pieces = [p for p in _FREE + (_FREE_BAD if bad else []) if p != without]
+    return st.lists(st.sampled_from(pieces), max_size=6).map(u"".join)
+
+
+_ENV_NAMES = st.sampled_from(["A", "B", "AB", "_", "a", "PATH", "LD_PRELOAD",
+                              "K" * 128, "K" * 129, "1A", "A-B", "", " A"])
+VALID_ENVS = st.lists(st.tuples(_ENV_NAMES, _free(u",")), max_size=8,
+                      unique_by=lambda kv: kv[0]).map(
+                          lambda kv: u",".join(map(u"=".join, kv)))
+ENVS = generated(
+    VALID_ENVS, u"AB_=x%2C,; \n\x00\x85\u2028\udc80\u0410",
+    ["A=", "B=", "=", ",", "%", "%25", "%2C", ";", " ", "\n", "\x00",
+     u"\u2028", u"\udc80", "x" * 300, "--env", "$(id)"],
+    HOSTILE[properties.CONTAINER_ENV], 16)
+
+_ESCAPED = re.compile(u"[%,; \x00-\x1f\x7f]")
+
+
+def quote(text):
+    """text in percent escapes: what an admin would write for it."""
+    return _ESCAPED.sub(lambda m: u"%%%02X" % ord(m.group()), text)
+
+
+# What a decoded value may hold: ASCII from escapes, or raw characters
+# the grammar allows (never a control, a line separator or a surrogate).
+_DECODED = re.compile(u"\\A[\x01-\x7f\u00a0-\u2027\u202a-\ud7ff"
+                      u"\ue000-\U0010ffff]*\\Z")
+
+
+def check_env(value, env):
+    assert len(value) <= properties.MAX_ENV
+    assert len(env) <= properties.MAX_ENV_ITEMS
+    names = [k for k, _ in env]
+    assert len(set(names)) == len(names)
+    for name, text in env:
+        assert re.match(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z", name), name
+        assert _DECODED.match(text), text
+    # Written again in escapes, it means the same.
+    again = u",".join(k + u"=" + quote(v) for k, v in env)
+    assert properties.parse_env(again) == env
+
+
+def test_parse_env_generated(capsys):
+    fuzz(capsys, "properties.parse_env", ENVS, properties.parse_env,
+         "containerEnv", check_env)
+
+
+VALID_ARGS = st.lists(_free(u" "), min_size=1, max_size=8).map(u" ".join)
+_ARG_TOKENS = ["a", "sh", "-c", " ", "  ", "%", "%20", "%25", ",", ";",
+               "\n", "\t", "\x00", u"\u2028", u"\udcff", "--privileged",
+               "x" * 600]
+
+
+def check_args(name):
+    def check(value, args):
+        if value == "":
+            assert args is None
+            return
+        assert len(value) <= properties.MAX_ARGS_LENGTH[name]
+        assert 1 <= len(args) <= properties.MAX_ARGS
+        for arg in args:
+            assert arg and _DECODED.match(arg), arg
+        assert properties.parse_args(
+            u" ".join(map(quote, args)), name) == args
+    return check
+
+
+@pytest.mark.parametrize("name", [properties.CONTAINER_COMMAND,
+                                  properties.CONTAINER_ENTRYPOINT])
+def test_parse_args_generated(name, capsys):
+    values = generated(VALID_ARGS, u"ab %25,;\n\t\x00\x85\u2029\ud83d",
+                       _ARG_TOKENS, HOSTILE[name], 16)
+    fuzz(capsys, "properties.parse_args(%s)" % name, values,
+         lambda v: properties.parse_args(v, name), name, check_args(name))
+
+
+VALID_WORKDIRS = _TARGETS.map(lambda t: t if t.startswith("/") else "/" + t)
+WORKDIRS = generated(
+    VALID_WORKDIRS, u"/a.sv-@+ \n\x00~%\u00e9",
+    ["/", "//", ".", "..", "/proc", "/dev", "/sys", "a", "srv", " ", "\n",
+     "\x00", u"\u2215", "/a" * 300], HOSTILE[properties.CONTAINER_WORKDIR],
+    10)
+
+
+def check_workdir(value, workdir):
+    if value == "":
+        assert workdir is None
+        return
+    assert workdir == value
+    check_volumes([properties.Volume("vda", workdir)])
+
+
+def test_parse_workdir_generated(capsys):
+    fuzz(capsys, "properties.parse_workdir", WORKDIRS,
+         properties.parse_workdir, "containerWorkdir", check_workdir)
+
+
+_IDS = st.one_of(st.integers(0, 1 << 33).map(str), st.sampled_from(
+    ["0", "00", "01", "2147483647", "2147483648", "-1", "", "root", " 1"]))
+VALID_USERS = st.builds(lambda u, g: u + (":" + g if g else ""),
+                        _IDS, st.one_of(st.none(), _IDS))
+USERS = generated(
+    VALID_USERS, u"0129: \n\x00\uff11\u0661-", ["0", "1", "9", ":", "-",
+                                               "2147483647", " ", "root"],
+    HOSTILE[properties.CONTAINER_USER], 6)
+
+
+def check_user(value, user):
+    if value == "":
+        assert user is None
+        return
+    uid, gid = user
+    assert 0 <= uid <= properties.MAX_ID
+    assert gid is None or 0 <= gid <= properties.MAX_ID
+    assert value == str(uid) + ("" if gid is None else ":%d" % gid)
+
+
+def test_parse_user_generated(capsys):
+    fuzz(capsys, "properties.parse_user", USERS, properties.parse_user,
+         "containerUser", check_user)
+
+
+_SECRET_NAMES = st.sampled_from(["db", "DB", "db2", "pg-password", "a.b",
+                                 "a_b", "0", "x" * 64, "x" * 65, "-a", ".a",
+                                 "..", "", "a b", "a/b", u"\u0431"])
+VALID_SECRETS = st.lists(_SECRET_NAMES, unique=True, max_size=17).map(
+    ",".join)
+SECRETS = generated(
+    VALID_SECRETS, u"abAB01_.-, \n\x00;/", ["db", ",", ",,", "-", ".", "..",
+                                           "/", "x" * 64, " ", "\n", ";"],
+    HOSTILE[properties.CONTAINER_SECRETS], 16)
+
+
+def check_secrets(value, names):
+    if value == "":
+        assert names == []
+        return
+    assert ",".join(names) == value
+    assert 1 <= len(names) <= properties.MAX_SECRETS
+    assert len(set(names)) == len(names)
+    for n in names:
+        # A file name in the secrets directory, never a path.
+        assert re.match(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z", n), n
+
+
+def test_parse_secret_names_generated(capsys):
+    fuzz(capsys, "properties.parse_secret_names", SECRETS,
+         properties.parse_secret_names, "containerSecrets", check_secrets)
+
+
 # properties.collect + properties.parse: the whole set, from both sources.
 
 _ANY_VALUE = st.one_of(st.text(max_size=40), st.sampled_from(ALL_HOSTILE))
@@ -644,6 +805,14 @@ _PROPERTY_VALUES = {
     properties.CONTAINER_IMAGE: IMAGES,
     properties.VOLUME_MAP: st.one_of(st.just(""), VOLUME_MAPS),
     properties.CONTAINER_IP: st.one_of(st.just(""), IPS),
+    properties.CONTAINER_ENV: st.one_of(st.just(""), ENVS),
+    properties.CONTAINER_COMMAND: st.one_of(st.just(""), VALID_ARGS,
+                                            _ANY_VALUE),
+    properties.CONTAINER_ENTRYPOINT: st.one_of(st.just(""), VALID_ARGS,
+                                               _ANY_VALUE),
+    properties.CONTAINER_WORKDIR: st.one_of(st.just(""), WORKDIRS),
+    properties.CONTAINER_USER: st.one_of(st.just(""), USERS),
+    properties.CONTAINER_SECRETS: st.one_of(st.just(""), SECRETS),
 }
 _ENV = st.one_of(
     # A container VM, often valid: the checks of what parse() accepts run.
@@ -653,6 +822,12 @@ _ENV = st.one_of(
     }, optional={
         properties.VOLUME_MAP: st.one_of(VALID_VOLUME_MAPS, VOLUME_MAPS),
         properties.CONTAINER_IP: st.one_of(VALID_IPS, IPS),
+        properties.CONTAINER_ENV: st.one_of(VALID_ENVS, ENVS),
+        properties.CONTAINER_COMMAND: VALID_ARGS,
+        properties.CONTAINER_ENTRYPOINT: VALID_ARGS,
+        properties.CONTAINER_WORKDIR: st.one_of(VALID_WORKDIRS, WORKDIRS),
+        properties.CONTAINER_USER: st.one_of(VALID_USERS, USERS),
+        properties.CONTAINER_SECRETS: st.one_of(VALID_SECRETS, SECRETS),
     }),
     # Anything, with other variables around.
     st.builds(lambda other, props: dict(other, **props),
@@ -702,6 +877,18 @@ def test_parse_generated(capsys):
             check_volumes(props.volumes)
         if raw.get(properties.CONTAINER_IP):
             check_ips(raw[properties.CONTAINER_IP], props.ips)
+        check_env(raw.get(properties.CONTAINER_ENV, ""), props.env)
+        for name, args in ((properties.CONTAINER_COMMAND, props.command),
+                           (properties.CONTAINER_ENTRYPOINT,
+                            props.entrypoint)):
+            check_args(name)(raw.get(name, ""), args)
+        check_workdir(raw.get(properties.CONTAINER_WORKDIR, ""),
+                      props.workdir)
+        check_user(raw.get(properties.CONTAINER_USER, ""), props.user)
+        check_secrets(raw.get(properties.CONTAINER_SECRETS, ""),
+                      props.secrets)
+        assert props.raw == dict((n, raw[n]) for n in properties.NAMES
+                                 if n in raw)
 
     run_counted(check, count, capsys)
 

@@ -464,6 +464,556 @@ def test_ips_bad(value):
                    properties.MAX_IPS_LENGTH)
 
 
+# The application's properties.
+
+def test_parse_application_properties():
+    raw = {"containerType": "docker", "containerImage": "postgres:16",
+           "containerEnv": "POSTGRES_USER=app,POSTGRES_DB=sales",
+           "containerCommand": "postgres -c max_connections=200",
+           "containerEntrypoint": "docker-entrypoint.sh",
+           "containerWorkdir": "/var/lib/postgresql",
+           "containerUser": "999:999",
+           "containerSecrets": "pg-password"}
+    props = properties.parse(dict(raw, other="x"), ENGINES)
+    assert props.env == [("POSTGRES_USER", "app"), ("POSTGRES_DB", "sales")]
+    assert props.command == ["postgres", "-c", "max_connections=200"]
+    assert props.entrypoint == ["docker-entrypoint.sh"]
+    assert props.workdir == "/var/lib/postgresql"
+    assert props.user == (999, 999)
+    assert props.secrets == ["pg-password"]
+    # The raw values of every property present, for the root helper.
+    assert props.raw == raw
+
+
+def test_parse_application_properties_not_set():
+    raw = {"containerType": "docker", "containerImage": "redis"}
+    props = properties.parse(raw, ENGINES)
+    assert (props.env, props.command, props.entrypoint, props.workdir,
+            props.user, props.secrets) == ([], None, None, None, None, [])
+    assert props.raw == raw
+    empty = dict((name, "") for name in properties.NAMES[2:])
+    props = properties.parse(dict(raw, **empty), ENGINES)
+    assert (props.env, props.command, props.entrypoint, props.workdir,
+            props.user, props.secrets) == ([], None, None, None, None, [])
+    assert props.raw == dict(raw, **empty)
+
+
+@pytest.mark.parametrize("name, value", [
+    pytest.param("containerEnv", "A=1", id="env"),
+    pytest.param("containerCommand", "sleep 1", id="command"),
+    pytest.param("containerEntrypoint", "/bin/app", id="entrypoint"),
+    pytest.param("containerWorkdir", "/srv", id="workdir"),
+    pytest.param("containerUser", "1000", id="user"),
+    pytest.param("containerSecrets", "db", id="secrets"),
+])
+def test_collect_application_properties(name, value):
+    assert properties.collect({name: value}, {}) == {name: value}
+    assert properties.collect({}, {name: value}) == {name: value}
+    assert properties.collect({name: value}, {name: value}) == {name: value}
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.collect({name: value}, {name: value + "0"})
+    assert_names(e.value, name, value)
+
+
+# parse_env().
+
+_ENV64 = ",".join("V%d=%d" % (i, i) for i in range(64))
+_ENV_LONGEST = "K=" + "x" * (properties.MAX_ENV - 2)
+_KEY128 = "K" * 128
+# 64 variables at the length cap, each value all escapes.
+_ENV_FULL = ",".join("V%02d=%s" % (i, "%2C" * 5 + "x" * (12 + (i < 1)))
+                     for i in range(64))
+
+GOOD_ENVS = [
+    pytest.param("POSTGRES_USER=app,POSTGRES_DB=sales",
+                 [("POSTGRES_USER", "app"), ("POSTGRES_DB", "sales")],
+                 id="postgres"),
+    pytest.param("POSTGRES_USER=app,POSTGRES_DB=sales,"
+                 "GREETING=Hello%2C world,TZ=Europe/Berlin",
+                 [("POSTGRES_USER", "app"), ("POSTGRES_DB", "sales"),
+                  ("GREETING", "Hello, world"), ("TZ", "Europe/Berlin")],
+                 id="readme-example"),
+    pytest.param("A=", [("A", "")], id="empty-value"),
+    pytest.param("A=,B=2", [("A", ""), ("B", "2")], id="empty-then-more"),
+    pytest.param("_=x", [("_", "x")], id="underscore-name"),
+    pytest.param("_1a=x", [("_1a", "x")], id="name-chars"),
+    pytest.param("a=1,A=2", [("a", "1"), ("A", "2")], id="case-differs"),
+    pytest.param("A=1,AB=2,B=3", [("A", "1"), ("AB", "2"), ("B", "3")],
+                 id="name-prefix"),
+    pytest.param("AB=1,A=2", [("AB", "1"), ("A", "2")], id="name-suffix"),
+    pytest.param("A=b=c", [("A", "b=c")], id="equals-in-value"),
+    pytest.param("A==", [("A", "=")], id="equals-value"),
+    pytest.param("A= x  y ", [("A", " x  y ")], id="spaces"),
+    pytest.param("A=%25", [("A", "%")], id="percent"),
+    pytest.param("A=100%25", [("A", "100%")], id="percent-after"),
+    pytest.param("A=%2525", [("A", "%25")], id="percent-not-twice"),
+    pytest.param("A=%2C%2c", [("A", ",,")], id="comma-either-case"),
+    pytest.param("A=%3B", [("A", ";")], id="semicolon"),
+    pytest.param("A=line1%0Aline2", [("A", "line1\nline2")], id="newline"),
+    pytest.param("A=%01%7F%7e", [("A", "\x01\x7f~")], id="ascii-ends"),
+    pytest.param("A=%41%3d%20", [("A", "A= ")], id="any-ascii"),
+    pytest.param(u"A=h\u00e9llo w\u00f6rld \u2713",
+                 [("A", u"h\u00e9llo w\u00f6rld \u2713")], id="unicode"),
+    pytest.param(u"A=\U0001f600", [("A", u"\U0001f600")], id="astral"),
+    pytest.param(u"A=\u00a0\u200b\ufeff", [("A", u"\u00a0\u200b\ufeff")],
+                 id="unicode-spaces"),
+    pytest.param(u"A=\u00a0\u00ff\u0100", [("A", u"\u00a0\u00ff\u0100")],
+                 id="after-c1"),
+    pytest.param("A=$(id) `id` |&<>'\"\\*?~#!",
+                 [("A", "$(id) `id` |&<>'\"\\*?~#!")], id="shell-chars"),
+    pytest.param("A=--privileged", [("A", "--privileged")], id="option"),
+    pytest.param(_ENV64, [("V%d" % i, str(i)) for i in range(64)],
+                 id="64-variables"),
+    pytest.param(_KEY128 + "=x", [(_KEY128, "x")], id="name-128"),
+    pytest.param(_ENV_LONGEST, [("K", "x" * (properties.MAX_ENV - 2))],
+                 id="length-2048"),
+    pytest.param(_ENV_FULL, [("V%02d" % i, "," * 5 + "x" * (12 + (i < 1)))
+                             for i in range(64)],
+                 id="64-escaped-%d" % len(_ENV_FULL)),
+]
+
+BAD_ENVS = [
+    pytest.param("KEY", id="no-equals"),
+    pytest.param("A=1,KEY", id="second-no-equals"),
+    pytest.param("=value", id="no-name"),
+    pytest.param("1A=x", id="name-digit-first"),
+    pytest.param("A-B=x", id="name-dash"),
+    pytest.param("A.B=x", id="name-dot"),
+    pytest.param("A B=x", id="name-space"),
+    pytest.param(" A=x", id="leading-space"),
+    pytest.param("A =x", id="space-before-equals"),
+    pytest.param(u"\u0410=x", id="name-cyrillic"),
+    pytest.param(u"A\u200b=x", id="name-zero-width"),
+    pytest.param("A%41=x", id="name-escaped"),
+    pytest.param("A=1,A=2", id="name-twice"),
+    pytest.param("A=1,B=2,A=3", id="name-twice-apart"),
+    pytest.param("AB=1,B=2,AB=", id="name-twice-empty"),
+    pytest.param(",A=1", id="leading-comma"),
+    pytest.param("A=1,", id="trailing-comma"),
+    pytest.param("A=1,,B=2", id="empty-item"),
+    pytest.param(",", id="comma"),
+    pytest.param("A=x,y", id="raw-comma"),
+    pytest.param("A=%", id="percent-alone"),
+    pytest.param("A=100%", id="percent-at-end"),
+    pytest.param("A=%2", id="percent-one-digit"),
+    pytest.param("A=%zz", id="percent-not-hex"),
+    pytest.param("A=%%41", id="percent-percent"),
+    pytest.param("A=% 1", id="percent-space"),
+    pytest.param(u"A=%\uff11\uff11", id="percent-fullwidth-digits"),
+    pytest.param("A=%00", id="escaped-nul"),
+    pytest.param("A=%80", id="escaped-80"),
+    pytest.param("A=%ff", id="escaped-ff"),
+    pytest.param("A=%C3%A9", id="escaped-utf8"),
+    pytest.param("A=x;y", id="semicolon"),
+    pytest.param("A=x;B=y", id="semicolon-property"),
+    pytest.param("A=x\ny", id="newline"),
+    pytest.param("A=x\r", id="carriage-return"),
+    pytest.param("A=\t", id="tab"),
+    pytest.param("A=\x00", id="nul"),
+    pytest.param("A=\x1b[31m", id="escape-sequence"),
+    pytest.param("A=\x7f", id="del"),
+    pytest.param(u"A=\x80", id="c1-first"),
+    pytest.param(u"A=\x85", id="next-line"),
+    pytest.param(u"A=\x9f", id="c1-last"),
+    pytest.param(u"A=\u2028", id="line-separator"),
+    pytest.param(u"A=\u2029", id="paragraph-separator"),
+    pytest.param(u"A=\ud800", id="lone-high-surrogate"),
+    pytest.param(u"A=\udc80", id="surrogate-escape"),
+    pytest.param(u"A=\udfff", id="lone-low-surrogate"),
+    pytest.param(_ENV64 + ",V64=x", id="65-variables"),
+    pytest.param("K" * 129 + "=x", id="name-129"),
+    pytest.param(_ENV_LONGEST + "x", id="length-2049"),
+    pytest.param(_ENV_LONGEST[:-1] + "\n", id="length-2048-newline"),
+    pytest.param("K=" + "x" * 100000, id="length-100002"),
+    pytest.param(_ENV_FULL[:-3] + "%", id="64-escaped-bad-end"),
+]
+
+
+@pytest.mark.parametrize("value, expected", GOOD_ENVS)
+def test_env_good(value, expected):
+    assert properties.parse_env(value) == expected
+
+
+def test_env_empty():
+    assert properties.parse_env("") == []
+
+
+@pytest.mark.parametrize("value", BAD_ENVS)
+def test_env_bad(value):
+    e = assert_refused(properties.parse_env, value, "containerEnv",
+                       properties.MAX_ENV)
+    assert len(str(e).splitlines()) == 1 and str(e).isprintable()
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    pytest.param("containerEnv", "A=100%", "write %25 for a percent sign",
+                 id="env-percent"),
+    pytest.param("containerEnv", "A=x,y", "variable 2, 'y', has no '='",
+                 id="env-raw-comma"),
+    pytest.param("containerEnv", "A=x,y", "%2C for a comma", id="env-comma"),
+    pytest.param("containerEnv", "A=1,B=2,A=3", "variable A is given twice",
+                 id="env-twice"),
+    pytest.param("containerEnv", "A=x;y", "write %3B for a semicolon",
+                 id="env-semicolon"),
+    pytest.param("containerEnv", "A=1,B=x\ny", "character 8 (U+000A) must "
+                 "be escaped: write %0A for a newline", id="env-newline"),
+    pytest.param("containerEnv", u"A=\x85", "U+0085) is not allowed",
+                 id="env-c1"),
+    pytest.param("containerEnv", "A=%C3%A9", "variable A: '%C3' is not an "
+                 "ASCII character", id="env-utf8-escape"),
+    pytest.param("containerEnv", "1A=x", "'1A' is not a variable name",
+                 id="env-name"),
+    pytest.param("containerEnv", u"A=\udc80", "not text", id="env-surrogate"),
+    pytest.param("containerCommand", "echo  x", "argument 2 is empty",
+                 id="command-double-space"),
+    pytest.param("containerCommand", "echo a%b", "argument 2: '%b' is not a "
+                 "percent escape: write %25 for a percent sign",
+                 id="command-percent"),
+    pytest.param("containerCommand", "x" * 1025, "longer than 1024",
+                 id="command-long"),
+    pytest.param("containerEntrypoint", "x" * 513, "longer than 512",
+                 id="entrypoint-long"),
+    pytest.param("containerWorkdir", "srv/app", "not an absolute path",
+                 id="workdir-relative"),
+    pytest.param("containerWorkdir", "/proc/self", "belongs to the kernel",
+                 id="workdir-proc"),
+    pytest.param("containerUser", "postgres", "user names are refused",
+                 id="user-name"),
+    pytest.param("containerUser", "1000:2147483648", "2147483648 is more "
+                 "than 2147483647", id="user-big"),
+    pytest.param("containerSecrets", "db,api,db", "secret db is listed twice",
+                 id="secrets-twice"),
+    pytest.param("containerSecrets", "db,../x", "'../x' is not a secret "
+                 "name", id="secrets-path"),
+])
+def test_refusal_says_what_to_do(name, value, reason):
+    raw = {"containerType": "docker", "containerImage": "redis", name: value}
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse(raw, ENGINES)
+    assert e.value.name == name
+    assert reason in str(e.value)
+
+
+# parse_args(): containerCommand and containerEntrypoint.
+
+_ARGS64 = " ".join("a%d" % i for i in range(64))
+def _args_at(length, n):
+    """n arguments of about the same length, length characters in all,
+    made of escapes."""
+    fill = length - (n - 1)
+    sizes = [fill // n + (i < fill % n) for i in range(n)]
+    return " ".join("%25" * (s // 3) + "z" * (s % 3) for s in sizes)
+
+
+def _decoded_args(value):
+    return [a.replace("%25", "%") for a in value.split(" ")]
+
+
+_COMMAND_LONGEST = _args_at(properties.MAX_ARGS_LENGTH["containerCommand"],
+                            64)
+_ENTRYPOINT_LONGEST = _args_at(
+    properties.MAX_ARGS_LENGTH["containerEntrypoint"], 64)
+
+GOOD_ARGS = [
+    pytest.param("postgres", ["postgres"], id="one"),
+    pytest.param("postgres -c max_connections=200",
+                 ["postgres", "-c", "max_connections=200"], id="options"),
+    pytest.param("echo Hello%20world", ["echo", "Hello world"],
+                 id="escaped-space"),
+    pytest.param("echo a,b", ["echo", "a,b"], id="comma"),
+    pytest.param("echo 100%25", ["echo", "100%"], id="percent"),
+    pytest.param("echo %2525", ["echo", "%25"], id="percent-once"),
+    pytest.param("echo x=%3B", ["echo", "x=;"], id="semicolon"),
+    pytest.param("printf a%0Ab", ["printf", "a\nb"], id="newline"),
+    pytest.param("%20", [" "], id="space-argument"),
+    pytest.param("a %20 b", ["a", " ", "b"], id="space-between"),
+    pytest.param("--privileged", ["--privileged"], id="option-first"),
+    pytest.param(u"echo h\u00e9llo \u2713", ["echo", u"h\u00e9llo", u"\u2713"],
+                 id="unicode"),
+    pytest.param(u"echo \U0001f600", ["echo", u"\U0001f600"], id="astral"),
+    pytest.param(u"echo a\u00a0b", ["echo", u"a\u00a0b"],
+                 id="no-break-space"),
+    pytest.param("sh -c $(id)|`id`&&'x'\"y\"\\",
+                 ["sh", "-c", "$(id)|`id`&&'x'\"y\"\\"], id="shell-chars"),
+    pytest.param(_ARGS64, _ARGS64.split(" "), id="64-arguments"),
+    pytest.param("x" * 512, ["x" * 512], id="length-512"),
+    pytest.param(_ENTRYPOINT_LONGEST, _decoded_args(_ENTRYPOINT_LONGEST),
+                 id="64-escaped-512"),
+]
+
+# Good for containerCommand, too long for containerEntrypoint.
+LONG_ARGS = [
+    pytest.param("x" * 513, ["x" * 513], id="length-513"),
+    pytest.param("x" * 1024, ["x" * 1024], id="length-1024"),
+    pytest.param(_COMMAND_LONGEST, _decoded_args(_COMMAND_LONGEST),
+                 id="64-escaped-1024"),
+]
+
+BAD_ARGS = [
+    pytest.param(" ", id="space"),
+    pytest.param(" echo", id="leading-space"),
+    pytest.param("echo ", id="trailing-space"),
+    pytest.param("echo  x", id="double-space"),
+    pytest.param("echo\tx", id="tab"),
+    pytest.param("echo\nx", id="newline"),
+    pytest.param("echo\r", id="carriage-return"),
+    pytest.param("echo;reboot", id="semicolon"),
+    pytest.param("echo x;containerImage=evil", id="semicolon-property"),
+    pytest.param("echo 100%", id="percent"),
+    pytest.param("echo %", id="percent-alone"),
+    pytest.param("echo %2", id="percent-one-digit"),
+    pytest.param("echo %g0", id="percent-not-hex"),
+    pytest.param("echo %00", id="escaped-nul"),
+    pytest.param("echo %80", id="escaped-80"),
+    pytest.param("echo %e2%9c%93", id="escaped-utf8"),
+    pytest.param("echo \x00", id="nul"),
+    pytest.param("echo \x1b]0;x\x07", id="terminal-title"),
+    pytest.param("echo \x7f", id="del"),
+    pytest.param(u"echo \x85", id="next-line"),
+    pytest.param(u"echo \u2028x", id="line-separator"),
+    pytest.param(u"echo \u2029", id="paragraph-separator"),
+    pytest.param(u"echo \ud83d", id="lone-surrogate"),
+    pytest.param(u"echo \udcff", id="surrogate-escape"),
+    pytest.param(_ARGS64 + " x", id="65-arguments"),
+    pytest.param("x" * 1025, id="length-1025"),
+    pytest.param("x " * 600, id="length-1200-spaces"),
+    pytest.param("x" * 100000, id="length-100000"),
+    pytest.param(_COMMAND_LONGEST + "z", id="64-escaped-1025"),
+]
+
+
+@pytest.mark.parametrize("value, expected", GOOD_ARGS + LONG_ARGS)
+def test_command_good(value, expected):
+    assert properties.parse_args(value, "containerCommand") == expected
+
+
+@pytest.mark.parametrize("value, expected", GOOD_ARGS)
+def test_entrypoint_good(value, expected):
+    assert properties.parse_args(value, "containerEntrypoint") == expected
+
+
+@pytest.mark.parametrize("name", ["containerCommand", "containerEntrypoint"])
+def test_args_empty(name):
+    assert properties.parse_args("", name) is None
+
+
+@pytest.mark.parametrize("value", BAD_ARGS)
+def test_command_bad(value):
+    assert_refused(lambda v: properties.parse_args(v, "containerCommand"),
+                   value, "containerCommand", 1024)
+
+
+@pytest.mark.parametrize("value", BAD_ARGS + [
+    pytest.param(p.values[0], id=p.id) for p in LONG_ARGS])
+def test_entrypoint_bad(value):
+    assert_refused(lambda v: properties.parse_args(v, "containerEntrypoint"),
+                   value, "containerEntrypoint", 512)
+
+
+# parse_workdir().
+
+GOOD_WORKDIRS = [
+    pytest.param("/srv/app", id="path"),
+    pytest.param("/a", id="short"),
+    pytest.param("/var/lib/postgresql/data", id="deep"),
+    pytest.param("/opt/app-1.2/x_y@v+z", id="path-chars"),
+    pytest.param("/proc2", id="near-proc"),
+    pytest.param("/srv/proc", id="proc-deeper"),
+    pytest.param("/devices/sys", id="near-dev"),
+    pytest.param("/.../.x/x..", id="dots-in-names"),
+    pytest.param("/" + "a" * 1023, id="length-1024"),
+    pytest.param("/a" * 512, id="length-1024-deep"),
+]
+
+BAD_WORKDIRS = [
+    pytest.param("srv/app", id="relative"),
+    pytest.param("data", id="label"),
+    pytest.param("./app", id="dot-relative"),
+    pytest.param("/", id="root"),
+    pytest.param("//", id="double-slash-root"),
+    pytest.param("//srv", id="double-slash"),
+    pytest.param("/srv//app", id="empty-component"),
+    pytest.param("/srv/", id="trailing-slash"),
+    pytest.param("/./srv", id="dot"),
+    pytest.param("/srv/.", id="dot-end"),
+    pytest.param("/srv/../etc", id="dotdot"),
+    pytest.param("/..", id="dotdot-root"),
+    pytest.param("/proc", id="proc"),
+    pytest.param("/proc/1/root", id="under-proc"),
+    pytest.param("/sys", id="sys"),
+    pytest.param("/dev", id="dev"),
+    pytest.param("/dev/shm", id="under-dev"),
+    pytest.param("/" + "a" * 1024, id="length-1025"),
+    pytest.param("/a" * 512 + "b", id="length-1025-deep"),
+    pytest.param("/a" * 50000, id="length-100000"),
+    pytest.param("/my app", id="space"),
+    pytest.param("/srv ", id="trailing-space"),
+    pytest.param("/srv\n", id="newline"),
+    pytest.param("/srv\x00", id="nul"),
+    pytest.param("/srv;rm", id="semicolon"),
+    pytest.param("~/app", id="tilde"),
+    pytest.param("/srv:/x", id="colon"),
+    pytest.param("/$HOME", id="variable"),
+    pytest.param("/srv%20x", id="escape"),
+    pytest.param(u"/caf\u00e9", id="unicode"),
+    pytest.param(u"/\u2215etc", id="division-slash"),
+    pytest.param("vda:/data", id="volume-form"),
+]
+
+
+@pytest.mark.parametrize("value", GOOD_WORKDIRS)
+def test_workdir_good(value):
+    assert properties.parse_workdir(value) == value
+
+
+def test_workdir_empty():
+    assert properties.parse_workdir("") is None
+
+
+@pytest.mark.parametrize("value", BAD_WORKDIRS)
+def test_workdir_bad(value):
+    assert_refused(properties.parse_workdir, value, "containerWorkdir",
+                   properties.MAX_PATH)
+
+
+# parse_user().
+
+GOOD_USERS = [
+    pytest.param("1000", (1000, None), id="uid"),
+    pytest.param("1000:1000", (1000, 1000), id="uid-gid"),
+    pytest.param("999:5", (999, 5), id="postgres"),
+    pytest.param("0", (0, None), id="root-uid"),
+    pytest.param("0:0", (0, 0), id="root"),
+    pytest.param("1000:0", (1000, 0), id="root-gid"),
+    pytest.param("65534:65534", (65534, 65534), id="nobody"),
+    pytest.param("999999999", (999999999, None), id="nine-digits"),
+    pytest.param("1000000000", (1000000000, None), id="ten-digits"),
+    pytest.param("2147483647", (2147483647, None), id="max"),
+    pytest.param("2147483647:2147483647", (2147483647, 2147483647),
+                 id="max-both"),
+    pytest.param("2147483639:2099999999", (2147483639, 2099999999),
+                 id="near-max"),
+]
+
+BAD_USERS = [
+    pytest.param("root", id="root-name"),
+    pytest.param("postgres", id="name"),
+    pytest.param("1000:users", id="group-name"),
+    pytest.param("app:1000", id="name-gid"),
+    pytest.param("-1", id="negative"),
+    pytest.param("+1", id="plus"),
+    pytest.param("00", id="double-zero"),
+    pytest.param("01000", id="leading-zero"),
+    pytest.param("1000:01", id="gid-leading-zero"),
+    pytest.param("2147483648", id="max-plus-one"),
+    pytest.param("1000:2147483648", id="gid-max-plus-one"),
+    pytest.param("2147483650", id="max-plus-three"),
+    pytest.param("2200000000", id="above-max"),
+    pytest.param("4294967295", id="uint32-max"),
+    pytest.param("4294967296", id="uint32-wrap"),
+    pytest.param("99999999999", id="eleven-digits"),
+    pytest.param("9" * 5000, id="huge"),
+    pytest.param("1000:", id="empty-gid"),
+    pytest.param(":1000", id="empty-uid"),
+    pytest.param(":", id="colon"),
+    pytest.param("1000:1000:1000", id="three"),
+    pytest.param("1000,1000", id="comma"),
+    pytest.param(" 1000", id="leading-space"),
+    pytest.param("1000 ", id="trailing-space"),
+    pytest.param("1000\n", id="newline"),
+    pytest.param("1000\x00", id="nul"),
+    pytest.param("1e3", id="exponent"),
+    pytest.param("0x10", id="hex"),
+    pytest.param("1_000", id="underscore"),
+    pytest.param(u"\uff11\uff10\uff10\uff10", id="fullwidth"),
+    pytest.param(u"\u0661\u0660\u0660\u0660", id="arabic-indic"),
+    pytest.param("1000;x", id="semicolon"),
+]
+
+
+@pytest.mark.parametrize("value, expected", GOOD_USERS)
+def test_user_good(value, expected):
+    assert properties.parse_user(value) == expected
+
+
+def test_user_empty():
+    assert properties.parse_user("") is None
+
+
+@pytest.mark.parametrize("value", BAD_USERS)
+def test_user_bad(value):
+    assert_refused(properties.parse_user, value, "containerUser", 21)
+
+
+# parse_secret_names().
+
+_SECRETS16 = ["s%02d" % i for i in range(16)]
+_SECRETS_LONGEST = ",".join("%02d%s" % (i, "x" * 62) for i in range(16))
+
+GOOD_SECRETS = [
+    pytest.param("db", ["db"], id="one"),
+    pytest.param("pg-password,api.key", ["pg-password", "api.key"],
+                 id="two"),
+    pytest.param("a", ["a"], id="one-letter"),
+    pytest.param("0", ["0"], id="digit"),
+    pytest.param("A.b_c-d", ["A.b_c-d"], id="chars"),
+    pytest.param("a..b", ["a..b"], id="dots-inside"),
+    pytest.param("db,DB", ["db", "DB"], id="case-differs"),
+    pytest.param("db,db2,d", ["db", "db2", "d"], id="prefixes"),
+    pytest.param("db2,db", ["db2", "db"], id="suffix"),
+    pytest.param("a" * 64, ["a" * 64], id="name-64"),
+    pytest.param(",".join(_SECRETS16), _SECRETS16, id="16"),
+    pytest.param(_SECRETS_LONGEST, _SECRETS_LONGEST.split(","),
+                 id="longest-%d" % len(_SECRETS_LONGEST)),
+]
+
+BAD_SECRETS = [
+    pytest.param(",", id="comma"),
+    pytest.param("db,", id="trailing-comma"),
+    pytest.param(",db", id="leading-comma"),
+    pytest.param("db,,x", id="empty-name"),
+    pytest.param("db,db", id="twice"),
+    pytest.param("a,b,c,a", id="twice-apart"),
+    pytest.param("-db", id="dash-first"),
+    pytest.param(".db", id="dot-first"),
+    pytest.param("_db", id="underscore-first"),
+    pytest.param(".", id="dot"),
+    pytest.param("..", id="dotdot"),
+    pytest.param("../etc/shadow", id="climb"),
+    pytest.param("/etc/shadow", id="host-path"),
+    pytest.param("db/x", id="slash"),
+    pytest.param("db x", id="space"),
+    pytest.param("db, x", id="space-after-comma"),
+    pytest.param("db;x", id="semicolon"),
+    pytest.param("db:x", id="colon"),
+    pytest.param("db\n", id="newline"),
+    pytest.param("db\x00", id="nul"),
+    pytest.param("*", id="glob"),
+    pytest.param("$(id)", id="substitution"),
+    pytest.param(u"d\u0431", id="cyrillic"),
+    pytest.param("PASSWORD=x", id="a-value"),
+    pytest.param("a" * 65, id="name-65"),
+    pytest.param(",".join(_SECRETS16 + ["s16"]), id="17"),
+    pytest.param(_SECRETS_LONGEST + "x", id="longest-plus-one"),
+    pytest.param("a," * 50000 + "a", id="length-100001"),
+]
+
+
+@pytest.mark.parametrize("value, expected", GOOD_SECRETS)
+def test_secrets_good(value, expected):
+    assert properties.parse_secret_names(value) == expected
+
+
+def test_secrets_empty():
+    assert properties.parse_secret_names("") == []
+
+
+@pytest.mark.parametrize("value", BAD_SECRETS)
+def test_secrets_bad(value):
+    assert_refused(properties.parse_secret_names, value, "containerSecrets",
+                   properties.MAX_SECRETS_LENGTH)
+
+
 # The tables, for engine_regex_test.py: Engine's regexes must say of every
 # value what the hook says.
 
@@ -485,6 +1035,15 @@ def table_values():
                for v in [""] + values_of(GOOD_IPS)]
     values += [("containerIP", v, False)
                for v in values_of(BAD_IPS)]
+    for name, good, bad in [
+            ("containerEnv", GOOD_ENVS, BAD_ENVS),
+            ("containerCommand", GOOD_ARGS + LONG_ARGS, BAD_ARGS),
+            ("containerEntrypoint", GOOD_ARGS, BAD_ARGS + LONG_ARGS),
+            ("containerWorkdir", GOOD_WORKDIRS, BAD_WORKDIRS),
+            ("containerUser", GOOD_USERS, BAD_USERS),
+            ("containerSecrets", GOOD_SECRETS, BAD_SECRETS)]:
+        values += [(name, v, True) for v in [""] + values_of(good)]
+        values += [(name, v, False) for v in values_of(bad)]
     return values
 
 

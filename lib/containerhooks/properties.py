@@ -13,6 +13,8 @@ host path, a privilege or a device.
 import collections
 import re
 
+import six
+
 from containerhooks import errors
 from containerhooks import imageref
 
@@ -20,14 +22,41 @@ CONTAINER_TYPE = "containerType"
 CONTAINER_IMAGE = "containerImage"
 VOLUME_MAP = "volumeMap"
 CONTAINER_IP = "containerIP"
-NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP)
+CONTAINER_ENV = "containerEnv"
+CONTAINER_COMMAND = "containerCommand"
+CONTAINER_ENTRYPOINT = "containerEntrypoint"
+CONTAINER_WORKDIR = "containerWorkdir"
+CONTAINER_USER = "containerUser"
+CONTAINER_SECRETS = "containerSecrets"
+NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP,
+         CONTAINER_ENV, CONTAINER_COMMAND, CONTAINER_ENTRYPOINT,
+         CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
 MAX_PATH = 1024
 
+# containerEnv: the whole value, its variables, a name.
+MAX_ENV = 2048
+MAX_ENV_ITEMS = 64
+MAX_ENV_KEY = 128
+# containerCommand and containerEntrypoint: the whole value, arguments.
+MAX_ARGS_LENGTH = {"containerCommand": 1024, "containerEntrypoint": 512}
+MAX_ARGS = 64
+# containerUser: the kernel's uid_t and gid_t, as Docker and Podman take
+# them (and as no user namespace maps beyond).
+MAX_ID = 2 ** 31 - 1
+# containerSecrets.
+MAX_SECRETS = 16
+MAX_SECRET_NAME = 64
+MAX_SECRETS_LENGTH = MAX_SECRETS * (MAX_SECRET_NAME + 1) - 1
+
+# parse(): the parsed values, and raw (name -> the value as given) of
+# every property present, which the hook passes on to the root helper: it
+# parses them again itself.
 ContainerProperties = collections.namedtuple(
-    "ContainerProperties", "engine, image, volumes, ips")
+    "ContainerProperties", "engine, image, volumes, ips, env, command, "
+    "entrypoint, workdir, user, secrets, raw")
 
 # One entry of volumeMap: the VM disk's target name (vda) and the absolute
 # path it is mounted at inside the container.
@@ -71,7 +100,10 @@ def engine_regexes(engines):
     - containerIP: whether the VM has a vNIC for every entry
       (vmstart._nics), and whether each address is in its bridge's
       container range, not the gateway nor the range's first address, and
-      not used by another container VM on the host (network.py).
+      not used by another container VM on the host (network.py);
+    - containerUser: whether uid or gid 0 may run (allow_root_user in
+      containers.conf);
+    - containerSecrets: whether the host has a secret of each name.
 
     (collect also refuses a property Vdsm passes with different values in
     the environment and the domain XML: no value an admin types does.)
@@ -82,16 +114,37 @@ def engine_regexes(engines):
     group repeats more than about a hundred times: 16 volumeMap entries (a
     path is one run of characters checked by lookaheads, not a group per
     component), 128 components or separators in an image name of 255
-    characters, none in containerIP (one lookahead checks its entries).
+    characters, none in containerIP (one lookahead checks its entries),
+    MAX_ENV_ITEMS in containerEnv, MAX_ARGS in containerCommand and
+    containerEntrypoint, MAX_SECRETS in containerSecrets, none in
+    containerWorkdir and containerUser; free text is one run of a
+    character class, its escapes checked by one lookahead.  Java and
+    Python disagree on line terminators ("." and "$") and see lone
+    surrogates differently unless told: see _RAW_CLASS.
     tests/engine_regex_test.py runs them in Java with half the default
     stack.
     """
     return collections.OrderedDict([
-        (CONTAINER_TYPE, "^(?:%s)$" % "|".join(engines)),
+        (CONTAINER_TYPE, _engine_type(engines)),
         (CONTAINER_IMAGE, _engine_image()),
         (VOLUME_MAP, _engine_volume_map()),
         (CONTAINER_IP, _engine_ips()),
+        (CONTAINER_ENV, _engine_env()),
+        (CONTAINER_COMMAND, _engine_args(CONTAINER_COMMAND)),
+        (CONTAINER_ENTRYPOINT, _engine_args(CONTAINER_ENTRYPOINT)),
+        (CONTAINER_WORKDIR, _engine_workdir()),
+        (CONTAINER_USER, _engine_user()),
+        (CONTAINER_SECRETS, _engine_secrets()),
     ])
+
+
+def _engine_type(engines):
+    """"^(docker|podman)$": the one form for which Engine's VM dialog
+    offers a drop-down of the values instead of a text field
+    (frontend/.../models/vms/key_value/KeyValueModel.java
+    setKeyValueString: it finds \\^\\((([a-zA-Z0-9_]+[|]+)*)[a-zA-Z0-9_]+\\)\\$
+    in the regex, cuts "^(" and ")$" and splits the rest on "|")."""
+    return "^(%s)$" % "|".join(engines)
 
 
 # Registry ports imageref.parse refuses: 0 (with any leading zeros) and
@@ -147,6 +200,90 @@ def _engine_volume_map():
         MAX_VOLUME_MAP, entry, MAX_VOLUMES)
 
 
+# The percent-escaped properties, for Java's Pattern and Python's re alike:
+# the characters refused raw (_REFUSED_RAW, ";" as \x3b: Engine splits the
+# definitions on ";" first), and no "%" that does not start an escape
+# (every "%" in a value starts one: the two hex digits after it are never
+# a "%").  Java's "." stops at line terminators (\n \r \u0085 \u2028
+# \u2029) and its "$" matches before a last one, where Python's stop at
+# "\n" only: the lookaheads that use them may judge a value with such a
+# character differently, but the part that consumes the value refuses it
+# with an explicit class, in both.  In Java, a lone surrogate is a code
+# point of its own (matched by \ud800-\udfff), a pair one code point
+# above U+FFFF, as in Python's str.
+_RAW_CLASS = r"\x00-\x1f\x7f-\x9f\x3b\u2028\u2029\ud800-\udfff"
+_ESCAPES = r"(?!.*%(?!0[1-9A-Fa-f]|[1-7][0-9A-Fa-f]))"
+
+
+def _engine_env():
+    """parse_env: "", or up to MAX_ENV_ITEMS items KEY=VALUE; a name
+    (group 1) appears at no later item's start (",KEY="; a raw "," only
+    separates items)."""
+    item = (r"([A-Za-z_][A-Za-z0-9_]{0,%d})(?!.*,\1=)=[^,%s]*"
+            % (MAX_ENV_KEY - 1, _RAW_CLASS))
+    return r"^(?=.{0,%d}$)%s(?!,)(?:(?:^|,)%s){0,%d}$" % (
+        MAX_ENV, _ESCAPES, item, MAX_ENV_ITEMS)
+
+
+def _engine_args(name):
+    """parse_args: "", or up to MAX_ARGS arguments separated by single
+    spaces (\x20: a regex that ends in a space would not survive a copy
+    and paste)."""
+    arg = r"[^\x20%s]+" % _RAW_CLASS
+    return r"^(?=.{0,%d}$)%s(?:%s(?:\x20%s){0,%d})?$" % (
+        MAX_ARGS_LENGTH[name], _ESCAPES, arg, arg, MAX_ARGS - 1)
+
+
+def _engine_workdir():
+    """parse_workdir: "", or an absolute path as _container_path takes
+    it: one run of characters (not a group per component), checked by
+    lookaheads for empty, "." and ".." components and the kernel's
+    paths."""
+    kernel = "|".join(re.escape(p) for p in FORBIDDEN_PATHS)
+    return (r"^(?:(?=/[A-Za-z0-9._@+/-]{1,%d}$)(?!.*/\.{0,2}(?:/|$))"
+            r"(?!(?:%s)(?:/|$))/[A-Za-z0-9._@+/-]+)?$"
+            % (MAX_PATH - 1, kernel))
+
+
+def _decimal_up_to(n):
+    """A regex of the decimal numbers 0 to n (n > 9), without leading
+    zeros: fewer digits than n, or as many and not above it."""
+    digits = str(n)
+    return "(?:0|[1-9][0-9]{0,%d}|%s)" % (len(digits) - 2,
+                                          _digits_up_to(digits, "1"))
+
+
+def _digits_up_to(digits, low):
+    """len(digits) digits, the first at least low, not above digits."""
+    def digit_range(a, b):
+        return a if a == b else "[%s-%s]" % (a, b)
+    first, rest = digits[0], len(digits) - 1
+    if not rest:
+        return digit_range(low, first)
+    alternatives = []
+    if first > low:
+        alternatives.append(digit_range(low, chr(ord(first) - 1))
+                            + "[0-9]" + ("{%d}" % rest if rest > 1 else ""))
+    alternatives.append(first + _digits_up_to(digits[1:], "0"))
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return "(?:%s)" % "|".join(alternatives)
+
+
+def _engine_user():
+    """parse_user: "", UID or UID:GID, each 0 to MAX_ID."""
+    n = _decimal_up_to(MAX_ID)
+    return r"^(?:%s(?::%s)?)?$" % (n, n)
+
+
+def _engine_secrets():
+    """parse_secret_names: "", or up to MAX_SECRETS names; a name (group
+    1) is not listed again later."""
+    return (r"^(?=.{0,%d}$)(?!,)(?:(?:^|,)([A-Za-z0-9][A-Za-z0-9_.-]{0,%d})"
+            r"(?!.*,\1(?:,|$))){0,%d}$"
+            % (MAX_SECRETS_LENGTH, MAX_SECRET_NAME - 1, MAX_SECRETS))
+
+
 def _engine_ips():
     """parse_ips as one regex: "", or entries that are empty or an IPv4
     address, at least one not empty, MAX_IPS_LENGTH characters at most.
@@ -197,8 +334,16 @@ def parse(raw, engines):
     image = imageref.parse(raw.get(CONTAINER_IMAGE, ""), CONTAINER_IMAGE)
     volumes = parse_volume_map(raw.get(VOLUME_MAP, ""))
     ips = parse_ips(raw.get(CONTAINER_IP, ""))
-    return ContainerProperties(engine=engine, image=image, volumes=volumes,
-                               ips=ips)
+    return ContainerProperties(
+        engine=engine, image=image, volumes=volumes, ips=ips,
+        env=parse_env(raw.get(CONTAINER_ENV, "")),
+        command=parse_args(raw.get(CONTAINER_COMMAND, ""), CONTAINER_COMMAND),
+        entrypoint=parse_args(raw.get(CONTAINER_ENTRYPOINT, ""),
+                              CONTAINER_ENTRYPOINT),
+        workdir=parse_workdir(raw.get(CONTAINER_WORKDIR, "")),
+        user=parse_user(raw.get(CONTAINER_USER, "")),
+        secrets=parse_secret_names(raw.get(CONTAINER_SECRETS, "")),
+        raw=dict((name, raw[name]) for name in NAMES if name in raw))
 
 
 def parse_ips(value):
@@ -248,26 +393,28 @@ def parse_volume_map(value):
         if not _DISK_RE.match(disk):
             _bad_volume(value, "%r is not a VM disk name such as vda or sdb"
                         % disk)
-        volumes.append(Volume(disk=disk, path=_container_path(value, target)))
+        if _LABEL_RE.match(target):
+            target = "/" + target
+        volumes.append(Volume(disk=disk,
+                              path=_container_path(VOLUME_MAP, value, target)))
     if len(volumes) > MAX_VOLUMES:
         _bad_volume(value, "more than %d volumes" % MAX_VOLUMES)
     _check_unique(value, volumes)
     return volumes
 
 
-def _container_path(value, target):
-    if _LABEL_RE.match(target):
-        target = "/" + target
+def _container_path(name, value, target):
+    """target, an absolute container path, checked for property name."""
     if len(target) > MAX_PATH or not _PATH_RE.match(target):
-        _bad_volume(value, "%r is not an absolute container path made of "
-                    "letters, digits and ._@+-" % target[:64])
+        _refuse(name, value, "%r is not an absolute container path made of "
+                "letters, digits and ._@+-" % target[:64])
     parts = target.split("/")[1:]
     if any(p in (".", "..") for p in parts):
-        _bad_volume(value, "%r contains '.' or '..'" % target)
+        _refuse(name, value, "%r contains '.' or '..'" % target)
     for forbidden in FORBIDDEN_PATHS:
         if target == forbidden or target.startswith(forbidden + "/"):
-            _bad_volume(value, "%r is under %s, which belongs to the kernel"
-                        % (target, forbidden))
+            _refuse(name, value, "%r is under %s, which belongs to the "
+                    "kernel" % (target, forbidden))
     return target
 
 
@@ -287,4 +434,220 @@ def _check_unique(value, volumes):
 
 
 def _bad_volume(value, reason):
-    raise errors.InvalidProperty(name=VOLUME_MAP, value=value, reason=reason)
+    _refuse(VOLUME_MAP, value, reason)
+
+
+def _refuse(name, value, reason):
+    raise errors.InvalidProperty(name=name, value=value, reason=reason)
+
+
+# The application's properties: environment, command, working directory,
+# user, secrets.  All optional; "" means "not set".
+#
+# containerEnv, containerCommand and containerEntrypoint carry free text,
+# in "percent escapes": %XX (two hex digits, 01 to 7F) is that ASCII
+# character, any other "%" is refused; other characters are written as
+# themselves, but those no value may hold raw: the C0 and C1 controls and
+# DEL (they are not text, and a newline or an escape sequence would reach
+# logs and exit messages), U+2028 and U+2029 (line separators), lone
+# surrogates (what Python makes of bytes that are not UTF-8), and ";",
+# which separates the properties in Engine (VmPropertiesUtils.java
+# convertProperties splits a VM's properties on it).
+
+_REFUSED_RAW = re.compile(u"[\x00-\x1f\x7f-\x9f;\u2028\u2029\ud800-\udfff]")
+_HEX2 = re.compile(r"\A[0-9A-Fa-f]{2}")
+_ENV_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,%d}\Z"
+                         % (MAX_ENV_KEY - 1))
+_USER_RE = re.compile(r"\A(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?\Z")
+_SECRET_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z"
+                        % (MAX_SECRET_NAME - 1))
+
+_ESCAPES_HELP = ("write %25 for a percent sign, %XX (two hex digits, 01 to "
+                 "7F) for any ASCII character, non-ASCII characters as they "
+                 "are")
+# What to write instead of a raw character, where an escape exists.
+_INSTEAD = {u"\n": "%0A for a newline", u"\t": "%09 for a tab",
+            u"\r": "%0D for a carriage return", u";": "%3B for a semicolon"}
+
+
+def _shown(value, maximum):
+    return value if len(value) <= maximum else value[:64] + "..."
+
+
+def _text(name, value, maximum):
+    """value as text, checked for its length and raw characters."""
+    if isinstance(value, bytes):   # Python 2's environment
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            _refuse(name, _shown(value, maximum), "not UTF-8 text")
+    if len(value) > maximum:
+        _refuse(name, _shown(value, maximum),
+                "longer than %d characters" % maximum)
+    bad = _REFUSED_RAW.search(value)
+    if bad:
+        c = bad.group()
+        if u"\ud800" <= c <= u"\udfff":
+            reason = ("character %d is not text (a byte that is not "
+                      "UTF-8?)" % (bad.start() + 1))
+        else:
+            where = "character %d (U+%04X)" % (bad.start() + 1, ord(c))
+            if ord(c) < 0x80:
+                reason = "%s must be escaped: write %s" % (
+                    where, _INSTEAD.get(c, "%%%02X" % ord(c)))
+                if c == u";":
+                    reason += " (Engine separates the properties with ;)"
+            else:
+                reason = ("%s is not allowed: a control or line separator "
+                          "character" % where)
+        _refuse(name, value, reason)
+    return value
+
+
+def _unescape(name, value, text, where):
+    """text (a part of value) with its %XX escapes decoded."""
+    parts = text.split(u"%")
+    decoded = [parts[0]]
+    for part in parts[1:]:
+        code = part[:2]
+        if not _HEX2.match(code):
+            _refuse(name, value, "%s: %r is not a percent escape: %s"
+                    % (where, u"%" + code, _ESCAPES_HELP))
+        n = int(code, 16)
+        if n == 0:
+            _refuse(name, value, "%s: %%00 (NUL) cannot be passed to a "
+                    "program" % where)
+        if n > 0x7f:
+            _refuse(name, value, "%s: %r is not an ASCII character: write "
+                    "non-ASCII characters as they are (%s)"
+                    % (where, u"%" + code, u"\u00e9, not %C3%A9"))
+        decoded.append(six.unichr(n) + part[2:])
+    return u"".join(decoded)
+
+
+def parse_env(value):
+    """Parse containerEnv: "KEY=VALUE,KEY2=VALUE2" -> [(key, value), ...].
+
+    Raw "," separates the variables, the first "=" of each ends its name;
+    values are in percent escapes (%2C is a comma, %3B a semicolon).  A
+    name given twice is refused (which one would the admin mean?).
+    """
+    value = _text(CONTAINER_ENV, value, MAX_ENV)
+    if value == u"":
+        return []
+    items = value.split(u",")
+    if len(items) > MAX_ENV_ITEMS:
+        _refuse(CONTAINER_ENV, value, "more than %d variables"
+                % MAX_ENV_ITEMS)
+    env = []
+    names = set()
+    for i, item in enumerate(items, 1):
+        key, sep, text = item.partition(u"=")
+        if item == u"":
+            _refuse(CONTAINER_ENV, value, "variable %d is empty (a comma "
+                    "at the start or the end, or two in a row): separate "
+                    "KEY=VALUE items with one comma, write %%2C for a comma "
+                    "in a value" % i)
+        if not sep:
+            _refuse(CONTAINER_ENV, value, "variable %d, %r, has no '=': "
+                    "write KEY=VALUE items separated by commas, and %%2C "
+                    "for a comma in a value" % (i, item))
+        if not _ENV_KEY_RE.match(key):
+            _refuse(CONTAINER_ENV, value, "variable %d: %r is not a "
+                    "variable name: a letter or _, then up to %d letters, "
+                    "digits or _" % (i, key[:64], MAX_ENV_KEY - 1))
+        if key in names:
+            _refuse(CONTAINER_ENV, value, "variable %s is given twice"
+                    % key)
+        names.add(key)
+        env.append((str(key), _unescape(CONTAINER_ENV, value, text,
+                                        "variable %s" % key)))
+    return env
+
+
+def parse_args(value, name):
+    """Parse containerCommand or containerEntrypoint (name): the program
+    and its arguments, separated by single spaces, in percent escapes (%20
+    is a space within an argument) -> [arg, ...], or None when "".
+
+    No shell ever sees them: they are the list Docker and Podman exec.
+    """
+    maximum = MAX_ARGS_LENGTH[name]
+    value = _text(name, value, maximum)
+    if value == u"":
+        return None
+    args = value.split(u" ")
+    if u"" in args:
+        _refuse(name, value, "argument %d is empty (a space at the start or "
+                "the end, or two in a row): separate arguments with one "
+                "space, write %%20 for a space within an argument"
+                % (args.index(u"") + 1))
+    if len(args) > MAX_ARGS:
+        _refuse(name, value, "more than %d arguments" % MAX_ARGS)
+    return [_unescape(name, value, arg, "argument %d" % i)
+            for i, arg in enumerate(args, 1)]
+
+
+def parse_workdir(value):
+    """Parse containerWorkdir: an absolute container path, as a volumeMap
+    path (not under /proc, /sys or /dev), or None when ""."""
+    if value == "":
+        return None
+    if len(value) > MAX_PATH:
+        _refuse(CONTAINER_WORKDIR, value[:64] + "...",
+                "longer than %d characters" % MAX_PATH)
+    if not value.startswith("/"):
+        _refuse(CONTAINER_WORKDIR, value, "not an absolute path: write it "
+                "from the container's root, for example /srv/app")
+    return str(_container_path(CONTAINER_WORKDIR, value, value))
+
+
+def parse_user(value):
+    """Parse containerUser: "UID" or "UID:GID" -> (uid, gid or None), or
+    None when "".
+
+    Numbers only: a name would be looked up in the tenant's image, where
+    any name may be uid 0.  Whether uid or gid 0 may run is the host's
+    decision (allow_root_user in containers.conf), made at start.
+    """
+    if value == "":
+        return None
+    match = _USER_RE.match(value) if len(value) <= 21 else None
+    if not match:
+        _refuse(CONTAINER_USER, _shown(value, 21), "not UID or UID:GID in "
+                "decimal, such as 1000 or 1000:1000, without leading zeros "
+                "(user names are refused: the image decides what they "
+                "mean)")
+    uid, gid = match.groups()
+    for n in (uid, gid):
+        if n is not None and int(n) > MAX_ID:
+            _refuse(CONTAINER_USER, value, "%s is more than %d, the largest "
+                    "uid or gid" % (n, MAX_ID))
+    return int(uid), (int(gid) if gid is not None else None)
+
+
+def parse_secret_names(value):
+    """Parse containerSecrets: "db,api-key" -> ["db", "api-key"].
+
+    Names of files the host's admin keeps (secrets.py), never values: a
+    custom property is logged in full by Engine and Vdsm.
+    """
+    if value == "":
+        return []
+    if len(value) > MAX_SECRETS_LENGTH:
+        _refuse(CONTAINER_SECRETS, value[:64] + "...",
+                "longer than %d characters" % MAX_SECRETS_LENGTH)
+    names = value.split(",")
+    for n in names:
+        if not _SECRET_RE.match(n):
+            _refuse(CONTAINER_SECRETS, value, "%r is not a secret name: a "
+                    "letter or digit, then up to %d letters, digits or "
+                    "_.-; separate names with commas"
+                    % (n, MAX_SECRET_NAME - 1))
+    if len(set(names)) < len(names):
+        _refuse(CONTAINER_SECRETS, value, "secret %s is listed twice"
+                % [n for n in names if names.count(n) > 1][0])
+    if len(names) > MAX_SECRETS:
+        _refuse(CONTAINER_SECRETS, value, "more than %d secrets"
+                % MAX_SECRETS)
+    return [str(n) for n in names]

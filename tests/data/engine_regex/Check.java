@@ -6,7 +6,9 @@
 //
 // Usage: java Check.java DEFINITIONS VALUES
 //   DEFINITIONS  one line, as given to engine-config -s UserDefinedVMProperties
-//   VALUES       lines "name<TAB>value as UTF-8 in hex"
+//   VALUES       lines "name<TAB>value as UTF-16 code units in hex" (big
+//                endian, 4 digits a unit: a lone surrogate arrives as it
+//                is, where a UTF-8 or UTF-16 decoder would replace it)
 // Prints one line per value: "match", "nomatch", "unknown" (no such
 // property) or "error <exception>".
 
@@ -31,7 +33,12 @@ public class Check {
         StringBuilder out = new StringBuilder();
         for (String line : lines) {
             String[] fields = line.split("\t", 2);
-            String value = new String(HexFormat.of().parseHex(fields[1]), StandardCharsets.UTF_8);
+            byte[] bytes = HexFormat.of().parseHex(fields[1]);
+            char[] units = new char[bytes.length / 2];
+            for (int i = 0; i < units.length; i++) {
+                units[i] = (char) (((bytes[2 * i] & 0xff) << 8) | (bytes[2 * i + 1] & 0xff));
+            }
+            String value = new String(units);
             Pattern pattern = regexes.get(fields[0]);
             String result;
             if (pattern == null) {
