@@ -132,8 +132,9 @@ def demo(engine, cleanup):
     if rc != 0:
         raise DemoError("vdsm-containers secret set failed: " + err)
     rc, out, err = inst.run_cli("secret", "list")
-    say("   vdsm-containers secret list: " + " | ".join(
-        out.strip().splitlines()))
+    say("   vdsm-containers secret list (names and keys, never values):")
+    for line in out.strip().splitlines():
+        say("     " + line)
 
     vm = domains.container_vm(engine, images.APP_IMAGE, base=BASE).edited(
         containerEnv="APP_MODE=demo%2C end to end",

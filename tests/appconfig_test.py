@@ -143,7 +143,7 @@ def test_missing_secret_refuses_the_start(vdsm, installation, engine, lan,
     vm = app_vm(name, containerCommand="hi",
                 containerSecrets="no-such-secret")
     refusal, _, after = vmrun.refused_start(vdsm, vm)
-    message = refusal.result.stderr
+    message = refusal.exit_message
     assert "no-such-secret" in message
     assert "vdsm-containers secret set no-such-secret" in message
     assert vmrun.containers_of(client, vm) == []
@@ -158,7 +158,7 @@ def test_root_user_needs_the_host_to_allow_it(vdsm, installation, engine,
     vm = app_vm(name, containerCommand="hi", containerSecrets=secret,
                 containerUser=user)
     refusal, _, _ = vmrun.refused_start(vdsm, vm)
-    assert "allow_root_user" in refusal.result.stderr
+    assert "allow_root_user" in refusal.exit_message
     assert vmrun.containers_of(client, vm) == []
 
     installation.configure(allow_root_user="yes")
@@ -202,7 +202,7 @@ def test_bad_values_refused_before_anything_runs(vdsm, installation, engine,
         vm = domains.container_vm(name, images.APP_IMAGE).edited(**custom)
         with pytest.raises(HookError) as e:
             start(vdsm, vm)
-        assert list(custom)[0] in e.value.result.stderr
+        assert list(custom)[0] in e.value.exit_message
         assert vmrun.containers_of(client, vm) == []
 
 

@@ -20,7 +20,8 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 ARGS = dict(vm_id=VM_ID, vm_name="web-1", engine="docker", image="redis:7",
             memory_mib="512", vcpus="2", cpu_shares=None, nic=None,
-            volume=None)
+            volume=None, app_env="", app_command="", app_entrypoint="",
+            app_workdir="", app_user="", app_secrets="", fqdn=None)
 
 
 def namespace(**changes):
@@ -108,7 +109,32 @@ BAD_ARGS = [
     pytest.param("image", "Redis", id="image-uppercase"),
     pytest.param("image", "redis;id", id="image-shell"),
     pytest.param("image", "", id="image-empty"),
+    pytest.param("fqdn", "-bad.example.com", id="fqdn-leading-dash"),
+    pytest.param("fqdn", "a" * 64 + ".com", id="fqdn-label-too-long"),
 ]
+
+# The application's arguments, checked again with the properties' parsers.
+BAD_APP_ARGS = [
+    pytest.param("app_env", "1A=x", id="env-key-digit"),
+    pytest.param("app_env", "A=x;B=y", id="env-semicolon"),
+    pytest.param("app_env", "A=1,A=2", id="env-key-twice"),
+    pytest.param("app_command", "a  b", id="command-double-space"),
+    pytest.param("app_command", "a%00b", id="command-nul-escape"),
+    pytest.param("app_entrypoint", " /bin/sh", id="entrypoint-leading-space"),
+    pytest.param("app_workdir", "../etc", id="workdir-relative"),
+    pytest.param("app_workdir", "/proc/1", id="workdir-proc"),
+    pytest.param("app_user", "root", id="user-name"),
+    pytest.param("app_user", "01", id="user-leading-zero"),
+    pytest.param("app_secrets", "../shadow", id="secrets-path"),
+    pytest.param("app_secrets", "a,a", id="secrets-twice"),
+    pytest.param("app_env", ["A=1"], id="env-list"),
+]
+
+
+@pytest.mark.parametrize("field, value", BAD_APP_ARGS)
+def test_from_args_bad_application(field, value):
+    with pytest.raises((errors.InvalidProperty, errors.InvalidDomain)):
+        specs.from_args(namespace(**{field: value}))
 
 
 @pytest.mark.parametrize("field, value", BAD_ARGS)
@@ -143,6 +169,13 @@ def test_from_args_bad(field, value):
         id="podman-digest"),
     pytest.param(make_spec(memory_mib=specs.MAX_MEMORY_MIB,
                            vcpus=specs.MAX_VCPUS, cpu_shares=2), id="limits"),
+    pytest.param(make_spec(app=specs.AppConfig(
+        env=u"A=1,B=x%2Cy z,C=\u00fc=%25", command="--help -x%20y",
+        entrypoint="-/bin/sh -c", workdir="/srv/app", user="1000:1000",
+        secrets="db,api.key")), id="application"),
+    pytest.param(make_spec(app=specs.NO_APP._replace(command="--rm")),
+                 id="command-like-option"),
+    pytest.param(make_spec(fqdn="db.example.com"), id="fqdn"),
 ])
 def test_args_round_trip(spec):
     args = helper._parser().parse_args(["start"] + specs.to_args(spec))

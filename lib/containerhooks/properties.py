@@ -456,10 +456,10 @@ def _refuse(name, value, reason):
 
 _REFUSED_RAW = re.compile(u"[\x00-\x1f\x7f-\x9f;\u2028\u2029\ud800-\udfff]")
 _HEX2 = re.compile(r"\A[0-9A-Fa-f]{2}")
-_ENV_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,%d}\Z"
+ENV_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,%d}\Z"
                          % (MAX_ENV_KEY - 1))
 _USER_RE = re.compile(r"\A(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?\Z")
-_SECRET_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z"
+SECRET_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,%d}\Z"
                         % (MAX_SECRET_NAME - 1))
 
 _ESCAPES_HELP = ("write %25 for a percent sign, %XX (two hex digits, 01 to "
@@ -552,7 +552,7 @@ def parse_env(value):
             _refuse(CONTAINER_ENV, value, "variable %d, %r, has no '=': "
                     "write KEY=VALUE items separated by commas, and %%2C "
                     "for a comma in a value" % (i, item))
-        if not _ENV_KEY_RE.match(key):
+        if not ENV_KEY_RE.match(key):
             _refuse(CONTAINER_ENV, value, "variable %d: %r is not a "
                     "variable name: a letter or _, then up to %d letters, "
                     "digits or _" % (i, key[:64], MAX_ENV_KEY - 1))
@@ -639,7 +639,7 @@ def parse_secret_names(value):
                 "longer than %d characters" % MAX_SECRETS_LENGTH)
     names = value.split(",")
     for n in names:
-        if not _SECRET_RE.match(n):
+        if not SECRET_NAME_RE.match(n):
             _refuse(CONTAINER_SECRETS, value, "%r is not a secret name: a "
                     "letter or digit, then up to %d letters, digits or "
                     "_.-; separate names with commas"

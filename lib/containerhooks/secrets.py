@@ -25,12 +25,12 @@ import collections
 import errno
 import logging
 import os
-import re
 import stat
 import tempfile
 
 from containerhooks import errors
 from containerhooks import paths
+from containerhooks import properties
 
 log = logging.getLogger("containerhooks.secrets")
 
@@ -42,15 +42,14 @@ SUFFIX = ".env"
 # quarter of the stack limit).
 MAX_SIZE = 64 * 1024
 MAX_VARIABLES = 256
-MAX_SECRETS = 16
+MAX_SECRETS = properties.MAX_SECRETS
 
-# TODO(lead): use properties.parse_secret_names (same grammar) once it is
-# on main, so that the helper re-validates with the hook's own parser.
-_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# A secret's name and its keys: containerSecrets' and containerEnv's own
+# grammar (properties.py), so that what a VM may name is what can exist.
+_NAME_RE = properties.SECRET_NAME_RE
 NAME_GRAMMAR = "1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
 
-# containerEnv's keys (properties.py, part "props").
-_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+_KEY_RE = properties.ENV_KEY_RE
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
