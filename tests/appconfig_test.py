@@ -122,18 +122,26 @@ def _lines(net, ip):
             if "=" in line]
 
 
+@pytest.mark.parametrize("image", [
+    # Its ENTRYPOINT is the script that refuses to start unconfigured.
+    pytest.param(images.APP_IMAGE, id="app-entrypoint"),
+    # Its CMD runs httpd: dropped, as docker run --entrypoint drops it.
+    pytest.param(images.IMAGE, id="image-cmd"),
+])
 def test_entrypoint_replaces_the_images(vdsm, installation, engine, lan,
-                                        app_image):
-    # containerEntrypoint replaces the image's ENTRYPOINT (the app script
-    # that refuses to start unconfigured), as docker run --entrypoint.
+                                        app_image, image):
     name, client = engine
-    vm = app_vm(name, containerEntrypoint="/bin/httpd -f -p 8080 -h /www")
+    vm = domains.add_nics(domains.container_vm(name, image).edited(
+        containerEntrypoint="/bin/httpd -f -p 8080 -h /www"),
+        [(MAC, lanmod.BRIDGE)])
     result = start(vdsm, vm)
     ip = installation.record(vm.id)["nics"][0]["ip"]
     assert lan[0].fetch(ip) == "hello from vdsm-hook-containers\n"
     c = client.containers.get("ovirt-vm-" + vm.id)
     assert c.attrs["Config"]["Entrypoint"] == [
         "/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+    # What runs: the entrypoint's arguments, no CMD after them.
+    assert c.attrs["Args"] == ["-f", "-p", "8080", "-h", "/www"]
     power_off(vdsm, vm, result.data)
 
 
