@@ -235,3 +235,22 @@ def test_initial_run_fqdn_names_the_container(vdsm, installation, engine,
     stats = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(vm.id)])
     assert stats.data[0]["guestFQDN"] == fqdn
     power_off(vdsm, vm, result.data)
+
+
+def test_non_ascii_values_in_the_c_locale(installation, engine):
+    # Python 3.6 (EL8) in the C locale decodes the environment as ASCII
+    # and keeps other bytes as lone surrogates (Python 3.7+ switches to
+    # UTF-8 there unless told not to, as here): the value must still be
+    # the domain XML's, and the container's variable the admin's text.
+    import vdsm as vdsm_module
+    name, client = engine
+    hook_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C",
+                "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    vdsm = vdsm_module.Vdsm(installation.hooks_dir, user="vdsm",
+                            base_env=hook_env)
+    vm = domains.container_vm(name, images.IMAGE).edited(
+        containerEnv=u"GREETING=gr\u00fc\u00df dich%2C \u4e16\u754c")
+    result = start(vdsm, vm)
+    env = client.containers.get("ovirt-vm-" + vm.id).attrs["Config"]["Env"]
+    assert u"GREETING=gr\u00fc\u00df dich, \u4e16\u754c" in env
+    power_off(vdsm, vm, result.data)

@@ -36,6 +36,9 @@ RUNNING = ("running", "paused", "restarting")
 def main(argv=None):
     hookenv.setup_logging()
     parser = _parser()
+    if argv is None:
+        # The hook's values, whatever the locale sudo gives us.
+        argv = [hookenv.text(a) for a in sys.argv[1:]]
     args = parser.parse_args(argv)
     try:
         result = args.func(args)

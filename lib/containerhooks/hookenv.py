@@ -44,7 +44,7 @@ def run(func, failure_rc=ERROR_STOP):
     """
     setup_logging()
     try:
-        func(dict(os.environ))
+        func(dict((k, text(v)) for k, v in os.environ.items()))
     except errors.Error as e:
         log.error("%s failed: %s", _hook_name(), e)
         _fail(str(e), failure_rc)
@@ -54,6 +54,23 @@ def run(func, failure_rc=ERROR_STOP):
               "the host log)" % (type(e).__name__, _hook_name(), e),
               failure_rc)
     sys.exit(OK)
+
+
+def text(value):
+    """value, a string of os.environ or sys.argv, as the UTF-8 text it is.
+
+    Vdsm passes custom properties as UTF-8 (Engine's text).  Python 3.6 (EL8)
+    in the C locale decodes the environment and argv as ASCII and keeps
+    every other byte as a lone surrogate (surrogateescape): "\u00fc" would
+    arrive as two surrogates, differ from the same value in the domain XML
+    and be refused.  Python 3.7+ switches to UTF-8 in the C locale (PEP
+    538, 540); Python 2 keeps bytes, which the parsers decode."""
+    if sys.version_info[0] < 3:
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return value        # not UTF-8: the parsers refuse its surrogates
 
 
 def _fail(message, rc):
