@@ -2,7 +2,8 @@
 
 Run as root on a host.  Sub-commands:
 
-  check       is this host ready: engines, sudo rule and helper, helper
+  check       is this host ready: engines, registry credentials (which
+              registries have some), sudo rule and helper, helper
               service, hooks, networks, the exit watcher, the placeholder
               kernel; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
@@ -80,7 +81,8 @@ def _parser():
 
     p = sub.add_parser(
         "check", help="is this host ready to run container VMs?",
-        description="Check the engines, the sudo rule and helper, the hooks, "
+        description="Check the engines, which registries each engine has "
+        "credentials for (names only), the sudo rule and helper, the hooks, "
         "the networks, the exit watcher and the placeholder kernel; exit 1 "
         "if anything is missing.")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -178,6 +180,8 @@ def check(args):
                 conf.sockets[name]))
         except errors.Error as e:
             add("engine " + name, False, str(e))
+    for name in conf.engines:
+        add("credentials " + name, *_credentials(conf, name))
     add("helper", os.access(paths.HELPER, os.X_OK), paths.HELPER)
     from containerhooks import helperd
     answers = helperd.answers(paths.HELPER_SOCKET)
@@ -252,6 +256,26 @@ def _pids_budget(conf):
                 "host; lower pids_limit in %s or raise kernel.pid_max "
                 "(sysctl, up to 4194304)" % conf.path), True
     return detail, False
+
+
+def _credentials(conf, name):
+    """(ok, detail, warn) of engine name's registry credentials file: the
+    registries it has credentials for, by name only."""
+    from containerhooks import registryauth
+    try:
+        auth = registryauth.load(name, conf)
+    except errors.Error as e:
+        return False, str(e), False
+    found = auth.registries()
+    if not found:
+        return True, "%s: none (public registries only; to add one: %s)" % (
+            auth.path, registryauth.login_command(name, "REGISTRY",
+                                                  auth.path)), False
+    detail = "%s: %s" % (auth.path, ", ".join(found))
+    if os.stat(auth.path).st_mode & 0o044:
+        return True, detail + ": readable by other users than root; " \
+            "chmod 600 %s" % auth.path, True
+    return True, detail, False
 
 
 def _sudoers_names_helper(path):

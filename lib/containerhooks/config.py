@@ -94,6 +94,8 @@ _DEFAULTS = collections.OrderedDict([
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
     ("allow_root_user", "false"),
+    ("docker_auth_file", "/root/.docker/config.json"),
+    ("podman_auth_file", "/etc/containers/auth.json"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -106,7 +108,7 @@ Config = collections.namedtuple("Config", [
     "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
     "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
-    "gc_grace", "leftover_grace", "allow_root_user", "path",
+    "gc_grace", "leftover_grace", "allow_root_user", "auth_files", "path",
 ])
 
 
@@ -173,12 +175,25 @@ def _build(v, path):
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         allow_root_user=_bool(v, "allow_root_user", path),
+        auth_files={"docker": _file(v, "docker_auth_file", path),
+                    "podman": _file(v, "podman_auth_file", path)},
         path=path,
     )
 
 
 def _words(value):
     return [w for w in value.replace(",", " ").split() if w]
+
+
+def _file(values, key, path):
+    """An absolute, normalized file path."""
+    value = values[key]
+    if not value.startswith("/") or value.startswith("//") \
+            or os.path.normpath(value) != value or value == "/":
+        raise errors.ConfigError(
+            path=path, reason="%s: %r is not an absolute, normalized file "
+            "path" % (key, value))
+    return value
 
 
 def _roots(values, key, path):

@@ -24,6 +24,7 @@ from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
 from containerhooks import network
+from containerhooks import registryauth
 from containerhooks import spec as specs
 from containerhooks import state
 from containerhooks import volumes
@@ -132,7 +133,8 @@ def _start(eng, spec, conf):
     if not eng.has_image(spec.image):
         log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
                  eng.name)
-        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
+        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
+                 auth=registryauth.load(eng.name, conf))
     # The image's own config is the VM owner's: applied within bounds.
     image_config = eng.image_config(spec.image)
     unmapped = specs.unmapped_volumes(image_config, spec.volumes)
