@@ -43,6 +43,9 @@ def assert_default_values(conf):
     assert conf.blank_check_timeout == 120
     assert conf.auth_files == {"docker": "/root/.docker/config.json",
                                "podman": "/etc/containers/auth.json"}
+    assert conf.allowed_images == ()
+    assert conf.require_digest is False
+    assert conf.pull_policy == "missing"
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -153,7 +156,9 @@ def test_all_options(tmp_path):
                  "blank_check_timeout = 30\ngc_grace = 60\n"
                  "leftover_grace = 10\nallow_root_user = yes\n"
                  "docker_auth_file = /etc/vhc/docker/config.json\n"
-                 "podman_auth_file = /etc/vhc/auth.json\n")
+                 "podman_auth_file = /etc/vhc/auth.json\n"
+                 "allowed_images = a.example/*\nrequire_digest = yes\n"
+                 "pull_policy = Always\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -164,7 +169,9 @@ def test_all_options(tmp_path):
         blank_check_timeout=30, gc_grace=60, leftover_grace=10,
         allow_root_user=True,
         auth_files={"docker": "/etc/vhc/docker/config.json",
-                    "podman": "/etc/vhc/auth.json"}, path=path)
+                    "podman": "/etc/vhc/auth.json"},
+        allowed_images=("a.example/*",), require_digest=True,
+        pull_policy="always", path=path)
 
 
 # option, bad value

@@ -198,3 +198,22 @@ def push_to(docker_client, image, registry, auth_config):
         if "error" in message:
             raise RuntimeError("push failed: %s" % message["error"])
     return target
+
+
+# A tag that tests move: the same repository and tag pushed again with
+# other content (a new image id), as a team publishing a new release.
+MOVING_REPOSITORY = REGISTRY + "/vhc-tests/busybox-moving"
+MOVING_IMAGE = MOVING_REPOSITORY + ":1"
+
+
+def push_moving(docker_client, release):
+    """Push release (a number) as MOVING_IMAGE; return its image id."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar(), repository=MOVING_REPOSITORY, tag="1",
+        changes=["CMD " + COMMAND, "ENV VHC_RELEASE=%d" % release])
+    for message in api.push(MOVING_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return docker_client.images.get(MOVING_IMAGE).id

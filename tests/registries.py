@@ -279,20 +279,10 @@ class Private(object):
                     pass    # somebody else's files in it now
 
     def manifest_digest(self, path, tag, user):
-        """The registry's digest of the manifest of path:tag (its
-        Docker-Content-Digest), as user."""
-        import ssl
-        import urllib.request
-        request = urllib.request.Request(
-            "https://%s/v2/%s/manifests/%s" % (self.address, path, tag),
-            method="HEAD", headers={"Accept": MANIFEST_TYPES})
-        token = base64.b64encode(
-            ("%s:%s" % (user, self.users[user])).encode()).decode()
-        request.add_header("Authorization", "Basic " + token)
-        context = ssl.create_default_context(cafile=self.ca)
-        with urllib.request.urlopen(request, context=context,
-                                    timeout=30) as answer:
-            return answer.headers["Docker-Content-Digest"]
+        """The registry's digest of the manifest of path:tag, as user."""
+        return manifest_digest(self.address, path, tag, scheme="https",
+                               auth=(user, self.users[user]),
+                               cafile=self.ca)
 
 
 class Address(object):
@@ -368,3 +358,22 @@ def bcrypt(password):
         import crypt
     return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH,
                                               rounds=1 << 5))
+
+
+def manifest_digest(address, path, tag, scheme="http", auth=None,
+                    cafile=None):
+    """The digest the registry at address gives the manifest of path:tag
+    (its Docker-Content-Digest header); auth: (user, password)."""
+    import ssl
+    import urllib.request
+    request = urllib.request.Request(
+        "%s://%s/v2/%s/manifests/%s" % (scheme, address, path, tag),
+        method="HEAD", headers={"Accept": MANIFEST_TYPES})
+    if auth:
+        token = base64.b64encode(("%s:%s" % auth).encode()).decode()
+        request.add_header("Authorization", "Basic " + token)
+    context = ssl.create_default_context(cafile=cafile) \
+        if scheme == "https" else None
+    with urllib.request.urlopen(request, context=context,
+                                timeout=30) as answer:
+        return answer.headers["Docker-Content-Digest"]

@@ -87,6 +87,21 @@ class CredentialsFileError(Error):
            "{conf}): {reason}")
 
 
+class ImageRefused(Error):
+    """The host's image policy (imagepolicy.py) does not allow the image."""
+
+    msg = ("Image {image} is refused by this host's image policy "
+           "({setting} in {conf}): {reason}")
+
+
+class ImageAbsent(Error):
+    """Pull policy "never" and the image is not on the host."""
+
+    msg = ("Image {image} is not on this host and the pull policy is never "
+           "({source}): pre-pull it on this host with 'vdsm-containers pull "
+           "--engine {engine} {image}', or let the start pull it")
+
+
 class PullTimeout(Error):
     msg = ("Pulling image {image} did not finish within {timeout} seconds; "
            "raise pull_timeout in {conf} or pre-pull the image on this host")

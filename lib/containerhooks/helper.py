@@ -23,6 +23,7 @@ from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
+from containerhooks import imagepolicy
 from containerhooks import network
 from containerhooks import registryauth
 from containerhooks import spec as specs
@@ -106,6 +107,9 @@ def _check_engine(conf, name):
 def start_container(args):
     spec = specs.from_args(args)
     conf = config.load()
+    # The host's image policy, before anything is pulled or started
+    # (the hook checked it already: a caller that did not).
+    imagepolicy.check(spec.image, conf)
     eng = _engine(conf, spec.engine)
     with state.Lock(spec.vm_id) as lock:
         # How an earlier run's container ended is no longer news.
@@ -130,9 +134,11 @@ def _start(eng, spec, conf):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
-    if not eng.has_image(spec.image):
-        log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
-                 eng.name)
+    policy, source = pull_policy(spec, conf)
+    if imagepolicy.must_pull(policy, source, spec.image,
+                             eng.has_image(spec.image), eng.name):
+        log.info("vm_id=%s pulling %s with %s (pull policy %s)", spec.vm_id,
+                 spec.image, eng.name, policy)
         eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
                  auth=registryauth.load(eng.name, conf))
     # The image's own config is the VM owner's: applied within bounds.
@@ -197,6 +203,11 @@ def _start(eng, spec, conf):
              "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
              eng.name, record.ips)
     return record.to_dict()
+
+
+def pull_policy(spec, conf):
+    """The pull policy of spec's start, and what set it (for messages)."""
+    return conf.pull_policy, "pull_policy in %s" % conf.path
 
 
 def _create(eng, spec, name, options, app_options, endpoints, conf,
