@@ -191,6 +191,7 @@ def push_to(docker_client, image, registry, auth_config):
     name = image.split("/", 1)[1]
     target = registry + "/" + name
     repository, tag = target.rsplit(":", 1)
+    ensure_local(docker_client, image)
     docker_client.images.get(image).tag(repository, tag)
     for message in docker_client.api.push(repository, tag=tag, stream=True,
                                           decode=True,

@@ -147,6 +147,11 @@ def test_pull_with_host_credentials(vdsm, installation, engine, logins,
         assert c.status == "running"
         assert client.images.get(image).id == c.image.id
         assert "pull %s" % image in installation.read_log()
+        # What runs is what the registry serves under the tag.
+        assert installation.record(vm.id)["image_digest"] == \
+            private_registry.manifest_digest(
+                "vhc-tests/busybox-httpd", "1",
+                private_registry.credentials[0])
     finally:
         power_off(vdsm, vm, result.data)
     assert secrets_in(installation) == []

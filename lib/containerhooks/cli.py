@@ -91,7 +91,9 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image and volumes of every container VM on this host, and "
+        "uptime, image (with the start of the digest it runs; --json: "
+        "image_digest in full) and volumes of every container VM on this "
+        "host, and "
         "the image's VOLUMEs that no volumeMap disk keeps (their data is "
         "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -337,6 +339,9 @@ def ps(args):
         rows.append({
             "vm_id": vm_id, "vm_name": record.vm_name,
             "engine": name, "image": record.image,
+            # What the container runs (helper.py): the manifest's digest.
+            "image_digest": record.image_digest,
+            "image_id": record.image_id,
             "container": record.container_name, "state": status,
             "placeholder": procfs.find_qemu(vm_id) is not None,
             "ips": [n.get("ip") for n in record.nics],
@@ -362,7 +367,9 @@ def _print_ps(rows, as_json):
     for r in rows:
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
-            ",".join(r["ips"]) or "-", _duration(r["uptime"]), r["image"],
+            ",".join(r["ips"]) or "-", _duration(r["uptime"]),
+            r["image"] + (" (%s)" % r["image_digest"][:19]
+                          if r["image_digest"] else ""),
             (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
             (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
              if r["unmapped_volumes"] else "")))

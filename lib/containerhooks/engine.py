@@ -60,8 +60,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None, config=None):
+                 image=None, config=None, image_id=None):
         self.id = id
+        self.image_id = image_id      # the image it runs: sha256:<id>
         self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
         self.started = started
@@ -163,6 +164,14 @@ class Engine(object):
         image = self._call("inspect image", str(ref),
                            lambda: self.client.images.get(str(ref)))
         return image.attrs.get("Config") or {}
+
+    def repo_digest(self, image_id, ref):
+        """The digest ("sha256:...") of the manifest the engine pulled
+        image_id by, from ref's repository (its RepoDigests), or None (an
+        image that came from no registry)."""
+        image = self._call("inspect image", image_id,
+                           lambda: self.client.images.get(image_id))
+        return _repo_digest(image.attrs.get("RepoDigests") or [], ref)
 
     def _pull(self, ref, api_timeout, outcome, auth, progress):
         """pull()'s thread: put None, or the error, into outcome."""
@@ -479,6 +488,7 @@ def _info(container):
         started=_epoch(state.get("StartedAt")),
         image=(attrs.get("Config") or {}).get("Image"),
         config=attrs.get("Config") or {},
+        image_id=attrs.get("Image") or None,
     )
 
 
@@ -584,6 +594,24 @@ def _pull_error(ref, reason, auth=None, credentials=_NOT_LOOKED_UP):
         return errors.RegistryUnreachable(
             image=str(ref), registry=registry, reason=reason)
     return errors.ImageNotFound(image=str(ref), reason=reason)
+
+
+def _repo_digest(repo_digests, ref):
+    """The digest of ref's repository among repo_digests
+    ("repository@sha256:..." each; Docker writes Docker Hub's short,
+    "redis@...", Podman long, "docker.io/library/redis@...")."""
+    from containerhooks import imagepolicy
+    from containerhooks import imageref
+    wanted = imagepolicy.full_name(ref)
+    for entry in repo_digests:
+        name, _, digest = entry.partition("@")
+        try:
+            repository = imagepolicy.full_name(imageref.parse(name))
+        except errors.Error:
+            continue
+        if repository == wanted and digest.startswith("sha256:"):
+            return digest
+    return None
 
 
 def _reason(e):

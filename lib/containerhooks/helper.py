@@ -180,6 +180,8 @@ def _start(eng, spec, conf):
         created = _create(eng, spec, name, options, app_options, endpoints,
                           conf)
         record.container_id = created.id
+        record.image_id = created.image_id
+        record.image_digest = _digest(eng, spec, created.image_id)
         state.write(spec.vm_id, record)
         eng.start(name)
         pid = eng.inspect(name).pid
@@ -199,10 +201,23 @@ def _start(eng, spec, conf):
             log.error("vm_id=%s keeping the state of what could not be "
                       "removed", spec.vm_id)
         raise
-    log.info("vm_id=%s started container %s (%s) image=%s engine=%s "
-             "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
-             eng.name, record.ips)
+    log.info("vm_id=%s started container %s (%s) image=%s digest=%s "
+             "engine=%s ips=%s", spec.vm_id, name, created.id[:12],
+             spec.image, record.image_digest, eng.name, record.ips)
     return record.to_dict()
+
+
+def _digest(eng, spec, image_id):
+    """The digest of what the new container runs; None (logged) if the
+    engine cannot say: not worth failing the start for."""
+    if spec.image.digest:
+        return spec.image.digest
+    try:
+        return eng.repo_digest(image_id, spec.image) if image_id else None
+    except errors.Error as e:
+        log.warning("vm_id=%s cannot read the digest of image %s: %s",
+                    spec.vm_id, image_id, e)
+        return None
 
 
 def pull_policy(spec, conf):
