@@ -8,6 +8,8 @@ Run as root on a host.  Sub-commands:
               kernel; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
+  pull IMAGE  pre-pull an image into the engines, with the host's image
+              policy and registry credentials, showing the progress
   gc          remove leftovers (gc.py); --dry-run lists them only
 
   setup-net [BRIDGE --subnet CIDR --gateway IP --ip-range CIDR [--create]]
@@ -127,6 +129,23 @@ def _parser():
     p.add_argument("--vm", action="append", metavar="VM_ID",
                    help="only this VM (repeatable)")
     p.set_defaults(func=gc_command)
+
+    p = sub.add_parser(
+        "pull", help="pre-pull an image on this host",
+        description="Pull IMAGE into each engine of engines= (or the one "
+        "given) as a VM start would: the host's image policy "
+        "(allowed_images, require_digest) and the engine's registry "
+        "credentials file apply; the pull's progress is shown.  Then print "
+        "the digest it was pulled by (for containerImage=...@sha256:...). "
+        "For maintenance windows, and for hosts whose pull_policy is "
+        "never.")
+    p.add_argument("--engine", choices=config.ENGINES,
+                   help="only this engine")
+    p.add_argument("--timeout", type=int, metavar="SECONDS",
+                   help="give up after this long (default: pull_timeout)")
+    p.add_argument("image", metavar="IMAGE",
+                   help="an image reference, as containerImage takes it")
+    p.set_defaults(func=pull)
 
     p = sub.add_parser(
         "setup-net", help="show or configure a bridge's container network",
@@ -441,6 +460,60 @@ def gc_command(args):
     if not [f for f in findings if f.kind != "foreign"] and not args.quiet:
         print("nothing to clean")
     return 1 if failed else 0
+
+
+def pull(args):
+    """Pull an image into this host's engines, showing the progress."""
+    from containerhooks import imagepolicy
+    from containerhooks import imageref
+    from containerhooks import registryauth
+    conf = config.load()
+    ref = imageref.parse(args.image)
+    imagepolicy.check(ref, conf)
+    names = [args.engine] if args.engine else list(conf.engines)
+    timeout = args.timeout or conf.pull_timeout
+    failed = 0
+    for name in names:
+        try:
+            eng = _connect(conf, name)
+            auth = registryauth.load(name, conf)
+            print("%s: pulling %s" % (name, ref))
+            sys.stdout.flush()
+            eng.pull(ref, timeout, conf.api_timeout, auth=auth,
+                     progress=Progress(name, sys.stdout))
+            digest = eng.repo_digest(eng.image_id(ref), ref)
+        except errors.Error as e:
+            sys.stderr.write("vdsm-containers: %s: %s\n" % (name, e))
+            failed += 1
+            continue
+        print("%s: %s is %s" % (name, ref, "%s@%s" % (ref.repository, digest)
+                                if digest else "an image of no registry"))
+    return 1 if failed else 0
+
+
+class Progress(object):
+    """Prints an engine's pull messages: each layer's new status, and its
+    progress bar at most every INTERVAL seconds."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, engine, out, clock=time.time):
+        self.engine = engine
+        self.out = out
+        self.clock = clock
+        self._last = {}
+
+    def __call__(self, layer, status, detail):
+        now = self.clock()
+        status_was, shown = self._last.get(layer, (None, 0))
+        if status == status_was and (not detail
+                                     or now - shown < self.INTERVAL):
+            return
+        self._last[layer] = (status, now)
+        self.out.write("%s: %s%s%s\n" % (
+            self.engine, layer + " " if layer else "", status,
+            " " + detail if detail else ""))
+        self.out.flush()
 
 
 def _connect(conf, name):

@@ -165,6 +165,11 @@ class Engine(object):
                            lambda: self.client.images.get(str(ref)))
         return image.attrs.get("Config") or {}
 
+    def image_id(self, ref):
+        """The id of the image the engine has as ref."""
+        return self._call("inspect image", str(ref),
+                          lambda: self.client.images.get(str(ref))).id
+
     def repo_digest(self, image_id, ref):
         """The digest ("sha256:...") of the manifest the engine pulled
         image_id by, from ref's repository (its RepoDigests), or None (an
