@@ -298,3 +298,51 @@ def publish_and_start(vdsm, conf, client, name, docker_client, release,
     finally:
         power_off(vdsm, vm, result.data)
     return published, image_id(ran)
+
+
+@pytest.mark.parametrize("host, vm, pulled", [
+    pytest.param("never", "always", True, id="vm-always-on-never-host"),
+    pytest.param("never", "missing", True, id="vm-missing-on-never-host"),
+])
+def test_container_pull_overrides_the_host(vdsm, fresh_conf, engine, host,
+                                           vm, pulled):
+    name, client = engine
+    images.remove_local(client)
+    fresh_conf.configure(pull_policy=host)
+    machine = domains.container_vm(name, images.IMAGE)
+    machine = machine.edited(containerPull=vm)
+
+    result = start(vdsm, machine)
+
+    try:
+        assert client.containers.get("ovirt-vm-" + machine.id).status == \
+            "running"
+        assert ("vm_id=%s pulling %s with %s (pull policy %s)" % (
+            machine.id, images.IMAGE, name, vm)
+            in fresh_conf.read_log()) is pulled
+    finally:
+        power_off(vdsm, machine, result.data)
+
+
+def test_container_pull_never_names_the_property(vdsm, fresh_conf, engine):
+    name, client = engine
+    images.remove_local(client)
+    machine = domains.container_vm(name, images.IMAGE).edited(
+        containerPull="never")
+
+    err = refusal(vdsm, machine)
+
+    assert "the pull policy is never (containerPull=never)" in err
+    assert not has_image(client, images.IMAGE)
+
+
+@pytest.mark.parametrize("value", ["sometimes", "", "Always", "never\n"])
+def test_helper_checks_pull_again(fresh_conf, value):
+    p = subprocess.run(
+        [fresh_conf.helper, "start", "--vm-id=" + str(uuid.uuid4()),
+         "--vm-name=x", "--engine=docker", "--image=" + images.IMAGE,
+         "--memory-mib=64", "--vcpus=1", "--pull=" + value],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.decode().startswith(
+        "Invalid custom property containerPull=%r" % value)

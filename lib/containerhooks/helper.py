@@ -75,6 +75,7 @@ def _parser():
     start.add_argument("--volume", action="append",
                        help="DISK,PATH,file|block,SOURCE (repeated)")
     specs.add_app_arguments(start)
+    start.add_argument("--pull", help="the VM's containerPull")
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -221,7 +222,10 @@ def _digest(eng, spec, image_id):
 
 
 def pull_policy(spec, conf):
-    """The pull policy of spec's start, and what set it (for messages)."""
+    """The pull policy of spec's start, and what set it (for messages):
+    the VM's containerPull, else the host's pull_policy."""
+    if spec.pull:
+        return spec.pull, "containerPull=%s" % spec.pull
     return conf.pull_policy, "pull_policy in %s" % conf.path
 
 

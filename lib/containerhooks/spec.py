@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app")
+    "volumes, app, pull")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -31,7 +31,9 @@ AppConfig = collections.namedtuple(
     "AppConfig", "env, command, entrypoint, workdir, user, secrets")
 NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
                    secrets="")
-ContainerSpec.__new__.__defaults__ = (NO_APP,)
+# pull: the VM's containerPull (imagepolicy.PULL_POLICIES), "" when not
+# set (the host's pull_policy then).
+ContainerSpec.__new__.__defaults__ = (NO_APP, "")
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -92,7 +94,15 @@ def from_domain(dom, props, nics=(), volumes=()):
         nics=list(nics),
         volumes=list(volumes),
         app=app_config(props.raw),
+        pull=pull_of(props.raw),
     )
+
+
+def pull_of(raw):
+    """The VM's containerPull of raw (name -> raw value), "" if not set."""
+    from containerhooks import properties
+    value = raw.get(properties.CONTAINER_PULL)
+    return "" if value is None else properties.parse_pull(value)
 
 
 def app_config(raw):
@@ -129,6 +139,8 @@ def to_args(spec):
         value = getattr(spec.app, field)
         if value:
             args.append(option + "=" + value)
+    if spec.pull:
+        args.append("--pull=" + spec.pull)
     return args
 
 
@@ -154,7 +166,18 @@ def from_args(ns):
         volumes=_limited("volumes", [volume(v) for v in ns.volume or ()],
                          MAX_VOLUMES),
         app=app_from_args(ns),
+        pull=pull_from_args(ns),
     )
+
+
+def pull_from_args(ns):
+    """The helper's --pull, checked again with containerPull's parser."""
+    from containerhooks import properties
+    value = getattr(ns, "pull", None)
+    if value is None:
+        return ""
+    _text("pull", value)
+    return properties.parse_pull(value)
 
 
 def app_from_args(ns):
