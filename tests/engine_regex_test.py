@@ -147,7 +147,14 @@ VALID_IPS = st.one_of(
 IPS = any_of(VALID_IPS, u"0123456789.,: /x\n\x00\uff11",
              ["1", "255", "256", ".", ",", " ", "\n", "/24", u"\uff11"])
 
+PULLS = any_of(
+    st.sampled_from(["missing", "always", "never", "Always", "nevermind",
+                     "miss", ""]),
+    u"missingalwaysnever \n\x00|;\u0430",
+    ["missing", "always", "never", " ", "\n", "\x00", "|", u"\u0430"])
+
 GENERATED = {
+    "containerPull": PULLS,
     "containerType": TYPES,
     "containerImage": IMAGES,
     "volumeMap": VOLUME_MAPS,

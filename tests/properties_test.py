@@ -485,7 +485,28 @@ def table_values():
                for v in [""] + values_of(GOOD_IPS)]
     values += [("containerIP", v, False)
                for v in values_of(BAD_IPS)]
+    values += [("containerPull", v, True) for v in GOOD_PULLS]
+    values += [("containerPull", v, False) for v in BAD_PULLS]
     return values
+
+
+# containerPull (issue 10): the values of imagepolicy.PULL_POLICIES only.
+GOOD_PULLS = ["missing", "always", "never"]
+BAD_PULLS = ["", "Always", "sometimes", " never", "never\n", "always|never",
+             "missing,always", u"\u0430lways"]
+
+
+@pytest.mark.parametrize("value", GOOD_PULLS)
+def test_pull(value):
+    assert properties.parse_pull(value) == value
+
+
+@pytest.mark.parametrize("value", BAD_PULLS)
+def test_bad_pull(value):
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse_pull(value)
+    assert str(e.value).startswith("Invalid custom property containerPull=")
+    assert str(e.value).endswith("expected one of missing, always, never")
 
 
 def hook_accepts(name, value):
