@@ -41,6 +41,11 @@ def assert_default_values(conf):
     assert conf.placeholder_memory_mib == 16
     assert conf.storage_roots == ("/rhev/data-center",)
     assert conf.blank_check_timeout == 120
+    assert conf.auth_files == {"docker": "/root/.docker/config.json",
+                               "podman": "/etc/containers/auth.json"}
+    assert conf.allowed_images == ()
+    assert conf.require_digest is False
+    assert conf.pull_policy == "missing"
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -124,6 +129,13 @@ OPTIONS = [
                  id="option-name-case"),
     pytest.param("pids_limit =   2048  ", "pids_limit", 2048,
                  id="spaces"),
+    pytest.param("docker_auth_file = /etc/vhc/docker/config.json",
+                 "auth_files", {"docker": "/etc/vhc/docker/config.json",
+                                "podman": "/etc/containers/auth.json"},
+                 id="docker-auth-file"),
+    pytest.param("podman_auth_file = /etc/vhc/auth.json", "auth_files",
+                 {"docker": "/root/.docker/config.json",
+                  "podman": "/etc/vhc/auth.json"}, id="podman-auth-file"),
 ]
 
 
@@ -142,7 +154,11 @@ def test_all_options(tmp_path):
                  "placeholder_memory_mib = 64\n"
                  "storage_roots = /srv/a, /srv/b\n"
                  "blank_check_timeout = 30\ngc_grace = 60\n"
-                 "leftover_grace = 10\nallow_root_user = yes\n")
+                 "leftover_grace = 10\nallow_root_user = yes\n"
+                 "docker_auth_file = /etc/vhc/docker/config.json\n"
+                 "podman_auth_file = /etc/vhc/auth.json\n"
+                 "allowed_images = a.example/*\nrequire_digest = yes\n"
+                 "pull_policy = Always\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -151,7 +167,11 @@ def test_all_options(tmp_path):
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
         blank_check_timeout=30, gc_grace=60, leftover_grace=10,
-        allow_root_user=True, path=path)
+        allow_root_user=True,
+        auth_files={"docker": "/etc/vhc/docker/config.json",
+                    "podman": "/etc/vhc/auth.json"},
+        allowed_images=("a.example/*",), require_digest=True,
+        pull_policy="always", path=path)
 
 
 # option, bad value
@@ -190,6 +210,12 @@ BAD_VALUES = [
     pytest.param("writable_layer_size", "1k", id="layer-below-min"),
     pytest.param("writable_layer_size", "10t", id="layer-unit"),
     pytest.param("writable_layer_size", "unlimited", id="layer-word"),
+    pytest.param("docker_auth_file", "", id="auth-file-empty"),
+    pytest.param("docker_auth_file", "config.json", id="auth-file-relative"),
+    pytest.param("podman_auth_file", "/etc/../root/auth.json",
+                 id="auth-file-dotdot"),
+    pytest.param("podman_auth_file", "//etc/auth.json",
+                 id="auth-file-double-slash"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),
     pytest.param("init", "", id="bool-empty"),

@@ -82,8 +82,8 @@ def remove_local(client, image=IMAGE):
     import docker
     try:
         client.images.remove(image, force=True)
-    except docker.errors.ImageNotFound:
-        pass
+    except docker.errors.NotFound:
+        pass    # Podman's "image not known" is a plain NotFound
 
 
 # Images whose main process ends when told to: it waits for a file to
@@ -183,3 +183,38 @@ def build_and_push_app(docker_client):
         if "error" in message:
             raise RuntimeError("push failed: %s" % message["error"])
     return APP_IMAGE
+
+
+def push_to(docker_client, image, registry, auth_config):
+    """Push image (in Docker) to registry as the same path and tag, with
+    auth_config; return the new reference."""
+    name = image.split("/", 1)[1]
+    target = registry + "/" + name
+    repository, tag = target.rsplit(":", 1)
+    ensure_local(docker_client, image)
+    docker_client.images.get(image).tag(repository, tag)
+    for message in docker_client.api.push(repository, tag=tag, stream=True,
+                                          decode=True,
+                                          auth_config=auth_config):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return target
+
+
+# A tag that tests move: the same repository and tag pushed again with
+# other content (a new image id), as a team publishing a new release.
+MOVING_REPOSITORY = REGISTRY + "/vhc-tests/busybox-moving"
+MOVING_IMAGE = MOVING_REPOSITORY + ":1"
+
+
+def push_moving(docker_client, release):
+    """Push release (a number) as MOVING_IMAGE; return its image id."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar(), repository=MOVING_REPOSITORY, tag="1",
+        changes=["CMD " + COMMAND, "ENV VHC_RELEASE=%d" % release])
+    for message in api.push(MOVING_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return docker_client.images.get(MOVING_IMAGE).id

@@ -173,6 +173,11 @@ class Record(object):
         "nics": list,
         "volumes": list,
         "unmapped_volumes": list,
+        # The image the container runs: its id, and the digest of the
+        # manifest it was pulled by (engine.repo_digest; None for an image
+        # from no registry).  What runs, whatever the tag says now.
+        "image_id": _none,
+        "image_digest": _none,
         # The container's first process, once it runs.
         "pid": _none,
         # Set by a stop: the watcher ignores the container's end.
