@@ -30,9 +30,9 @@ NIC_COUNTERS = ("rx", "tx", "rxErrors", "txErrors", "rxDropped",
                 "txDropped")
 
 
-@pytest.fixture
-def container_vm(vdsm, installation, engine):
-    """A running container VM of engine, powered off afterwards."""
+def running_vm(vdsm, engine):
+    """A running container VM of engine (a generator: powered off when
+    resumed)."""
     name, client = engine
     vm = domains.container_vm(name, images.IMAGE, memory_mib=MEMORY_MIB)
     result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
@@ -41,6 +41,12 @@ def container_vm(vdsm, installation, engine):
     yield vm
     vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
     vdsm.run("after_vm_destroy", result.data, vm_id=vm.id, custom=vm.custom)
+
+
+@pytest.fixture
+def container_vm(vdsm, installation, engine):
+    """A running container VM of engine, powered off afterwards."""
+    yield from running_vm(vdsm, engine)
 
 
 def stats(vdsm, *vms, **kw):
@@ -115,15 +121,8 @@ def pulled_vm(vdsm, installation, engine):
     """A running container VM of engine whose image the start pulled
     (the engine may hold an older image of the tag: the test image is
     made anew by each test session); powered off afterwards."""
-    name, client = engine
-    images.remove_local(client)
-    vm = domains.container_vm(name, images.IMAGE, memory_mib=MEMORY_MIB)
-    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
-                      custom=vm.custom)
-    vm.container = client.containers.get("ovirt-vm-" + vm.id)
-    yield vm
-    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
-    vdsm.run("after_vm_destroy", result.data, vm_id=vm.id, custom=vm.custom)
+    images.remove_local(engine[1])
+    yield from running_vm(vdsm, engine)
 
 
 def test_image_digest_reported(vdsm, installation, pulled_vm):
