@@ -159,10 +159,12 @@ def test_corpus_covers_the_issue():
     assert all(e.why.strip() for e in CORPUS)
     assert set(e.refused_by for e in CORPUS) == {"parser", "vm"}
     # Values the hook accepts are no hostile values: an empty value of an
-    # optional property means "none", and is not in the corpus.
+    # optional property means "none", and is not in the corpus -- but for
+    # the drop-downs, which have no "none" (containerPull).
     assert not [e for e in CORPUS if e.value == ""
                 and e.property not in (properties.CONTAINER_TYPE,
-                                       properties.CONTAINER_IMAGE)]
+                                       properties.CONTAINER_IMAGE,
+                                       properties.CONTAINER_PULL)]
 
 
 def test_nul_cannot_reach_a_hook():
@@ -660,12 +662,13 @@ ENVS = generated(
      u"\u2028", u"\udc80", "x" * 300, "--env", "$(id)"],
     HOSTILE[properties.CONTAINER_ENV], 16)
 
-_ESCAPED = re.compile(u"[%,; \x00-\x1f\x7f]")
-
-
-def quote(text):
-    """text in percent escapes: what an admin would write for it."""
-    return _ESCAPED.sub(lambda m: u"%%%02X" % ord(m.group()), text)
+def quote(text, separator):
+    """text in percent escapes, as short as an admin would write it: only
+    what cannot be raw (the property's separator, ",' in containerEnv and
+    " " in the arguments, "%", ";" and control characters) is escaped, so
+    that it is never longer than a value that decodes to text."""
+    escaped = re.compile(u"[%%;%s\x00-\x1f\x7f]" % separator)
+    return escaped.sub(lambda m: u"%%%02X" % ord(m.group()), text)
 
 
 # What a decoded value may hold: ASCII from escapes, or raw characters
@@ -683,7 +686,7 @@ def check_env(value, env):
         assert re.match(r"\A[A-Za-z_][A-Za-z0-9_]{0,127}\Z", name), name
         assert _DECODED.match(text), text
     # Written again in escapes, it means the same.
-    again = u",".join(k + u"=" + quote(v) for k, v in env)
+    again = u",".join(k + u"=" + quote(v, u",") for k, v in env)
     assert properties.parse_env(again) == env
 
 
@@ -708,7 +711,7 @@ def check_args(name):
         for arg in args:
             assert arg and _DECODED.match(arg), arg
         assert properties.parse_args(
-            u" ".join(map(quote, args)), name) == args
+            u" ".join(quote(a, u" ") for a in args), name) == args
     return check
 
 
