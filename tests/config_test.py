@@ -41,6 +41,8 @@ def assert_default_values(conf):
     assert conf.placeholder_memory_mib == 16
     assert conf.storage_roots == ("/rhev/data-center",)
     assert conf.blank_check_timeout == 120
+    assert conf.image_archive_max_size == 10 * 1024 ** 3
+    assert conf.image_load_timeout == 600
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -142,7 +144,8 @@ def test_all_options(tmp_path):
                  "placeholder_memory_mib = 64\n"
                  "storage_roots = /srv/a, /srv/b\n"
                  "blank_check_timeout = 30\ngc_grace = 60\n"
-                 "leftover_grace = 10\nallow_root_user = yes\n")
+                 "leftover_grace = 10\nallow_root_user = yes\n"
+                 "image_archive_max_size = 512m\nimage_load_timeout = 90\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -151,7 +154,8 @@ def test_all_options(tmp_path):
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
         blank_check_timeout=30, gc_grace=60, leftover_grace=10,
-        allow_root_user=True, path=path)
+        allow_root_user=True, image_archive_max_size=512 * 1024 ** 2,
+        image_load_timeout=90, path=path)
 
 
 # option, bad value
@@ -190,6 +194,11 @@ BAD_VALUES = [
     pytest.param("writable_layer_size", "1k", id="layer-below-min"),
     pytest.param("writable_layer_size", "10t", id="layer-unit"),
     pytest.param("writable_layer_size", "unlimited", id="layer-word"),
+    pytest.param("image_archive_max_size", "", id="archive-size-empty"),
+    pytest.param("image_archive_max_size", "1023k", id="archive-size-small"),
+    pytest.param("image_archive_max_size", "1t", id="archive-size-unit"),
+    pytest.param("image_load_timeout", "0", id="load-timeout-zero"),
+    pytest.param("image_load_timeout", "86401", id="load-timeout-above-max"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),
     pytest.param("init", "", id="bool-empty"),

@@ -107,7 +107,9 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image and volumes of every container VM on this host, and "
+        "uptime, image (for containerImage=disk:..., with the start of the "
+        "id of the image loaded from the disk) and volumes of every "
+        "container VM on this host, and "
         "the image's VOLUMEs that no volumeMap disk keeps (their data is "
         "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -382,6 +384,9 @@ def ps(args):
                         for v in record.volumes],
             # The image's VOLUMEs no volumeMap disk covers (helper.py).
             "unmapped_volumes": record.unmapped_volumes,
+            # The image it runs by id: for containerImage=disk:..., the
+            # one the disk's archive holds (diskimage.py).
+            "image_id": record.image_id,
         })
     _print_ps(rows, args.json)
     # The list is still printed; the exit code says it is incomplete.
@@ -399,7 +404,9 @@ def _print_ps(rows, as_json):
     for r in rows:
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
-            ",".join(r["ips"]) or "-", _duration(r["uptime"]), r["image"],
+            ",".join(r["ips"]) or "-", _duration(r["uptime"]),
+            r["image"] + (" (%s)" % r["image_id"][:19] if r["image_id"]
+                          else ""),
             (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
             (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
              if r["unmapped_volumes"] else "")))

@@ -94,6 +94,8 @@ _DEFAULTS = collections.OrderedDict([
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
     ("allow_root_user", "false"),
+    ("image_archive_max_size", "10g"),
+    ("image_load_timeout", "600"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -106,7 +108,8 @@ Config = collections.namedtuple("Config", [
     "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
     "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
-    "gc_grace", "leftover_grace", "allow_root_user", "path",
+    "gc_grace", "leftover_grace", "allow_root_user",
+    "image_archive_max_size", "image_load_timeout", "path",
 ])
 
 
@@ -173,6 +176,9 @@ def _build(v, path):
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         allow_root_user=_bool(v, "allow_root_user", path),
+        image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
+                                      path),
+        image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
         path=path,
     )
 
@@ -212,6 +218,16 @@ def _size(values, key, low, path):
             "512k, 10m or 2g, or nothing, got %r" % (key, low // 1024,
                                                      values[key]))
     return value
+
+
+def _bytes(values, key, low, path):
+    """A size as _size takes it, required, in bytes."""
+    if not values[key]:
+        raise errors.ConfigError(path=path, reason="%s: a size is required"
+                                 % key)
+    value = _size(values, key, low, path)
+    m = _SIZE_RE.match(value)
+    return int(m.group(1)) * _UNITS[m.group(2)]
 
 
 def _int(values, key, low, high, path):

@@ -173,6 +173,10 @@ class Record(object):
         "nics": list,
         "volumes": list,
         "unmapped_volumes": list,
+        # The image the container runs, by its id ("sha256:..."): for
+        # containerImage=disk:..., the image the disk's archive holds
+        # (diskimage.py).
+        "image_id": _none,
         # The container's first process, once it runs.
         "pid": _none,
         # Set by a stop: the watcher ignores the container's end.
