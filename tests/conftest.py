@@ -200,3 +200,35 @@ def storage(fresh_conf):
     left = s.leftovers(fresh_conf.state_dir)
     s.clean(fresh_conf.state_dir)
     assert not left, "test left mounts or loop devices behind: %s" % left
+
+
+def remove_image(client, image_id):
+    """Remove an image (by id) from an engine; quiet if it is not there."""
+    import docker
+    try:
+        client.images.remove(image_id, force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def saved_image(services):
+    """A "docker save" archive of a test image of its own (a unique label:
+    an id of its own), tagged with a name no registry has, and removed
+    from Docker again: (image id, archive bytes, the tag it carries).
+    Afterwards no engine keeps it (for containerImage=disk:...)."""
+    import uuid
+    client = _client("docker")
+    tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, uuid.uuid4().hex)
+    client.api.import_image_from_data(
+        images.rootfs_tar(), repository=tag, tag="1",
+        changes=["CMD " + images.COMMAND,
+                 "LABEL org.ovirt.test.run=%s" % uuid.uuid4()])
+    image = client.images.get(tag + ":1")
+    # By its name, as "docker save app:1" does: the archive's RepoTags
+    # name it.
+    data = b"".join(client.api.get_image(tag + ":1"))
+    remove_image(client, image.id)
+    yield image.id, data, tag + ":1"
+    for engine in ENGINE_SOCKETS:
+        remove_image(_client(engine), image.id)

@@ -12,12 +12,11 @@ loop device or a mount behind.
 import hashlib
 import os
 import time
-import uuid
 
 import pytest
 
 import domains
-import images
+from conftest import _client, remove_image
 from hoststorage import MIB, sha256, write_at
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
@@ -25,41 +24,9 @@ from vmrun import power_off, start_hook as start
 DISK_MIB = 8
 
 
-@pytest.fixture(scope="module")
-def archive(services):
-    """A "docker save" archive of a test image of its own (a unique
-    label: its own id), tagged with a name no registry has, and removed
-    from Docker again: (image id, archive bytes, the tag it carries)."""
-    import docker
-    client = docker.DockerClient(base_url="unix:///var/run/docker.sock",
-                                 version="auto", timeout=120)
-    tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, uuid.uuid4().hex)
-    client.api.import_image_from_data(
-        images.rootfs_tar(), repository=tag, tag="1",
-        changes=["CMD " + images.COMMAND,
-                 "LABEL org.ovirt.test.run=%s" % uuid.uuid4()])
-    image = client.images.get(tag + ":1")
-    data = b"".join(image.save())
-    client.images.remove(image.id, force=True)
-    yield image.id, data, tag + ":1"
-    for engine in ("docker", "podman"):
-        remove_image(_client(engine), image.id)
-
-
-def _client(engine):
-    import docker
-    socket = {"docker": "/var/run/docker.sock",
-              "podman": "/run/podman/podman.sock"}[engine]
-    return docker.DockerClient(base_url="unix://" + socket, version="auto",
-                               timeout=120)
-
-
-def remove_image(client, image_id):
-    import docker
-    try:
-        client.images.remove(image_id, force=True)
-    except docker.errors.NotFound:
-        pass
+@pytest.fixture
+def archive(saved_image):
+    return saved_image
 
 
 def has_image(client, ref):

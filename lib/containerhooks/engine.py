@@ -154,10 +154,12 @@ class Engine(object):
         as pull() does.  The caller checks that the engine has the image
         it expects: an engine's report of what it loaded is text.
 
-        Measured: Docker 20.10 names a loaded image by the archive's
-        RepoTags (moving a tag the host had), Podman 4.3's compatible API
-        by none ("Loaded image: sha256:..."); imagearchive.stream gives
-        them an archive without names.
+        Measured (tests/diskimage_test.py): Docker 20.10 and Podman
+        4.3's compatible API both name a loaded image by the archive's
+        RepoTags ("Loaded image: app:1"), moving a tag the host had;
+        imagearchive.stream gives them an archive without names, and they
+        load it unnamed (Docker: "Loaded image ID: sha256:...", Podman:
+        "Loaded image: sha256:...").
         """
         outcome = queue.Queue()
         worker = threading.Thread(target=self._load, name="load",
