@@ -251,3 +251,49 @@ def test_image_disk_written_by_qemu_refused(vdsm, installation, engine,
         "image open for writing)" in e.value.err.decode("utf-8")
     assert not has_image(client, archive[0])
     assert_nothing_left(installation, client, vm)
+
+
+def changed_layer(data):
+    """data (a docker save archive) with a file added to its layer, the
+    image's config (and so its id) unchanged."""
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as src, \
+            tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src:
+            body = src.extractfile(m).read() if m.isreg() else None
+            if m.name.endswith("/layer.tar"):
+                layer = io.BytesIO()
+                with tarfile.open(fileobj=io.BytesIO(body)) as lsrc, \
+                        tarfile.open(fileobj=layer, mode="w") as ldst:
+                    for lm in lsrc:
+                        ldst.addfile(lm, lsrc.extractfile(lm)
+                                     if lm.isreg() else None)
+                    extra = tarfile.TarInfo("bin/planted")
+                    extra.size = 3
+                    ldst.addfile(extra, io.BytesIO(b"hi\n"))
+                body = layer.getvalue()
+                m.size = len(body)
+            dst.addfile(m, io.BytesIO(body) if body is not None else None)
+    return out.getvalue()
+
+
+def test_layer_changed_after_save_refused_by_the_engine(
+        vdsm, installation, engine, storage, archive, absent):
+    # The archive's files are all there and its config is the image's:
+    # only the engine, which checks each layer against the config's
+    # diff_ids while it loads, can tell.
+    name, client = engine
+    source = file_disk(storage, changed_layer(archive[1]))
+    vm = disk_vm(name, domains.disk("vdb", source, readonly=True))
+
+    with pytest.raises(HookError) as e:
+        start(vdsm, vm)
+
+    err = e.value.err.decode("utf-8")
+    assert err.startswith("Container engine %s could not load the image "
+                          "archive of VM disk vdb: " % name)
+    assert err.count("\n") == 1
+    assert not has_image(client, archive[0])
+    assert_nothing_left(installation, client, vm)
