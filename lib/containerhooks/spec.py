@@ -188,7 +188,7 @@ def image_from_args(value, source, volumes):
     properties.check_image_disk(image, volumes)
     if source is None:
         raise errors.InvalidDomain(reason="--image=%s needs --image-source"
-                                   % image)
+                                   % (image,))
     _text("image source", source)
     kind, _, path = source.partition(",")
     if kind not in ("file", "block") or not path.startswith("/") \
