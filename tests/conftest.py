@@ -217,13 +217,23 @@ def saved_image(services):
     an id of its own), tagged with a name no registry has, and removed
     from Docker again: (image id, archive bytes, the tag it carries).
     Afterwards no engine keeps it (for containerImage=disk:...)."""
+    import io
+    import tarfile
     import uuid
     client = _client("docker")
-    tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, uuid.uuid4().hex)
+    run = str(uuid.uuid4())
+    tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, run)
+    # A layer of its own too (a file unique to this run): an engine that
+    # has a layer already does not read it from an archive again.
+    rootfs = io.BytesIO(images.rootfs_tar())
+    with tarfile.open(fileobj=rootfs, mode="a") as t:
+        info = tarfile.TarInfo("www/run")
+        info.size = len(run)
+        t.addfile(info, io.BytesIO(run.encode()))
     client.api.import_image_from_data(
-        images.rootfs_tar(), repository=tag, tag="1",
+        rootfs.getvalue(), repository=tag, tag="1",
         changes=["CMD " + images.COMMAND,
-                 "LABEL org.ovirt.test.run=%s" % uuid.uuid4()])
+                 "LABEL org.ovirt.test.run=%s" % run])
     image = client.images.get(tag + ":1")
     # By its name, as "docker save app:1" does: the archive's RepoTags
     # name it.

@@ -21,8 +21,10 @@ The image id is the sha256 of the image's config, as both engines compute
 it (Docker's image store and Podman's containers/storage name an image by
 its config digest): computed here from the bytes, and compared with the
 name the archive gives the config (docker-archive "<id>.json", OCI
-"blobs/sha256/<id>").  Both engines check the layers against the config's
-diff_ids as they load them, so the id names the whole image.
+"blobs/sha256/<id>").  Both engines check each layer they read from an
+archive against the config's diff_ids, or take the layer of that digest
+they have already (tests/diskimage_test.py): the id names the whole
+image.
 
 stream() yields the archive as the engine gets it: byte for byte, except
 that the names the archive would give its image on the host (manifest.json
