@@ -4,9 +4,12 @@ import json
 import os
 import subprocess
 
+import docker
 import pytest
 
 import conftest
+import images
+from conftest import PRIVATE_PASSWORD
 
 
 @pytest.fixture
@@ -262,3 +265,55 @@ def test_secret_needs_root(installation, secrets_dir, args):
         "as root: secrets are root's files, and only root's are used\n" \
         % args[0]
     assert not os.path.exists(secrets_dir)
+def test_pull_shows_progress_and_digest(installation, engine, logins,
+                                        private_registry):
+    name, client = engine
+    image = private_registry.image()
+    images.remove_local(client, image)
+    logins.login(name, private_registry.address,
+                 *private_registry.credentials)
+
+    rc, out, err = installation.run_cli("pull", "--engine", name, image)
+
+    print("\n" + out)
+    assert (rc, err) == (0, "")
+    lines = out.splitlines()
+    digest = private_registry.manifest_digest(
+        "vhc-tests/busybox-httpd", "1", private_registry.credentials[0])
+    assert lines[0] == "%s: pulling %s" % (name, image)
+    assert lines[-1] == "%s: %s is %s@%s" % (
+        name, image, image.rsplit(":", 1)[0], digest)
+    # The engine's messages in between: at least the layer's.
+    progress = lines[1:-1]
+    assert progress and all(l.startswith(name + ": ") for l in progress)
+    client.images.get(image)
+    assert PRIVATE_PASSWORD not in out
+
+
+def test_pull_refused_by_policy(fresh_conf, engine):
+    name, client = engine
+    images.remove_local(client)
+    fresh_conf.configure(allowed_images="registry.example.com/*")
+
+    rc, out, err = fresh_conf.run_cli("pull", images.IMAGE)
+
+    assert rc == 1
+    assert err.startswith("vdsm-containers: Image %s is refused by this "
+                          "host's image policy (allowed_images in %s)"
+                          % (images.IMAGE, fresh_conf.conf))
+    with pytest.raises(docker.errors.NotFound):
+        client.images.get(images.IMAGE)
+
+
+def test_pull_without_credentials(installation, logins, private_registry):
+    image = private_registry.image()
+
+    rc, out, err = installation.run_cli("pull", image)
+
+    # Each engine of engines= is tried and says why not.
+    assert rc == 1
+    for name in ("docker", "podman"):
+        assert "vdsm-containers: %s: Image %s could not be pulled: registry " \
+            "%s asks for credentials and this host has none for it in %s" % (
+                name, image, private_registry.address,
+                logins.path(name)) in err

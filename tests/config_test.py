@@ -43,6 +43,11 @@ def assert_default_values(conf):
     assert conf.blank_check_timeout == 120
     assert conf.image_archive_max_size == 10 * 1024 ** 3
     assert conf.image_load_timeout == 600
+    assert conf.auth_files == {"docker": "/root/.docker/config.json",
+                               "podman": "/etc/containers/auth.json"}
+    assert conf.allowed_images == ()
+    assert conf.require_digest is False
+    assert conf.pull_policy == "missing"
 
 
 def test_missing_file_means_defaults(tmp_path):
@@ -126,6 +131,13 @@ OPTIONS = [
                  id="option-name-case"),
     pytest.param("pids_limit =   2048  ", "pids_limit", 2048,
                  id="spaces"),
+    pytest.param("docker_auth_file = /etc/vhc/docker/config.json",
+                 "auth_files", {"docker": "/etc/vhc/docker/config.json",
+                                "podman": "/etc/containers/auth.json"},
+                 id="docker-auth-file"),
+    pytest.param("podman_auth_file = /etc/vhc/auth.json", "auth_files",
+                 {"docker": "/root/.docker/config.json",
+                  "podman": "/etc/vhc/auth.json"}, id="podman-auth-file"),
 ]
 
 
@@ -145,7 +157,11 @@ def test_all_options(tmp_path):
                  "storage_roots = /srv/a, /srv/b\n"
                  "blank_check_timeout = 30\ngc_grace = 60\n"
                  "leftover_grace = 10\nallow_root_user = yes\n"
-                 "image_archive_max_size = 512m\nimage_load_timeout = 90\n")
+                 "image_archive_max_size = 512m\nimage_load_timeout = 90\n"
+                 "docker_auth_file = /etc/vhc/docker/config.json\n"
+                 "podman_auth_file = /etc/vhc/auth.json\n"
+                 "allowed_images = a.example/*\nrequire_digest = yes\n"
+                 "pull_policy = Always\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -155,7 +171,11 @@ def test_all_options(tmp_path):
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
         blank_check_timeout=30, gc_grace=60, leftover_grace=10,
         allow_root_user=True, image_archive_max_size=512 * 1024 ** 2,
-        image_load_timeout=90, path=path)
+        image_load_timeout=90,
+        auth_files={"docker": "/etc/vhc/docker/config.json",
+                    "podman": "/etc/vhc/auth.json"},
+        allowed_images=("a.example/*",), require_digest=True,
+        pull_policy="always", path=path)
 
 
 # option, bad value
@@ -199,6 +219,12 @@ BAD_VALUES = [
     pytest.param("image_archive_max_size", "1t", id="archive-size-unit"),
     pytest.param("image_load_timeout", "0", id="load-timeout-zero"),
     pytest.param("image_load_timeout", "86401", id="load-timeout-above-max"),
+    pytest.param("docker_auth_file", "", id="auth-file-empty"),
+    pytest.param("docker_auth_file", "config.json", id="auth-file-relative"),
+    pytest.param("podman_auth_file", "/etc/../root/auth.json",
+                 id="auth-file-dotdot"),
+    pytest.param("podman_auth_file", "//etc/auth.json",
+                 id="auth-file-double-slash"),
     pytest.param("init", "maybe", id="bool-word"),
     pytest.param("init", "2", id="bool-number"),
     pytest.param("init", "", id="bool-empty"),

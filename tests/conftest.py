@@ -2,8 +2,10 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -202,6 +204,83 @@ def storage(fresh_conf):
     assert not left, "test left mounts or loop devices behind: %s" % left
 
 
+# The private registry's users: the password is what tests look for in
+# every file of the installation, so it is one no other text contains.
+PRIVATE_USER = "vhc-puller"
+PRIVATE_PASSWORD = "Pw-9f3c1e7d-never-in-a-log"
+
+
+@pytest.fixture(scope="session")
+def private_registry(registry_image, docker_client, podman_client):
+    """A private registry (tests/registries.py Private: TLS with the test's
+    own CA, htpasswd) on an address of its own, trusted by both engines
+    through their certs.d, with the test image pushed to it as
+    vhc-tests/busybox-httpd:1.  Stopped by its pid afterwards; the
+    address, the CA files and its directory removed."""
+    import registries
+    address = registries.Address()
+    host = address.create()
+    directory = tempfile.mkdtemp(prefix="vhc-registry-", dir="/var/tmp")
+    registry = registries.Private(
+        directory, {PRIVATE_USER: PRIVATE_PASSWORD}, host=host)
+    try:
+        registry.start()
+        registry.trust()
+        registry.credentials = (PRIVATE_USER, PRIVATE_PASSWORD)
+        images.push_to(docker_client, registry_image, registry.address,
+                       {"username": PRIVATE_USER,
+                        "password": PRIVATE_PASSWORD})
+        yield registry
+    finally:
+        registry.stop()
+        registry.untrust()
+        shutil.rmtree(directory, ignore_errors=True)
+        address.remove()
+        for client in (docker_client, podman_client):
+            images.remove_local(client, registry.image())
+
+
+@pytest.fixture
+def logins(fresh_conf):
+    """Credentials files of the test's own, named by containers.conf
+    (docker_auth_file, podman_auth_file), written by the engines' real
+    login commands (Logins.login); removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="vhc-logins-", dir="/var/tmp")
+    found = Logins(directory)
+    fresh_conf.configure(docker_auth_file=found.docker,
+                         podman_auth_file=found.podman)
+    yield found
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class Logins(object):
+    """docker_auth_file and podman_auth_file in directory."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.docker = os.path.join(directory, "docker", "config.json")
+        self.podman = os.path.join(directory, "podman", "auth.json")
+
+    def login(self, engine, registry, user, password):
+        """What the README tells the admin to run, as root: docker login
+        (with --config: the test's own directory), podman login
+        --authfile."""
+        if engine == "docker":
+            cmd = ["docker", "--config", os.path.dirname(self.docker),
+                   "login", "--username", user, "--password-stdin",
+                   registry]
+        else:
+            cmd = ["podman", "login", "--authfile", self.podman,
+                   "--username", user, "--password-stdin", registry]
+        p = subprocess.run(cmd, input=password.encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr.decode()
+
+    def path(self, engine):
+        return self.docker if engine == "docker" else self.podman
+
+
 def remove_image(client, image_id):
     """Remove an image (by id) from an engine; quiet if it is not there."""
     import docker
@@ -217,21 +296,15 @@ def saved_image(services):
     an id of its own), tagged with a name no registry has, and removed
     from Docker again: (image id, archive bytes, the tag it carries).
     Afterwards no engine keeps it (for containerImage=disk:...)."""
-    import io
-    import tarfile
     import uuid
     client = _client("docker")
     run = str(uuid.uuid4())
     tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, run)
     # A layer of its own too (a file unique to this run): an engine that
     # has a layer already does not read it from an archive again.
-    rootfs = io.BytesIO(images.rootfs_tar())
-    with tarfile.open(fileobj=rootfs, mode="a") as t:
-        info = tarfile.TarInfo("www/run")
-        info.size = len(run)
-        t.addfile(info, io.BytesIO(run.encode()))
+    rootfs = images.rootfs_tar(files=[("www/run", run.encode(), 0o644)])
     client.api.import_image_from_data(
-        rootfs.getvalue(), repository=tag, tag="1",
+        rootfs, repository=tag, tag="1",
         changes=["CMD " + images.COMMAND,
                  "LABEL org.ovirt.test.run=%s" % run])
     image = client.images.get(tag + ":1")

@@ -15,6 +15,9 @@ import time
 
 import pytest
 
+from containerhooks import state
+from containerhooks import vmstats
+
 import domains
 from conftest import _client, remove_image
 from hoststorage import MIB, sha256, write_at
@@ -129,6 +132,9 @@ def test_start_from_disk_without_registry(vdsm, installation, engine,
         rc, out, err = installation.run_cli("ps")
         line = [l for l in out.splitlines() if l.startswith(vm.id)][0]
         assert "disk:vdb (%s)" % image_id[:19] in line
+        # What Engine's Applications list of the VM shows.
+        assert vmstats.apps_list(state.Record(**record)) == [
+            "disk:vdb", image_id]
 
         power_off(vdsm, vm, result.data)
         assert_nothing_left(installation, client, vm)
@@ -295,5 +301,23 @@ def test_layer_changed_after_save_refused_by_the_engine(
     assert err.startswith("Container engine %s could not load the image "
                           "archive of VM disk vdb: " % name)
     assert err.count("\n") == 1
+    assert not has_image(client, archive[0])
+    assert_nothing_left(installation, client, vm)
+
+
+def test_host_image_policy_refuses_disk_image(vdsm, installation, engine,
+                                             storage, archive, absent):
+    name, client = engine
+    installation.configure(storage_roots=storage.root,
+                           require_digest="true")
+    source = file_disk(storage, archive[1])
+    vm = disk_vm(name, domains.disk("vdb", source, readonly=True))
+
+    with pytest.raises(HookError) as e:
+        start(vdsm, vm)
+
+    assert e.value.err.decode("utf-8").startswith(
+        "Image disk:vdb is refused by this host's image policy "
+        "(require_digest = true in ")
     assert not has_image(client, archive[0])
     assert_nothing_left(installation, client, vm)

@@ -254,6 +254,11 @@ SECRETS = any_of(
                   ",".join)),
     u"abAB01_.-, \n\x00;/", ["db", ",", ",,", "-", ".", "x" * 64, " ",
                               "\n", ";"])
+PULLS = any_of(
+    st.sampled_from(["missing", "always", "never", "Always", "nevermind",
+                     "miss", ""]),
+    u"missingalwaysnever \n\x00|;\u0430",
+    ["missing", "always", "never", " ", "\n", "\x00", "|", u"\u0430"])
 
 # containerImage=disk:<target>, and what is nearly that.
 DISK_IMAGES = st.one_of(
@@ -266,6 +271,7 @@ DISK_IMAGES = st.one_of(
                      "disk.x:vdb"]))
 
 GENERATED = {
+    "containerPull": PULLS,
     "containerType": TYPES,
     "containerImage": st.one_of(IMAGES, DISK_IMAGES),
     "volumeMap": VOLUME_MAPS,
@@ -427,11 +433,11 @@ def test_engine_regexes_have_no_semicolon():
 
 # The VM dialog's drop-down.
 
-def test_container_type_is_a_drop_down(tmp_path):
+def test_drop_downs(tmp_path):
     # Engine's VM dialog offers the values of a regex of the form
     # ^(a|b)$ in a list (KeyValueModel.setKeyValueString), run in Java here
-    # on the CLI's line: containerType gets docker and podman, every other
-    # property a text field.
+    # on the CLI's line: containerType gets docker and podman,
+    # containerPull its three policies, every other property a text field.
     shutil.copy(DROP_DOWN_JAVA, str(tmp_path))
     definitions = tmp_path / "definitions"
     definitions.write_text(engine_config_value() + "\n", encoding="utf-8")
@@ -442,6 +448,8 @@ def test_container_type_is_a_drop_down(tmp_path):
                   for line in out.splitlines())
     assert list(fields) == list(properties.NAMES)
     assert fields.pop("containerType") == ["dropdown", "docker,podman"]
+    assert fields.pop("containerPull") == ["dropdown",
+                                           "missing,always,never"]
     assert set(map(tuple, fields.values())) == {("text",)}
 
 
@@ -494,6 +502,7 @@ def longest_values():
         ("containerWorkdir", "/" + "a" * (properties.MAX_PATH - 1)),
         ("containerUser", "%d:%d" % (properties.MAX_ID, properties.MAX_ID)),
         ("containerSecrets", properties_test._SECRETS_LONGEST),
+        ("containerPull", "missing"),
     ])
 
 

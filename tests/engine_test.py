@@ -109,3 +109,24 @@ def test_unreachable_engine_names_its_unit(name, unit, tmp_path):
         "start", "c", requests.exceptions.ConnectionError("gone"))
     for e in (connect.value, lost):
         assert "'systemctl start %s'" % unit in str(e)
+
+
+@pytest.mark.parametrize("repo_digests, image, expected", [
+    pytest.param(["127.0.0.1:5000/a/b@sha256:" + "1" * 64],
+                 "127.0.0.1:5000/a/b:1", "sha256:" + "1" * 64, id="one"),
+    pytest.param(["r.example/other@sha256:" + "2" * 64,
+                  "127.0.0.1:5000/a/b@sha256:" + "1" * 64],
+                 "127.0.0.1:5000/a/b:1", "sha256:" + "1" * 64,
+                 id="same-image-two-registries"),
+    pytest.param(["redis@sha256:" + "3" * 64], "docker.io/library/redis",
+                 "sha256:" + "3" * 64, id="docker-hub-short"),
+    pytest.param(["docker.io/library/redis@sha256:" + "3" * 64], "redis:7",
+                 "sha256:" + "3" * 64, id="podman-hub-long"),
+    pytest.param(["r.example/other@sha256:" + "2" * 64], "r.example/a:1",
+                 None, id="other-repository"),
+    pytest.param([], "r.example/a:1", None, id="none"),
+])
+def test_repo_digest(repo_digests, image, expected):
+    from containerhooks import imageref
+    assert engines._repo_digest(repo_digests,
+                                imageref.parse(image)) == expected

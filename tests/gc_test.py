@@ -122,7 +122,8 @@ def test_check(installation, fresh_conf, watcher):
     assert set(results) == {"config", "engine docker", "engine podman",
                             "helper", "helper service", "sudo rule", "hooks",
                             "placeholder kernel", "exit watcher", "networks",
-                            "pids", "secrets"}
+                            "pids", "secrets", "credentials docker",
+                            "credentials podman"}
     assert all(r["ok"] for r in results.values())
 
     # The helper service stopped: the one failure, and what to do.

@@ -26,7 +26,8 @@ APPLETS = ("sh", "sleep", "httpd", "cat", "echo", "hostname", "ls", "ip",
 COMMAND = '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]'
 
 
-def rootfs_tar():
+def rootfs_tar(files=()):
+    """The busybox tree, plus files: (path, bytes, mode) each."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
         t.add(BUSYBOX, arcname="bin/busybox")
@@ -41,10 +42,12 @@ def rootfs_tar():
             info.mode = 0o1777 if d == "tmp" else 0o755
             t.addfile(info)
         index = b"hello from vdsm-hook-containers\n"
-        info = tarfile.TarInfo("www/index.html")
-        info.size = len(index)
-        info.mode = 0o644
-        t.addfile(info, io.BytesIO(index))
+        for path, data, mode in (("www/index.html", index, 0o644),) \
+                + tuple(files):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = mode
+            t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -82,8 +85,8 @@ def remove_local(client, image=IMAGE):
     import docker
     try:
         client.images.remove(image, force=True)
-    except docker.errors.ImageNotFound:
-        pass
+    except docker.errors.NotFound:
+        pass    # Podman's "image not known" is a plain NotFound
 
 
 # Images whose main process ends when told to: it waits for a file to
@@ -157,29 +160,50 @@ exec httpd -f -p 8080 -h /tmp/www
 """
 
 
-def app_rootfs_tar():
-    """The busybox tree with the application script as /bin/app."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(rootfs_tar()), mode="r") as src, \
-            tarfile.open(fileobj=out, mode="w") as t:
-        for member in src.getmembers():
-            t.addfile(member, src.extractfile(member)
-                      if member.isfile() else None)
-        info = tarfile.TarInfo("bin/app")
-        info.size = len(APP_SCRIPT)
-        info.mode = 0o755
-        t.addfile(info, io.BytesIO(APP_SCRIPT))
-    return out.getvalue()
-
-
 def build_and_push_app(docker_client):
     """Import and push the application image; return its reference."""
     api = docker_client.api
     api.import_image_from_data(
-        app_rootfs_tar(), repository=APP_REPOSITORY, tag="1",
+        rootfs_tar([("bin/app", APP_SCRIPT, 0o755)]),
+        repository=APP_REPOSITORY, tag="1",
         changes=['ENTRYPOINT ["/bin/app"]', "EXPOSE 8080"])
     for message in api.push(APP_REPOSITORY, tag="1", stream=True,
                             decode=True):
         if "error" in message:
             raise RuntimeError("push failed: %s" % message["error"])
     return APP_IMAGE
+
+
+def push_to(docker_client, image, registry, auth_config):
+    """Push image (in Docker) to registry as the same path and tag, with
+    auth_config; return the new reference."""
+    name = image.split("/", 1)[1]
+    target = registry + "/" + name
+    repository, tag = target.rsplit(":", 1)
+    ensure_local(docker_client, image)
+    docker_client.images.get(image).tag(repository, tag)
+    for message in docker_client.api.push(repository, tag=tag, stream=True,
+                                          decode=True,
+                                          auth_config=auth_config):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return target
+
+
+# A tag that tests move: the same repository and tag pushed again with
+# other content (a new image id), as a team publishing a new release.
+MOVING_REPOSITORY = REGISTRY + "/vhc-tests/busybox-moving"
+MOVING_IMAGE = MOVING_REPOSITORY + ":1"
+
+
+def push_moving(docker_client, release):
+    """Push release (a number) as MOVING_IMAGE; return its image id."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar(), repository=MOVING_REPOSITORY, tag="1",
+        changes=["CMD " + COMMAND, "ENV VHC_RELEASE=%d" % release])
+    for message in api.push(MOVING_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return docker_client.images.get(MOVING_IMAGE).id

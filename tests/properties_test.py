@@ -570,7 +570,10 @@ def test_parse_application_properties_not_set():
     assert (props.env, props.command, props.entrypoint, props.workdir,
             props.user, props.secrets) == ([], None, None, None, None, [])
     assert props.raw == raw
-    empty = dict((name, "") for name in properties.NAMES[2:])
+    # "" is "not set" for all but the drop-downs (containerType,
+    # containerPull: Engine's list form cannot offer "").
+    empty = dict((name, "") for name in properties.NAMES[2:]
+                 if name != properties.CONTAINER_PULL)
     props = properties.parse(dict(raw, **empty), ENGINES)
     assert (props.env, props.command, props.entrypoint, props.workdir,
             props.user, props.secrets) == ([], None, None, None, None, [])
@@ -1126,7 +1129,28 @@ def table_values():
             ("containerSecrets", GOOD_SECRETS, BAD_SECRETS)]:
         values += [(name, v, True) for v in [""] + values_of(good)]
         values += [(name, v, False) for v in values_of(bad)]
+    values += [("containerPull", v, True) for v in GOOD_PULLS]
+    values += [("containerPull", v, False) for v in BAD_PULLS]
     return values
+
+
+# containerPull (issue 10): the values of imagepolicy.PULL_POLICIES only.
+GOOD_PULLS = ["missing", "always", "never"]
+BAD_PULLS = ["", "Always", "sometimes", " never", "never\n", "always|never",
+             "missing,always", u"\u0430lways"]
+
+
+@pytest.mark.parametrize("value", GOOD_PULLS)
+def test_pull(value):
+    assert properties.parse_pull(value) == value
+
+
+@pytest.mark.parametrize("value", BAD_PULLS)
+def test_bad_pull(value):
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse_pull(value)
+    assert str(e.value).startswith("Invalid custom property containerPull=")
+    assert str(e.value).endswith("expected one of missing, always, never")
 
 
 def hook_accepts(name, value):

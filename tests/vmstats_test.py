@@ -15,6 +15,7 @@ import pytest
 
 import domains
 import images
+import registries
 import vdsmstats
 
 MEMORY_MIB = 192
@@ -29,9 +30,9 @@ NIC_COUNTERS = ("rx", "tx", "rxErrors", "txErrors", "rxDropped",
                 "txDropped")
 
 
-@pytest.fixture
-def container_vm(vdsm, installation, engine):
-    """A running container VM of engine, powered off afterwards."""
+def running_vm(vdsm, engine):
+    """A running container VM of engine (a generator: powered off when
+    resumed)."""
     name, client = engine
     vm = domains.container_vm(name, images.IMAGE, memory_mib=MEMORY_MIB)
     result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
@@ -40,6 +41,12 @@ def container_vm(vdsm, installation, engine):
     yield vm
     vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
     vdsm.run("after_vm_destroy", result.data, vm_id=vm.id, custom=vm.custom)
+
+
+@pytest.fixture
+def container_vm(vdsm, installation, engine):
+    """A running container VM of engine, powered off afterwards."""
+    yield from running_vm(vdsm, engine)
 
 
 def stats(vdsm, *vms, **kw):
@@ -82,8 +89,9 @@ def test_figures_in_vdsm_keys_and_types(vdsm, installation, container_vm):
     for key in MEMORY_KEYS:
         assert isinstance(ours["memoryStats"][key], str), key
     assert ours["guestFQDN"] == vm.name
+    assert ours["appsList"][0] == images.IMAGE
     # Everything else as Vdsm put it.
-    changed = set(STRING_KEYS) | {"memoryStats", "guestFQDN"}
+    changed = set(STRING_KEYS) | {"memoryStats", "guestFQDN", "appsList"}
     assert dict((k, v) for k, v in ours.items() if k not in changed) == \
         dict((k, v) for k, v in before.items() if k not in changed)
 
@@ -106,6 +114,40 @@ def test_guest_fqdn_is_the_initial_run_fqdn(vdsm, installation,
     edit_state(installation, vm, **changes)
     ours = stats(vdsm, vdsmstats.vm_stats(vm.id, memory_mib=MEMORY_MIB))[0]
     assert ours["guestFQDN"] == (fqdn or vm.name)
+
+
+@pytest.fixture
+def pulled_vm(vdsm, installation, engine):
+    """A running container VM of engine whose image the start pulled
+    (the engine may hold an older image of the tag: the test image is
+    made anew by each test session); powered off afterwards."""
+    images.remove_local(engine[1])
+    yield from running_vm(vdsm, engine)
+
+
+def test_image_digest_reported(vdsm, installation, pulled_vm):
+    # What the container runs, as the registry names the tag it pulled:
+    # in the state, "vdsm-containers ps", and Engine's Applications list
+    # (appsList).
+    vm = pulled_vm
+    digest = registries.manifest_digest(
+        images.REGISTRY, "vhc-tests/busybox-httpd", images.TAG)
+    record = installation.record(vm.id)
+    assert record["image_digest"] == digest
+    assert record["image_id"] == vm.container.attrs["Image"]
+
+    ours, = stats(vdsm, vdsmstats.vm_stats(vm.id, name=vm.name,
+                                           memory_mib=MEMORY_MIB))
+
+    assert ours["appsList"] == [images.IMAGE,
+                                images.REPOSITORY + "@" + digest]
+    rc, out, err = installation.run_cli("ps", "--json")
+    row, = [r for r in json.loads(out) if r["vm_id"] == vm.id]
+    assert (row["image_digest"], row["image_id"]) == (
+        digest, record["image_id"])
+    rc, out, err = installation.run_cli("ps")
+    line, = [l for l in out.splitlines() if l.startswith(vm.id)]
+    assert line.endswith("%s (%s)" % (images.IMAGE, digest[:19]))
 
 
 def test_cpu_over_the_interval(vdsm, container_vm):

@@ -2,11 +2,14 @@
 
 Run as root on a host.  Sub-commands:
 
-  check       is this host ready: engines, sudo rule and helper, helper
+  check       is this host ready: engines, registry credentials (which
+              registries have some), sudo rule and helper, helper
               service, hooks, networks, the exit watcher, the placeholder
               kernel, the secrets directory and files; warns when pids_limit over-commits pid_max
   ps          the container VMs of this host
   logs VM     a VM's container output (-f follows)
+  pull IMAGE  pre-pull an image into the engines, with the host's image
+              policy and registry credentials, showing the progress
   gc          remove leftovers (gc.py); --dry-run lists them only
 
   setup-net [BRIDGE --subnet CIDR --gateway IP --ip-range CIDR [--create]]
@@ -98,7 +101,8 @@ def _parser():
 
     p = sub.add_parser(
         "check", help="is this host ready to run container VMs?",
-        description="Check the engines, the sudo rule and helper, the hooks, "
+        description="Check the engines, which registries each engine has "
+        "credentials for (names only), the sudo rule and helper, the hooks, "
         "the networks, the exit watcher, the placeholder kernel and the "
         "secrets; exit 1 if anything is missing.")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -107,9 +111,10 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image (for containerImage=disk:..., with the start of the "
-        "id of the image loaded from the disk) and volumes of every "
-        "container VM on this host, and "
+        "uptime, image (with the start of the digest it runs, or for "
+        "containerImage=disk:... of the id of the image loaded from the "
+        "disk; --json: image_digest and image_id in full) and volumes of "
+        "every container VM on this host, and "
         "the image's VOLUMEs that no volumeMap disk keeps (their data is "
         "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -143,6 +148,23 @@ def _parser():
     p.add_argument("--vm", action="append", metavar="VM_ID",
                    help="only this VM (repeatable)")
     p.set_defaults(func=gc_command)
+
+    p = sub.add_parser(
+        "pull", help="pre-pull an image on this host",
+        description="Pull IMAGE into each engine of engines= (or the one "
+        "given) as a VM start would: the host's image policy "
+        "(allowed_images, require_digest) and the engine's registry "
+        "credentials file apply; the pull's progress is shown.  Then print "
+        "the digest it was pulled by (for containerImage=...@sha256:...). "
+        "For maintenance windows, and for hosts whose pull_policy is "
+        "never.")
+    p.add_argument("--engine", choices=config.ENGINES,
+                   help="only this engine")
+    p.add_argument("--timeout", type=int, metavar="SECONDS",
+                   help="give up after this long (default: pull_timeout)")
+    p.add_argument("image", metavar="IMAGE",
+                   help="an image reference, as containerImage takes it")
+    p.set_defaults(func=pull)
 
     p = sub.add_parser(
         "setup-net", help="show or configure a bridge's container network",
@@ -225,6 +247,8 @@ def check(args):
                 conf.sockets[name]))
         except errors.Error as e:
             add("engine " + name, False, str(e))
+    for name in conf.engines:
+        add("credentials " + name, *_credentials(conf, name))
     add("helper", os.access(paths.HELPER, os.X_OK), paths.HELPER)
     from containerhooks import helperd
     answers = helperd.answers(paths.HELPER_SOCKET)
@@ -317,6 +341,26 @@ def _pids_budget(conf):
     return detail, False
 
 
+def _credentials(conf, name):
+    """(ok, detail, warn) of engine name's registry credentials file: the
+    registries it has credentials for, by name only."""
+    from containerhooks import registryauth
+    try:
+        auth = registryauth.load(name, conf)
+    except errors.Error as e:
+        return False, str(e), False
+    found = auth.registries()
+    if not found:
+        return True, "%s: none (public registries only; to add one: %s)" % (
+            auth.path, registryauth.login_command(name, "REGISTRY",
+                                                  auth.path)), False
+    detail = "%s: %s" % (auth.path, ", ".join(found))
+    if os.stat(auth.path).st_mode & 0o044:
+        return True, detail + ": readable by other users than root; " \
+            "chmod 600 %s" % auth.path, True
+    return True, detail, False
+
+
 def _sudoers_names_helper(path):
     try:
         with open(path) as f:
@@ -376,6 +420,9 @@ def ps(args):
         rows.append({
             "vm_id": vm_id, "vm_name": record.vm_name,
             "engine": name, "image": record.image,
+            # What the container runs (helper.py): the manifest's digest.
+            "image_digest": record.image_digest,
+            "image_id": record.image_id,
             "container": record.container_name, "state": status,
             "placeholder": procfs.find_qemu(vm_id) is not None,
             "ips": [n.get("ip") for n in record.nics],
@@ -384,9 +431,6 @@ def ps(args):
                         for v in record.volumes],
             # The image's VOLUMEs no volumeMap disk covers (helper.py).
             "unmapped_volumes": record.unmapped_volumes,
-            # The image it runs by id: for containerImage=disk:..., the
-            # one the disk's archive holds (diskimage.py).
-            "image_id": record.image_id,
         })
     _print_ps(rows, args.json)
     # The list is still printed; the exit code says it is incomplete.
@@ -405,11 +449,21 @@ def _print_ps(rows, as_json):
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
             ",".join(r["ips"]) or "-", _duration(r["uptime"]),
-            r["image"] + (" (%s)" % r["image_id"][:19] if r["image_id"]
+            r["image"] + (" (%s)" % _what_runs(r)[:19] if _what_runs(r)
                           else ""),
             (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
             (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
              if r["unmapped_volumes"] else "")))
+
+
+def _what_runs(row):
+    """The digest a row's container runs, or for an image from a VM disk
+    (containerImage=disk:..., diskimage.py: from no registry) its id."""
+    if row["image_digest"]:
+        return row["image_digest"]
+    if (row["image"] or "").startswith("disk:"):
+        return row["image_id"]
+    return None
 
 
 def _duration(seconds):
@@ -478,6 +532,60 @@ def gc_command(args):
     if not [f for f in findings if f.kind != "foreign"] and not args.quiet:
         print("nothing to clean")
     return 1 if failed else 0
+
+
+def pull(args):
+    """Pull an image into this host's engines, showing the progress."""
+    from containerhooks import imagepolicy
+    from containerhooks import imageref
+    from containerhooks import registryauth
+    conf = config.load()
+    ref = imageref.parse(args.image)
+    imagepolicy.check(ref, conf)
+    names = [args.engine] if args.engine else list(conf.engines)
+    timeout = args.timeout or conf.pull_timeout
+    failed = 0
+    for name in names:
+        try:
+            eng = _connect(conf, name)
+            auth = registryauth.load(name, conf)
+            print("%s: pulling %s" % (name, ref))
+            sys.stdout.flush()
+            eng.pull(ref, timeout, conf.api_timeout, auth=auth,
+                     progress=Progress(name, sys.stdout))
+            digest = eng.repo_digest(eng.image_id(ref), ref)
+        except errors.Error as e:
+            sys.stderr.write("vdsm-containers: %s: %s\n" % (name, e))
+            failed += 1
+            continue
+        print("%s: %s is %s" % (name, ref, "%s@%s" % (ref.repository, digest)
+                                if digest else "an image of no registry"))
+    return 1 if failed else 0
+
+
+class Progress(object):
+    """Prints an engine's pull messages: each layer's new status, and its
+    progress bar at most every INTERVAL seconds."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, engine, out, clock=time.time):
+        self.engine = engine
+        self.out = out
+        self.clock = clock
+        self._last = {}
+
+    def __call__(self, layer, status, detail):
+        now = self.clock()
+        status_was, shown = self._last.get(layer, (None, 0))
+        if status == status_was and (not detail
+                                     or now - shown < self.INTERVAL):
+            return
+        self._last[layer] = (status, now)
+        self.out.write("%s: %s%s%s\n" % (
+            self.engine, layer + " " if layer else "", status,
+            " " + detail if detail else ""))
+        self.out.flush()
 
 
 def _connect(conf, name):

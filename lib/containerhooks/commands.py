@@ -18,7 +18,11 @@ def run(cmd, data=None, env=None):
     """Run cmd (a list), return its stdout as text; raise CommandError."""
     log.debug("Running %s", cmd)
     p = subprocess.Popen(
-        cmd,
+        # UTF-8, whatever the locale: Python 3.6 in the C locale encodes
+        # text arguments as ASCII and fails on a VM's non-ASCII property
+        # value (hookenv.text).
+        [a.encode("utf-8") if isinstance(a, six.text_type) else a
+         for a in cmd],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,6 +12,7 @@ import six
 from six.moves import configparser
 
 from containerhooks import errors
+from containerhooks import imagepolicy
 from containerhooks import paths
 
 SECTION = "containers"
@@ -94,6 +95,11 @@ _DEFAULTS = collections.OrderedDict([
     ("gc_grace", "300"),
     ("leftover_grace", "30"),
     ("allow_root_user", "false"),
+    ("docker_auth_file", "/root/.docker/config.json"),
+    ("podman_auth_file", "/etc/containers/auth.json"),
+    ("allowed_images", ""),
+    ("require_digest", "false"),
+    ("pull_policy", "missing"),
     ("image_archive_max_size", "10g"),
     ("image_load_timeout", "600"),
 ])
@@ -108,7 +114,8 @@ Config = collections.namedtuple("Config", [
     "pids_limit", "log_max_size", "log_max_files", "writable_layer_size",
     "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
-    "gc_grace", "leftover_grace", "allow_root_user",
+    "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
+    "allowed_images", "require_digest", "pull_policy",
     "image_archive_max_size", "image_load_timeout", "path",
 ])
 
@@ -176,6 +183,13 @@ def _build(v, path):
         gc_grace=_int(v, "gc_grace", 0, 86400, path),
         leftover_grace=_int(v, "leftover_grace", 0, 86400, path),
         allow_root_user=_bool(v, "allow_root_user", path),
+        auth_files={"docker": _file(v, "docker_auth_file", path),
+                    "podman": _file(v, "podman_auth_file", path)},
+        allowed_images=_parsed(v, "allowed_images",
+                               imagepolicy.parse_patterns, path),
+        require_digest=_bool(v, "require_digest", path),
+        pull_policy=_parsed(v, "pull_policy", lambda value: imagepolicy
+                            .parse_pull(value.lower()), path),
         image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
                                       path),
         image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
@@ -185,6 +199,25 @@ def _build(v, path):
 
 def _words(value):
     return [w for w in value.replace(",", " ").split() if w]
+
+
+def _parsed(values, key, parse, path):
+    """parse(value) of key; its ValueError as the ConfigError."""
+    try:
+        return parse(values[key])
+    except ValueError as e:
+        raise errors.ConfigError(path=path, reason="%s: %s" % (key, e))
+
+
+def _file(values, key, path):
+    """An absolute, normalized file path."""
+    value = values[key]
+    if not value.startswith("/") or value.startswith("//") \
+            or os.path.normpath(value) != value or value == "/":
+        raise errors.ConfigError(
+            path=path, reason="%s: %r is not an absolute, normalized file "
+            "path" % (key, value))
+    return value
 
 
 def _roots(values, key, path):

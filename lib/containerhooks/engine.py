@@ -8,6 +8,7 @@ transport errors become the package's own errors here.
 
 import calendar
 import collections
+import copy
 import logging
 import re
 import threading
@@ -59,8 +60,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None, config=None):
+                 image=None, config=None, image_id=None):
         self.id = id
+        self.image_id = image_id      # the image it runs: sha256:<id>
         self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
         self.started = started
@@ -118,8 +120,16 @@ class Engine(object):
                 requests.exceptions.RequestException) as e:
             raise self._error("inspect image", str(ref), e)
 
-    def pull(self, ref, timeout, api_timeout):
+    def pull(self, ref, timeout, api_timeout, auth=None, progress=None):
         """Pull ref, giving up after timeout seconds.
+
+        auth: the engine's credentials file (registryauth.AuthFile); the
+        entry of ref's registry goes with the pull, and the engine is told
+        explicitly when there is none (Podman would otherwise fall back to
+        its own service's default auth file).  None: the SDK's own lookup
+        (root's ~/.docker/config.json), for callers that have no file.
+        progress(id, status, detail): called with each message of the
+        engine (detail: its progress bar text, or "").
 
         The SDK waits for the engine's answer to a pull without any time
         limit (it passes timeout=None), and an engine waiting for a
@@ -133,7 +143,8 @@ class Engine(object):
         """
         outcome = queue.Queue()
         worker = threading.Thread(target=self._pull, name="pull",
-                                  args=(ref, api_timeout, outcome))
+                                  args=(ref, api_timeout, outcome, auth,
+                                        progress))
         worker.daemon = True
         worker.start()
         try:
@@ -212,18 +223,37 @@ class Engine(object):
                            lambda: self.client.images.get(str(ref)))
         return image.attrs.get("Config") or {}
 
-    def _pull(self, ref, api_timeout, outcome):
+    def image_id(self, ref):
+        """The id of the image the engine has as ref."""
+        return self._call("inspect image", str(ref),
+                          lambda: self.client.images.get(str(ref))).id
+
+    def repo_digest(self, image_id, ref):
+        """The digest ("sha256:...") of the manifest the engine pulled
+        image_id by, from ref's repository (its RepoDigests), or None (an
+        image that came from no registry)."""
+        image = self._call("inspect image", image_id,
+                           lambda: self.client.images.get(image_id))
+        return _repo_digest(image.attrs.get("RepoDigests") or [], ref)
+
+    def _pull(self, ref, api_timeout, outcome, auth, progress):
         """pull()'s thread: put None, or the error, into outcome."""
         api = docker.APIClient(base_url="unix://" + self.socket,
                                version="auto", timeout=api_timeout)
         last = None
+        credentials = _NOT_LOOKED_UP
         try:
+            credentials = _credentials(ref, auth)
             stream = api.pull(ref.repository, tag=ref.pull_tag, stream=True,
-                              decode=True)
+                              decode=True, auth_config=credentials)
             for message in stream:
                 if "error" in message:
-                    raise _pull_error(ref, message["error"])
+                    raise _pull_error(ref, message["error"], auth,
+                                      credentials)
                 status = message.get("status")
+                if progress is not None and status:
+                    progress(message.get("id", ""), clean_text(status),
+                             clean_text(message.get("progress") or ""))
                 if status and status != last:
                     log.info("pull %s: %s %s", ref, message.get("id", ""),
                              status)
@@ -232,7 +262,13 @@ class Engine(object):
         except errors.Error as e:
             outcome.put(e)
         except docker.errors.APIError as e:
-            outcome.put(_pull_error(ref, _reason(e)))
+            outcome.put(_pull_error(ref, _reason(e), auth, credentials))
+        except docker.errors.DockerException as e:
+            # A credential helper (credsStore, credHelpers) that failed.
+            outcome.put(errors.CredentialsFileError(
+                path=auth.path if auth else "~/.docker/config.json",
+                key=auth.key if auth else "-",
+                conf=auth.conf if auth else "-", reason=_reason(e)))
         except requests.exceptions.RequestException as e:
             outcome.put(errors.EngineUnavailable(
                 engine=self.name, socket=self.socket, reason=_reason(e)))
@@ -518,6 +554,7 @@ def _info(container):
         started=_epoch(state.get("StartedAt")),
         image=(attrs.get("Config") or {}).get("Image"),
         config=attrs.get("Config") or {},
+        image_id=attrs.get("Image") or None,
     )
 
 
@@ -551,14 +588,96 @@ _UNREACHABLE = ("connection refused", "no such host", "no route to host",
                 "context deadline exceeded", "connection reset by peer")
 
 
-def _pull_error(ref, reason):
+# How the engines say that a registry refused the pull for want of (the
+# right) credentials: Docker "no basic auth credentials" (none sent),
+# "unauthorized: authentication required" (wrong ones), Docker Hub "pull
+# access denied ... may require 'docker login'"; Podman "unauthorized:
+# authentication required" for both, "requested access to the resource is
+# denied".
+_UNAUTHORIZED = ("no basic auth credentials", "unauthorized",
+                 "authentication required", "access to the resource is "
+                 "denied", "may require 'docker login'")
+
+# _pull's credentials before they were looked up.
+_NOT_LOOKED_UP = object()
+
+
+def _credentials(ref, auth):
+    """The auth_config to pull ref with: the entry of its registry in
+    auth (registryauth.AuthFile), {} for none; None without auth (the
+    SDK looks in root's home).
+
+    The file's data is handed to the SDK as a dict, never as a path: the
+    SDK looks in $DOCKER_CONFIG and root's ~/.docker when the path it is
+    given does not exist.  Credential helpers (credsStore, credHelpers)
+    run as the SDK runs them for the Docker client."""
+    if auth is None:
+        return None
+    if not auth.data:
+        return {}
+    config = docker.auth.load_config(config_dict=copy.deepcopy(auth.data))
+    found = docker.auth.resolve_authconfig(config, ref.domain or "docker.io")
+    return dict(found) if found else {}
+
+
+def _secrets(credentials):
+    """The texts of credentials that must never be shown."""
+    if not isinstance(credentials, dict):
+        return []
+    found = []
+    for key, value in credentials.items():
+        if key.lower() in ("password", "identitytoken", "auth",
+                           "registrytoken") and value:
+            found.append(value)
+    return found
+
+
+def _pull_error(ref, reason, auth=None, credentials=_NOT_LOOKED_UP):
     """The error of a pull the engine refused with reason."""
     reason = clean_text(reason)
+    for secret in _secrets(credentials):
+        reason = reason.replace(clean_text(secret), "***")
+    registry = ref.domain or "docker.io"
+    if any(words in reason for words in _UNAUTHORIZED):
+        sent = bool(credentials) and credentials is not _NOT_LOOKED_UP
+        if auth is None:
+            problem = ("registry %s refused it without credentials (%s)"
+                       % (registry, reason))
+            fix = ("Store credentials for %s in the file containers.conf "
+                   "names for this engine" % registry)
+        elif sent:
+            problem = ("registry %s refused the credentials this host has "
+                       "for it in %s (%s)" % (registry, auth.path, reason))
+            fix = auth.fix(registry, again=True)
+        else:
+            problem = ("registry %s asks for credentials and this host has "
+                       "none for it in %s (%s)" % (registry, auth.path,
+                                                   reason))
+            fix = auth.fix(registry)
+        return errors.RegistryCredentials(image=str(ref), problem=problem,
+                                          fix=fix)
     if any(words in reason for words in _UNREACHABLE):
         return errors.RegistryUnreachable(
-            image=str(ref), registry=ref.domain or "docker.io",
-            reason=reason)
+            image=str(ref), registry=registry, reason=reason)
     return errors.ImageNotFound(image=str(ref), reason=reason)
+
+
+def _repo_digest(repo_digests, ref):
+    """The digest of ref's repository among repo_digests
+    ("repository@sha256:..." each; Docker writes Docker Hub's short,
+    "redis@...", Podman long, "docker.io/library/redis@...")."""
+    from containerhooks import imagepolicy
+    from containerhooks import imageref
+    wanted = imagepolicy.full_name(ref)
+    for entry in repo_digests:
+        name, _, digest = entry.partition("@")
+        try:
+            repository = imagepolicy.full_name(imageref.parse(name))
+        except errors.Error:
+            continue
+        if repository == wanted and digest.startswith("sha256:"):
+            return digest
+    return None
 
 
 def _reason(e):

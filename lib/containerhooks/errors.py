@@ -74,6 +74,34 @@ class RegistryUnreachable(Error):
            "this host can reach it, or pre-pull the image on this host")
 
 
+class RegistryCredentials(Error):
+    """A private registry refused the pull: this host has no credentials
+    for it, or the wrong ones.  fix says which login command writes them
+    where the package reads them (registryauth.login_command)."""
+
+    msg = ("Image {image} could not be pulled: {problem}. {fix}")
+
+
+class CredentialsFileError(Error):
+    msg = ("Cannot use the registry credentials file {path} ({key} in "
+           "{conf}): {reason}")
+
+
+class ImageRefused(Error):
+    """The host's image policy (imagepolicy.py) does not allow the image."""
+
+    msg = ("Image {image} is refused by this host's image policy "
+           "({setting} in {conf}): {reason}")
+
+
+class ImageAbsent(Error):
+    """Pull policy "never" and the image is not on the host."""
+
+    msg = ("Image {image} is not on this host and the pull policy is never "
+           "({source}): pre-pull it on this host with 'vdsm-containers pull "
+           "--engine {engine} {image}', or let the start pull it")
+
+
 class PullTimeout(Error):
     msg = ("Pulling image {image} did not finish within {timeout} seconds; "
            "raise pull_timeout in {conf} or pre-pull the image on this host")

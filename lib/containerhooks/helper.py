@@ -24,7 +24,9 @@ from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
 from containerhooks import imageref
+from containerhooks import imagepolicy
 from containerhooks import network
+from containerhooks import registryauth
 from containerhooks import spec as specs
 from containerhooks import state
 from containerhooks import volumes
@@ -77,6 +79,7 @@ def _parser():
     start.add_argument("--volume", action="append",
                        help="DISK,PATH,file|block,SOURCE (repeated)")
     specs.add_app_arguments(start)
+    start.add_argument("--pull", help="the VM's containerPull")
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -109,6 +112,9 @@ def _check_engine(conf, name):
 def start_container(args):
     spec = specs.from_args(args)
     conf = config.load()
+    # The host's image policy, before anything is pulled or started
+    # (the hook checked it already: a caller that did not).
+    imagepolicy.check(spec.image, conf)
     eng = _engine(conf, spec.engine)
     with state.Lock(spec.vm_id) as lock:
         # How an earlier run's container ended is no longer news.
@@ -136,15 +142,19 @@ def _start(eng, spec, conf):
     image_id = None
     if isinstance(spec.image, imageref.DiskImage):
         # The archive on the VM's disk; the container runs it by its id.
+        # No pull policy applies: the engine loads it when it lacks it.
         from containerhooks import diskimage
         image_id = diskimage.ensure(eng, spec.image, conf)
         run = image_id
     else:
         run = spec.image
-        if not eng.has_image(spec.image):
-            log.info("vm_id=%s pulling %s with %s", spec.vm_id, spec.image,
-                     eng.name)
-            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout)
+        policy, source = pull_policy(spec, conf)
+        if imagepolicy.must_pull(policy, source, spec.image,
+                                 eng.has_image(spec.image), eng.name):
+            log.info("vm_id=%s pulling %s with %s (pull policy %s)",
+                     spec.vm_id, spec.image, eng.name, policy)
+            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
+                     auth=registryauth.load(eng.name, conf))
     # The image's own config is the VM owner's: applied within bounds.
     image_config = eng.image_config(run)
     unmapped = specs.unmapped_volumes(image_config, spec.volumes)
@@ -187,6 +197,8 @@ def _start(eng, spec, conf):
         created = _create(eng, spec, run, name, options, app_options,
                           endpoints, conf)
         record.container_id = created.id
+        record.image_id = created.image_id
+        record.image_digest = _digest(eng, spec, created.image_id)
         state.write(spec.vm_id, record)
         eng.start(name)
         pid = eng.inspect(name).pid
@@ -206,10 +218,33 @@ def _start(eng, spec, conf):
             log.error("vm_id=%s keeping the state of what could not be "
                       "removed", spec.vm_id)
         raise
-    log.info("vm_id=%s started container %s (%s) image=%s engine=%s "
-             "ips=%s", spec.vm_id, name, created.id[:12], spec.image,
-             eng.name, record.ips)
+    log.info("vm_id=%s started container %s (%s) image=%s digest=%s "
+             "engine=%s ips=%s", spec.vm_id, name, created.id[:12],
+             spec.image, record.image_digest, eng.name, record.ips)
     return record.to_dict()
+
+
+def _digest(eng, spec, image_id):
+    """The digest of what the new container runs; None (logged) if the
+    engine cannot say: not worth failing the start for."""
+    if isinstance(spec.image, imageref.DiskImage):
+        return None     # from no registry: its id says what runs
+    if spec.image.digest:
+        return spec.image.digest
+    try:
+        return eng.repo_digest(image_id, spec.image) if image_id else None
+    except errors.Error as e:
+        log.warning("vm_id=%s cannot read the digest of image %s: %s",
+                    spec.vm_id, image_id, e)
+        return None
+
+
+def pull_policy(spec, conf):
+    """The pull policy of spec's start, and what set it (for messages):
+    the VM's containerPull, else the host's pull_policy."""
+    if spec.pull:
+        return spec.pull, "containerPull=%s" % spec.pull
+    return conf.pull_policy, "pull_policy in %s" % conf.path
 
 
 def _create(eng, spec, image, name, options, app_options, endpoints, conf,

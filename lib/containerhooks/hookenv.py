@@ -133,11 +133,16 @@ def setup_logging():
     if root.handlers:
         return
     root.setLevel(logging.DEBUG)
+    # A record that cannot be written (a full disk, a closed syslog) must
+    # not print logging's traceback on stderr, the VM's exit message.
+    logging.raiseExceptions = False
     handler = None
     log_file = getattr(paths, "LOG_FILE", None)
     if log_file:
         try:
-            handler = logging.FileHandler(log_file)
+            # UTF-8 whatever the locale (a VM's values may not be ASCII);
+            # SysLogHandler encodes as UTF-8 itself.
+            handler = logging.FileHandler(log_file, encoding="utf-8")
         except (IOError, OSError):
             handler = None
         fmt = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"

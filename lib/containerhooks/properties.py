@@ -28,9 +28,13 @@ CONTAINER_ENTRYPOINT = "containerEntrypoint"
 CONTAINER_WORKDIR = "containerWorkdir"
 CONTAINER_USER = "containerUser"
 CONTAINER_SECRETS = "containerSecrets"
+# When a start pulls the VM's image (imagepolicy.PULL_POLICIES), overriding
+# the host's pull_policy; the helper applies it (issue 10).
+CONTAINER_PULL = "containerPull"
 NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP,
          CONTAINER_ENV, CONTAINER_COMMAND, CONTAINER_ENTRYPOINT,
-         CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS)
+         CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS,
+         CONTAINER_PULL)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
@@ -135,6 +139,7 @@ def engine_regexes(engines):
         (CONTAINER_WORKDIR, _engine_workdir()),
         (CONTAINER_USER, _engine_user()),
         (CONTAINER_SECRETS, _engine_secrets()),
+        (CONTAINER_PULL, _engine_pull()),
     ])
 
 
@@ -301,6 +306,26 @@ def _engine_ips():
             "[0-9.,]+)?$" % (MAX_IPS_LENGTH, _IPV4))
 
 
+def _engine_pull():
+    """parse_pull as one regex, in the one form Engine's VM dialog shows as
+    a drop-down of the values (^(a|b|c)$)."""
+    from containerhooks import imagepolicy
+    return "^(%s)$" % "|".join(imagepolicy.PULL_POLICIES)
+
+
+def parse_pull(value):
+    """Parse containerPull: "missing", "always" or "never" (imagepolicy.py
+    says what each does); anything else is refused, "" too (a VM that
+    leaves the choice to the host's pull_policy does not set it)."""
+    from containerhooks import imagepolicy
+    try:
+        return imagepolicy.parse_pull(value)
+    except ValueError:
+        raise errors.InvalidProperty(
+            name=CONTAINER_PULL, value=value[:64], reason="expected one of "
+            "%s" % ", ".join(imagepolicy.PULL_POLICIES))
+
+
 def may_be_container(env, domxml):
     """A cheap test, before parsing anything: can this VM be a container?"""
     return CONTAINER_TYPE in env or b"containerType" in domxml
@@ -339,6 +364,8 @@ def parse(raw, engines):
     volumes = parse_volume_map(raw.get(VOLUME_MAP, ""))
     check_image_disk(image, volumes)
     ips = parse_ips(raw.get(CONTAINER_IP, ""))
+    if CONTAINER_PULL in raw:
+        parse_pull(raw[CONTAINER_PULL])     # spec.pull_of keeps it
     return ContainerProperties(
         engine=engine, image=image, volumes=volumes, ips=ips,
         env=parse_env(raw.get(CONTAINER_ENV, "")),

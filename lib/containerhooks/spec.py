@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn")
+    "volumes, app, fqdn, pull")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -33,7 +33,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
                    secrets="")
 # fqdn: the hostname Engine's Initial Run sets (domxml cloud_init_fqdn),
 # or None; see host_names.
-ContainerSpec.__new__.__defaults__ = (NO_APP, None)
+# pull: the VM's containerPull (imagepolicy.PULL_POLICIES), "" when not
+# set (the host's pull_policy then).
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "")
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -95,7 +97,15 @@ def from_domain(dom, props, nics=(), volumes=()):
         volumes=list(volumes),
         app=app_config(props.raw),
         fqdn=dom.cloud_init_fqdn(),
+        pull=pull_of(props.raw),
     )
+
+
+def pull_of(raw):
+    """The VM's containerPull of raw (name -> raw value), "" if not set."""
+    from containerhooks import properties
+    value = raw.get(properties.CONTAINER_PULL)
+    return "" if value is None else properties.parse_pull(value)
 
 
 def app_config(raw):
@@ -137,6 +147,8 @@ def to_args(spec):
             args.append(option + "=" + value)
     if spec.fqdn:
         args.append("--fqdn=" + spec.fqdn)
+    if spec.pull:
+        args.append("--pull=" + spec.pull)
     return args
 
 
@@ -169,6 +181,7 @@ def from_args(ns):
         volumes=volumes,
         app=app_from_args(ns),
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
+        pull=pull_from_args(ns),
     )
 
 
@@ -196,6 +209,16 @@ def image_from_args(value, source, volumes):
         raise errors.InvalidDomain(reason="bad image source %r: expected "
                                    "file|block,SOURCE" % (source,))
     return image._replace(kind=kind, source=path)
+
+
+def pull_from_args(ns):
+    """The helper's --pull, checked again with containerPull's parser."""
+    from containerhooks import properties
+    value = getattr(ns, "pull", None)
+    if value is None:
+        return ""
+    _text("pull", value)
+    return properties.parse_pull(value)
 
 
 def app_from_args(ns):

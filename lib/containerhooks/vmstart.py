@@ -62,6 +62,10 @@ def prepare(env, data, conf, kernel=None):
     props = properties.parse(raw, conf.engines)
     if props is None:
         return None
+    # Refused here already, before anything else is checked or done (the
+    # helper checks again).
+    from containerhooks import imagepolicy
+    imagepolicy.check(props.image, conf)
     _check_hugepages(dom)
     meta = dom.container_meta()
     props = props._replace(image=_image_disk(dom, props))

@@ -17,7 +17,8 @@ types (numbers as strings, lib/vdsm/virt/vmstats.py):
   in the entry Vdsm keeps for the vNIC with that MAC;
 - guestIPs, netIfaces: the container's addresses with the vNIC's MAC;
   guestFQDN: the FQDN of the VM's Initial Run, else the container's
-  hostname.
+  hostname;
+- appsList: the image, and the digest its container runs (apps_list).
 
 Every other key stays as Vdsm put it; a VM that is not a container is not
 touched.  A Down VM whose container ended on its own (an exit record, see
@@ -197,7 +198,35 @@ def overlay(vm, context):
     if nics:
         updates.update(_network(vm, nics, procfs.net_dev(pid), context.now))
     updates.update(_guest(record, nics))
+    apps = apps_list(record)
+    if apps:
+        updates["appsList"] = apps
     return updates
+
+
+def apps_list(record):
+    """What Engine's Applications sub-tab of the VM lists (a guest agent's
+    appsList): the image as the VM names it, and the digest of what its
+    container runs, "repository@sha256:...", so that an admin sees what
+    runs after a tag moved.  (Engine joins the list with "," and splits it
+    again: an image reference has no ",".)"""
+    apps = []
+    if record.image:
+        apps.append(record.image)
+    if (record.image or "").startswith("disk:") and record.image_id:
+        # From a VM disk (diskimage.py): no registry, no digest; the id of
+        # the image its archive held is what runs.
+        apps.append(record.image_id)
+        return apps
+    if record.image and record.image_digest \
+            and not record.image.endswith("@" + record.image_digest):
+        from containerhooks import imageref
+        try:
+            repository = imageref.parse(record.image).repository
+        except errors.Error:
+            return apps
+        apps.append(repository + "@" + record.image_digest)
+    return apps
 
 
 def _cgroup(vm_id, record, context):
