@@ -41,6 +41,8 @@ def assert_default_values(conf):
     assert conf.placeholder_memory_mib == 16
     assert conf.storage_roots == ("/rhev/data-center",)
     assert conf.blank_check_timeout == 120
+    assert conf.image_archive_max_size == 10 * 1024 ** 3
+    assert conf.image_load_timeout == 600
     assert conf.auth_files == {"docker": "/root/.docker/config.json",
                                "podman": "/etc/containers/auth.json"}
     assert conf.allowed_images == ()
@@ -155,6 +157,7 @@ def test_all_options(tmp_path):
                  "storage_roots = /srv/a, /srv/b\n"
                  "blank_check_timeout = 30\ngc_grace = 60\n"
                  "leftover_grace = 10\nallow_root_user = yes\n"
+                 "image_archive_max_size = 512m\nimage_load_timeout = 90\n"
                  "docker_auth_file = /etc/vhc/docker/config.json\n"
                  "podman_auth_file = /etc/vhc/auth.json\n"
                  "allowed_images = a.example/*\nrequire_digest = yes\n"
@@ -167,7 +170,8 @@ def test_all_options(tmp_path):
         capabilities=config.BASE_CAPABILITIES + ("NET_RAW",), init=False,
         placeholder_memory_mib=64, storage_roots=("/srv/a", "/srv/b"),
         blank_check_timeout=30, gc_grace=60, leftover_grace=10,
-        allow_root_user=True,
+        allow_root_user=True, image_archive_max_size=512 * 1024 ** 2,
+        image_load_timeout=90,
         auth_files={"docker": "/etc/vhc/docker/config.json",
                     "podman": "/etc/vhc/auth.json"},
         allowed_images=("a.example/*",), require_digest=True,
@@ -210,6 +214,11 @@ BAD_VALUES = [
     pytest.param("writable_layer_size", "1k", id="layer-below-min"),
     pytest.param("writable_layer_size", "10t", id="layer-unit"),
     pytest.param("writable_layer_size", "unlimited", id="layer-word"),
+    pytest.param("image_archive_max_size", "", id="archive-size-empty"),
+    pytest.param("image_archive_max_size", "1023k", id="archive-size-small"),
+    pytest.param("image_archive_max_size", "1t", id="archive-size-unit"),
+    pytest.param("image_load_timeout", "0", id="load-timeout-zero"),
+    pytest.param("image_load_timeout", "86401", id="load-timeout-above-max"),
     pytest.param("docker_auth_file", "", id="auth-file-empty"),
     pytest.param("docker_auth_file", "config.json", id="auth-file-relative"),
     pytest.param("podman_auth_file", "/etc/../root/auth.json",

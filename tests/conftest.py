@@ -279,3 +279,39 @@ class Logins(object):
 
     def path(self, engine):
         return self.docker if engine == "docker" else self.podman
+
+
+def remove_image(client, image_id):
+    """Remove an image (by id) from an engine; quiet if it is not there."""
+    import docker
+    try:
+        client.images.remove(image_id, force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def saved_image(services):
+    """A "docker save" archive of a test image of its own (a unique label:
+    an id of its own), tagged with a name no registry has, and removed
+    from Docker again: (image id, archive bytes, the tag it carries).
+    Afterwards no engine keeps it (for containerImage=disk:...)."""
+    import uuid
+    client = _client("docker")
+    run = str(uuid.uuid4())
+    tag = "%s/vhc-tests/disk-only-%s" % (images.REGISTRY, run)
+    # A layer of its own too (a file unique to this run): an engine that
+    # has a layer already does not read it from an archive again.
+    rootfs = images.rootfs_tar(files=[("www/run", run.encode(), 0o644)])
+    client.api.import_image_from_data(
+        rootfs, repository=tag, tag="1",
+        changes=["CMD " + images.COMMAND,
+                 "LABEL org.ovirt.test.run=%s" % run])
+    image = client.images.get(tag + ":1")
+    # By its name, as "docker save app:1" does: the archive's RepoTags
+    # name it.
+    data = b"".join(client.api.get_image(tag + ":1"))
+    remove_image(client, image.id)
+    yield image.id, data, tag + ":1"
+    for engine in ENGINE_SOCKETS:
+        remove_image(_client(engine), image.id)

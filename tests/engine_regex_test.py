@@ -260,10 +260,20 @@ PULLS = any_of(
     u"missingalwaysnever \n\x00|;\u0430",
     ["missing", "always", "never", " ", "\n", "\x00", "|", u"\u0430"])
 
+# containerImage=disk:<target>, and what is nearly that.
+DISK_IMAGES = st.one_of(
+    _DISKS.map(lambda d: "disk:" + d),
+    st.builds(lambda d, rest: "disk:" + d + rest, _VALID_DISKS,
+              st.sampled_from([":1", ",vdc", " ", "\n", "@", "/x", ":",
+                               ":latest"])),
+    st.sampled_from(["disk", "disk:", "Disk:vdb", "disk:vdb", "disk::vdb",
+                     "disk/vdb", "disk:vdb:vdb", "library/disk:vdb",
+                     "disk.x:vdb"]))
+
 GENERATED = {
     "containerPull": PULLS,
     "containerType": TYPES,
-    "containerImage": IMAGES,
+    "containerImage": st.one_of(IMAGES, DISK_IMAGES),
     "volumeMap": VOLUME_MAPS,
     "containerIP": IPS,
     "containerEnv": ENVS,

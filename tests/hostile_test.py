@@ -537,8 +537,17 @@ IMAGES = generated(
 _IMAGE_CHARS_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/@-]*\Z")
 
 
+_DISK_NAME_RE = re.compile(r"\A(?:vd|sd|hd|xvd)[a-z]{1,3}\Z")
+
+
 def check_image(value, ref):
     assert str(ref) == value
+    if isinstance(ref, imageref.DiskImage):
+        # containerImage=disk:<target>: a disk name, nothing else (no
+        # path, no option); which disk is the VM's to say.
+        assert _DISK_NAME_RE.match(ref.disk), value
+        assert (ref.kind, ref.source) == (None, None)
+        return
     assert len(value) <= imageref.MAX_LENGTH
     # ASCII, no white space, no option, no path tricks.
     assert _IMAGE_CHARS_RE.match(value), value

@@ -122,6 +122,28 @@ def test_check(tmp_path, options, image, refused):
     assert "(%s in %s)" % (refused, conf.path) in str(e.value)
 
 
+@pytest.mark.parametrize("options, refused", [
+    pytest.param({}, None, id="default-off"),
+    pytest.param({"pull_policy": "never"}, None, id="pull-policy-never"),
+    pytest.param({"require_digest": "true"}, "require_digest = true",
+                 id="require-digest"),
+    pytest.param({"allowed_images": "docker.io/*"}, "allowed_images",
+                 id="allowed-images"),
+])
+def test_check_disk_image(tmp_path, options, refused):
+    # containerImage=disk:vdb: from no registry, pinned by nothing.
+    conf = conf_of(tmp_path, **options)
+    image = imageref.DiskImage(disk="vdb")
+    if refused is None:
+        imagepolicy.check(image, conf)
+        return
+    with pytest.raises(errors.ImageRefused) as e:
+        imagepolicy.check(image, conf)
+    assert str(e.value).startswith("Image disk:vdb is refused by this "
+                                   "host's image policy (%s in %s): an image "
+                                   "from a VM disk" % (refused, conf.path))
+
+
 @pytest.mark.parametrize("policy, image, present, pull", [
     pytest.param("missing", "a/b:1", False, True, id="missing-absent"),
     pytest.param("missing", "a/b:1", True, False, id="missing-present"),

@@ -180,6 +180,85 @@ def test_parse_image_bad():
     assert_names(e.value, "containerImage", "--privileged")
 
 
+# containerImage=disk:<target>: the image archive on a VM disk.
+
+GOOD_DISK_IMAGES = ["disk:vdb", "disk:vda", "disk:sdb", "disk:hdc",
+                    "disk:xvda", "disk:vdzzz"]
+
+BAD_DISK_IMAGES = [
+    pytest.param("disk:", id="no-disk"),
+    pytest.param("disk:vd", id="short"),
+    pytest.param("disk:vdabcd", id="long"),
+    pytest.param("disk:VDB", id="uppercase"),
+    pytest.param("disk:nvme0n1", id="nvme"),
+    pytest.param("disk:/dev/vdb", id="device-path"),
+    pytest.param("disk:latest", id="tag-like"),
+    pytest.param("disk:vdb:1", id="with-tag"),
+    pytest.param("disk:vdb,vdc", id="two-disks"),
+    pytest.param("disk:vdb ", id="trailing-space"),
+    pytest.param("disk:vdb\n", id="newline"),
+    pytest.param("disk: vdb", id="space"),
+    pytest.param("disk:vdb@sha256:" + "a" * 64, id="with-digest"),
+]
+
+
+@pytest.mark.parametrize("value", GOOD_DISK_IMAGES)
+def test_parse_disk_image(value):
+    raw = {"containerType": "docker", "containerImage": value}
+    props = properties.parse(raw, ENGINES)
+    assert props.image == imageref.DiskImage(disk=value[len("disk:"):])
+    assert str(props.image) == value
+
+
+@pytest.mark.parametrize("value", BAD_DISK_IMAGES)
+def test_parse_disk_image_bad(value):
+    raw = {"containerType": "docker", "containerImage": value}
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse(raw, ENGINES)
+    assert_names(e.value, "containerImage", value)
+    assert "not a VM disk name" in str(e.value)
+
+
+@pytest.mark.parametrize("value, image", [
+    pytest.param("disk", imageref.ImageRef(None, "disk", None, None),
+                 id="bare-name"),
+    pytest.param("docker.io/library/disk:vdb",
+                 imageref.ImageRef("docker.io", "library/disk", "vdb", None),
+                 id="with-registry"),
+    pytest.param("library/disk:vdb",
+                 imageref.ImageRef(None, "library/disk", "vdb", None),
+                 id="library-path"),
+    pytest.param("a/disk:vdb", imageref.ImageRef(None, "a/disk", "vdb", None),
+                 id="disk-as-component"),
+])
+def test_image_named_disk_is_a_reference(value, image):
+    # Only a value starting with "disk:" is the disk form.
+    raw = {"containerType": "docker", "containerImage": value}
+    assert properties.parse(raw, ENGINES).image == image
+
+
+@pytest.mark.parametrize("volume_map", [
+    pytest.param("vdb:/data", id="alone"),
+    pytest.param("vda:/a,vdb:/b", id="second"),
+    pytest.param("vdb:data", id="label-form"),
+])
+def test_parse_disk_image_also_a_volume_refused(volume_map):
+    raw = {"containerType": "docker", "containerImage": "disk:vdb",
+           "volumeMap": volume_map}
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse(raw, ENGINES)
+    assert_names(e.value, "containerImage", "disk:vdb")
+    assert "disk vdb is in volumeMap too" in str(e.value)
+
+
+def test_parse_disk_image_with_other_volumes():
+    raw = {"containerType": "docker", "containerImage": "disk:vdb",
+           "volumeMap": "vda:/data,vdc:/logs"}
+    props = properties.parse(raw, ENGINES)
+    assert props.image.disk == "vdb"
+    assert [v.disk for v in props.volumes] == ["vda", "vdc"]
+
+
 def test_parse_volume_map_bad():
     raw = {"containerType": "docker", "containerImage": "redis",
            "volumeMap": "vda:/proc"}
@@ -1030,6 +1109,9 @@ def table_values():
                for v in imageref_test.good_values()]
     values += [("containerImage", v, False)
                for v in imageref_test.bad_values()]
+    values += [("containerImage", v, True) for v in GOOD_DISK_IMAGES]
+    values += [("containerImage", v, False)
+               for v in values_of(BAD_DISK_IMAGES)]
     values += [("volumeMap", v, True)
                for v in [""] + values_of(GOOD_VOLUME_MAPS)]
     values += [("volumeMap", v, False)
@@ -1169,6 +1251,7 @@ _RAW = st.builds(
                                    st.text()),
         "containerImage": st.one_of(
             st.sampled_from(imageref_test.good_values()),
+            st.sampled_from(GOOD_DISK_IMAGES),
             imageref_test._REF_PIECES, st.text()),
         "volumeMap": st.one_of(_VOLUME_ENTRIES, st.just(""), st.text()),
     }))

@@ -9,6 +9,7 @@ from lxml import etree
 import domains
 from containerhooks import config
 from containerhooks import errors
+from containerhooks import imageref
 from containerhooks import spec as specs
 from containerhooks import vmstart
 
@@ -198,3 +199,129 @@ def test_refused(volume_map, disks, error, message):
     if error is errors.VolumeRefused:
         # Says what to do, and names the disk in the way out too.
         assert "remove %s from volumeMap" % e.value.disk in text
+
+
+# containerImage=disk:<target>: the disk holding the image archive.
+
+def vm_with_image_disk(*disks, **custom):
+    props = {"containerType": "docker", "containerImage": "disk:vdb"}
+    props.update(custom)
+    return domains.add_disks(domains.VM(props), *disks)
+
+
+@pytest.mark.parametrize("disk, kind, source", [
+    pytest.param(domains.disk("vdb", IMAGE, readonly=True), "file", IMAGE,
+                 id="file-readonly"),
+    pytest.param(domains.disk("vdb", IMAGE), "file", IMAGE,
+                 id="file-read-write"),
+    pytest.param(domains.disk("vdb", IMAGE, shareable=True, readonly=True),
+                 "file", IMAGE, id="shared-with-other-vms"),
+    pytest.param(domains.disk("vdb", LV, kind="block"), "block", LV,
+                 id="block"),
+])
+def test_image_disk(disk, kind, source):
+    vm = vm_with_image_disk(disk, domains.disk("vdc", IMAGE + "-other"))
+
+    plan = prepare(vm)
+
+    assert plan.spec.image == imageref.DiskImage(disk="vdb", kind=kind,
+                                                 source=source)
+    args = specs.to_args(plan.spec)
+    assert "--image=disk:vdb" in args
+    assert "--image-source=%s,%s" % (kind, source) in args
+    assert plan.spec.volumes == []
+    disks = placeholder_disks(plan)
+    # Nothing writes the archive, the placeholder neither.
+    assert len(disks["vdb"].findall("readonly")) == 1
+    assert disks["vdc"].find("readonly") is None
+    # The placeholder's metadata names the disk, as ps and state do.
+    assert etree.fromstring(plan.xml).findtext(
+        "metadata/{http://ovirt.org/vdsm-hook-containers/1.0}container/"
+        "{http://ovirt.org/vdsm-hook-containers/1.0}image") == "disk:vdb"
+
+
+def test_image_disk_with_volumes():
+    vm = vm_with_image_disk(domains.disk("vda", IMAGE + "-data"),
+                            domains.disk("vdb", IMAGE, readonly=True),
+                            volumeMap="vda:/data")
+    plan = prepare(vm)
+    assert plan.spec.image.disk == "vdb"
+    assert [v.disk for v in plan.spec.volumes] == ["vda"]
+
+
+IMAGE_DISK_REFUSED = [
+    pytest.param([domains.disk("vda", IMAGE)], errors.InvalidProperty,
+                 "Invalid custom property containerImage='disk:vdb': the VM "
+                 "has no disk vdb (its disks: vda)", id="no-such-disk"),
+    pytest.param([domains.disk("vdb", IMAGE, device="cdrom", bus="sata")],
+                 errors.ImageDiskRefused, "it is a cdrom device", id="cdrom"),
+    pytest.param([domains.disk("vdb", LV, kind="block", device="lun")],
+                 errors.ImageDiskRefused, "it is a lun device", id="lun"),
+    pytest.param([domains.disk("vdb", "/dev/mapper/36001405d2b4f3c1e0a8",
+                               kind="block")],
+                 errors.ImageDiskRefused, "it is a direct LUN",
+                 id="direct-lun"),
+    pytest.param([domains.disk("vdb", IMAGE, fmt="qcow2")],
+                 errors.ImageDiskRefused, "it is a qcow2 image; upload the "
+                 "archive as a raw disk", id="qcow2"),
+    pytest.param([domains.disk("vdb", IMAGE, kind="network")],
+                 errors.ImageDiskRefused, "it is a network disk",
+                 id="network"),
+    pytest.param([domains.disk("vdb", None)], errors.ImageDiskRefused,
+                 "it has no image", id="no-source"),
+]
+
+
+@pytest.mark.parametrize("disks, error, message", IMAGE_DISK_REFUSED)
+def test_image_disk_refused(disks, error, message):
+    vm = vm_with_image_disk(*disks)
+    with pytest.raises(error) as e:
+        prepare(vm)
+    text = str(e.value)
+    assert message in text
+    if error is errors.ImageDiskRefused:
+        assert text.startswith("VM disk vdb cannot be the container's image "
+                               "(containerImage=disk:vdb): ")
+
+
+def test_image_disk_in_volume_map_refused():
+    vm = vm_with_image_disk(domains.disk("vdb", IMAGE), volumeMap="vdb:/x")
+    with pytest.raises(errors.InvalidProperty) as e:
+        prepare(vm)
+    assert "disk vdb is in volumeMap too" in str(e.value)
+
+
+def helper_args(*extra):
+    from containerhooks import helper
+    return helper._parser().parse_args(
+        ["start", "--vm-id=" + "6f1c3a2e-0d4b-4c55-9a1e-2b7d9c0e8f11",
+         "--vm-name=web", "--engine=docker", "--memory-mib=64",
+         "--vcpus=1"] + list(extra))
+
+
+def test_helper_takes_image_disk_again():
+    spec = specs.from_args(helper_args("--image=disk:vdb",
+                                       "--image-source=block," + LV))
+    assert spec.image == imageref.DiskImage(disk="vdb", kind="block",
+                                            source=LV)
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(["--image=disk:vdb"], "needs --image-source",
+                 id="no-source"),
+    pytest.param(["--image=redis", "--image-source=file," + IMAGE],
+                 "for an image disk (disk:...) only", id="source-for-ref"),
+    pytest.param(["--image=disk:vdb", "--image-source=lun," + IMAGE],
+                 "bad image source", id="bad-kind"),
+    pytest.param(["--image=disk:vdb", "--image-source=file,relative"],
+                 "bad image source", id="relative"),
+    pytest.param(["--image=disk:vdb", "--image-source=file," + IMAGE,
+                  "--volume=vdb,/data,file," + IMAGE],
+                 "disk vdb is in volumeMap too", id="also-a-volume"),
+    pytest.param(["--image=disk:nvme0", "--image-source=file," + IMAGE],
+                 "not a VM disk name", id="bad-disk"),
+])
+def test_helper_refuses_bad_image_disk(args, message):
+    with pytest.raises(errors.Error) as e:
+        specs.from_args(helper_args(*args))
+    assert message in str(e.value)

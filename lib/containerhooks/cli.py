@@ -111,9 +111,10 @@ def _parser():
     p = sub.add_parser(
         "ps", help="list the container VMs of this host",
         description="VM id and name, engine, container state, addresses, "
-        "uptime, image (with the start of the digest it runs; --json: "
-        "image_digest in full) and volumes of every container VM on this "
-        "host, and "
+        "uptime, image (with the start of the digest it runs, or for "
+        "containerImage=disk:... of the id of the image loaded from the "
+        "disk; --json: image_digest and image_id in full) and volumes of "
+        "every container VM on this host, and "
         "the image's VOLUMEs that no volumeMap disk keeps (their data is "
         "lost at every power off).")
     p.add_argument("--json", action="store_true", help="machine output")
@@ -448,11 +449,21 @@ def _print_ps(rows, as_json):
         print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
             r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
             ",".join(r["ips"]) or "-", _duration(r["uptime"]),
-            r["image"] + (" (%s)" % r["image_digest"][:19]
-                          if r["image_digest"] else ""),
+            r["image"] + (" (%s)" % _what_runs(r)[:19] if _what_runs(r)
+                          else ""),
             (" " + ",".join(r["volumes"]) if r["volumes"] else "") +
             (" (lost at power off: %s)" % ",".join(r["unmapped_volumes"])
              if r["unmapped_volumes"] else "")))
+
+
+def _what_runs(row):
+    """The digest a row's container runs, or for an image from a VM disk
+    (containerImage=disk:..., diskimage.py: from no registry) its id."""
+    if row["image_digest"]:
+        return row["image_digest"]
+    if (row["image"] or "").startswith("disk:"):
+        return row["image_id"]
+    return None
 
 
 def _duration(seconds):

@@ -100,6 +100,8 @@ _DEFAULTS = collections.OrderedDict([
     ("allowed_images", ""),
     ("require_digest", "false"),
     ("pull_policy", "missing"),
+    ("image_archive_max_size", "10g"),
+    ("image_load_timeout", "600"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -113,7 +115,8 @@ Config = collections.namedtuple("Config", [
     "nofile", "nproc", "capabilities", "init",
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
     "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
-    "allowed_images", "require_digest", "pull_policy", "path",
+    "allowed_images", "require_digest", "pull_policy",
+    "image_archive_max_size", "image_load_timeout", "path",
 ])
 
 
@@ -187,6 +190,9 @@ def _build(v, path):
         require_digest=_bool(v, "require_digest", path),
         pull_policy=_parsed(v, "pull_policy", lambda value: imagepolicy
                             .parse_pull(value.lower()), path),
+        image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
+                                      path),
+        image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
         path=path,
     )
 
@@ -245,6 +251,16 @@ def _size(values, key, low, path):
             "512k, 10m or 2g, or nothing, got %r" % (key, low // 1024,
                                                      values[key]))
     return value
+
+
+def _bytes(values, key, low, path):
+    """A size as _size takes it, required, in bytes."""
+    if not values[key]:
+        raise errors.ConfigError(path=path, reason="%s: a size is required"
+                                 % key)
+    value = _size(values, key, low, path)
+    m = _SIZE_RE.match(value)
+    return int(m.group(1)) * _UNITS[m.group(2)]
 
 
 def _int(values, key, low, high, path):

@@ -123,6 +123,20 @@ def holder(fd):
     return None
 
 
+def share_no_writer(fd):
+    """For reading fd's image while nobody writes it (an image archive,
+    hostdisk.open_image_source): take qemu's "I do not share write" lock
+    on it, then check that no qemu holds the write permission and no
+    package (another host's container) has it mounted.  False if one
+    does.  fd may be read-only (a shared lock needs read access only);
+    the lock goes when fd's open file description closes: until then,
+    every qemu that would write the image refuses it."""
+    if not _take(fd, fcntl.F_RDLCK, NOT_SHARING_WRITE):
+        return False
+    return not (_conflicts(fd, QEMU_PERM_BASE + QEMU_WRITE_BIT, 1)
+                or _conflicts(fd, MARK, 1))
+
+
 def _refused(disk, who):
     if who == HELD_BY_PACKAGE:
         what = ("it is mounted for a container on another host, or being "

@@ -240,3 +240,33 @@ class SecretsDirectoryError(SecretError):
 
 class NeedsRoot(Error):
     msg = "'vdsm-containers {command}' must run as root: {reason}"
+
+
+class ImageDiskRefused(Error):
+    """containerImage=disk:<target> names a disk that cannot be read as
+    the container's image; reason says why and what to do."""
+
+    msg = ("VM disk {disk} cannot be the container's image "
+           "(containerImage=disk:{disk}): {reason}")
+
+
+class NotAnImageArchive(ImageDiskRefused):
+    """The disk can be read, but does not hold one image archive."""
+
+    msg = ("VM disk {disk} does not hold a container image archive "
+           "(containerImage=disk:{disk}): {reason}. Put one image saved "
+           "with 'docker save -o app.tar IMAGE' or 'podman save --format "
+           "oci-archive -o app.tar IMAGE' on it (upload the file in Engine "
+           "as a raw disk), or set containerImage to an image reference")
+
+
+class ImageLoadError(Error):
+    msg = ("Container engine {engine} could not load the image archive of "
+           "VM disk {disk}: {reason}")
+
+
+class ImageLoadTimeout(Error):
+    msg = ("Loading the image archive of VM disk {disk} into {engine} did "
+           "not finish within {timeout} seconds; raise image_load_timeout "
+           "in {conf}, or load the image on this host beforehand "
+           "({engine} load -i ARCHIVE)")

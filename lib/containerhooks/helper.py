@@ -23,6 +23,7 @@ from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import hookenv
+from containerhooks import imageref
 from containerhooks import imagepolicy
 from containerhooks import network
 from containerhooks import registryauth
@@ -138,15 +139,24 @@ def _start(eng, spec, conf):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
-    policy, source = pull_policy(spec, conf)
-    if imagepolicy.must_pull(policy, source, spec.image,
-                             eng.has_image(spec.image), eng.name):
-        log.info("vm_id=%s pulling %s with %s (pull policy %s)", spec.vm_id,
-                 spec.image, eng.name, policy)
-        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
-                 auth=registryauth.load(eng.name, conf))
+    image_id = None
+    if isinstance(spec.image, imageref.DiskImage):
+        # The archive on the VM's disk; the container runs it by its id.
+        # No pull policy applies: the engine loads it when it lacks it.
+        from containerhooks import diskimage
+        image_id = diskimage.ensure(eng, spec.image, conf)
+        run = image_id
+    else:
+        run = spec.image
+        policy, source = pull_policy(spec, conf)
+        if imagepolicy.must_pull(policy, source, spec.image,
+                                 eng.has_image(spec.image), eng.name):
+            log.info("vm_id=%s pulling %s with %s (pull policy %s)",
+                     spec.vm_id, spec.image, eng.name, policy)
+            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
+                     auth=registryauth.load(eng.name, conf))
     # The image's own config is the VM owner's: applied within bounds.
-    image_config = eng.image_config(spec.image)
+    image_config = eng.image_config(run)
     unmapped = specs.unmapped_volumes(image_config, spec.volumes)
     if unmapped:
         log.warning("vm_id=%s image %s declares VOLUME %s, which no "
@@ -163,6 +173,8 @@ def _start(eng, spec, conf):
         hostname=names.hostname, fqdn=spec.fqdn,
         created=time.time(), ips=[], nics=[], volumes=[],
         unmapped_volumes=unmapped)
+    if image_id is not None:
+        record.image_id = image_id
 
     def reserve(ips):
         record.ips = ips
@@ -182,8 +194,8 @@ def _start(eng, spec, conf):
         # made it): _clear_leftover freed the name, so whatever holds it
         # now is this start's.
         creating = name
-        created = _create(eng, spec, name, options, app_options, endpoints,
-                          conf)
+        created = _create(eng, spec, run, name, options, app_options,
+                          endpoints, conf)
         record.container_id = created.id
         record.image_id = created.image_id
         record.image_digest = _digest(eng, spec, created.image_id)
@@ -215,6 +227,8 @@ def _start(eng, spec, conf):
 def _digest(eng, spec, image_id):
     """The digest of what the new container runs; None (logged) if the
     engine cannot say: not worth failing the start for."""
+    if isinstance(spec.image, imageref.DiskImage):
+        return None     # from no registry: its id says what runs
     if spec.image.digest:
         return spec.image.digest
     try:
@@ -233,7 +247,7 @@ def pull_policy(spec, conf):
     return conf.pull_policy, "pull_policy in %s" % conf.path
 
 
-def _create(eng, spec, name, options, app_options, endpoints, conf,
+def _create(eng, spec, image, name, options, app_options, endpoints, conf,
             healthcheck=None):
     """Create spec's container; again, with the HEALTHCHECK interval raised
     to the floor, when the image asks for a shorter one.
@@ -242,7 +256,7 @@ def _create(eng, spec, name, options, app_options, endpoints, conf,
     the image: Podman's image inspect does not show a HEALTHCHECK that its
     containers do run."""
     names = specs.host_names(spec.vm_name, spec.fqdn)
-    created = eng.create(name, spec.image, specs.labels(spec), options,
+    created = eng.create(name, image, specs.labels(spec), options,
                          hostname=names.hostname,
                          domainname=names.domainname, endpoints=endpoints,
                          healthcheck=healthcheck,
@@ -262,8 +276,8 @@ def _create(eng, spec, name, options, app_options, endpoints, conf,
                 created.config["Healthcheck"]["Interval"] / 1e9,
                 specs.HEALTHCHECK_MIN_INTERVAL)
     eng.remove(name)
-    return _create(eng, spec, name, options, app_options, endpoints, conf,
-                   bounded)
+    return _create(eng, spec, image, name, options, app_options, endpoints,
+                   conf, bounded)
 
 
 def _clear_leftover(eng, vm_id, conf):

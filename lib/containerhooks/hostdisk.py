@@ -120,6 +120,26 @@ def open_source(volume, conf):
     not where Vdsm prepares disks or not of its kind; refused
     (VolumeRefused) when it is not raw or is in use.
     """
+    fd, source = _open_prepared(volume, conf)
+    try:
+        fmt = image_format(fd)
+        if fmt:
+            raise errors.VolumeRefused(
+                disk=volume.disk, reason="it is a %s image; only raw disks "
+                "can be mounted (a preallocated disk, or a thin one on file "
+                "storage, without snapshots), or remove %s from volumeMap"
+                % (fmt, volume.disk))
+        _check_unused(volume.disk, fd, volume.kind, source.path,
+                      os.fstat(fd))
+        return source, fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_prepared(volume, conf):
+    """Open volume's source read-only, checked to be a disk Vdsm prepared
+    (see open_source); return (fd, Source)."""
     source = volume.source
 
     def refuse(reason):
@@ -165,16 +185,63 @@ def open_source(volume, conf):
                              % real)
             check_block_volume(volume, ids, real, st.st_rdev)
             size = os.lseek(fd, 0, os.SEEK_END)
+        return fd, Source(disk=volume.disk, kind=volume.kind, path=real,
+                          ino=st.st_ino, size=size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_image_source(image, conf):
+    """Open the disk of containerImage=disk:<target> (image, an
+    imageref.DiskImage with its kind and source) for reading its image
+    archive; return (Source, fd).  The caller closes fd.
+
+    The same checks as a volume's source (a raw image file under a
+    storage root, or the LV Vdsm activated for the disk), opened
+    read-only and never written.  It may be shared with other VMs and
+    attached read-only, but nothing may be writing it meanwhile: a file
+    image whose write permission a qemu holds is refused, and while fd
+    is open no qemu can take it (the lock qemu takes for "I do not share
+    write", disklock.share_no_writer); a block device that is mounted
+    (another container's volume) is refused.
+    """
+    volume = specs.VolumeSource(disk=image.disk, path=None, kind=image.kind,
+                                source=image.source)
+    try:
+        fd, source = _open_prepared(volume, conf)
+    except (errors.UnsafeVolumeSource, errors.UnpreparedBlockVolume) as e:
+        raise errors.ImageDiskRefused(disk=image.disk, reason="%s: %s; only "
+                                      "a disk Vdsm prepared is read (under "
+                                      "storage_roots: %s)" % (
+                                          image.source, e.reason,
+                                          ", ".join(conf.storage_roots)
+                                          or "none"))
+    try:
         fmt = image_format(fd)
         if fmt:
-            raise errors.VolumeRefused(
-                disk=volume.disk, reason="it is a %s image; only raw disks "
-                "can be mounted (a preallocated disk, or a thin one on file "
-                "storage, without snapshots), or remove %s from volumeMap"
-                % (fmt, volume.disk))
-        _check_unused(volume.disk, fd, volume.kind, real, st)
-        return Source(disk=volume.disk, kind=volume.kind, path=real,
-                      ino=st.st_ino, size=size), fd
+            raise errors.ImageDiskRefused(
+                disk=image.disk, reason="it is a %s image; upload the "
+                "archive as a raw disk" % fmt)
+        busy = None
+        if image.kind == "file":
+            if not disklock.share_no_writer(fd):
+                busy = "a qemu process has its image open for writing"
+        else:
+            try:
+                os.close(os.open(source.path, os.O_RDONLY | os.O_EXCL
+                                 | os.O_NONBLOCK | _O_CLOEXEC))
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                busy = "%s is mounted or part of another device" % (
+                    source.path)
+        if busy:
+            raise errors.ImageDiskRefused(
+                disk=image.disk, reason="it is in use (%s); an image disk "
+                "must not be written while it is read: attach it read-only "
+                "to the VMs that use it" % busy)
+        return source, fd
     except BaseException:
         os.close(fd)
         raise

@@ -87,7 +87,22 @@ def matches(pattern, name):
 
 
 def check(ref, conf):
-    """Refuse ref (ImageRefused) if conf's policy does not allow it."""
+    """Refuse ref (ImageRefused) if conf's policy does not allow it.
+
+    An image from a VM disk (imageref.DiskImage, containerImage=disk:...)
+    comes from no registry and is pinned by nothing: a host that sets
+    require_digest or allowed_images refuses it."""
+    from containerhooks import imageref
+    if isinstance(ref, imageref.DiskImage):
+        if conf.require_digest or conf.allowed_images:
+            raise errors.ImageRefused(
+                image=str(ref), conf=conf.path,
+                setting="require_digest = true" if conf.require_digest
+                else "allowed_images", reason="an image from a VM disk is "
+                "not from an allowed registry nor pinned by digest; run an "
+                "allowed image from a registry, or ask the host's admin to "
+                "lift the policy")
+        return
     if conf.require_digest and not ref.digest:
         raise errors.ImageRefused(
             image=str(ref), setting="require_digest = true", conf=conf.path,

@@ -62,6 +62,16 @@ ImageRef.pull_tag = property(
     lambda ref: ref.digest or ref.tag or "latest")
 
 
+# containerImage=disk:<target>: the image is the archive on the VM's disk
+# <target> (imagearchive.py), not a registry's.  kind and source: the
+# disk's, from the domain XML (as a volume's, spec.VolumeSource), once the
+# hook has found it; None before.
+DiskImage = collections.namedtuple("DiskImage", "disk, kind, source")
+DiskImage.__new__.__defaults__ = (None, None)
+DISK_PREFIX = "disk:"
+DiskImage.__str__ = lambda image: DISK_PREFIX + image.disk
+
+
 def parse(value, name="containerImage"):
     """Parse an image reference or raise InvalidProperty."""
     if not value:

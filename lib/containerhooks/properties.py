@@ -159,7 +159,9 @@ _BAD_PORT = (r"(?:0+|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}"
 
 
 def _engine_image():
-    """imageref.PATTERN with the checks imageref.parse makes after it.
+    """parse_image: "disk:" and a disk name (a value starting "disk:" is
+    never a reference), or imageref.PATTERN with the checks imageref.parse
+    makes after it:
 
     - 1 to MAX_LENGTH characters;
     - a repository name (all before the tag's ":" or the digest's "@") of
@@ -168,9 +170,11 @@ def _engine_image():
     - a port in 1-65535: in a value of the grammar, a ":" before the
       first "/" followed by digits and "/" can only be the port's.
     """
-    return ("^(?=.{1,%d}$)(?=.{0,%d}(?:[:@][^/]*)?$)(?![^/]*:%s/)%s$"
-            % (imageref.MAX_LENGTH, imageref.MAX_NAME, _BAD_PORT,
-               imageref.PATTERN))
+    return ("^(?:%s%s|(?!%s)(?=.{1,%d}$)(?=.{0,%d}(?:[:@][^/]*)?$)"
+            "(?![^/]*:%s/)%s)$"
+            % (re.escape(imageref.DISK_PREFIX), _DISK,
+               re.escape(imageref.DISK_PREFIX), imageref.MAX_LENGTH,
+               imageref.MAX_NAME, _BAD_PORT, imageref.PATTERN))
 
 
 def _engine_volume_map():
@@ -356,8 +360,9 @@ def parse(raw, engines):
             reason="this host runs containers with %s only"
             % (" or ".join(engines) or "no engine (see engines= in "
                "containers.conf)"))
-    image = imageref.parse(raw.get(CONTAINER_IMAGE, ""), CONTAINER_IMAGE)
+    image = parse_image(raw.get(CONTAINER_IMAGE, ""))
     volumes = parse_volume_map(raw.get(VOLUME_MAP, ""))
+    check_image_disk(image, volumes)
     ips = parse_ips(raw.get(CONTAINER_IP, ""))
     if CONTAINER_PULL in raw:
         parse_pull(raw[CONTAINER_PULL])     # spec.pull_of keeps it
@@ -371,6 +376,40 @@ def parse(raw, engines):
         user=parse_user(raw.get(CONTAINER_USER, "")),
         secrets=parse_secret_names(raw.get(CONTAINER_SECRETS, "")),
         raw=dict((name, raw[name]) for name in NAMES if name in raw))
+
+
+def parse_image(value):
+    """Parse containerImage: an image reference (imageref.ImageRef), or
+    "disk:<target>" (imageref.DiskImage): the image archive on the VM's
+    disk <target> (vdb), for hosts that reach no registry.
+
+    A value starting with "disk:" is always the disk form (an image
+    named "disk" in a registry is written with its registry or library
+    path: docker.io/library/disk:1)."""
+    if isinstance(value, six.string_types) \
+            and value.startswith(imageref.DISK_PREFIX):
+        disk = value[len(imageref.DISK_PREFIX):]
+        if not _DISK_RE.match(disk):
+            _refuse(CONTAINER_IMAGE, _shown(value, imageref.MAX_LENGTH),
+                    "%r is not a VM disk name "
+                    "such as vdb or sdb: write disk:<disk>, the disk "
+                    "holding the image archive" % disk[:64])
+        return imageref.DiskImage(disk=str(disk))
+    return imageref.parse(value, CONTAINER_IMAGE)
+
+
+def check_image_disk(image, volumes):
+    """Refuse a disk that is both the image (containerImage=disk:...) and
+    a volume: the archive is read before the container exists, a volume
+    is the container's file system."""
+    if not isinstance(image, imageref.DiskImage):
+        return
+    for v in volumes:
+        if v.disk == image.disk:
+            _refuse(CONTAINER_IMAGE, str(image), "disk %s is in volumeMap "
+                    "too (%s:%s); a disk holds either the image archive or "
+                    "a volume: remove it from volumeMap, or name another "
+                    "disk" % (v.disk, v.disk, v.path))
 
 
 def parse_ips(value):

@@ -138,6 +138,9 @@ def to_args(spec):
     for v in spec.volumes:
         args.append("--volume=" + ",".join((v.disk, v.path, v.kind,
                                              v.source)))
+    if isinstance(spec.image, imageref.DiskImage):
+        args.append("--image-source=%s,%s" % (spec.image.kind,
+                                              spec.image.source))
     for field, option in _APP_ARGS.items():
         value = getattr(spec.app, field)
         if value:
@@ -150,7 +153,10 @@ def to_args(spec):
 
 
 def add_app_arguments(parser):
-    """The helper's options for AppConfig and the FQDN (see to_args)."""
+    """The helper's options for AppConfig, the FQDN and the image disk
+    (see to_args)."""
+    parser.add_argument("--image-source",
+                        help="KIND,SOURCE of the disk of --image=disk:...")
     for field, option in _APP_ARGS.items():
         # dest: "command" is the helper's subcommand already.
         parser.add_argument(option, dest="app_" + field, default="")
@@ -159,22 +165,50 @@ def add_app_arguments(parser):
 
 def from_args(ns):
     """The spec from the helper's parsed arguments, validated again."""
+    volumes = _limited("volumes", [volume(v) for v in ns.volume or ()],
+                       MAX_VOLUMES)
     return ContainerSpec(
         vm_id=vm_id(ns.vm_id),
         vm_name=vm_name(ns.vm_name),
         engine=ns.engine,
-        image=imageref.parse(ns.image),
+        image=image_from_args(ns.image, getattr(ns, "image_source", None),
+                              volumes),
         memory_mib=number("memory", ns.memory_mib, 1, MAX_MEMORY_MIB),
         vcpus=number("vcpus", ns.vcpus, 1, MAX_VCPUS),
         cpu_shares=None if ns.cpu_shares is None
         else number("cpu shares", ns.cpu_shares, 2, 262144),
         nics=_limited("NICs", [nic(v) for v in ns.nic or ()], MAX_NICS),
-        volumes=_limited("volumes", [volume(v) for v in ns.volume or ()],
-                         MAX_VOLUMES),
+        volumes=volumes,
         app=app_from_args(ns),
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
     )
+
+
+def image_from_args(value, source, volumes):
+    """The helper's --image (and --image-source, KIND,SOURCE, for an
+    image disk), checked again with containerImage's parser: an ImageRef,
+    or a DiskImage with its disk's kind and source (syntax only, as a
+    volume's; hostdisk.open_image_source checks it on the host)."""
+    from containerhooks import properties
+    _text("image", value)
+    image = properties.parse_image(value)
+    if not isinstance(image, imageref.DiskImage):
+        if source is not None:
+            raise errors.InvalidDomain(reason="--image-source is for an "
+                                       "image disk (disk:...) only")
+        return image
+    properties.check_image_disk(image, volumes)
+    if source is None:
+        raise errors.InvalidDomain(reason="--image=%s needs --image-source"
+                                   % (image,))
+    _text("image source", source)
+    kind, _, path = source.partition(",")
+    if kind not in ("file", "block") or not path.startswith("/") \
+            or "\0" in path:
+        raise errors.InvalidDomain(reason="bad image source %r: expected "
+                                   "file|block,SOURCE" % (source,))
+    return image._replace(kind=kind, source=path)
 
 
 def pull_from_args(ns):

@@ -175,7 +175,9 @@ class Record(object):
         "unmapped_volumes": list,
         # The image the container runs: its id, and the digest of the
         # manifest it was pulled by (engine.repo_digest; None for an image
-        # from no registry).  What runs, whatever the tag says now.
+        # from no registry).  What runs, whatever the tag says now.  For
+        # containerImage=disk:..., the id of the image the disk's archive
+        # holds (diskimage.py), and no digest.
         "image_id": _none,
         "image_digest": _none,
         # The container's first process, once it runs.

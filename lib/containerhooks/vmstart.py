@@ -68,6 +68,7 @@ def prepare(env, data, conf, kernel=None):
     imagepolicy.check(props.image, conf)
     _check_hugepages(dom)
     meta = dom.container_meta()
+    props = props._replace(image=_image_disk(dom, props))
     spec = specs.from_domain(dom, props, nics=_nics(dom, props, meta),
                              volumes=_volumes(dom, props, meta))
     dom.set_container_meta(domxml.ContainerMeta(
@@ -76,7 +77,8 @@ def prepare(env, data, conf, kernel=None):
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
         vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
-                        readonly_disks=[v.disk for v in spec.volumes])
+                        readonly_disks=[v.disk for v in spec.volumes]
+                        + _readonly_image_disk(dom, spec.image))
     return Plan(spec=spec, xml=dom.tostring())
 
 
@@ -243,6 +245,63 @@ def _volumes(dom, props, meta):
                                          kind=disk.type,
                                          source=disk.source))
     return result
+
+
+def _image_disk(dom, props):
+    """props.image, and for containerImage=disk:<target> the disk's kind
+    and source, checked against the XML: a hard disk of this VM, raw, on
+    file or block storage, prepared by Vdsm for it (the helper checks the
+    source again on the host, hostdisk.open_image_source).  Unlike a
+    volume it may be read-only (better: nothing writes it) and shared
+    with other VMs: it is only read, before the container exists."""
+    from containerhooks import errors
+    from containerhooks import imageref
+    image = props.image
+    if not isinstance(image, imageref.DiskImage):
+        return image
+    disks = dict((d.target, d) for d in dom.disks() if d.target)
+    disk = disks.get(image.disk)
+    if disk is None:
+        raise errors.InvalidProperty(
+            name=properties.CONTAINER_IMAGE, value=str(image),
+            reason="the VM has no disk %s (its disks: %s); attach the disk "
+            "holding the image archive, and name it by its target as Vdsm "
+            "does (vdb, sda, ...)" % (image.disk,
+                                      ", ".join(sorted(disks)) or "none"))
+    reason = _unreadable(disk) or _not_prepared(disk, dom)
+    if reason:
+        raise errors.ImageDiskRefused(disk=image.disk, reason=reason)
+    return image._replace(kind=disk.type, source=disk.source)
+
+
+def _unreadable(disk):
+    """Why disk cannot hold the image archive, or None."""
+    if disk.device != "disk":
+        return ("it is a %s device; attach the archive as a hard disk "
+                "(uploaded as a raw disk)" % disk.device)
+    if disk.type not in ("file", "block"):
+        return ("it is a %s disk; only disks on file or block storage "
+                "domains can be read" % disk.type)
+    if not disk.source:
+        return "it has no image; attach a prepared disk"
+    if (disk.format or "raw") != "raw":
+        return ("it is a %s image; upload the archive as a raw disk, "
+                "without snapshots" % disk.format)
+    return None
+
+
+def _readonly_image_disk(dom, image):
+    """The image disk, for the placeholder to have read-only where qemu
+    can (READONLY_BUSES): nothing writes an image archive."""
+    from containerhooks import imageref
+    if not isinstance(image, imageref.DiskImage):
+        return []
+    for disk in dom.disks():
+        if disk.target == image.disk and not disk.readonly:
+            bus = disk.element.find("target").get("bus")
+            if bus in READONLY_BUSES:
+                return [image.disk]
+    return []
 
 
 def _not_prepared(disk, dom):

@@ -213,6 +213,11 @@ def apps_list(record):
     apps = []
     if record.image:
         apps.append(record.image)
+    if (record.image or "").startswith("disk:") and record.image_id:
+        # From a VM disk (diskimage.py): no registry, no digest; the id of
+        # the image its archive held is what runs.
+        apps.append(record.image_id)
+        return apps
     if record.image and record.image_digest \
             and not record.image.endswith("@" + record.image_digest):
         from containerhooks import imageref
