@@ -9,7 +9,6 @@ after: nothing writes it.  No test leaves a container, a loaded image, a
 loop device or a mount behind.
 """
 
-import hashlib
 import os
 import time
 
@@ -76,15 +75,6 @@ def disk_vm(engine, disk, volume_map=None):
     return domains.add_disks(domains.VM(custom), disk)
 
 
-def digest(path):
-    """sha256 of a file or of a whole block device."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MIB), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def container(client, vm):
     return client.containers.get("ovirt-vm-" + vm.id)
 
@@ -109,7 +99,7 @@ def test_start_from_disk_without_registry(vdsm, installation, engine,
         device = source
     else:
         source, device = block_disk(storage, data, tail)
-    before = digest(device)
+    before = sha256(device)
     assert not has_image(client, image_id)
     assert not has_image(client, tag)
 
@@ -147,7 +137,7 @@ def test_start_from_disk_without_registry(vdsm, installation, engine,
         image_id, name) in log
     # The archive's name never reached the engine: no tag was moved.
     assert not has_image(client, tag)
-    assert digest(device) == before
+    assert sha256(device) == before
     print("\n%s, %s disk: first start (load) %.2f s, second (reuse) %.2f s"
           % (name, kind, times[0], times[1]))
 
@@ -175,7 +165,7 @@ def test_disk_without_image_refused(vdsm, installation, engine, storage,
         source, device = block_disk(
             storage, data, size_mib=1 if message == "is cut off"
             else DISK_MIB)
-    before = digest(device)
+    before = sha256(device)
     vm = disk_vm(name, domains.disk("vdb", source, kind=kind))
 
     with pytest.raises(HookError) as e:
@@ -186,7 +176,7 @@ def test_disk_without_image_refused(vdsm, installation, engine, storage,
                           "archive (containerImage=disk:vdb): ")
     assert message in err
     assert err.count("\n") == 1
-    assert digest(device) == before
+    assert sha256(device) == before
     assert not has_image(client, archive[0])
     assert_nothing_left(installation, client, vm)
 
