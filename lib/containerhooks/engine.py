@@ -407,6 +407,15 @@ class Engine(object):
                 found.append(_info(container))
         return found
 
+    def summaries(self, label):
+        """Summary of every container carrying label, in one call (the
+        engine's list, as docker ps and podman ps show it), whatever their
+        state."""
+        found = self._call("list", label, lambda: self.client.api
+                           .containers(all=True,
+                                       filters={"label": label}))
+        return [_summary(s) for s in found or ()]
+
     def logs(self, name, follow=False, tail="all"):
         """The container's output (stdout and stderr), as byte chunks."""
         container = self._get(name)
@@ -556,6 +565,24 @@ def _info(container):
         config=attrs.get("Config") or {},
         image_id=attrs.get("Image") or None,
     )
+
+
+# One container as the engine's list shows it: status is the engine's
+# sentence ("Up 3 minutes (healthy)", "Exited (1) 2 seconds ago").
+Summary = collections.namedtuple(
+    "Summary", "id, names, image, command, status, labels")
+
+
+def _summary(summary):
+    # Docker's names carry a leading "/" (its API's container names are
+    # paths); docker ps, and Podman's list, show them without.
+    return Summary(
+        id=summary.get("Id") or "",
+        names=[n.lstrip("/") for n in summary.get("Names") or ()],
+        image=summary.get("Image") or "",
+        command=summary.get("Command") or "",
+        status=summary.get("Status") or "",
+        labels=summary.get("Labels") or {})
 
 
 _TIME_RE = re.compile(r"\A(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
