@@ -162,3 +162,139 @@ def test_profile_hook_flat_in_vms(state_dir, tmp_path, capsys):
     with capsys.disabled():
         print("\n  hook in process, from the snapshot: " + ", ".join(
             "%d VMs %.1f ms" % (n, t * 1000) for n, t in times.items()))
+
+
+# The real half: a watcher (root) on each engine, the hooks as vdsm.
+
+import domains  # noqa: E402
+import images  # noqa: E402
+import libvirt  # noqa: E402
+import vmrun  # noqa: E402
+
+SECRET = "exit-env"
+PASSWORD = u"s3cr=t p\u00e4ss,word #1"
+TOKEN = u"tok-12345-abcdef"
+
+
+def snapshot_has(installation, vm_id, timeout=statsnap.INTERVAL * 3):
+    """The watcher's snapshot entry of vm_id, once it has one."""
+    path = os.path.join(installation.state_dir, state.STATS_SNAPSHOT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                found = json.load(f)["vms"].get(vm_id)
+        except (IOError, ValueError, KeyError):
+            found = None
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("no snapshot entry for %s within %ss"
+                         % (vm_id, timeout))
+
+
+@pytest.fixture
+def started_vm(vdsm, installation, engine):
+    """A container VM of engine through before_vm_start (no domain: the
+    stats hooks do not need one), powered off afterwards."""
+    name, client = engine
+    vm = domains.container_vm(name, images.IMAGE, memory_mib=192)
+    result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                      custom=vm.custom)
+    vm.container = client.containers.get("ovirt-vm-" + vm.id)
+    yield vm
+    vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+    vdsm.run("after_vm_destroy", result.data, vm_id=vm.id, custom=vm.custom)
+
+
+def test_guest_containers_and_apps_from_the_watcher(vdsm, installation,
+                                                   engine, watcher,
+                                                   started_vm):
+    name, client = engine
+    vm = started_vm
+    started = time.time()
+    entry = snapshot_has(installation, vm.id)
+    print("snapshot entry %.2f s after the start" % (time.time() - started))
+    assert entry["container"] == vm.container.id
+
+    result = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, memory_mib=192)])
+    assert result.errors == []
+    ours = result.data[0]
+
+    [shown] = ours["guestContainers"]
+    assert shown["id"] == vm.container.id
+    assert shown["names"] == ["ovirt-vm-" + vm.id]
+    assert images.IMAGE in shown["image"]
+    assert isinstance(shown["command"], str)
+    # The engine's own words, as docker ps / podman ps show them.
+    assert shown["status"].startswith("Up "), shown["status"]
+    version = client.version()["Version"]
+    runtime = client.info()["DefaultRuntime"]
+    assert ours["appsList"][0] == images.IMAGE
+    assert "%s %s" % (name, version) in ours["appsList"]
+    assert "runtime %s" % runtime in ours["appsList"]
+    assert float(ours["cpuUser"]) >= 0 and int(ours["memUsage"]) >= 0
+    assert ours["memoryStats"]["mem_total"] == str(192 * 1024)
+
+
+def _escaped(script):
+    """script as containerCommand's one argument (README: %20 a space,
+    %3B a semicolon, %25 a percent sign)."""
+    return script.replace("%", "%25").replace(" ", "%20").replace(
+        ";", "%3B")
+
+
+@pytest.fixture
+def env_secret(installation):
+    rc, _, err = installation.run_cli(
+        "secret", "set", SECRET,
+        input=(u"DB_PASSWORD=%s\nAPI_TOKEN=%s\n" % (PASSWORD, TOKEN))
+        .encode("utf-8"))
+    assert rc == 0, err
+    yield SECRET
+    installation.run_cli("secret", "rm", SECRET)
+
+
+def test_exit_message_last_lines_secrets_redacted(
+        vdsm, installation, engine, watcher, exiting_images, libvirt_host,
+        qemu_workdir, env_secret):
+    name, client = engine
+    script = ("until [ -e %s ]; do sleep 0.05; done; env; "
+              "printf 'bell\\a \\033[31mred\\033[0m\\n'; "
+              "echo token=$API_TOKEN; echo password is $DB_PASSWORD >&2; "
+              "exit 3" % images.EXIT_TRIGGER)
+    vm = domains.container_vm(
+        name, exiting_images["exit3"], base="no-nic-in.xml",
+        memory_mib=64).edited(containerSecrets=env_secret,
+                              containerCommand="sh -c " + _escaped(script))
+    try:
+        last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+        c = client.containers.get("ovirt-vm-" + vm.id)
+        # The container really has the secret, and prints it.
+        rc, out = c.exec_run(["sh", "-c", "echo $API_TOKEN"])
+        assert out.decode("utf-8").strip() == TOKEN
+        c.exec_run(["touch", images.EXIT_TRIGGER])
+        vmrun.wait_exited(c)
+        assert vmrun.wait_gone(vm, 30) is not None, "the domain still runs"
+        logs = c.logs().decode("utf-8")
+        assert TOKEN in logs and PASSWORD in logs   # what it printed
+        vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                 custom=vm.custom)
+        down = vmrun.down_stats(vdsm, vm)
+
+        message = down["exitMessage"]
+        print("exit message: %r" % message)
+        assert message == ("container exited with code 3 (error): "
+                           "bell red | token=*** | password is ***")
+        with open(os.path.join(installation.state_dir,
+                               vm.id + ".exit")) as f:
+            record = f.read()
+        for value in (PASSWORD, TOKEN, u"s3cr=t"):
+            assert value not in message and value not in record
+    finally:
+        libvirt.virsh("destroy", vm.id, check=False)
+        vmrun.remove_managed(client, [vm.id])
+        for n in installation.state_files():
+            if n.startswith(vm.id):
+                os.unlink(os.path.join(installation.state_dir, n))

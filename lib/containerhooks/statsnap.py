@@ -33,6 +33,7 @@ import collections
 import json
 import logging
 import os
+import threading
 import time
 
 from containerhooks import errors
@@ -88,6 +89,8 @@ class Snapshotter(object):
         self._interval = interval
         self._cache = samples.Cache()       # in memory, never saved
         self._engines = {}                  # name -> (Engine, EngineInfo)
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def run(self):
         while not self._stopping.is_set():
@@ -98,14 +101,24 @@ class Snapshotter(object):
                 log.exception("cannot write the stats snapshot")
             spent = time.time() - started
             self._stopping.wait(max(0.1, self._interval - spent))
-        remove()
+
+    def stop(self):
+        """Remove the snapshot for good: a watcher that ends leaves none
+        (the hooks then read the containers themselves at once, rather
+        than for MAX_AGE seconds from a snapshot nobody renews)."""
+        with self._lock:
+            self._stopped = True
+            remove()
 
     def write(self):
         vms = self.take()
         data = json.dumps({"version": VERSION, "clock": samples.clock(),
                            "time": time.time(), "vms": vms})
-        state.write_file(state.stats_snapshot_path(), data,
-                         prefix=".stats-")
+        with self._lock:
+            if self._stopped:
+                return vms
+            state.write_file(state.stats_snapshot_path(), data,
+                             prefix=".stats-")
         return vms
 
     def take(self):

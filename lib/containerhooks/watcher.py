@@ -180,7 +180,9 @@ class Watcher(object):
         self._write_status()
         self._start_thread(self._follow_kernel_log, "kmsg")
         self._start_thread(self._finish_loop, "finish")
-        self._start_thread(self._snapshots, "snapshot")
+        self._snapshotter = statsnap.Snapshotter(lambda: self.conf,
+                                                 self.stopping)
+        self._start_thread(self._snapshotter.run, "snapshot")
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
         last_prune = last_reload = time.time()
@@ -201,7 +203,7 @@ class Watcher(object):
         # The engine threads block in their event streams; they end with
         # the process.
         _unlink(state.watcher_status_path())
-        statsnap.remove()
+        self._snapshotter.stop()
         log.info("stopped")
 
     def _reload(self):
@@ -515,10 +517,6 @@ class Watcher(object):
             time.sleep(0.01)
 
     # What the hooks read
-
-    def _snapshots(self):
-        """The container VMs' figures for the stats hooks (statsnap.py)."""
-        statsnap.Snapshotter(lambda: self.conf, self.stopping).run()
 
     def _engine_up(self, name, facts):
         self._wake.set()        # stops that waited for it
