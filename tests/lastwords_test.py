@@ -68,3 +68,14 @@ def test_exit_message_with_output():
         "container exited with code 3 (error): connecting | refused"
     assert exits.message(0, output="") == \
         "container exited with code 0 (success)"
+
+
+def test_secret_keys_are_the_variables_not_from_container_env():
+    from containerhooks import appconfig
+    from containerhooks.spec import NO_APP
+    app = NO_APP._replace(env="GREETING=hi,TZ=UTC", secrets="pg")
+    options = {"environment": ["GREETING=hi", "TZ=UTC",
+                               "POSTGRES_PASSWORD=x=y", "API_TOKEN=t"]}
+    assert appconfig.secret_keys(app, options) == ["POSTGRES_PASSWORD",
+                                                   "API_TOKEN"]
+    assert appconfig.secret_keys(NO_APP, {}) == []
