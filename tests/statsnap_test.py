@@ -230,7 +230,9 @@ def test_guest_containers_and_apps_from_the_watcher(vdsm, installation,
     # The engine's own words, as docker ps / podman ps show them.
     assert shown["status"].startswith("Up "), shown["status"]
     version = client.version()["Version"]
-    runtime = client.info()["DefaultRuntime"]
+    vm.container.reload()
+    attrs = vm.container.attrs
+    runtime = attrs.get("OCIRuntime") or attrs["HostConfig"]["Runtime"]
     assert ours["appsList"][0] == images.IMAGE
     assert "%s %s" % (name, version) in ours["appsList"]
     assert "runtime %s" % runtime in ours["appsList"]

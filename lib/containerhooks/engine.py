@@ -60,8 +60,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None, config=None, image_id=None):
+                 image=None, config=None, image_id=None, runtime=None):
         self.id = id
+        self.runtime = runtime        # the OCI runtime it runs on
         self.image_id = image_id      # the image it runs: sha256:<id>
         self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
@@ -564,6 +565,10 @@ def _info(container):
         image=(attrs.get("Config") or {}).get("Image"),
         config=attrs.get("Config") or {},
         image_id=attrs.get("Image") or None,
+        # Podman says which runtime at the top ("OCIRuntime": "crun"; its
+        # HostConfig.Runtime is "oci"), Docker in HostConfig ("runc").
+        runtime=attrs.get("OCIRuntime")
+        or (attrs.get("HostConfig") or {}).get("Runtime") or None,
     )
 
 

@@ -91,6 +91,8 @@ class Snapshotter(object):
         self._engines = {}                  # name -> (Engine, EngineInfo)
         self._lock = threading.Lock()
         self._stopped = False
+        # container id -> the runtime it runs on (asked once).
+        self._runtimes = {}
 
     def run(self):
         while not self._stopping.is_set():
@@ -137,6 +139,9 @@ class Snapshotter(object):
         vms = {}
         for vm_id, record in records.items():
             summaries, info = engines[record.engine]
+            if info is not None:
+                info = info._replace(runtime=self._runtime(
+                    record, info.runtime))
             try:
                 vms[vm_id] = vmstats.figures(
                     record, context, summaries.get(record.container_id),
@@ -146,7 +151,25 @@ class Snapshotter(object):
             except Exception:
                 log.exception("vm_id=%s not in the snapshot", vm_id)
         self._cache.keep_only(set(records))
+        alive = set(r.container_id for r in records.values())
+        for container_id in list(self._runtimes):
+            if container_id not in alive:
+                del self._runtimes[container_id]
         return vms
+
+    def _runtime(self, record, default):
+        """The runtime record's container runs on, as its engine says
+        (asked once per container), else the engine's default."""
+        if record.container_id not in self._runtimes:
+            eng = self._engines.get(record.engine, (None,))[0]
+            if eng is None:
+                return default
+            try:
+                runtime = eng.inspect(record.container_id).runtime
+            except errors.Error:
+                return default
+            self._runtimes[record.container_id] = runtime
+        return self._runtimes[record.container_id] or default
 
     def _engine(self, name):
         """({container id: engine.Summary}, vmstats.EngineInfo) of engine
