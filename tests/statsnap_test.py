@@ -264,7 +264,10 @@ def test_exit_message_last_lines_secrets_redacted(
     name, client = engine
     script = ("until [ -e %s ]; do sleep 0.05; done; env; "
               "printf 'bell\\a \\033[31mred\\033[0m\\n'; "
-              "echo token=$API_TOKEN; echo password is $DB_PASSWORD >&2; "
+              # The engine merges stdout and stderr by arrival: a pause
+              # keeps the stderr line last.
+              "echo token=$API_TOKEN; sleep 0.5; "
+              "echo password is $DB_PASSWORD >&2; "
               "exit 3" % images.EXIT_TRIGGER)
     vm = domains.container_vm(
         name, exiting_images["exit3"], base="no-nic-in.xml",
