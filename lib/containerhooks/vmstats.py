@@ -45,6 +45,7 @@ from json.decoder import WHITESPACE as _WHITESPACE
 from containerhooks import cgroups
 from containerhooks import errors
 from containerhooks import exits
+from containerhooks import health
 from containerhooks import hookenv
 from containerhooks import procfs
 from containerhooks import samples
@@ -201,6 +202,7 @@ def overlay(vm, context):
     apps = apps_list(record)
     if apps:
         updates["appsList"] = apps
+    updates.update(health.stats(vm_id, record))
     return updates
 
 
