@@ -321,3 +321,105 @@ def test_unhealthy_container_gets_the_watchdog_action(
             "Env") or ())
     else:
         assert c.status == "running"
+
+
+# The Monitor's rules, with an engine that runs no checks (the watcher
+# probes) and a clock the test moves: where a real engine cannot be made
+# to take its time.
+
+class _Clock(object):
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class _NoChecksEngine(object):
+    """Podman 4.3 without systemd, as inspect shows it: "starting", no run
+    logged.  probe() answers what the test sets."""
+
+    name = "podman"
+
+    def __init__(self, clock):
+        self.started = clock.now
+        self.code, self.output = 0, b"fine\n"
+        self.probes = 0
+        self.done = []
+
+    def health(self, name):
+        return health_engine_health(
+            status="running", health="starting", runs=0, output="",
+            started=self.started,
+            check={"Test": ["CMD-SHELL", "check"], "Interval": 5 * 10 ** 9,
+                   "Timeout": 3 * 10 ** 9, "Retries": 2})
+
+    def probe(self, name, command):
+        assert command == ["/bin/sh", "-c", "check"]
+        self.probes += 1
+        return self.code, self.output
+
+    def pause(self, name):
+        self.done.append(("pause", name))
+
+
+def health_engine_health(**kw):
+    from containerhooks import engine
+    return engine.Health(**kw)
+
+
+class _Watcher(object):
+    class conf(object):
+        stop_timeout = 10
+
+
+def test_monitor_probes_when_the_engine_does_not(state_dir):
+    clock = _Clock()
+    eng = _NoChecksEngine(clock)
+    record = state.Record(vm_id=VM_ID, engine="podman", container_id="c1",
+                          container_name="ovirt-vm-x", pid=1,
+                          watchdog="pause")
+    state.write(VM_ID, record)
+    monitor = health.Monitor(_Watcher(), lambda vm_id: record,
+                             lambda name: eng, now=clock)
+
+    # Within one interval, the timeout and the grace the engine may still
+    # run it: no probe of the watcher's.
+    monitor.check_all()
+    clock.now += 5 + 3 + health.ENGINE_GRACE - 0.5
+    monitor.check_all()
+    assert eng.probes == 0
+    assert health.read(VM_ID)["status"] == "starting"
+
+    clock.now += 1
+    monitor.check_all()
+    assert eng.probes == 1
+    assert health.read(VM_ID)["status"] == "healthy"
+    assert health.read(VM_ID)["prober"] == "watcher"
+
+    # Two failures in a row (Retries) make it unhealthy, once per interval.
+    eng.code, eng.output = 1, b"sick\x1b[31m\n"
+    clock.now += 5
+    monitor.check_all()
+    monitor.check_all()
+    assert eng.probes == 2
+    assert health.read(VM_ID)["status"] == "healthy"
+    assert eng.done == []
+    clock.now += 5
+    monitor.check_all()
+    got = health.read(VM_ID)
+    assert got["status"] == "unhealthy"
+    assert got["output"] == "sick"
+    assert eng.done == [("pause", "c1")]
+    assert got["event"] == {"time": clock.now, "action": "pause"}
+    assert health.stats(VM_ID, record)["watchdogEvent"]["action"] == "pause"
+
+    # Still unhealthy: the action is not taken again.
+    clock.now += 5
+    monitor.check_all()
+    assert eng.done == [("pause", "c1")]
+
+    # The VM's state is gone: so is its health record.
+    state.remove(VM_ID)
+    monitor.check_all()
+    assert health.read(VM_ID) is None
