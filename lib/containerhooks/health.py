@@ -265,6 +265,10 @@ class Monitor(object):
                             "%s: %s", vm_id, record.container_name, e)
                 self._engines.pop(record.engine, None)
                 vm.next = self._now() + IDLE_RECHECK
+            except Exception:
+                log.exception("vm_id=%s checking the health of container %s "
+                              "failed", vm_id, record.container_name)
+                vm.next = self._now() + IDLE_RECHECK
         with self._lock:
             for vm_id in set(self._vms) - set(ids):
                 del self._vms[vm_id]
@@ -325,6 +329,8 @@ class Monitor(object):
         from containerhooks import engine
         try:
             code, output = eng.probe(record.container_id, check.command)
+        except errors.EngineUnavailable:
+            raise       # the engine's failure, not the container's
         except errors.Error as e:
             return -1, engine.clean_text("the probe failed: %s" % e)
         return code, engine.clean_text(output or b"")
