@@ -276,6 +276,11 @@ def test_unhealthy_container_gets_the_watchdog_action(
           % (name, action, unhealthy - trigger, healthy.get("prober"),
              images.HEALTH_INTERVAL,
              acted.get("done", unhealthy) - unhealthy))
+    c.reload()
+    engine_health = c.attrs["State"].get("Health") or {}
+    print("health %s: the engine's own verdict %s, %d runs logged"
+          % (name, engine_health.get("Status"),
+             len(engine_health.get("Log") or ())))
     assert "error" not in acted
     assert acted.get("done", unhealthy) - trigger < ACTION_BOUND
 
