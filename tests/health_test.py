@@ -190,9 +190,11 @@ def health_vm(engine, installation, libvirt_host, qemu_workdir,
     name, client = engine
     made = []
 
-    def make(action):
+    def make(action, nics=()):
         vm = domains.container_vm(name, health_image, base="no-nic-in.xml",
                                   memory_mib=64)
+        if nics:
+            vm = domains.add_nics(vm, list(nics))
         root = etree.fromstring(vm.xml.encode("utf-8"))
         devices = root.find("devices")
         for wd in devices.findall("watchdog"):
@@ -428,3 +430,33 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
     state.remove(VM_ID)
     monitor.check_all()
     assert health.read(VM_ID) is None
+
+
+def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
+                               health_vm):
+    """A restarted container is on its bridges again, with Engine's MACs
+    and its addresses: what the LAN knows of the VM holds."""
+    import network_test
+    from network_test import BRIDGE, BRIDGE2, MAC1, MAC2
+    name, client = engine
+    vm = health_vm("reset", [(MAC1, BRIDGE), (MAC2, BRIDGE2)])
+    # The hook alone: the placeholder has no part in a restart.
+    result = vmrun.start_hook(vdsm, vm)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+
+    def vnics():
+        return sorted((v[0], v[1]) for n, v in
+                      network_test.links(c).items() if n != "lo")
+    before = vnics()
+    assert [mac for mac, _ in before] == [MAC1, MAC2]
+    _wait(lambda: (_health(installation, vm) or {}).get("status")
+          == "healthy", HEALTHY_TIMEOUT, "healthy")
+    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
+                                              images.UNHEALTHY_TRIGGER)])
+    _wait(lambda: ((_health(installation, vm) or {}).get("acted") or {})
+          .get("done"), ACTION_BOUND + 10, "the restart")
+    c.exec_run(["rm", "-f", images.UNHEALTHY_TRIGGER])
+    assert vnics() == before
+    ip1 = before[0][1][0].split("/")[0]
+    assert lan[0].fetch(ip1).startswith("hello")
+    vmrun.power_off(vdsm, vm, result.data)
