@@ -204,6 +204,10 @@ class Bench(object):
         return median(times)
 
     def bench_stats(self):
+        """The hook at each size twice: "before", with no watcher running
+        (the hook reads every container's state, cgroup and counters
+        itself, as before statsnap.py), and "after", with the watcher
+        running and its snapshot fresh (the hook reads one file)."""
         rows = []
         for n in self.args.sizes:
             self.start_vms(n)
@@ -214,15 +218,38 @@ class Bench(object):
             # Vdsm polls every 15 s, every call replaces the samples (they
             # are kept only when taken more than 1 s apart: samples.py).
             self.vdsm.run("after_get_all_vm_stats", data)
-            timing = self.time_hook("after_get_all_vm_stats", data,
+            before = self.time_hook("after_get_all_vm_stats", data,
                                     pause=1.05)
+            watcher = self.inst.start_watcher()
+            try:
+                self.wait_snapshot([vm.id for vm, _ in vms])
+                timing = self.time_hook("after_get_all_vm_stats", data,
+                                        pause=1.05)
+            finally:
+                self.inst.stop_watcher(watcher)
             docker = self.docker_stats(vms)
-            rows.append((n, timing, docker))
-            print("  %3d container VMs + %3d others: hook %s, docker stats "
-                  "%s, python3 -c pass %s" % (
-                      n, n, ms(timing.hook), ms(docker), ms(timing.bare)),
-                  flush=True)
+            rows.append((n, timing, docker, before))
+            print("  %3d container VMs + %3d others: hook %s (before: %s), "
+                  "docker stats %s, python3 -c pass %s" % (
+                      n, n, ms(timing.hook), ms(before.hook), ms(docker),
+                      ms(timing.bare)), flush=True)
         self.results["stats"] = rows
+
+    def wait_snapshot(self, vm_ids, timeout=60):
+        """Until the watcher's snapshot has every one of vm_ids."""
+        path = os.path.join(self.inst.state_dir, "stats.snapshot")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with open(path) as f:
+                    found = json.load(f)["vms"]
+                if all(vm_id in found for vm_id in vm_ids):
+                    return
+            except (IOError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the watcher's snapshot lacks VMs after %ds"
+                           % timeout)
 
     # (2) every hook on a VM that is not a container
 
@@ -413,20 +440,24 @@ class Bench(object):
             base = rows[0][1]
             print()
             print("1. after_get_all_vm_stats, N container VMs + N others "
-                  "(wall clock; CPU time in brackets)")
-            print("   %4s %10s %13s %10s %12s %15s %15s" % (
-                "N", "hook", "docker stats", "python3", "docker/hook",
-                "hook/py", "hook/N=1"))
-            for n, t, docker in rows:
-                print("   %4d %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
-                      "%6.2fx [%4.2fx]" % (
-                          n, ms(t.hook), ms(docker), ms(t.bare),
+                  "(wall clock; CPU time in brackets); before: no watcher, "
+                  "the hook reads each container itself")
+            print("   %4s %10s %10s %13s %10s %12s %15s %15s %15s" % (
+                "N", "before", "hook", "docker stats", "python3",
+                "docker/hook", "hook/py", "before/N=1", "hook/N=1"))
+            for n, t, docker, b in rows:
+                print("   %4d %10s %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
+                      "%6.2fx [%4.2fx] %6.2fx [%4.2fx]" % (
+                          n, ms(b.hook), ms(t.hook), ms(docker), ms(t.bare),
                           docker / t.hook, t.hook / t.bare,
-                          t.hook_cpu / t.bare_cpu, t.hook / base.hook,
+                          t.hook_cpu / t.bare_cpu,
+                          b.hook / rows[0][3].hook,
+                          b.hook_cpu / rows[0][3].hook_cpu,
+                          t.hook / base.hook,
                           t.hook_cpu / base.hook_cpu))
             by_n = dict((r[0], r) for r in rows)
             if 50 in by_n:
-                n, t, docker = by_n[50]
+                n, t, docker, _ = by_n[50]
                 self.check("docker stats / hook at 50", docker / t.hook,
                            TARGETS["stats_vs_docker_at_50"], at_least=True)
                 self.check("hook / python3 at 50", t.hook / t.bare,

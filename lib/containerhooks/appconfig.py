@@ -55,6 +55,15 @@ def create_options(app, conf):
     return options
 
 
+def secret_keys(app, options):
+    """The names of the variables of options (create_options') that came
+    from the host's secrets: all but containerEnv's (a name set by both
+    is refused)."""
+    mine = set(key for key, _ in properties.parse_env(app.env))
+    return [item.partition("=")[0] for item in options.get("environment")
+            or () if item.partition("=")[0] not in mine]
+
+
 def _merge(env, secret_env):
     """containerEnv's variables, then the secrets': one name set twice is
     refused (which one should win is the admin's to say, not a guess)."""

@@ -60,8 +60,9 @@ class ContainerInfo(object):
 
     def __init__(self, id, name, status, labels, exit_code=None,
                  oom_killed=False, pid=None, created=None, started=None,
-                 image=None, config=None, image_id=None):
+                 image=None, config=None, image_id=None, runtime=None):
         self.id = id
+        self.runtime = runtime        # the OCI runtime it runs on
         self.image_id = image_id      # the image it runs: sha256:<id>
         self.config = config or {}    # the engine's "Config": what runs
         self.created = created        # seconds since the epoch, or None
@@ -407,6 +408,15 @@ class Engine(object):
                 found.append(_info(container))
         return found
 
+    def summaries(self, label):
+        """Summary of every container carrying label, in one call (the
+        engine's list, as docker ps and podman ps show it), whatever their
+        state."""
+        found = self._call("list", label, lambda: self.client.api
+                           .containers(all=True,
+                                       filters={"label": label}))
+        return [_summary(s) for s in found or ()]
+
     def logs(self, name, follow=False, tail="all"):
         """The container's output (stdout and stderr), as byte chunks."""
         container = self._get(name)
@@ -595,7 +605,29 @@ def _info(container):
         image=(attrs.get("Config") or {}).get("Image"),
         config=attrs.get("Config") or {},
         image_id=attrs.get("Image") or None,
+        # Podman says which runtime at the top ("OCIRuntime": "crun"; its
+        # HostConfig.Runtime is "oci"), Docker in HostConfig ("runc").
+        runtime=attrs.get("OCIRuntime")
+        or (attrs.get("HostConfig") or {}).get("Runtime") or None,
     )
+
+
+# One container as the engine's list shows it: status is the engine's
+# sentence ("Up 3 minutes (healthy)", "Exited (1) 2 seconds ago").
+Summary = collections.namedtuple(
+    "Summary", "id, names, image, command, status, labels")
+
+
+def _summary(summary):
+    # Docker's names carry a leading "/" (its API's container names are
+    # paths); docker ps, and Podman's list, show them without.
+    return Summary(
+        id=summary.get("Id") or "",
+        names=[n.lstrip("/") for n in summary.get("Names") or ()],
+        image=summary.get("Image") or "",
+        command=summary.get("Command") or "",
+        status=summary.get("Status") or "",
+        labels=summary.get("Labels") or {})
 
 
 _TIME_RE = re.compile(r"\A(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")

@@ -8,6 +8,9 @@ still lists the VM, the stats hooks (vdsm, vmstats.py) replace that with
 the record's message, for example
 
     container exited with code 137 (out of memory)
+    container exited with code 3 (error): connecting to db | db: no route
+
+(the last lines of the container's output, see lastwords.py).
 
 The record is a file of its own, not a field of the state file, because
 the destroy hooks that run right after the placeholder went down remove
@@ -36,8 +39,10 @@ _CODES = {
 }
 
 
-def message(exit_code, oom_killed=False, error=None):
-    """One line for Engine's exit message, naming the code and reason."""
+def message(exit_code, oom_killed=False, error=None, output=None):
+    """One line for Engine's exit message, naming the code and reason,
+    then the container's last lines of output (lastwords.py: bounded,
+    printable, host secrets redacted) when it printed any."""
     if exit_code is None:
         return "container is gone (removed outside of oVirt)"
     if oom_killed:
@@ -51,6 +56,8 @@ def message(exit_code, oom_killed=False, error=None):
     text = "container exited with code %d (%s)" % (exit_code, reason)
     if error:
         text += ": " + " ".join(error.split())[:200]
+    if output:
+        text += ": " + output
     return text
 
 
@@ -63,12 +70,12 @@ def _signal_name(number):
 
 
 def record(vm_id, exit_code, oom_killed=False, error=None, text=None,
-           state_record=None, finished_at=None, now=None):
+           state_record=None, finished_at=None, now=None, output=None):
     """The exit record of vm_id, the one shape the watcher and gc write.
 
     state_record (the VM's state.Record) names the engine and container
     that ended; text (the message) defaults to message(exit_code,
-    oom_killed, error)."""
+    oom_killed, error, output)."""
     state_record = state_record or state.Record()
     return {
         "vm_id": vm_id,
@@ -78,10 +85,11 @@ def record(vm_id, exit_code, oom_killed=False, error=None, text=None,
         "exit_code": exit_code,
         "oom_killed": oom_killed,
         "error": error,
+        "output": output,
         "finished_at": finished_at,
         "time": time.time() if now is None else now,
         "message": text if text is not None
-        else message(exit_code, oom_killed, error),
+        else message(exit_code, oom_killed, error, output),
     }
 
 

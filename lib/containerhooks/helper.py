@@ -179,6 +179,9 @@ def _start(eng, spec, conf):
         record.watchdog = spec.watchdog
     if image_id is not None:
         record.image_id = image_id
+    keys = appconfig.secret_keys(spec.app, app_options)
+    if keys:
+        record.secret_keys = keys
 
     def reserve(ips):
         record.ips = ips

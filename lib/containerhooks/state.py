@@ -44,6 +44,7 @@ LOCK = ".lock"           # <vm id>.lock: its start/stop lock (Lock)
 EXIT = ".exit"           # <vm id>.exit: how its container ended (exits.py)
 HEALTH = ".health"       # <vm id>.health: its health, watchdog (health.py)
 WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
+STATS_SNAPSHOT = "stats.snapshot"    # every container VM's figures (statsnap.py)
 ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
 VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
 
@@ -78,6 +79,10 @@ def path(vm_id, kind=STATE):
 def watcher_status_path():
     """Where the watcher keeps what it knows of the engines."""
     return os.path.join(paths.STATE_DIR, WATCHER_STATUS)
+
+
+def stats_snapshot_path():
+    return os.path.join(paths.STATE_DIR, STATS_SNAPSHOT)
 
 
 def volumes_dir():
@@ -183,6 +188,10 @@ class Record(object):
         # holds (diskimage.py), and no digest.
         "image_id": _none,
         "image_digest": _none,
+        # The names (never the values) of the container's variables that
+        # came from host secrets (appconfig.secret_keys): the watcher
+        # redacts their values from the exit message (lastwords.py).
+        "secret_keys": list,
         # The container's first process, once it runs.
         "pid": _none,
         # The action of the VM's watchdog device (health.ACTIONS), None

@@ -18,7 +18,9 @@ types (numbers as strings, lib/vdsm/virt/vmstats.py):
 - guestIPs, netIfaces: the container's addresses with the vNIC's MAC;
   guestFQDN: the FQDN of the VM's Initial Run, else the container's
   hostname;
-- appsList: the image, and the digest its container runs (apps_list).
+- appsList: the image, the digest its container runs, the engine and its
+  version, the runtime (apps_list); guestContainers: the container as
+  Engine's "Containers" sub-tab shows it (guest_containers).
 
 Every other key stays as Vdsm put it; a VM that is not a container is not
 touched.  A Down VM whose container ended on its own (an exit record, see
@@ -32,10 +34,14 @@ of every VM of the host), and only when something changed; the VMs it
 did not change are copied byte for byte, only the container VMs are
 encoded again.
 
-Nothing here talks to the engine: the figures come from the kernel, so a
-call costs a few file reads per container VM.
+Nothing here talks to the engine: the figures come from the kernel.  The
+exit watcher takes them for every container VM every few seconds and
+keeps them in one file (statsnap.py), so a call reads that file once,
+whatever the number of VMs; a VM it lacks (just started, or no watcher
+runs) costs a few file reads of its own.
 """
 
+import collections
 import json
 import logging
 import time
@@ -50,6 +56,7 @@ from containerhooks import hookenv
 from containerhooks import procfs
 from containerhooks import samples
 from containerhooks import state
+from containerhooks import statsnap
 
 log = logging.getLogger("containerhooks.vmstats")
 
@@ -82,12 +89,15 @@ def vm_stats(env):
     running, exited = _vm_ids()
     ours = running | exited
     context = Context()
+    snapshot = statsnap.read(context.now) if running else None
     changed = set()
     for index, vm in enumerate(data):
         if not isinstance(vm, dict) or vm.get("vmId") not in ours:
             continue
         try:
-            updates = overlay(vm, context)
+            found = _snapshot_figures(vm, snapshot)
+            updates = apply(vm, found) if found is not None \
+                else overlay(vm, context)
         except errors.Error as e:
             log.warning("vm_id=%s keeping Vdsm's figures: %s",
                         vm.get("vmId"), e)
@@ -108,6 +118,15 @@ def vm_stats(env):
     if changed:
         hookenv.replace_data(env, hookenv.JSON,
                              _encode(text, data, spans, changed))
+
+
+def _snapshot_figures(vm, snapshot):
+    """The VM's figures from the watcher's snapshot (statsnap.py), or None:
+    no snapshot, a Down VM, a VM started since it was taken."""
+    if snapshot is None or vm.get("status") == "Down":
+        return None
+    found = snapshot.get(vm["vmId"])
+    return found if isinstance(found, dict) else None
 
 
 def _elements(text):
@@ -183,6 +202,18 @@ def overlay(vm, context):
     record = state.read(vm_id)
     if record is None:
         return {}
+    return apply(vm, figures(record, context))
+
+
+def figures(record, context, summary=None, engine_info=None):
+    """The container's figures, as JSON, independent of what Vdsm put in
+    the VM's dict: what apply() overlays, and what the watcher keeps in
+    the host's snapshot (statsnap.py) for every container VM.
+
+    summary (engine.Summary) and engine_info (EngineInfo): what the
+    engine says of the container and of itself, when the caller could ask
+    it (the watcher; the hooks cannot reach the engines)."""
+    vm_id = record.vm_id
     pid = record.pid
     cgroup = _cgroup(vm_id, record, context)
     try:
@@ -192,26 +223,121 @@ def overlay(vm, context):
         raise errors.CGroupError(
             pid=pid, container=record.container_id,
             reason="its cgroup is gone (%s)" % (e.strerror or e))
-    updates = {}
-    updates.update(_cpu(vm_id, record, cpu, context))
-    updates.update(_memory(vm, record, memory))
+    keys = {}
+    keys.update(_cpu(vm_id, record, cpu, context))
+    mem = _memory(record, memory)
+    keys["memUsage"] = mem.pop("memUsage")
     nics = [n for n in record.nics or () if isinstance(n, dict)]
+    counters = {}
     if nics:
-        updates.update(_network(vm, nics, procfs.net_dev(pid), context.now))
-    updates.update(_guest(record, nics))
-    apps = apps_list(record)
+        wanted = set(n.get("ifname") for n in nics)
+        counters = dict((name, list(dev))
+                        for name, dev in procfs.net_dev(pid).items()
+                        if name in wanted)
+    keys.update(_guest(record, nics))
+    apps = apps_list(record, engine_info)
     if apps:
-        updates["appsList"] = apps
-    updates.update(health.stats(vm_id, record))
+        keys["appsList"] = apps
+    keys.update(health.stats(vm_id, record))
+    keys["guestContainers"] = guest_containers(record, summary,
+                                               context.wall)
+    return {"container": record.container_id, "keys": keys, "mem": mem,
+            "nics": nics, "counters": counters, "sampleTime": context.now}
+
+
+def apply(vm, found):
+    """The keys to replace in vm's stats dict, from figures() (perhaps
+    read back from the snapshot)."""
+    updates = dict(found["keys"])
+    stats = dict(vm.get("memoryStats") or {})
+    stats.update(found["mem"])
+    updates["memoryStats"] = stats
+    if found["nics"]:
+        counters = dict((name, procfs.NetDev(*values))
+                        for name, values in found["counters"].items())
+        updates.update(_network(vm, found["nics"], counters,
+                                found["sampleTime"]))
     return updates
 
 
-def apps_list(record):
+def guest_containers(record, summary=None, now=None):
+    """Engine's VM "Containers" sub-tab: [{id, names, image, command,
+    status}], all strings but names, a list of strings (ovirt-engine
+    VdsBrokerObjectsBuilder.initGuestContainers).  The engine's own
+    summary when there is one (its status reads "Up 3 minutes (healthy)",
+    as docker ps and podman ps say); else from the VM's record, the status
+    "Up <how long>" since the container started."""
+    if summary is not None:
+        return [{
+            "id": summary.id,
+            "names": list(summary.names),
+            "image": summary.image or record.image or "",
+            "command": summary.command or "",
+            "status": summary.status or "",
+        }]
+    return [{
+        "id": record.container_id or "",
+        "names": [record.container_name] if record.container_name else [],
+        "image": record.image or "",
+        "command": "",
+        "status": "Up " + human_duration(
+            (time.time() if now is None else now)
+            - float(record.created or 0)),
+    }]
+
+
+def human_duration(seconds):
+    """How long, as docker ps says it (docker/go-units HumanDuration):
+    "Less than a second", "5 seconds", "About a minute", "3 minutes",
+    "About an hour", "2 hours", "3 days", "2 weeks", "4 months"..."""
+    seconds = int(max(0, seconds))
+    minutes, hours = seconds // 60, seconds // 3600
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return "%d seconds" % seconds
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return "%d minutes" % minutes
+    if int(round(seconds / 3600.0)) == 1:
+        return "About an hour"
+    if hours < 48:
+        return "%d hours" % hours
+    if hours < 24 * 7 * 2:
+        return "%d days" % (hours // 24)
+    if hours < 24 * 30 * 2:
+        return "%d weeks" % (hours // 24 // 7)
+    if hours < 24 * 365 * 2:
+        return "%d months" % (hours // 24 // 30)
+    return "%d years" % (hours // 24 // 365)
+
+
+def apps_list(record, engine_info=None):
     """What Engine's Applications sub-tab of the VM lists (a guest agent's
     appsList): the image as the VM names it, and the digest of what its
     container runs, "repository@sha256:...", so that an admin sees what
-    runs after a tag moved.  (Engine joins the list with "," and splits it
-    again: an image reference has no ",".)"""
+    runs after a tag moved; then, when the watcher knows them
+    (engine_info: EngineInfo), the engine and its version ("docker
+    24.0.7") and the isolation runtime ("runtime runc").  (Engine joins
+    the list with "," and splits it again, VdsBrokerObjectsBuilder
+    updateVDSDynamicData/appsList: none of these has a ",".)"""
+    apps = _image_apps(record)
+    if engine_info is not None:
+        if engine_info.version:
+            apps.append("%s %s" % (record.engine, engine_info.version))
+        if engine_info.runtime:
+            apps.append("runtime %s" % engine_info.runtime)
+    return apps
+
+
+# What the watcher knows of the engine a container runs on.
+EngineInfo = collections.namedtuple("EngineInfo", "version, runtime")
+
+
+def _image_apps(record):
     apps = []
     if record.image:
         apps.append(record.image)
@@ -286,17 +412,16 @@ def _percent(ns, seconds):
     return "%.2f" % max(0.0, 100.0 * ns / 1e9 / seconds)
 
 
-def _memory(vm, record, memory):
+def _memory(record, memory):
     total = int(record.memory_mib) * MIB
     used = max(0, memory.usage - memory.inactive_file)
-    stats = dict(vm.get("memoryStats") or {})
-    stats.update({
+    percent = min(100, int(round(100.0 * used / total)))
+    return {
+        "memUsage": "%d" % percent,
         "mem_total": "%d" % (total // KIB),
         "mem_unused": "%d" % (max(0, total - memory.usage) // KIB),
         "mem_free": "%d" % (max(0, total - used) // KIB),
-    })
-    percent = min(100, int(round(100.0 * used / total)))
-    return {"memUsage": "%d" % percent, "memoryStats": stats}
+    }
 
 
 def _network(vm, nics, counters, now):

@@ -60,7 +60,8 @@ memory cgroup, and so the container id.
 It also writes what it knows of the engines (reachable, version,
 runtimes) to STATE_DIR/watcher.status, which the host stats and
 capabilities hooks read: they run as vdsm and cannot reach the engines'
-sockets.
+sockets; and every few seconds every container VM's figures, which the VM
+stats hooks read (statsnap.py).
 """
 
 import argparse
@@ -81,6 +82,7 @@ from containerhooks import health
 from containerhooks import hookenv
 from containerhooks import procfs
 from containerhooks import state
+from containerhooks import statsnap
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
 
 log = logging.getLogger("containerhooks.watcher")
@@ -181,6 +183,9 @@ class Watcher(object):
         self._write_status()
         self._start_thread(self._follow_kernel_log, "kmsg")
         self._start_thread(self._finish_loop, "finish")
+        self._snapshotter = statsnap.Snapshotter(lambda: self.conf,
+                                                 self.stopping)
+        self._start_thread(self._snapshotter.run, "snapshot")
         self._start_thread(self.health.run, "health", self.stopping)
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
@@ -202,6 +207,7 @@ class Watcher(object):
         # The engine threads block in their event streams; they end with
         # the process.
         _unlink(state.watcher_status_path())
+        self._snapshotter.stop()
         log.info("stopped")
 
     def _reload(self):
@@ -320,8 +326,13 @@ class Watcher(object):
             if not exit_record["oom_killed"] and \
                     self._oom_killed(container_id, exit_record["exit_code"]):
                 exit_record["oom_killed"] = True
-                exit_record["message"] = exits.message(
-                    exit_record["exit_code"], True, exit_record["error"])
+            # Before the placeholder goes: the destroy hooks that follow
+            # remove the container, and its output with it.
+            output = _last_output(eng, record, container_id)
+            exit_record["output"] = output or None
+            exit_record["message"] = exits.message(
+                exit_record["exit_code"], exit_record["oom_killed"],
+                exit_record["error"], output)
             exits.write(exit_record)
             log.warning("vm_id=%s %s; taking the VM down", vm_id,
                         exits.read(vm_id)["message"])
@@ -578,6 +589,28 @@ def _exit_record(record, status, event_code):
                             finished_at=status.finished_at)
     return exits.record(record.vm_id, _int(event_code),
                         state_record=record)
+
+
+def _last_output(eng, record, container_id):
+    """The container's last lines of output for its exit message
+    (lastwords.py), the host's secrets redacted; "" when it printed
+    nothing or the engine cannot say."""
+    from containerhooks import lastwords
+    try:
+        env = eng.inspect(container_id).config.get("Env") or []
+        data = lastwords.read_tail(
+            eng.logs(container_id, tail=lastwords.READ_LINES))
+    except errors.Error as e:
+        log.info("vm_id=%s no output for the exit message: %s",
+                 record.vm_id, e)
+        return ""
+    except Exception:
+        log.exception("vm_id=%s no output for the exit message",
+                      record.vm_id)
+        return ""
+    secrets = lastwords.secret_values(env, record.secret_keys,
+                                      lastwords.host_secret_values())
+    return lastwords.last_lines(data, secrets)
 
 
 def _read_state(vm_id):
