@@ -143,7 +143,7 @@ def _write_health(state_dir, **data):
 def test_stats_with_event(state_dir):
     _write_health(state_dir, container_id="c1", status="unhealthy",
                   event={"time": 1700000000.5, "action": "reset"})
-    got = health.stats(VM_ID, state.Record(container_id="c1"))
+    got = health.stats(VM_ID, "c1")
     assert got == {"containerHealth": "unhealthy",
                    "watchdogEvent": {"time": 1700000000.5,
                                      "action": "reset"}}
@@ -152,14 +152,14 @@ def test_stats_with_event(state_dir):
 def test_stats_health_only(state_dir):
     _write_health(state_dir, container_id="c1", status="healthy",
                   event=None)
-    got = health.stats(VM_ID, state.Record(container_id="c1"))
+    got = health.stats(VM_ID, "c1")
     assert got == {"containerHealth": "healthy"}
 
 
 def test_stats_of_another_container_are_none(state_dir):
     _write_health(state_dir, container_id="old", status="unhealthy",
                   event={"time": 1, "action": "reset"})
-    assert health.stats(VM_ID, state.Record(container_id="new")) == {}
+    assert health.stats(VM_ID, "new") == {}
 
 
 def test_listing_knows_health_records(state_dir):
@@ -419,7 +419,7 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
     assert got["output"] == "sick"
     assert eng.done == [("pause", "c1")]
     assert got["event"] == {"time": clock.now, "action": "pause"}
-    assert health.stats(VM_ID, record)["watchdogEvent"]["action"] == "pause"
+    assert health.stats(VM_ID, "c1")["watchdogEvent"]["action"] == "pause"
 
     # Still unhealthy: the action is not taken again.
     clock.now += 5

@@ -155,12 +155,13 @@ def remove(vm_id):
     state.remove_file(path(vm_id))
 
 
-def stats(vm_id, record):
+def stats(vm_id, container_id):
     """The keys the VM stats get from vm_id's health record: the health
     (containerHealth), and Vdsm's watchdogEvent once an action was taken.
-    Nothing for a record of another container than the state's."""
+    Nothing for a record of another container than container_id (the one
+    the VM's state names)."""
     health = read(vm_id)
-    if not health or health.get("container_id") != record.container_id:
+    if not health or health.get("container_id") != container_id:
         return {}
     result = {"containerHealth": str(health.get("status"))}
     event = health.get("event")

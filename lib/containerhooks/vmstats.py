@@ -238,7 +238,6 @@ def figures(record, context, summary=None, engine_info=None):
     apps = apps_list(record, engine_info)
     if apps:
         keys["appsList"] = apps
-    keys.update(health.stats(vm_id, record))
     keys["guestContainers"] = guest_containers(record, summary,
                                                context.wall)
     return {"container": record.container_id, "keys": keys, "mem": mem,
@@ -257,6 +256,9 @@ def apply(vm, found):
                         for name, values in found["counters"].items())
         updates.update(_network(vm, found["nics"], counters,
                                 found["sampleTime"]))
+    # Read at each call, not kept in the snapshot: a watchdog event is
+    # news the moment the watcher acts.
+    updates.update(health.stats(vm["vmId"], found.get("container")))
     return updates
 
 
