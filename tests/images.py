@@ -207,3 +207,31 @@ def push_moving(docker_client, release):
         if "error" in message:
             raise RuntimeError("push failed: %s" % message["error"])
     return docker_client.images.get(MOVING_IMAGE).id
+
+
+# An image with a HEALTHCHECK that fails while UNHEALTHY_TRIGGER exists,
+# printing its content (issue 13: the health check as the VM's watchdog).
+# Built (not imported: an import takes no HEALTHCHECK) on the base image,
+# which is local: no network.  One failure makes it unhealthy; the
+# interval is the package's floor (spec.HEALTHCHECK_MIN_INTERVAL).
+HEALTH_REPOSITORY = REGISTRY + "/vhc-tests/busybox-health"
+HEALTH_IMAGE = HEALTH_REPOSITORY + ":1"
+UNHEALTHY_TRIGGER = "/tmp/unhealthy"
+HEALTH_INTERVAL = 5
+HEALTH_DOCKERFILE = """FROM %s
+HEALTHCHECK --interval=%ds --timeout=3s --retries=1 CMD \
+if [ -e %s ]; then echo "sick: $(cat %s)"; exit 1; fi; echo fine
+""" % (IMAGE, HEALTH_INTERVAL, UNHEALTHY_TRIGGER, UNHEALTHY_TRIGGER)
+
+
+def build_and_push_health(docker_client):
+    """Build and push the health image; return its reference."""
+    ensure_local(docker_client, IMAGE)
+    docker_client.images.build(
+        fileobj=io.BytesIO(HEALTH_DOCKERFILE.encode("utf-8")),
+        tag=HEALTH_IMAGE, pull=False, rm=True, forcerm=True)
+    for message in docker_client.api.push(HEALTH_REPOSITORY, tag="1",
+                                          stream=True, decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return HEALTH_IMAGE

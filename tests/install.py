@@ -101,6 +101,8 @@ class Installation(object):
                                 ("HELPER_SOCKET", self.helper_socket),
                                 ("SAMPLES_DIR", self.samples_dir),
                                 ("STATE_DIR", self.state_dir),
+                                ("HEALTH_DUMP_DIR",
+                                 os.path.join(self.state_dir, "dumps")),
                                 ("PLACEHOLDER_KERNEL", self.kernel),
                                 ("LOG_FILE", self.log),
                                 ("NETWORKS_DIR", self.networks_dir),

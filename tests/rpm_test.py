@@ -253,7 +253,8 @@ def test_file_list(source_tree, rpm_files):
         expected.update((os.path.dirname(path), path))
     expected.update((SUDOERS, TMPFILES, CLI, UNIT, HELPERD_UNIT, GC_SERVICE,
                      GC_TIMER, PRESET, LICENSE, os.path.dirname(LICENSE),
-                     paths["SECRETS_DIR"]))
+                     paths["SECRETS_DIR"], paths["HEALTH_DUMP_DIR"],
+                     os.path.dirname(paths["HEALTH_DUMP_DIR"])))
     packaged = {p for p in rpm_files
                 if not _is_bytecode(p, package_dir, modules)}
     assert sorted(packaged) == sorted(expected)
@@ -280,8 +281,9 @@ def test_modes_and_owners(source_tree, rpm_files):
         assert (user, group) == ("root", "root"), path
         if path == SUDOERS:
             want = 0o100440
-        elif path == paths["SECRETS_DIR"]:
-            want = 0o040700     # root's alone (secrets.py)
+        elif path in (paths["SECRETS_DIR"], paths["HEALTH_DUMP_DIR"],
+                      os.path.dirname(paths["HEALTH_DUMP_DIR"])):
+            want = 0o040700     # root's alone (secrets.py, health.py)
         elif path in executables:
             want = 0o100755
         elif stat.S_ISDIR(mode):

@@ -132,7 +132,7 @@ def test_listing_sorts_the_kinds_in_one_look(state_dir):
                  "watcher.status", "network.lock", "." + VM_ID + "abc"):
         (state_dir / name).write_text(u"{}")
     found = state.listing()
-    assert found == state.Listing({VM_ID}, {VM_ID}, {other})
+    assert found == state.Listing({VM_ID}, {VM_ID}, {other}, set())
 
 
 def test_dispatch_spells_the_names_as_state_does(state_dir, tmp_path):

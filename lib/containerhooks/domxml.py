@@ -116,6 +116,15 @@ class Domain(object):
 
     # Devices
 
+    def watchdog_action(self):
+        """What the VM's watchdog device does when it fires
+        (health.ACTIONS), or None when the VM has none."""
+        from containerhooks import health
+        device = self.root.find("devices/watchdog")
+        if device is None:
+            return None
+        return health.parse_action(device.get("action"))
+
     def disks(self):
         result = []
         for disk in self.root.iterfind("devices/disk"):

@@ -507,6 +507,46 @@ class Engine(object):
                           error=state.get("Error") or None,
                           finished_at=state.get("FinishedAt"))
 
+    # Health (health.py)
+
+    def health(self, name):
+        """The health of container name as the engine keeps it, as
+        Health; None if the container is gone."""
+        container = self._call("inspect", name,
+                               lambda: self.client.containers.get(name),
+                               missing=None)
+        if container is None:
+            return None
+        attrs = container.attrs
+        state = attrs.get("State") or {}
+        # Docker's key; Podman 4's compat API says "Health" too, its own
+        # API "Healthcheck".
+        health = state.get("Health") or state.get("Healthcheck") or {}
+        runs = health.get("Log") or []
+        last = runs[-1] if runs else {}
+        return Health(status=state.get("Status"),
+                      health=health.get("Status") or None,
+                      runs=len(runs), output=last.get("Output") or "",
+                      started=_epoch(state.get("StartedAt")),
+                      check=(attrs.get("Config") or {}).get("Healthcheck"))
+
+    def probe(self, name, command):
+        """Run command (a list) in container name once, as a health check:
+        (exit code, output bytes).  Bounded by the client's api_timeout."""
+        container = self._get(name)
+        result = self._call("run a health check in", name,
+                            lambda: container.exec_run(command))
+        return result.exit_code, result.output
+
+    def restart(self, name, timeout):
+        container = self._get(name)
+        self._call("restart", name,
+                   lambda: container.restart(timeout=timeout))
+
+    def raw_inspect(self, name):
+        """The engine's whole inspect of container name (a dict)."""
+        return self._get(name).attrs
+
     # Helpers
 
     def _get(self, name):
@@ -764,6 +804,12 @@ EngineFacts = collections.namedtuple(
 
 # action: "die", "start", ...; attributes: the labels, name, exitCode.
 Event = collections.namedtuple("Event", "action, id, attributes")
+
+# status: the container's (running...); health: the engine's verdict
+# (starting, healthy, unhealthy; None without a check); runs: how many runs
+# the engine logged; output: the last one's; check: Config.Healthcheck.
+Health = collections.namedtuple(
+    "Health", "status, health, runs, output, started, check")
 
 ExitStatus = collections.namedtuple(
     "ExitStatus", "status, exit_code, oom_killed, error, finished_at")

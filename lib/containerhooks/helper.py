@@ -22,6 +22,7 @@ from containerhooks import appconfig
 from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
+from containerhooks import health
 from containerhooks import hookenv
 from containerhooks import imageref
 from containerhooks import imagepolicy
@@ -119,6 +120,7 @@ def start_container(args):
     with state.Lock(spec.vm_id) as lock:
         # How an earlier run's container ended is no longer news.
         exits.remove(spec.vm_id)
+        health.remove(spec.vm_id)
         try:
             return _start(eng, spec, conf)
         except BaseException:
@@ -173,6 +175,8 @@ def _start(eng, spec, conf):
         hostname=names.hostname, fqdn=spec.fqdn,
         created=time.time(), ips=[], nics=[], volumes=[],
         unmapped_volumes=unmapped)
+    if spec.watchdog is not None:
+        record.watchdog = spec.watchdog
     if image_id is not None:
         record.image_id = image_id
     keys = appconfig.secret_keys(spec.app, app_options)
@@ -409,6 +413,7 @@ def stop_vm(conf, vm_id, engine=None, check=None):
         # Unmount only once no container can use the volumes any more.
         volumes.detach(vm_id, record.volumes if record else [])
         state.remove(vm_id)
+        health.remove(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
 

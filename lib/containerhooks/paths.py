@@ -35,6 +35,10 @@ STATE_DIR = "/run/vdsm-hook-containers"
 # the RPM's tmpfiles.d entry.
 SAMPLES_DIR = "/run/vdsm-hook-containers/samples"
 
+# Where the watcher saves a container whose health check failed, for a VM
+# whose watchdog action is "dump" (root only; see health.py).
+HEALTH_DUMP_DIR = "/var/log/vdsm-hook-containers/dumps"
+
 # The exit watcher (root, a systemd service; see watcher.py).
 WATCHER = "/usr/libexec/vdsm-hook-containers/containers-watcher"
 

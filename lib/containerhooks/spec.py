@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull")
+    "volumes, app, fqdn, pull, watchdog")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -35,7 +35,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # or None; see host_names.
 # pull: the VM's containerPull (imagepolicy.PULL_POLICIES), "" when not
 # set (the host's pull_policy then).
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "")
+# watchdog: the action of the VM's watchdog device (health.ACTIONS), or
+# None without one.
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None)
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -98,6 +100,7 @@ def from_domain(dom, props, nics=(), volumes=()):
         app=app_config(props.raw),
         fqdn=dom.cloud_init_fqdn(),
         pull=pull_of(props.raw),
+        watchdog=dom.watchdog_action(),
     )
 
 
@@ -149,6 +152,8 @@ def to_args(spec):
         args.append("--fqdn=" + spec.fqdn)
     if spec.pull:
         args.append("--pull=" + spec.pull)
+    if spec.watchdog:
+        args.append("--watchdog=" + spec.watchdog)
     return args
 
 
@@ -161,6 +166,8 @@ def add_app_arguments(parser):
         # dest: "command" is the helper's subcommand already.
         parser.add_argument(option, dest="app_" + field, default="")
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
+    parser.add_argument("--watchdog",
+                        help="the action of the VM's watchdog device")
 
 
 def from_args(ns):
@@ -182,7 +189,20 @@ def from_args(ns):
         app=app_from_args(ns),
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
+        watchdog=watchdog_from_args(ns),
     )
+
+
+def watchdog_from_args(ns):
+    value = getattr(ns, "watchdog", None)
+    if value is None:
+        return None
+    from containerhooks import health
+    _text("watchdog", value)
+    if value not in health.ACTIONS:
+        raise errors.InvalidDomain(reason="watchdog action %r is none of %s"
+                                   % (value, ", ".join(health.ACTIONS)))
+    return value
 
 
 def image_from_args(value, source, volumes):

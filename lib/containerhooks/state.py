@@ -42,6 +42,7 @@ log = logging.getLogger("containerhooks.state")
 STATE = ".json"          # <vm id>.json: the VM's record (read, write)
 LOCK = ".lock"           # <vm id>.lock: its start/stop lock (Lock)
 EXIT = ".exit"           # <vm id>.exit: how its container ended (exits.py)
+HEALTH = ".health"       # <vm id>.health: its health, watchdog (health.py)
 WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
 STATS_SNAPSHOT = "stats.snapshot"    # every container VM's figures (statsnap.py)
 ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
@@ -89,19 +90,21 @@ def volumes_dir():
     return os.path.join(paths.STATE_DIR, VOLUMES)
 
 
-Listing = collections.namedtuple("Listing", "states locks exits")
+Listing = collections.namedtuple("Listing", "states locks exits healths")
 
 
 def listing():
-    """The VM ids with a state file, a lock file, an exit record (sets):
+    """The VM ids with a state file, a lock file, an exit record, a health
+    record (sets):
     one look at the state directory.  Temporary files (".<...>") and
     names that are no VM id are none of these."""
-    result = Listing(set(), set(), set())
+    result = Listing(set(), set(), set(), set())
     try:
         names = os.listdir(paths.STATE_DIR)
     except OSError:
         return result
-    kinds = {STATE: result.states, LOCK: result.locks, EXIT: result.exits}
+    kinds = {STATE: result.states, LOCK: result.locks, EXIT: result.exits,
+             HEALTH: result.healths}
     for name in names:
         stem, dot, suffix = name.rpartition(".")
         found = kinds.get(dot + suffix)
@@ -191,6 +194,10 @@ class Record(object):
         "secret_keys": list,
         # The container's first process, once it runs.
         "pid": _none,
+        # The action of the VM's watchdog device (health.ACTIONS), None
+        # without one: what the watcher does when the container's health
+        # check fails (health.py).
+        "watchdog": _none,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
     }

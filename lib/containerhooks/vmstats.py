@@ -51,6 +51,7 @@ from json.decoder import WHITESPACE as _WHITESPACE
 from containerhooks import cgroups
 from containerhooks import errors
 from containerhooks import exits
+from containerhooks import health
 from containerhooks import hookenv
 from containerhooks import procfs
 from containerhooks import samples
@@ -255,6 +256,9 @@ def apply(vm, found):
                         for name, values in found["counters"].items())
         updates.update(_network(vm, found["nics"], counters,
                                 found["sampleTime"]))
+    # Read at each call, not kept in the snapshot: a watchdog event is
+    # news the moment the watcher acts.
+    updates.update(health.stats(vm["vmId"], found.get("container")))
     return updates
 
 

@@ -78,6 +78,7 @@ import time
 from containerhooks import config
 from containerhooks import errors
 from containerhooks import exits
+from containerhooks import health
 from containerhooks import hookenv
 from containerhooks import procfs
 from containerhooks import state
@@ -168,6 +169,8 @@ class Watcher(object):
         self._unfinished = {}
         # Set when the watcher ends to start again (main() re-executes).
         self.restart = False
+        # The containers' health checks, as the VMs' watchdogs.
+        self.health = health.Monitor(self, _read_state, self._connect)
         self._status = {"pid": os.getpid(), "started": time.time(),
                         "engines": dict((name, {"reachable": None})
                                         for name in conf.engines)}
@@ -183,6 +186,7 @@ class Watcher(object):
         self._snapshotter = statsnap.Snapshotter(lambda: self.conf,
                                                  self.stopping)
         self._start_thread(self._snapshotter.run, "snapshot")
+        self._start_thread(self.health.run, "health", self.stopping)
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
         last_prune = last_reload = time.time()
@@ -226,6 +230,11 @@ class Watcher(object):
         log.info("%s reloaded", conf.path)
         return False
 
+    def _connect(self, name):
+        from containerhooks import engine
+        return engine.Engine.connect(name, self.conf.sockets[name],
+                                     self.conf.api_timeout)
+
     def _start_thread(self, target, name, *args):
         t = threading.Thread(target=target, args=args, name=name)
         t.daemon = True
@@ -248,6 +257,8 @@ class Watcher(object):
                 for event in events:
                     if event.action in ("die", "died"):
                         self._on_die(eng, event)
+                    elif (event.action or "").startswith("health_status"):
+                        self.health.poke(event.id)
                 raise errors.EngineUnavailable(
                     engine=name, socket=eng.socket,
                     reason="it closed the event stream")
@@ -302,6 +313,9 @@ class Watcher(object):
             return
         if record.stopping:
             log.debug("vm_id=%s container stopped on purpose", vm_id)
+            return
+        if self.health.restarting(vm_id, container_id):
+            log.debug("vm_id=%s container restarted (its watchdog)", vm_id)
             return
         old = exits.read(vm_id)
         if old is None or old.get("container_id") != container_id:
