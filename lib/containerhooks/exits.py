@@ -112,13 +112,7 @@ def read(vm_id):
     for what is not a VM id)."""
     if not state.is_id(vm_id):
         return None
-    try:
-        fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd) as f:
-            record = json.load(f)
-    except (IOError, OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return state.read_json_file(path(vm_id))
 
 
 def remove(vm_id):

@@ -142,13 +142,7 @@ def read(vm_id):
     """The health record of vm_id (a dict), or None."""
     if not state.is_id(vm_id):
         return None
-    try:
-        fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd) as f:
-            data = json.load(f)
-    except (IOError, OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return state.read_json_file(path(vm_id))
 
 
 def remove(vm_id):

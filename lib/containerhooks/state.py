@@ -453,6 +453,19 @@ def _check_dir():
                             stat.S_IMODE(st.st_mode)))
 
 
+def read_json_file(path):
+    """The JSON object in path (a dict), or None when it is absent,
+    unreadable, a symbolic link or not an object: the per-VM files beside
+    the record (exit records, health records) are read this way."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as f:
+            data = json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def remove_file(path):
     """Remove path; one that is already gone is fine."""
     try:
