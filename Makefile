@@ -7,6 +7,8 @@
 PYTEST_ARGS ?=
 # What pytest collects; e.g. TESTS="$$(ls tests/*_test.py | sort -r)" runs
 # the files in reverse order (no test may depend on another's leftovers).
+# The recipe uses $(strip ...): a list with newlines, as $$(ls) gives it,
+# would otherwise split the recipe line and run only the first file.
 TESTS ?= tests
 
 .PHONY: test demo setup compat bench
@@ -15,7 +17,7 @@ setup:
 	dev/setup
 
 test: setup
-	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) $(TESTS)
+	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) $(strip $(TESTS))
 
 demo: setup
 	dev/run-with-services .venv/bin/python dev/demo.py

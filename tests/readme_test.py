@@ -47,3 +47,17 @@ def test_ci_runs_the_readme_test_command():
                     if l.strip() and not l.lstrip().startswith(("#", "echo"))]
     assert test == "make test"
     assert test in commands
+
+
+def test_reverse_order_run_collects_every_file():
+    """The README's reverse-order line hands `make test` a list with
+    newlines (what $(ls) prints); the recipe must keep it one command."""
+    import subprocess
+    files = sorted(f for f in os.listdir(os.path.join(TOP, "tests"))
+                   if f.endswith("_test.py"))
+    tests = "\n".join("tests/" + f for f in reversed(files))
+    out = subprocess.check_output(
+        ["make", "-n", "-C", TOP, "test", "TESTS=" + tests],
+        universal_newlines=True)
+    [line] = [l for l in out.splitlines() if " -m pytest " in l]
+    assert line.split(" -m pytest -ra ")[1].split() == tests.split("\n")
