@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog")
+    "volumes, app, fqdn, pull, watchdog, console")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -37,7 +37,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # set (the host's pull_policy then).
 # watchdog: the action of the VM's watchdog device (health.ACTIONS), or
 # None without one.
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None)
+# console: whether the VM has Engine's serial console (domxml
+# console_devices); its container then gets a terminal (console.py).
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False)
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -101,6 +103,7 @@ def from_domain(dom, props, nics=(), volumes=()):
         fqdn=dom.cloud_init_fqdn(),
         pull=pull_of(props.raw),
         watchdog=dom.watchdog_action(),
+        console=bool(dom.console_devices()) or bool(meta and meta.console),
     )
 
 
@@ -154,6 +157,8 @@ def to_args(spec):
         args.append("--pull=" + spec.pull)
     if spec.watchdog:
         args.append("--watchdog=" + spec.watchdog)
+    if spec.console:
+        args.append("--console")
     return args
 
 
@@ -168,6 +173,8 @@ def add_app_arguments(parser):
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
     parser.add_argument("--watchdog",
                         help="the action of the VM's watchdog device")
+    parser.add_argument("--console", action="store_true",
+                        help="the VM has Engine's serial console")
 
 
 def from_args(ns):
@@ -190,6 +197,7 @@ def from_args(ns):
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
         watchdog=watchdog_from_args(ns),
+        console=bool(getattr(ns, "console", False)),
     )
 
 

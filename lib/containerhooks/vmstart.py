@@ -75,7 +75,8 @@ def prepare(env, data, conf, kernel=None):
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id),
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
-        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
+        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics],
+        console=spec.console))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
                         readonly_disks=[v.disk for v in spec.volumes]
                         + _readonly_image_disk(dom, spec.image))
