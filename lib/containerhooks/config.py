@@ -102,6 +102,8 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_policy", "missing"),
     ("image_archive_max_size", "10g"),
     ("image_load_timeout", "600"),
+    ("console_replay_lines", "50"),
+    ("console_exec_shell", "false"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -116,7 +118,8 @@ Config = collections.namedtuple("Config", [
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
     "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
     "allowed_images", "require_digest", "pull_policy",
-    "image_archive_max_size", "image_load_timeout", "path",
+    "image_archive_max_size", "image_load_timeout", "console_replay_lines",
+    "console_exec_shell", "path",
 ])
 
 
@@ -193,6 +196,8 @@ def _build(v, path):
         image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
                                       path),
         image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
+        console_replay_lines=_int(v, "console_replay_lines", 0, 1000, path),
+        console_exec_shell=_bool(v, "console_exec_shell", path),
         path=path,
     )
 

@@ -177,6 +177,12 @@ def _start(eng, spec, conf):
         unmapped_volumes=unmapped)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
+    if spec.console:
+        # The watcher serves the VM's serial console (console.py); the
+        # container has a terminal for it unless the host's console is a
+        # shell in the container (console_exec_shell).
+        record.console = True
+        record.tty = not conf.console_exec_shell
     if image_id is not None:
         record.image_id = image_id
     keys = appconfig.secret_keys(spec.app, app_options)
@@ -268,7 +274,9 @@ def _create(eng, spec, image, name, options, app_options, endpoints, conf,
                          domainname=names.domainname, endpoints=endpoints,
                          healthcheck=healthcheck,
                          layer_size=conf.writable_layer_size,
-                         config=app_options)
+                         config=app_options,
+                         terminal=spec.console
+                         and not conf.console_exec_shell)
     bounded = specs.bounded_healthcheck(created.config)
     if bounded is None:
         return created
@@ -414,6 +422,11 @@ def stop_vm(conf, vm_id, engine=None, check=None):
         volumes.detach(vm_id, record.volumes if record else [])
         state.remove(vm_id)
         health.remove(vm_id)
+        if record and record.console:
+            # At once, not at the watcher's next look: the console ends
+            # with the VM.
+            from containerhooks import console
+            console.remove_socket(vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
 

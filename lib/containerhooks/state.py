@@ -47,6 +47,7 @@ WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
 STATS_SNAPSHOT = "stats.snapshot"    # every container VM's figures (statsnap.py)
 ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
 VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
+CONSOLES = "consoles"    # console.py's sockets, root only
 
 UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -88,6 +89,12 @@ def stats_snapshot_path():
 def volumes_dir():
     """Where volumes.py mounts the VMs' disks and keeps its journals."""
     return os.path.join(paths.STATE_DIR, VOLUMES)
+
+
+def consoles_dir():
+    """Where console.py makes the VMs' console sockets (root only) before
+    it links them where ovirt-vmconsole looks for them."""
+    return os.path.join(paths.STATE_DIR, CONSOLES)
 
 
 Listing = collections.namedtuple("Listing", "states locks exits healths")
@@ -198,6 +205,11 @@ class Record(object):
         # without one: what the watcher does when the container's health
         # check fails (health.py).
         "watchdog": _none,
+        # Whether the VM has Engine's serial console (ovirt-vmconsole), and
+        # whether its container got a terminal and an open stdin for it:
+        # the watcher serves the console's socket (console.py).
+        "console": bool,
+        "tty": bool,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
     }

@@ -1,0 +1,493 @@
+"""The serial console of a container VM (console.py).
+
+The unit tests make and remove the socket in private directories and
+read the engines' multiplexed stream.  The integration tests run the real
+flow on both engines: a VM with Engine's serial console device (tests/
+domains.py add_serial_console) started through the installed hooks as
+vdsm, its placeholder run by libvirt, the watcher as root; and a client
+that connects as ovirt-vmconsole-host-shell does: as user ovirt-vmconsole,
+after checking that it may read and write the socket, a plain AF_UNIX
+stream whose bytes it copies both ways, its terminal in raw mode (Enter
+is a CR).
+"""
+
+import grp
+import json
+import os
+import pathlib
+import select
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+from lxml import etree
+
+import domains
+import images
+import libvirt
+import vmrun
+from containerhooks import console
+from containerhooks import engine as engines
+from containerhooks import paths
+from containerhooks import state
+from vmrun import start
+
+BASE = "no-nic-in.xml"
+MEMORY_MIB = 64
+VMCONSOLE_USER = "ovirt-vmconsole"
+VM_ID = "3c0f1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+# How long the watcher may take to serve a console once the container
+# runs (it looks every console.SYNC_INTERVAL, and at once on the engine's
+# start event).
+SERVE_TIMEOUT = 10
+
+
+# The engines' stream
+
+def frame(kind, data):
+    return struct.pack(">BxxxI", kind, len(data)) + data
+
+
+@pytest.mark.parametrize("step", [
+    pytest.param(1, id="byte-by-byte"),
+    pytest.param(5, id="splits-headers"),
+    pytest.param(10 ** 6, id="whole"),
+])
+def test_demux(step):
+    data = frame(1, b"out\n") + frame(2, b"err\n") + frame(1, b"x" * 300) \
+        + frame(1, b"")
+    d = console.Demux()
+    out = b"".join(d.feed(data[i:i + step])
+                   for i in range(0, len(data), step))
+    assert out == b"out\nerr\n" + b"x" * 300
+
+
+def test_demux_passes_a_long_frame_on_as_it_comes():
+    d = console.Demux()
+    assert d.feed(frame(1, b"abcdef")[:10]) == b"ab"
+    assert d.feed(b"cdef" + frame(2, b"!")) == b"cdef!"
+
+
+def test_crlf():
+    assert console.crlf(b"a\nb\n") == b"a\r\nb\r\n"
+
+
+# The socket
+
+@pytest.fixture
+def dirs(monkeypatch):
+    """A private state directory (root's) and console directory (as
+    vdsmd makes it: vdsm's, 0775), on one file system; short paths, as a
+    socket's path is at most 107 bytes."""
+    top = tempfile.mkdtemp(prefix="vhc-con-", dir="/tmp")
+    run = os.path.join(top, "run")
+    os.mkdir(run)
+    vmconsole = os.path.join(top, "vmconsole")
+    os.mkdir(vmconsole)
+    os.chmod(vmconsole, 0o775)
+    monkeypatch.setattr(paths, "STATE_DIR", run)
+    monkeypatch.setattr(paths, "VMCONSOLE_DIR", vmconsole)
+    yield pathlib.Path(vmconsole)
+    shutil.rmtree(top)
+
+
+def _gid():
+    return grp.getgrnam(VMCONSOLE_USER).gr_gid
+
+
+def test_socket_root_group_vmconsole_0660(dirs):
+    sock = console.make_socket(VM_ID, _gid())
+    try:
+        path = str(dirs / (VM_ID + ".sock"))
+        st = os.lstat(path)
+        assert stat.S_ISSOCK(st.st_mode)
+        assert (st.st_uid, st.st_gid) == (0, _gid())
+        assert stat.S_IMODE(st.st_mode) == 0o660
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)
+        c.close()
+        private = os.lstat(state.consoles_dir())
+        assert stat.S_IMODE(private.st_mode) == 0o700
+    finally:
+        sock.close()
+    console.remove_socket(VM_ID)
+    assert os.listdir(str(dirs)) == []
+    assert console.leftover_ids() == []
+
+
+def test_socket_of_an_earlier_watcher_is_replaced(dirs):
+    console.make_socket(VM_ID, _gid()).close()      # nobody listens now
+    sock = console.make_socket(VM_ID, _gid())
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(str(dirs / (VM_ID + ".sock")))
+        c.close()
+    finally:
+        sock.close()
+        console.remove_socket(VM_ID)
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "socket"])
+def test_foreign_file_is_never_replaced_nor_removed(dirs, tmp_path, kind):
+    """What vdsm (the directory's owner) put there stays as it is: a
+    file, a link to a file root would otherwise chown, a socket of
+    someone else's."""
+    path = dirs / (VM_ID + ".sock")
+    target = tmp_path / "precious"
+    target.write_text(u"keep me")
+    os.chmod(str(target), 0o600)
+    other = None
+    if kind == "file":
+        path.write_text(u"vdsm's")
+    elif kind == "symlink":
+        os.symlink(str(target), str(path))
+    else:
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.bind(str(path))
+    before = os.lstat(str(path))
+    with pytest.raises(console.Refused) as e:
+        console.make_socket(VM_ID, _gid())
+    assert "not a socket vdsm-hook-containers made" in str(e.value)
+    console.remove_socket(VM_ID)
+    after = os.lstat(str(path))
+    assert (after.st_ino, after.st_mode, after.st_uid, after.st_gid) == \
+        (before.st_ino, before.st_mode, before.st_uid, before.st_gid)
+    st = os.stat(str(target))
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+    assert target.read_text() == u"keep me"
+    if other is not None:
+        other.close()
+
+
+def test_no_group_no_console(monkeypatch):
+    monkeypatch.setattr(paths, "VMCONSOLE_GROUP", "vhc-no-such-group")
+    with pytest.raises(console.Refused) as e:
+        console.console_gid()
+    assert "no group vhc-no-such-group" in str(e.value)
+
+
+def _record(**kw):
+    fields = dict(vm_id=VM_ID, vm_name="web", engine="docker",
+                  container_id="c" * 64, pid=1234, console=True, tty=True)
+    fields.update(kw)
+    return state.Record(**fields)
+
+
+def test_server_follows_the_records(dirs):
+    """Served once the record says the container runs, closed and removed
+    when the record goes or says stopping; a VM without the console is
+    never served."""
+    state.ensure_dir()
+    other = "1d2e3f40-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+    state.write(other, _record(vm_id=other, console=False))
+    server = console.Server(state.read, None, None, None)
+    path = str(dirs / (VM_ID + ".sock"))
+    state.write(VM_ID, _record(pid=None))
+    server.sync()
+    assert not os.path.exists(path)
+    state.write(VM_ID, _record())
+    server.sync()
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    assert os.listdir(str(dirs)) == [VM_ID + ".sock"]
+    state.write(VM_ID, _record(stopping=True))
+    server.sync()
+    assert os.listdir(str(dirs)) == []
+    state.write(VM_ID, _record())
+    server.sync()
+    state.remove(VM_ID)
+    server.sync()
+    assert os.listdir(str(dirs)) == []
+    assert console.leftover_ids() == []
+
+
+# The whole flow, on both engines
+
+CLIENT = r"""
+import os, select, socket, sys
+path = sys.argv[1]
+# ovirt-vmconsole-host-shell's doConnect, then socketproxy.Proxy.
+if not os.access(path, os.F_OK | os.R_OK | os.W_OK):
+    sys.stderr.write("Console is not available\n")
+    sys.exit(3)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+inp, out = sys.stdin.buffer.raw, sys.stdout.buffer.raw
+while True:
+    r, _, _ = select.select([s, inp], [], [])
+    if s in r:
+        data = s.recv(4096)
+        if not data:
+            break
+        out.write(data)
+    if inp in r:
+        data = os.read(inp.fileno(), 4096)
+        if not data:
+            break
+        s.sendall(data)
+"""
+
+
+class Client(object):
+    """A console connection as ovirt-vmconsole-host-shell makes it, run as
+    user ovirt-vmconsole; send() types, expect() waits for output."""
+
+    def __init__(self, path, user=VMCONSOLE_USER):
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", CLIENT,
+             path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.out = b""
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def expect(self, text, timeout=10):
+        deadline = time.time() + timeout
+        fd = self.proc.stdout.fileno()
+        while text not in self.out:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise AssertionError("no %r in the console within %ss: %r"
+                                     % (text, timeout, self.out))
+            data = os.read(fd, 4096)
+            if not data:
+                raise AssertionError("the console closed without %r: %r"
+                                     % (text, self.out + self.stderr()))
+            self.out += data
+
+    def ended(self, timeout=10):
+        """The client's exit code once the console closed it."""
+        return self.proc.wait(timeout)
+
+    def stderr(self):
+        return self.proc.stderr.read() if self.proc.poll() is not None \
+            else b""
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def console_vm(engine, installation, libvirt_host, qemu_workdir,
+               console_image):
+    """Makes VMs of engine with Engine's serial console; whatever a test
+    leaves of them (domain, container, state) is removed afterwards."""
+    name, client = engine
+    made = []
+
+    def make(image=console_image):
+        vm = domains.add_serial_console(domains.container_vm(
+            name, image, base=BASE, memory_mib=MEMORY_MIB))
+        made.append(vm)
+        return vm
+    yield make
+    for vm in made:
+        libvirt.virsh("destroy", vm.id, check=False)
+        vmrun.remove_managed(client, [vm.id])
+        for n in installation.state_files():
+            if n.startswith(vm.id):
+                os.unlink(os.path.join(installation.state_dir, n))
+        assert not os.path.lexists(
+            os.path.join(installation.vmconsole_dir, vm.id + ".sock"))
+
+
+def socket_of(installation, vm):
+    return os.path.join(installation.vmconsole_dir, vm.id + ".sock")
+
+
+def wait_served(path, timeout=SERVE_TIMEOUT):
+    """Seconds until path is a socket; fails after timeout."""
+    start_time = time.time()
+    while time.time() - start_time < timeout:
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                return time.time() - start_time
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("%s was not served within %ss" % (path, timeout))
+
+
+def power_off(vdsm, vm):
+    """Engine's Power Off: before_vm_destroy, libvirt's destroy,
+    after_vm_destroy."""
+    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                      custom=vm.custom)
+    last_xml = libvirt.dumpxml(vm.id)
+    libvirt.virsh("destroy", vm.id)
+    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                     custom=vm.custom)
+    assert before.errors == [] and after.errors == []
+
+
+def test_console(vdsm, installation, engine, watcher, console_vm,
+                 libvirt_host, qemu_workdir):
+    """Engine's serial console on a container VM: the placeholder's console
+    is a pty, the watcher serves the socket (root, group ovirt-vmconsole,
+    0660) to a client as ovirt-vmconsole-host-shell, which sees what the
+    application printed before, types into it and sees its answer; one
+    connection at a time; Power Off removes the socket."""
+    name, client = engine
+    vm = console_vm()
+    started = time.time()
+    live = etree.fromstring(start(vdsm, vm, libvirt_host, qemu_workdir)
+                            .encode("utf-8"))
+    for tag in ("console", "serial"):
+        devices = live.findall("devices/" + tag)
+        assert [d.get("type") for d in devices] == ["pty"], tag
+        assert "ovirt-vmconsole" not in etree.tostring(devices[0]).decode()
+
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert c.attrs["Config"]["Tty"] and c.attrs["Config"]["OpenStdin"]
+    path = socket_of(installation, vm)
+    waited = wait_served(path)
+    print("console %s: served %.2f s after the start began (%.2f s after "
+          "the hook returned)" % (name, time.time() - started, waited))
+    st = os.lstat(path)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == \
+        (0, _gid(), 0o660)
+
+    # What the application printed before anyone connected, then live.
+    deadline = time.time() + 10
+    while images.CONSOLE_READY.encode() not in c.logs():
+        assert time.time() < deadline, c.logs()
+        time.sleep(0.05)
+    con = Client(path)
+    try:
+        con.expect(b"[the last lines of the container's output]")
+        con.expect(images.CONSOLE_READY.encode())
+        con.expect(b"what you type goes to it")
+        typed = time.time()
+        con.send(b"hello console\r")
+        con.expect(b"you said <hello console>")
+        print("console %s: answer %.3f s after typing" % (
+            name, time.time() - typed))
+
+        # One connection at a time, as qemu's socket.
+        second = Client(path)
+        second.expect(b"in use by another connection")
+        assert second.ended() == 0
+        con.send(b"still here\r")
+        con.expect(b"you said <still here>")
+    finally:
+        con.close()
+
+    # A client that is not in group ovirt-vmconsole may not.
+    assert Client(path, user="vdsm").ended() == 3
+
+    power_off(vdsm, vm)
+    assert not os.path.lexists(path)
+    assert vmrun.containers_of(client, vm) == []
+
+
+def test_foreign_file_at_the_socket_path(vdsm, installation, engine,
+                                         watcher, console_vm, libvirt_host,
+                                         qemu_workdir):
+    """vdsm owns the console directory: a file there at the VM's socket
+    name that the package did not make is neither replaced nor removed,
+    the console is not served, and the log says why."""
+    name, client = engine
+    vm = console_vm()
+    path = socket_of(installation, vm)
+    with open(path, "w") as f:
+        f.write("vdsm's own file")
+    os.chown(path, 36, -1)
+    before = os.lstat(path)
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    deadline = time.time() + SERVE_TIMEOUT
+    wanted = "vm_id=%s the serial console is not served: %s exists and " \
+        "is not a socket vdsm-hook-containers made" % (vm.id, path)
+    while wanted not in installation.read_log():
+        assert time.time() < deadline, "no refusal in the log"
+        time.sleep(0.05)
+    power_off(vdsm, vm)
+    after = os.lstat(path)
+    assert (after.st_ino, after.st_uid, after.st_mode) == \
+        (before.st_ino, before.st_uid, before.st_mode)
+    with open(path) as f:
+        assert f.read() == "vdsm's own file"
+    os.unlink(path)
+
+
+def test_exec_shell(vdsm, installation, fresh_conf, engine, watcher,
+                    console_vm, libvirt_host, qemu_workdir):
+    """console_exec_shell: the container gets no terminal, and each
+    connection a shell in the container (as the container's user), which
+    ends with the connection."""
+    name, client = engine
+    fresh_conf.configure(console_exec_shell="true")
+    vm = console_vm()
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert not c.attrs["Config"]["Tty"]
+    path = socket_of(installation, vm)
+    wait_served(path)
+    con = Client(path)
+    try:
+        con.expect(b"a shell in the container")
+        con.send(b"echo shell-$((6*7)) $(id -u)\r")
+        con.expect(b"shell-42 0")
+    finally:
+        con.close()
+    deadline = time.time() + 10
+    while True:
+        shells = [p for p in c.top()["Processes"] if p[-1] == "/bin/sh"]
+        if not shells:
+            break
+        assert time.time() < deadline, "the shell still runs: %s" % shells
+        time.sleep(0.1)
+    power_off(vdsm, vm)
+    assert not os.path.lexists(path)
+
+
+def test_podman_attach_reinitialises_an_ended_container(
+        vdsm, installation, exiting_images, libvirt_host, qemu_workdir,
+        podman_client):
+    """Why the console attaches only to a running container and the
+    watcher takes a "created" container that ran for ended: Podman 4.3's
+    compat API re-initialises an exited container on attach (exit code 0,
+    state "created").  The watcher, started afterwards, still takes the
+    VM down, saying the exit code is unknown."""
+    vm = domains.add_serial_console(domains.container_vm(
+        "podman", exiting_images["exit3"], base=BASE, memory_mib=MEMORY_MIB))
+    last_xml = None
+    try:
+        last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
+        c = podman_client.containers.get("ovirt-vm-" + vm.id)
+        c.exec_run(["touch", images.EXIT_TRIGGER])
+        assert vmrun.wait_exited(c)["ExitCode"] == 3
+        eng = engines.Engine.connect("podman", "/run/podman/podman.sock", 30)
+        stream = eng.attach(c.id, stdin=False)
+        stream.sock.close()
+        c.reload()
+        assert (c.attrs["State"]["Status"], c.attrs["State"]["ExitCode"]) \
+            == ("created", 0)
+        proc = installation.start_watcher()
+        try:
+            assert vmrun.wait_gone(vm, 20) is not None, \
+                "the placeholder still runs"
+        finally:
+            installation.stop_watcher(proc)
+        with open(os.path.join(installation.state_dir,
+                               vm.id + state.EXIT)) as f:
+            record = json.load(f)
+        assert record["message"].startswith(
+            "container exited (exit code unknown")
+    finally:
+        libvirt.virsh("destroy", vm.id, check=False)
+        if last_xml is not None:
+            vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                     custom=vm.custom)
+        vmrun.remove_managed(podman_client, [vm.id])
