@@ -563,7 +563,10 @@ class Engine(object):
         (its compat AttachContainer: "explicitly set to "" is very
         different from unset"); Docker cannot disable them ("" is its
         default, ctrl-p ctrl-q, which would swallow every ctrl-p until the
-        next key): DOCKER_DETACH_KEYS, a sequence nobody types by chance.
+        next key): DETACH_KEYS, a sequence nobody types by chance.  (An
+        exec's detach keys cannot be turned off on either: Podman's compat
+        exec create takes "" as its default, pkg/api/handlers/compat/
+        exec.go.)
 
         Podman 4.3's compat AttachContainer re-initialises a container
         that is exited or stopped (ctr.Init: state "created", exit code
@@ -573,7 +576,7 @@ class Engine(object):
         query = [("stream", "1"), ("stdout", "1"), ("stderr", "1"),
                  ("stdin", "1" if stdin else "0"), ("logs", "0"),
                  ("detachKeys",
-                  "" if self.name == "podman" else DOCKER_DETACH_KEYS)]
+                  "" if self.name == "podman" else DETACH_KEYS)]
         return self._hijack(
             "attach to", name, "/containers/%s/attach?%s"
             % (_quote(name), urlencode(query)), None)
@@ -584,7 +587,8 @@ class Engine(object):
         exec's id (exec_state)."""
         api = self.client.api
         created = self._call("run a shell in", name, lambda: api.exec_create(
-            name, command, stdin=True, tty=True, environment=env))
+            name, command, stdin=True, tty=True, environment=env,
+            detach_keys=DETACH_KEYS))
         exec_id = created["Id"]
         stream = self._hijack("run a shell in", name, "/exec/%s/start"
                               % _quote(exec_id),
@@ -917,9 +921,10 @@ ExitStatus = collections.namedtuple(
 # socket, and the bytes of the stream that came with the response's head.
 Stream = collections.namedtuple("Stream", "sock, pending")
 
-# Docker's detach keys for the console's attach (Engine.attach): four
-# ctrl-^ (ASCII 30, ctrl-shift-6), which no program binds to.
-DOCKER_DETACH_KEYS = "ctrl-^,ctrl-^,ctrl-^,ctrl-^"
+# The detach keys of the console's attach on Docker and of its shell on
+# both engines (Engine.attach, exec_shell): four ctrl-^ (ASCII 30,
+# ctrl-shift-6) in a row, which no program binds to.
+DETACH_KEYS = "ctrl-^,ctrl-^,ctrl-^,ctrl-^"
 
 # The longest response head (status line and headers) read from an
 # engine before its stream, and error body.

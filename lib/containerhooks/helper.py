@@ -426,7 +426,7 @@ def stop_vm(conf, vm_id, engine=None, check=None):
             # At once, not at the watcher's next look: the console ends
             # with the VM.
             from containerhooks import console
-            console.remove_socket(vm_id)
+            _quietly(console.remove_socket, vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
 
