@@ -15,12 +15,10 @@ import grp
 import json
 import os
 import pathlib
-import select
 import shutil
 import socket
 import stat
 import struct
-import subprocess
 import tempfile
 import time
 
@@ -30,6 +28,7 @@ from lxml import etree
 import domains
 import images
 import libvirt
+import vmconsole
 import vmrun
 from containerhooks import console
 from containerhooks import engine as engines
@@ -39,12 +38,9 @@ from vmrun import start
 
 BASE = "no-nic-in.xml"
 MEMORY_MIB = 64
-VMCONSOLE_USER = "ovirt-vmconsole"
+VMCONSOLE_USER = vmconsole.USER
 VM_ID = "3c0f1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
-# How long the watcher may take to serve a console once the container
-# runs (it looks every console.SYNC_INTERVAL, and at once on the engine's
-# start event).
-SERVE_TIMEOUT = 10
+SERVE_TIMEOUT = vmconsole.SERVE_TIMEOUT
 
 
 # The engines' stream
@@ -207,78 +203,6 @@ def test_server_follows_the_records(dirs):
 
 # The whole flow, on both engines
 
-CLIENT = r"""
-import os, select, socket, sys
-path = sys.argv[1]
-# ovirt-vmconsole-host-shell's doConnect, then socketproxy.Proxy.
-if not os.access(path, os.F_OK | os.R_OK | os.W_OK):
-    sys.stderr.write("Console is not available\n")
-    sys.exit(3)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(path)
-inp, out = sys.stdin.buffer.raw, sys.stdout.buffer.raw
-while True:
-    r, _, _ = select.select([s, inp], [], [])
-    if s in r:
-        data = s.recv(4096)
-        if not data:
-            break
-        out.write(data)
-    if inp in r:
-        data = os.read(inp.fileno(), 4096)
-        if not data:
-            break
-        s.sendall(data)
-"""
-
-
-class Client(object):
-    """A console connection as ovirt-vmconsole-host-shell makes it, run as
-    user ovirt-vmconsole; send() types, expect() waits for output."""
-
-    def __init__(self, path, user=VMCONSOLE_USER):
-        self.proc = subprocess.Popen(
-            ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", CLIENT,
-             path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-        self.out = b""
-
-    def send(self, data):
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def expect(self, text, timeout=10):
-        deadline = time.time() + timeout
-        fd = self.proc.stdout.fileno()
-        while text not in self.out:
-            left = deadline - time.time()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise AssertionError("no %r in the console within %ss: %r"
-                                     % (text, timeout, self.out))
-            data = os.read(fd, 4096)
-            if not data:
-                raise AssertionError("the console closed without %r: %r"
-                                     % (text, self.out + self.stderr()))
-            self.out += data
-
-    def ended(self, timeout=10):
-        """The client's exit code once the console closed it."""
-        return self.proc.wait(timeout)
-
-    def stderr(self):
-        return self.proc.stderr.read() if self.proc.poll() is not None \
-            else b""
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def console_vm(engine, installation, libvirt_host, qemu_workdir,
                console_image):
@@ -305,19 +229,6 @@ def console_vm(engine, installation, libvirt_host, qemu_workdir,
 
 def socket_of(installation, vm):
     return os.path.join(installation.vmconsole_dir, vm.id + ".sock")
-
-
-def wait_served(path, timeout=SERVE_TIMEOUT):
-    """Seconds until path is a socket; fails after timeout."""
-    start_time = time.time()
-    while time.time() - start_time < timeout:
-        try:
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                return time.time() - start_time
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("%s was not served within %ss" % (path, timeout))
 
 
 def power_off(vdsm, vm):
@@ -352,7 +263,7 @@ def test_console(vdsm, installation, engine, watcher, console_vm,
     c = client.containers.get("ovirt-vm-" + vm.id)
     assert c.attrs["Config"]["Tty"] and c.attrs["Config"]["OpenStdin"]
     path = socket_of(installation, vm)
-    waited = wait_served(path)
+    waited = vmconsole.wait_served(path)
     print("console %s: served %.2f s after the start began (%.2f s after "
           "the hook returned)" % (name, time.time() - started, waited))
     st = os.lstat(path)
@@ -364,7 +275,7 @@ def test_console(vdsm, installation, engine, watcher, console_vm,
     while images.CONSOLE_READY.encode() not in c.logs():
         assert time.time() < deadline, c.logs()
         time.sleep(0.05)
-    con = Client(path)
+    con = vmconsole.Client(path)
     try:
         con.expect(b"[the last lines of the container's output]")
         con.expect(images.CONSOLE_READY.encode())
@@ -376,7 +287,7 @@ def test_console(vdsm, installation, engine, watcher, console_vm,
             name, time.time() - typed))
 
         # One connection at a time, as qemu's socket.
-        second = Client(path)
+        second = vmconsole.Client(path)
         second.expect(b"in use by another connection")
         assert second.ended() == 0
         con.send(b"still here\r")
@@ -385,7 +296,7 @@ def test_console(vdsm, installation, engine, watcher, console_vm,
         con.close()
 
     # A client that is not in group ovirt-vmconsole may not.
-    assert Client(path, user="vdsm").ended() == 3
+    assert vmconsole.Client(path, user="vdsm").ended() == 3
 
     power_off(vdsm, vm)
     assert not os.path.lexists(path)
@@ -433,8 +344,8 @@ def test_exec_shell(vdsm, installation, fresh_conf, engine, watcher,
     c = client.containers.get("ovirt-vm-" + vm.id)
     assert not c.attrs["Config"]["Tty"]
     path = socket_of(installation, vm)
-    wait_served(path)
-    con = Client(path)
+    vmconsole.wait_served(path)
+    con = vmconsole.Client(path)
     try:
         con.expect(b"a shell in the container")
         con.send(b"echo shell-$((6*7)) $(id -u)\r")
