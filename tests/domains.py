@@ -157,10 +157,13 @@ def add_serial_console(vm):
     consoleType=serial, VmDeviceUtils.getConsoleDeviceSpecParams): a
     <console> and a <serial> of type unix bound at
     /var/run/ovirt-vmconsole-console/<vm id>.sock, the console with the
-    device's alias."""
+    device's alias.  A base that has them already (no-nic-in.xml) keeps
+    its own."""
     path = "/var/run/ovirt-vmconsole-console/%s.sock" % vm.id
     root = etree.fromstring(vm.xml.encode("utf-8"))
     devices = root.find("devices")
+    if any(s.get("path") == path for s in devices.iterfind("console/source")):
+        return vm
     console = etree.SubElement(devices, "console", type="unix")
     etree.SubElement(console, "source", path=path, mode="bind")
     etree.SubElement(console, "target", type="serial", port="0")

@@ -32,16 +32,16 @@ if not os.access(path, os.F_OK | os.R_OK | os.W_OK):
     sys.exit(3)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(path)
-inp, out = sys.stdin.buffer.raw, sys.stdout.buffer.raw
 while True:
-    r, _, _ = select.select([s, inp], [], [])
+    r, _, _ = select.select([s, 0], [], [])
     if s in r:
         data = s.recv(4096)
         if not data:
             break
-        out.write(data)
-    if inp in r:
-        data = os.read(inp.fileno(), 4096)
+        while data:
+            data = data[os.write(1, data):]
+    if 0 in r:
+        data = os.read(0, 4096)
         if not data:
             break
         s.sendall(data)
@@ -73,6 +73,7 @@ class Client(object):
                                      % (text, timeout, self.out))
             data = os.read(fd, 4096)
             if not data:
+                self.proc.wait(10)
                 raise AssertionError("the console closed without %r: %r"
                                      % (text, self.out + self.stderr()))
             self.out += data

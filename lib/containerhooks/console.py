@@ -530,6 +530,10 @@ class _Session(threading.Thread):
         data = bytearray()
         try:
             for chunk in eng.logs(self.target.container_id, tail=lines):
+                # The SDK decodes a terminal's output to text where the
+                # engine names a charset (Podman).
+                if not isinstance(chunk, bytes):
+                    chunk = chunk.encode("utf-8")
                 data += chunk
                 if len(data) > 2 * REPLAY_MAX_BYTES:
                     del data[:-REPLAY_MAX_BYTES]
