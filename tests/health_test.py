@@ -361,8 +361,9 @@ class _NoChecksEngine(object):
             check={"Test": ["CMD-SHELL", "check"], "Interval": 5 * 10 ** 9,
                    "Timeout": 3 * 10 ** 9, "Retries": 2})
 
-    def probe(self, name, command):
+    def probe(self, name, command, timeout):
         assert command == ["/bin/sh", "-c", "check"]
+        assert timeout == 3
         self.probes += 1
         return self.code, self.output
 

@@ -530,13 +530,64 @@ class Engine(object):
                       started=_epoch(state.get("StartedAt")),
                       check=(attrs.get("Config") or {}).get("Healthcheck"))
 
-    def probe(self, name, command):
+    def probe(self, name, command, timeout):
         """Run command (a list) in container name once, as a health check:
-        (exit code, output bytes).  Bounded by the client's api_timeout."""
-        container = self._get(name)
-        result = self._call("run a health check in", name,
-                            lambda: container.exec_run(command))
-        return result.exit_code, result.output
+        (exit code, output bytes).
+
+        Bounded by timeout seconds, as the engines bound their own checks
+        (Docker's daemon/health.go: a probe that overruns its Timeout is a
+        failed run, "Health check exceeded timeout"): the exec is then
+        ended -- its process group killed (end_exec) -- and the result is
+        (-1, that message).  The call itself returns within timeout plus
+        the inspect and the kill; the engine's reply to the exec, if it
+        ever comes, goes to a thread nobody waits for."""
+        api = self.client.api
+        exec_id = self._call(
+            "run a health check in", name,
+            lambda: api.exec_create(name, command, stdout=True,
+                                    stderr=True)["Id"])
+        outcome = queue.Queue()
+
+        def run():
+            try:
+                outcome.put(self._call("run a health check in", name,
+                                       lambda: api.exec_start(exec_id)))
+            except Exception as e:      # delivered to the caller
+                outcome.put(e)
+        thread = threading.Thread(target=run, name="probe-" + exec_id[:12])
+        thread.daemon = True
+        thread.start()
+        try:
+            output = outcome.get(timeout=timeout)
+        except queue.Empty:
+            self.end_exec(exec_id)
+            return -1, (PROBE_TIMEOUT % timeout).encode("ascii")
+        if isinstance(output, Exception):
+            raise output
+        info = self._call("inspect a health check in", name,
+                          lambda: api.exec_inspect(exec_id))
+        code = info.get("ExitCode")
+        return (-1 if code is None else code), output or b""
+
+    def end_exec(self, exec_id):
+        """Kill what the exec exec_id runs, if it still runs: its process
+        group when its first process leads one (runc starts it in a session
+        of its own), else that process.  The pid is the engine's answer,
+        and is killed only while it is a live process of the exec's
+        container (procfs.container_init: the kernel's cgroup record), so a
+        pid that was reused meanwhile is left alone."""
+        from containerhooks import procfs
+        info = self._call("inspect the health check", exec_id,
+                          lambda: self.client.api.exec_inspect(exec_id))
+        pid = info.get("Pid")
+        process = procfs.container_init(pid, info.get("ContainerID")) \
+            if info.get("Running") else None
+        if process is None:
+            return False
+        log.info("%s: killing health check %s (pid %d) of container %s: it "
+                 "overran its timeout", self.name, exec_id[:12], pid,
+                 info.get("ContainerID", "")[:12])
+        return procfs.kill_group(process)
 
     def restart(self, name, timeout):
         container = self._get(name)
@@ -804,6 +855,9 @@ EngineFacts = collections.namedtuple(
 
 # action: "die", "start", ...; attributes: the labels, name, exitCode.
 Event = collections.namedtuple("Event", "action, id, attributes")
+
+# What a probe that overran its timeout yields, as Docker words it.
+PROBE_TIMEOUT = "Health check exceeded timeout (%gs)"
 
 # status: the container's (running...); health: the engine's verdict
 # (starting, healthy, unhealthy; None without a check); runs: how many runs

@@ -255,13 +255,17 @@ def pull_policy(spec, conf):
 
 
 def _create(eng, spec, image, name, options, app_options, endpoints, conf,
-            healthcheck=None):
-    """Create spec's container; again, with the HEALTHCHECK interval raised
-    to the floor, when the image asks for a shorter one.
+            healthcheck=None, again=False):
+    """Create spec's container with healthcheck (None: the image's; by
+    default the VM's containerHealthCmd, spec.vm_healthcheck); again when
+    the image's HEALTHCHECK needs the VM's containerHealthOptions or its
+    interval raised to the floor (spec.bounded_healthcheck).
 
     What the engine will run is read from the created container, not from
     the image: Podman's image inspect does not show a HEALTHCHECK that its
     containers do run."""
+    if healthcheck is None and not again:
+        healthcheck = specs.vm_healthcheck(spec.app)
     names = specs.host_names(spec.vm_name, spec.fqdn)
     created = eng.create(name, image, specs.labels(spec), options,
                          hostname=names.hostname,
@@ -269,22 +273,37 @@ def _create(eng, spec, image, name, options, app_options, endpoints, conf,
                          healthcheck=healthcheck,
                          layer_size=conf.writable_layer_size,
                          config=app_options)
-    bounded = specs.bounded_healthcheck(created.config)
+    bounded = specs.bounded_healthcheck(created.config, spec.app)
     if bounded is None:
+        if spec.app.health_options and not spec.app.health_cmd \
+                and health.probe_command(created.config.get(
+                    "Healthcheck")) is None:
+            log.warning("vm_id=%s containerHealthOptions=%s has no check to "
+                        "time: image %s has no HEALTHCHECK and the VM no "
+                        "containerHealthCmd", spec.vm_id,
+                        spec.app.health_options, spec.image)
         return created
-    if healthcheck is not None:
+    if again:
         _quietly(eng.remove, name)
         raise errors.ContainerError(
             engine=eng.name, action="bound the HEALTHCHECK of", name=name,
-            reason="the engine did not take a %d s interval"
-            % specs.HEALTHCHECK_MIN_INTERVAL)
-    log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s; "
-                "raised to %d s", spec.vm_id, spec.image,
-                created.config["Healthcheck"]["Interval"] / 1e9,
-                specs.HEALTHCHECK_MIN_INTERVAL)
+            reason="the engine did not take the check %s"
+            % json.dumps(bounded, sort_keys=True))
+    if not spec.app.health_options:
+        interval = created.config["Healthcheck"]["Interval"] / 1e9
+        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s; "
+                    "raised to %d s", spec.vm_id, spec.image, interval,
+                    specs.HEALTHCHECK_MIN_INTERVAL)
+    else:
+        log.info("vm_id=%s the image's HEALTHCHECK timed by "
+                 "containerHealthOptions=%s: interval %.0f s, timeout %.0f s, "
+                 "retries %d, start period %.0f s (0: the engine's default)",
+                 spec.vm_id, spec.app.health_options,
+                 bounded["interval"] / 1e9, bounded["timeout"] / 1e9,
+                 bounded["retries"], bounded["start_period"] / 1e9)
     eng.remove(name)
     return _create(eng, spec, image, name, options, app_options, endpoints,
-                   conf, bounded)
+                   conf, bounded, again=True)
 
 
 def _clear_leftover(eng, vm_id, conf):

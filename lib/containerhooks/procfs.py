@@ -216,3 +216,21 @@ def kill(process, signo=signal.SIGKILL):
             return False
         raise
     return True
+
+
+def kill_group(process, signo=signal.SIGKILL):
+    """Send signo to the process group process leads, or to process alone
+    when it leads none, if its pid is still that process; return whether
+    it was sent."""
+    if start_time(process.pid) != process.start:
+        return False
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signo)
+        else:
+            os.kill(process.pid, signo)
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+    return True
