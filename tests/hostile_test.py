@@ -807,6 +807,42 @@ def test_parse_secret_names_generated(capsys):
          properties.parse_secret_names, "containerSecrets", check_secrets)
 
 
+# properties.parse_health_options
+
+VALID_HEALTH_OPTIONS = st.lists(
+    st.sampled_from(list(properties.HEALTH_OPTIONS)).flatmap(
+        lambda name: st.integers(*properties.HEALTH_OPTIONS[name]).map(
+            lambda n: "%s=%d" % (name, n))),
+    unique_by=lambda item: item.partition("=")[0], max_size=4).map(",".join)
+HEALTH_OPTIONS = generated(
+    VALID_HEALTH_OPTIONS, u"interval=0159,-s \n\x00;",
+    ["interval=", "timeout=", "retries=", "start-period=", "=", ",", "0",
+     "5", "3600", "300", "100", " ", "\n", ";", u"\uff15"],
+    HOSTILE[properties.CONTAINER_HEALTH_OPTIONS], 10)
+
+
+def check_health_options(value, options):
+    if value == "":
+        assert options is None
+        return
+    assert len(value) <= properties.MAX_HEALTH_OPTIONS
+    given = dict(item.split("=") for item in value.split(","))
+    assert len(given) == len(value.split(","))
+    for name, (low, high) in properties.HEALTH_OPTIONS.items():
+        got = getattr(options, name.replace("-", "_"))
+        if name not in given:
+            assert got is None
+            continue
+        # A plain decimal number in its bounds, written as Python writes it.
+        assert given[name] == str(got) and low <= got <= high, value
+
+
+def test_parse_health_options_generated(capsys):
+    fuzz(capsys, "properties.parse_health_options", HEALTH_OPTIONS,
+         properties.parse_health_options, "containerHealthOptions",
+         check_health_options)
+
+
 # properties.collect + properties.parse: the whole set, from both sources.
 
 _ANY_VALUE = st.one_of(st.text(max_size=40), st.sampled_from(ALL_HOSTILE))
@@ -825,6 +861,10 @@ _PROPERTY_VALUES = {
     properties.CONTAINER_WORKDIR: st.one_of(st.just(""), WORKDIRS),
     properties.CONTAINER_USER: st.one_of(st.just(""), USERS),
     properties.CONTAINER_SECRETS: st.one_of(st.just(""), SECRETS),
+    properties.CONTAINER_HEALTH_CMD: st.one_of(
+        st.just(""), st.just("none"), VALID_ARGS, _ANY_VALUE),
+    properties.CONTAINER_HEALTH_OPTIONS: st.one_of(st.just(""),
+                                                   HEALTH_OPTIONS),
 }
 _ENV = st.one_of(
     # A container VM, often valid: the checks of what parse() accepts run.
@@ -840,6 +880,10 @@ _ENV = st.one_of(
         properties.CONTAINER_WORKDIR: st.one_of(VALID_WORKDIRS, WORKDIRS),
         properties.CONTAINER_USER: st.one_of(VALID_USERS, USERS),
         properties.CONTAINER_SECRETS: st.one_of(VALID_SECRETS, SECRETS),
+        properties.CONTAINER_HEALTH_CMD: st.one_of(VALID_ARGS,
+                                                   st.just("none")),
+        properties.CONTAINER_HEALTH_OPTIONS: st.one_of(
+            VALID_HEALTH_OPTIONS, HEALTH_OPTIONS),
     }),
     # Anything, with other variables around.
     st.builds(lambda other, props: dict(other, **props),
@@ -899,6 +943,14 @@ def test_parse_generated(capsys):
         check_user(raw.get(properties.CONTAINER_USER, ""), props.user)
         check_secrets(raw.get(properties.CONTAINER_SECRETS, ""),
                       props.secrets)
+        health_cmd = raw.get(properties.CONTAINER_HEALTH_CMD, "")
+        if health_cmd.lower() == "none":
+            assert props.health_cmd == []
+        else:
+            check_args(properties.CONTAINER_HEALTH_CMD)(health_cmd,
+                                                        props.health_cmd)
+        check_health_options(raw.get(properties.CONTAINER_HEALTH_OPTIONS,
+                                     ""), props.health_options)
         assert props.raw == dict((n, raw[n]) for n in properties.NAMES
                                  if n in raw)
 
