@@ -13,6 +13,7 @@ watchdogEvent.  The time from the trigger to "unhealthy" and from
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -431,6 +432,54 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
     state.remove(VM_ID)
     monitor.check_all()
     assert health.read(VM_ID) is None
+
+
+class _OneHangsEngine(_NoChecksEngine):
+    """Container "hung"'s probe does not return until the test says."""
+
+    def __init__(self, clock):
+        super(_OneHangsEngine, self).__init__(clock)
+        self.release = threading.Event()
+
+    def probe(self, name, command, timeout):
+        if name == "hung":
+            assert self.release.wait(30)
+        return super(_OneHangsEngine, self).probe(name, command, timeout)
+
+
+def test_a_hung_probe_delays_no_other_vm(state_dir):
+    clock = _Clock()
+    eng = _OneHangsEngine(clock)
+    other = "0d3e3a5c-4f69-4a47-9a0e-5b3c0b2f6a11"
+    records = dict(
+        (vm_id, state.Record(vm_id=vm_id, engine="podman",
+                             container_id=container, container_name=container,
+                             pid=1, watchdog="pause"))
+        for vm_id, container in ((VM_ID, "hung"), (other, "fine")))
+    for vm_id, record in records.items():
+        state.write(vm_id, record)
+    monitor = health.Monitor(_Watcher(), records.get, lambda name: eng,
+                             now=clock)
+    monitor.check_all()
+    clock.now += 5 + 3 + health.ENGINE_GRACE + 0.5
+    try:
+        monitor.check_all()
+        # The other VM's verdict came while the hung probe still runs.
+        assert health.read(other)["status"] == "healthy"
+        assert health.read(VM_ID)["status"] == "starting"
+        assert eng.probes == 1
+        clock.now += health.TICK
+        monitor.check_all()
+        assert eng.probes == 1      # no second probe of the hung one
+    finally:
+        eng.release.set()
+    clock.now += health.TICK
+    deadline = time.time() + 10
+    while health.read(VM_ID)["status"] != "healthy" \
+            and time.time() < deadline:
+        monitor.check_all()
+    assert health.read(VM_ID)["status"] == "healthy"
+    assert eng.probes == 2
 
 
 def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
