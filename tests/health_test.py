@@ -191,9 +191,10 @@ def health_vm(engine, installation, libvirt_host, qemu_workdir,
     name, client = engine
     made = []
 
-    def make(action, nics=()):
-        vm = domains.container_vm(name, health_image, base="no-nic-in.xml",
-                                  memory_mib=64)
+    def make(action, nics=(), **custom):
+        vm = domains.VM(dict(custom, containerType=name,
+                             containerImage=health_image),
+                        base="no-nic-in.xml", memory_mib=64)
         if nics:
             vm = domains.add_nics(vm, list(nics))
         root = etree.fromstring(vm.xml.encode("utf-8"))
@@ -510,3 +511,134 @@ def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
     ip1 = before[0][1][0].split("/")[0]
     assert lan[0].fetch(ip1).startswith("hello")
     vmrun.power_off(vdsm, vm, result.data)
+
+
+# containerHealthCmd: the VM's own check, in place of the image's
+
+# Healthy while VM_TRIGGER does not exist; unhealthy, printing its content,
+# once it does.  No shell but the one the value asks for; "!", ">" and "/"
+# are written as they are, spaces as %20.
+VM_TRIGGER = "/tmp/vm-sick"
+VM_CHECK = "/bin/sh -c !%20cat%20" + VM_TRIGGER + "%202>/dev/null"
+VM_CHECK_ARGS = ["/bin/sh", "-c", "! cat %s 2>/dev/null" % VM_TRIGGER]
+
+
+def _stats_until(vdsm, vm, predicate, timeout, what):
+    return _wait(lambda: predicate(_running_stats(vdsm, vm)) and
+                 _running_stats(vdsm, vm), timeout, what)
+
+
+def test_health_cmd_replaces_the_image_check_and_pauses(
+        vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
+        health_vm):
+    """containerHealthCmd and containerHealthOptions reach the engine as
+    the container's check (the image's own is gone); its flip runs the
+    watchdog's pause: the VM stays Up, the Containers tab says Paused, and
+    Engine's Pause then Run (Vdsm: libvirt suspend and after_vm_pause,
+    libvirt resume and after_vm_cont) thaw the container."""
+    name, client = engine
+    vm = health_vm("pause", containerHealthCmd=VM_CHECK,
+                   containerHealthOptions="interval=5,timeout=3,retries=1")
+    start(vdsm, vm, libvirt_host, qemu_workdir)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    check = c.attrs["Config"]["Healthcheck"]
+    assert check["Test"] == ["CMD"] + VM_CHECK_ARGS
+    assert (check["Interval"], check["Timeout"], check["Retries"]) == (
+        5 * 10 ** 9, 3 * 10 ** 9, 1)
+    qemu = libvirt.qemu_pid(vm.name)
+    healthy = _wait(lambda: (_health(installation, vm) or {}).get(
+        "status") == "healthy" and _health(installation, vm),
+        HEALTHY_TIMEOUT, "healthy")
+
+    trigger = time.time()
+    c.exec_run(["sh", "-c", "echo vm-check says no > " + VM_TRIGGER])
+    h = _wait(lambda: ((_health(installation, vm) or {}).get("acted") or {})
+              .get("done") and _health(installation, vm),
+              ACTION_BOUND + 10, "the watchdog's pause")
+    print("health %s containerHealthCmd: paused %.2f s after the trigger "
+          "(checked by %s)" % (name, h["acted"]["done"] - trigger,
+                               healthy.get("prober")))
+    # The output is the VM's check's: the image's prints "sick: ...".
+    assert h["output"] == "vm-check says no"
+    assert "error" not in h["acted"]
+    c.reload()
+    assert c.status == "paused"
+    assert procfs.alive(qemu), "the VM must stay Up"
+    # What Engine shows: the event, the container Paused in its tab.
+    stats = _stats_until(
+        vdsm, vm, lambda st: "paused" in st.get("guestContainers", [{}])[0]
+        .get("status", "").lower(), 20, "guestContainers to say Paused")
+    print("health %s: guestContainers status %r" % (
+        name, stats["guestContainers"][0]["status"]))
+    assert stats["status"] == "Up"
+    assert stats["watchdogEvent"]["action"] == "pause"
+    assert stats["containerHealth"] == "unhealthy"
+
+    # Engine's Pause, then Run, as Vdsm carries them out.
+    libvirt.virsh("suspend", vm.id)
+    vdsm.run("after_vm_pause", libvirt.dumpxml(vm.id), vm_id=vm.id,
+             custom=vm.custom)
+    c.reload()
+    assert c.status == "paused"
+    libvirt.virsh("resume", vm.id)
+    vdsm.run("after_vm_cont", libvirt.dumpxml(vm.id), vm_id=vm.id,
+             custom=vm.custom)
+    c.reload()
+    assert c.status == "running"
+    assert c.exec_run(["cat", VM_TRIGGER]).output == b"vm-check says no\n"
+
+
+def test_health_cmd_none_disables_the_image_check(
+        vdsm, installation, engine, watcher, health_vm):
+    name, client = engine
+    vm = health_vm("poweroff", containerHealthCmd="none",
+                   containerHealthOptions="interval=5")
+    result = vmrun.start_hook(vdsm, vm)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert c.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    # The image's trigger: its own check would fail now; no check runs.
+    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
+                                              images.UNHEALTHY_TRIGGER)])
+    time.sleep(images.HEALTH_INTERVAL + 1)
+    c.reload()
+    assert c.status == "running"
+    assert not (c.attrs["State"].get("Health") or {}).get("Log")
+    assert _health(installation, vm) is None
+    assert "containerHealth" not in _running_stats(vdsm, vm)
+    vmrun.power_off(vdsm, vm, result.data)
+
+
+# The watcher's own probe (engine.probe): bounded by the check's timeout
+
+@pytest.fixture
+def idle_container(engine, registry_image):
+    """A running container of the test image, removed afterwards."""
+    name, client = engine
+    c = client.containers.run(images.ensure_local(client),
+                              name="vhc-probe-test-%d" % os.getpid(),
+                              detach=True)
+    yield name, client, c
+    c.remove(force=True)
+
+
+def test_probe_is_bounded_by_the_check_timeout(idle_container):
+    from containerhooks import config
+    from containerhooks import engine as engines
+    name, client, c = idle_container
+    eng = engines.Engine.connect(name, config.load("/nonexistent").sockets[
+        name], 60)
+    assert eng.probe(c.id, ["sh", "-c", "echo fine"], 2) == (0, b"fine\n")
+    assert eng.probe(c.id, ["sh", "-c", "echo bad; exit 3"], 2) == (
+        3, b"bad\n")
+    timeout = 2
+    started = time.time()
+    code, output = eng.probe(c.id, ["sh", "-c", "sleep 30; echo late"],
+                             timeout)
+    took = time.time() - started
+    print("health %s: a probe sleeping past its %d s timeout failed after "
+          "%.2f s" % (name, timeout, took))
+    assert (code, output) == (-1, b"Health check exceeded timeout (2s)")
+    assert took < 30
+    # Its processes were killed, the child too (the group): none left.
+    ps = c.exec_run(["ps", "-o", "args"]).output.decode()
+    assert "sleep 30" not in ps, ps
