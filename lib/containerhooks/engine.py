@@ -91,6 +91,9 @@ class Engine(object):
         self.name = name
         self.socket = socket
         self.client = client
+        # Container -> the thread still waiting for the engine's reply to
+        # a health check that overran its timeout (probe).
+        self._overrun = {}
 
     @classmethod
     def connect(cls, name, socket, timeout):
@@ -540,18 +543,37 @@ class Engine(object):
         ended -- its process group killed (end_exec) -- and the result is
         (-1, that message).  The call itself returns within timeout plus
         the inspect and the kill; the engine's reply to the exec, if it
-        ever comes, goes to a thread nobody waits for."""
+        ever comes, goes to a thread nobody waits for -- one at most per
+        container: while it waits (a process of the check escaped the kill
+        and holds its output open), the next probe fails at once, "the
+        previous health check still runs"."""
         api = self.client.api
+        waiting = self._overrun.get(name)
+        if waiting is not None and waiting.is_alive():
+            return -1, PROBE_STILL_RUNS.encode("ascii")
+        self._overrun.pop(name, None)
         exec_id = self._call(
             "run a health check in", name,
             lambda: api.exec_create(name, command, stdout=True,
                                     stderr=True)["Id"])
         outcome = queue.Queue()
 
+        def read():
+            # All of it is read (a check that cannot write blocks), the
+            # first PROBE_OUTPUT_MAX bytes kept, as Docker keeps its own.
+            kept = b""
+            for chunk in api.exec_start(exec_id, stream=True):
+                if len(kept) < PROBE_OUTPUT_MAX:
+                    kept += chunk[:PROBE_OUTPUT_MAX - len(kept)]
+            return kept
+
         def run():
             try:
-                outcome.put(self._call("run a health check in", name,
-                                       lambda: api.exec_start(exec_id)))
+                outcome.put(self._call("run a health check in", name, read))
+            except (IOError, OSError) as e:     # the stream's socket
+                outcome.put(errors.ContainerError(
+                    engine=self.name, action="run a health check in",
+                    name=name, reason=_reason(e)))
             except Exception as e:      # delivered to the caller
                 outcome.put(e)
         thread = threading.Thread(target=run, name="probe-" + exec_id[:12])
@@ -560,6 +582,7 @@ class Engine(object):
         try:
             output = outcome.get(timeout=timeout)
         except queue.Empty:
+            self._overrun[name] = thread
             self.end_exec(exec_id)
             return -1, (PROBE_TIMEOUT % timeout).encode("ascii")
         if isinstance(output, Exception):
@@ -858,6 +881,10 @@ Event = collections.namedtuple("Event", "action, id, attributes")
 
 # What a probe that overran its timeout yields, as Docker words it.
 PROBE_TIMEOUT = "Health check exceeded timeout (%gs)"
+# What a probe's output may be: Docker's daemon/health.go maxOutputLen.
+PROBE_OUTPUT_MAX = 4096
+PROBE_STILL_RUNS = ("the previous health check still runs: a process of it "
+                    "outlived its timeout and holds its output open")
 
 # status: the container's (running...); health: the engine's verdict
 # (starting, healthy, unhealthy; None without a check); runs: how many runs
