@@ -9,6 +9,7 @@ transport errors become the package's own errors here.
 import calendar
 import collections
 import copy
+import json
 import logging
 import re
 import threading
@@ -318,7 +319,7 @@ class Engine(object):
         else:
             options["network_mode"] = "none"
 
-        def create(host):
+        def create(host, check):
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
@@ -326,25 +327,66 @@ class Engine(object):
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, domainname=domainname, mac_address=mac,
                 host_config=api.create_host_config(**host),
-                networking_config=networking, healthcheck=healthcheck,
+                networking_config=networking, healthcheck=check,
                 use_config_proxy=False, **(config or {}))
-        if layer_size:
-            bounded = dict(options, storage_opt={"size": layer_size})
-            try:
-                self._call("create", name, create(bounded))
-            except errors.ContainerError as e:
-                if not any(w in e.reason for w in _NO_STORAGE_OPT):
-                    raise
-                log.warning("%s cannot bound the writable layer of %s "
-                            "(writable_layer_size): %s", self.name, name,
-                            e.reason)
-                layer_size = ""
-        if not layer_size:
-            self._call("create", name, create(options))
+        bounded = dict(options, storage_opt={"size": layer_size}) \
+            if layer_size else None
+
+        def make(check):
+            if bounded is not None and not unbounded:
+                try:
+                    return self._call("create", name, create(bounded, check))
+                except errors.ContainerError as e:
+                    if not any(w in e.reason for w in _NO_STORAGE_OPT):
+                        raise
+                    log.warning("%s cannot bound the writable layer of %s "
+                                "(writable_layer_size): %s", self.name, name,
+                                e.reason)
+                    unbounded.append(True)
+            return self._call("create", name, create(options, check))
+        unbounded = []
+        test = list((healthcheck or {}).get("test") or [])
+        if self.name == "podman" and test[:1] == ["CMD"]:
+            self._create_with_exec_check(make, name, healthcheck)
+        else:
+            make(healthcheck)
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
         return self.inspect(name)
+
+    def _create_with_exec_check(self, make, name, healthcheck):
+        """make(check) a container whose health check execs
+        healthcheck["test"] (["CMD", args...]) on Podman, and check what
+        it stored.
+
+        Podman's compatible API (pkg/api/handlers/compat/containers_create.go
+        up to 5.x) joins the test with spaces and splits it again at
+        whitespace (specgenutil makeHealthCheckFromCli), so an argument
+        with a space is cut in pieces; a one-element test that is a JSON
+        array, though, it reads as that array and prepends "CMD".  Podman
+        6 sends the test as JSON itself (#27818) and takes the list as
+        given.  So the JSON form first, the plain one if the container got
+        the check wrong; a check neither gives (one argument holding a
+        space) is refused."""
+        test = list(healthcheck["test"])
+        tries = []
+        if len(test) > 2:
+            tries.append(dict(healthcheck, test=[json.dumps(test[1:])]))
+        tries.append(healthcheck)
+        for check in tries:
+            make(check)
+            got = (self.raw_inspect(name).get("Config") or {}).get(
+                "Healthcheck") or {}
+            if list(got.get("Test") or []) == test:
+                return
+            self._call("remove", name, lambda: self.client.api.
+                       remove_container(name, force=True))
+        raise errors.ContainerError(
+            engine=self.name, action="give its health check to", name=name,
+            reason="Podman's compatible API splits the arguments of %s at "
+            "whitespace; write the check as /bin/sh -c ... (containerHealthCmd)"
+            % clean_text(json.dumps(test[1:]))[:200])
 
     def _endpoint_config(self, ep):
         config = self.client.api.create_endpoint_config(ipv4_address=ep.ip)
