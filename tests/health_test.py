@@ -177,6 +177,14 @@ HEALTHY_TIMEOUT = 60
 ACTION_BOUND = images.HEALTH_INTERVAL * 2 + 10
 SICK = "out of breath"
 
+# The VM's own check (containerHealthCmd), in place of the image's:
+# Healthy while VM_TRIGGER does not exist; unhealthy, printing its content,
+# once it does.  No shell but the one the value asks for; "!", ">" and "/"
+# are written as they are, spaces as %20.
+VM_TRIGGER = "/tmp/vm-sick"
+VM_CHECK = "/bin/sh -c !%20cat%20" + VM_TRIGGER + "%202>/dev/null"
+VM_CHECK_ARGS = ["/bin/sh", "-c", "! cat %s 2>/dev/null" % VM_TRIGGER]
+
 
 @pytest.fixture(scope="session")
 def health_image(docker_client, registry_image):
@@ -249,10 +257,23 @@ def test_unhealthy_container_gets_the_watchdog_action(
         vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
         health_vm, action):
     name, client = engine
-    vm = health_vm(action)
+    # The pause case runs the VM's own check (containerHealthCmd), with
+    # the image's timing: the image's own is gone.
+    own = action == "pause"
+    custom = dict(containerHealthCmd=VM_CHECK,
+                  containerHealthOptions="interval=%d,timeout=3,retries=1"
+                  % images.HEALTH_INTERVAL) if own else {}
+    trigger_file, expected = (VM_TRIGGER, SICK) if own \
+        else (images.UNHEALTHY_TRIGGER, "sick: " + SICK)
+    vm = health_vm(action, **custom)
     last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
     assert installation.record(vm.id).get("watchdog") == action
     c = client.containers.get("ovirt-vm-" + vm.id)
+    if own:
+        check = c.attrs["Config"]["Healthcheck"]
+        assert check["Test"] == ["CMD"] + VM_CHECK_ARGS
+        assert (check["Interval"], check["Timeout"], check["Retries"]) == (
+            images.HEALTH_INTERVAL * 10 ** 9, 3 * 10 ** 9, 1)
     qemu = libvirt.qemu_pid(vm.name)
 
     healthy = _wait(lambda: (_health(installation, vm) or {}).get(
@@ -262,8 +283,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
     started = c.attrs["State"]["StartedAt"]
 
     trigger = time.time()
-    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
-                                              images.UNHEALTHY_TRIGGER)])
+    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK, trigger_file)])
 
     def done():
         h = _health(installation, vm) or {}
@@ -287,6 +307,8 @@ def test_unhealthy_container_gets_the_watchdog_action(
              len(engine_health.get("Log") or ())))
     assert "error" not in acted
     assert acted.get("done", unhealthy) - trigger < ACTION_BOUND
+    # The last probe's output: the check that ran is the one meant.
+    assert h["output"] == expected
 
     if action == "poweroff":
         _wait(lambda: not procfs.alive(qemu), 10, "the placeholder's end")
@@ -314,6 +336,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
         c.exec_run(["rm", "-f", images.UNHEALTHY_TRIGGER])
     elif action == "pause":
         assert c.status == "paused"
+        _paused_and_recovered(vdsm, vm, c, stats)
     elif action == "dump":
         assert c.status == "running"
         path = acted["dump"]
@@ -513,68 +536,21 @@ def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
     vmrun.power_off(vdsm, vm, result.data)
 
 
-# containerHealthCmd: the VM's own check, in place of the image's
-
-# Healthy while VM_TRIGGER does not exist; unhealthy, printing its content,
-# once it does.  No shell but the one the value asks for; "!", ">" and "/"
-# are written as they are, spaces as %20.
-VM_TRIGGER = "/tmp/vm-sick"
-VM_CHECK = "/bin/sh -c !%20cat%20" + VM_TRIGGER + "%202>/dev/null"
-VM_CHECK_ARGS = ["/bin/sh", "-c", "! cat %s 2>/dev/null" % VM_TRIGGER]
-
-
-def _stats_until(vdsm, vm, predicate, timeout, what):
-    return _wait(lambda: predicate(_running_stats(vdsm, vm)) and
-                 _running_stats(vdsm, vm), timeout, what)
-
-
-def test_health_cmd_replaces_the_image_check_and_pauses(
-        vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
-        health_vm):
-    """containerHealthCmd and containerHealthOptions reach the engine as
-    the container's check (the image's own is gone); its flip runs the
-    watchdog's pause: the VM stays Up, the Containers tab says Paused, and
-    Engine's Pause then Run (Vdsm: libvirt suspend and after_vm_pause,
-    libvirt resume and after_vm_cont) thaw the container."""
-    name, client = engine
-    vm = health_vm("pause", containerHealthCmd=VM_CHECK,
-                   containerHealthOptions="interval=5,timeout=3,retries=1")
-    start(vdsm, vm, libvirt_host, qemu_workdir)
-    c = client.containers.get("ovirt-vm-" + vm.id)
-    check = c.attrs["Config"]["Healthcheck"]
-    assert check["Test"] == ["CMD"] + VM_CHECK_ARGS
-    assert (check["Interval"], check["Timeout"], check["Retries"]) == (
-        5 * 10 ** 9, 3 * 10 ** 9, 1)
-    qemu = libvirt.qemu_pid(vm.name)
-    healthy = _wait(lambda: (_health(installation, vm) or {}).get(
-        "status") == "healthy" and _health(installation, vm),
-        HEALTHY_TIMEOUT, "healthy")
-
-    trigger = time.time()
-    c.exec_run(["sh", "-c", "echo vm-check says no > " + VM_TRIGGER])
-    h = _wait(lambda: ((_health(installation, vm) or {}).get("acted") or {})
-              .get("done") and _health(installation, vm),
-              ACTION_BOUND + 10, "the watchdog's pause")
-    print("health %s containerHealthCmd: paused %.2f s after the trigger "
-          "(checked by %s)" % (name, h["acted"]["done"] - trigger,
-                               healthy.get("prober")))
-    # The output is the VM's check's: the image's prints "sick: ...".
-    assert h["output"] == "vm-check says no"
-    assert "error" not in h["acted"]
-    c.reload()
-    assert c.status == "paused"
-    assert procfs.alive(qemu), "the VM must stay Up"
-    # What Engine shows: the event, the container Paused in its tab.
-    stats = _stats_until(
-        vdsm, vm, lambda st: "paused" in st.get("guestContainers", [{}])[0]
-        .get("status", "").lower(), 20, "guestContainers to say Paused")
-    print("health %s: guestContainers status %r" % (
-        name, stats["guestContainers"][0]["status"]))
+def _paused_and_recovered(vdsm, vm, c, stats):
+    """The watchdog paused c: the VM stays Up, Engine sees the container
+    Paused in its Containers tab; Engine's Pause then Run (Vdsm: libvirt
+    suspend and after_vm_pause, libvirt resume and after_vm_cont) thaw
+    it, as it was (health.Monitor._pause says why not Paused)."""
     assert stats["status"] == "Up"
-    assert stats["watchdogEvent"]["action"] == "pause"
     assert stats["containerHealth"] == "unhealthy"
-
-    # Engine's Pause, then Run, as Vdsm carries them out.
+    deadline = time.time() + 20
+    while "(Paused)" not in stats["guestContainers"][0]["status"] \
+            and time.time() < deadline:
+        time.sleep(0.5)     # the watcher's snapshot, every 5 s
+        stats = _running_stats(vdsm, vm)
+    print("health: guestContainers status %r"
+          % stats["guestContainers"][0]["status"])
+    assert "(Paused)" in stats["guestContainers"][0]["status"]
     libvirt.virsh("suspend", vm.id)
     vdsm.run("after_vm_pause", libvirt.dumpxml(vm.id), vm_id=vm.id,
              custom=vm.custom)
@@ -585,26 +561,22 @@ def test_health_cmd_replaces_the_image_check_and_pauses(
              custom=vm.custom)
     c.reload()
     assert c.status == "running"
-    assert c.exec_run(["cat", VM_TRIGGER]).output == b"vm-check says no\n"
+    assert c.exec_run(["cat", VM_TRIGGER]).output == SICK.encode() + b"\n"
 
 
-def test_health_cmd_none_disables_the_image_check(
-        vdsm, installation, engine, watcher, health_vm):
+def test_health_cmd_none_disables_the_image_check(vdsm, engine, health_vm):
+    """The engine runs no check (its config says NONE, not the image's),
+    and the watcher, which reads the check from that config, runs none
+    either (probe_command: test_probe_command)."""
     name, client = engine
     vm = health_vm("poweroff", containerHealthCmd="none",
                    containerHealthOptions="interval=5")
     result = vmrun.start_hook(vdsm, vm)
     c = client.containers.get("ovirt-vm-" + vm.id)
     assert c.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
-    # The image's trigger: its own check would fail now; no check runs.
-    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
-                                              images.UNHEALTHY_TRIGGER)])
-    time.sleep(images.HEALTH_INTERVAL + 1)
-    c.reload()
-    assert c.status == "running"
-    assert not (c.attrs["State"].get("Health") or {}).get("Log")
-    assert _health(installation, vm) is None
-    assert "containerHealth" not in _running_stats(vdsm, vm)
+    assert health.probe_command(c.attrs["Config"]["Healthcheck"]) is None
+    assert c.attrs["State"].get("Health") is None or not c.attrs["State"][
+        "Health"].get("Log")
     vmrun.power_off(vdsm, vm, result.data)
 
 
@@ -614,9 +586,12 @@ def test_health_cmd_none_disables_the_image_check(
 def idle_container(engine, registry_image):
     """A running container of the test image, removed afterwards."""
     name, client = engine
-    c = client.containers.run(images.ensure_local(client),
-                              name="vhc-probe-test-%d" % os.getpid(),
-                              detach=True)
+    import docker
+    c = client.containers.run(
+        images.ensure_local(client), name="vhc-probe-test-%d" % os.getpid(),
+        detach=True, ulimits=[docker.types.Ulimit(name=n, soft=1024,
+                                                  hard=1024)
+                              for n in ("nofile", "nproc")])
     yield name, client, c
     c.remove(force=True)
 
