@@ -331,6 +331,7 @@ class Engine(object):
                 use_config_proxy=False, **(config or {}))
         bounded = dict(options, storage_opt={"size": layer_size}) \
             if layer_size else None
+        unbounded = []      # [True] once the engine refused storage_opt
 
         def make(check):
             if bounded is not None and not unbounded:
@@ -344,7 +345,6 @@ class Engine(object):
                                 e.reason)
                     unbounded.append(True)
             return self._call("create", name, create(options, check))
-        unbounded = []
         test = list((healthcheck or {}).get("test") or [])
         if self.name == "podman" and test[:1] == ["CMD"]:
             self._create_with_exec_check(make, name, healthcheck)
