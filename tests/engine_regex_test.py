@@ -434,7 +434,11 @@ def test_java_never_fails(checked):
 
 # Python alone, on many more values: hypothesis shrinks what it finds.
 
-@pytest.mark.parametrize("name", properties.NAMES)
+# containerHealthCmd's regex and parser are containerEntrypoint's (the
+# same cap; "none" is one argument to both): the tables and the Java batch
+# check it, a second 3000 examples here would check the same code again.
+@pytest.mark.parametrize("name", [n for n in properties.NAMES
+                                  if n != properties.CONTAINER_HEALTH_CMD])
 def test_generated_python(name, capsys):
     seen = []
 
