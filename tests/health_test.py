@@ -5,9 +5,11 @@ the helper; the integration tests run the real flow on both engines:
 before_vm_start through the installed hooks as vdsm, the placeholder run
 by libvirt, the watcher as root.  The image's HEALTHCHECK fails while a
 file exists (tests/images.py HEALTH_IMAGE), which the test creates once
-the container is healthy; the VM's watchdog action must then be carried
-out on the container, and the stats hooks must report Vdsm's
-watchdogEvent.  The time from the trigger to "unhealthy" and from
+the container is healthy (the pause case gives the VM a check of its own,
+containerHealthCmd, failing on a file of its own); the VM's watchdog
+action must then be carried out on the container, and the stats hooks
+must report Vdsm's watchdogEvent.  The watcher's own probe is bounded by
+the check's timeout (engine.probe), on both engines.  The time from the trigger to "unhealthy" and from
 "unhealthy" to the action done is printed (run pytest with -s).
 """
 
