@@ -110,6 +110,8 @@ SOCKET_MODE = 0o660
 SERVE_WAIT = 3.0
 
 SHUTDOWN_MESSAGE = "container stopped by Engine's Shutdown"
+# A container in these states has not ended (watcher.RUNNING).
+RUNNING = ("created", "running", "paused", "restarting")
 
 # Python 3.4+ names it; the generic Linux value otherwise.
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
@@ -157,7 +159,11 @@ def encode(name, args=None):
 def decode(line):
     """(name, args) of one line; ValueError if it is no message.  Bad
     UTF-8 is replaced, as Vdsm does with the guest's lines."""
-    data = json.loads(line.decode("utf-8", "replace"))
+    try:
+        data = json.loads(line.decode("utf-8", "replace"))
+    except RuntimeError:
+        # Nested deeper than the parser recurses (RecursionError).
+        raise ValueError("nested too deep")
     if not isinstance(data, dict) or not isinstance(
             data.get("__name__"), six.string_types):
         raise ValueError("not a message object")
@@ -565,18 +571,21 @@ class Server(object):
             return
         eng = self._connect(record.engine)
         container_id = record.container_id
+        status = eng.exit_status(container_id)
+        if status is None or status.status not in RUNNING:
+            return      # it ended already: the watcher's usual path
         # Before the stop: the watcher's die handler then finds the
         # container's end explained (watcher.container_ended).
         exits.write(exits.record(vm_id, None, state_record=record,
                                  text=SHUTDOWN_MESSAGE))
+        self._watcher.health.forget_restart(vm_id)
         timeout = self._watcher.conf.stop_timeout
         try:
             eng.stop(container_id, timeout)
         except errors.Error:
             status = eng.exit_status(container_id)
-            if status is None or status.status in ("running", "paused",
-                                                   "restarting"):
-                exits.remove(vm_id)
+            if status is not None and status.status in RUNNING:
+                exits.remove(vm_id)     # still runs: no end to explain
             raise
         status = eng.exit_status(container_id)
         code = status.exit_code if status is not None else None

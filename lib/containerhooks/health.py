@@ -228,6 +228,13 @@ class Monitor(object):
         return bool(known) and known[0] == container_id \
             and (known[1] is None or self._now() < known[1])
 
+    def forget_restart(self, vm_id):
+        """A stop of vm_id's container after a restart of ours is no part
+        of it: its end is news again (Engine's Shutdown right after a
+        Reboot, guestagent.py)."""
+        with self._lock:
+            self._restarts.pop(vm_id, None)
+
     def run(self, stopping):
         while not stopping.is_set():
             try:
