@@ -360,7 +360,7 @@ def test_hook_refuses_corpus(vdsm, installation, clients, registry_image,
     if loops_of(os.path.join(canary, CANARY_DISK)):
         problems.append("canary disk attached to a loop device")
 
-    with capsys.disabled():   # the counts the closing notes quote
+    with capsys.disabled():   # the counts, for the reader of the run
         sys.stdout.write("\nhook level: %d of %d corpus values through "
                          "before_vm_start in %.1f s\n"
                          % (len(ran), len(CORPUS), elapsed))

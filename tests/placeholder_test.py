@@ -14,8 +14,8 @@ byte for byte.  After an intended change of the output, regenerate with
 
 and review the diff of tests/data/*-out.xml before committing it: the
 goldens are only as good as that review.  The focused tests below check what
-an Engine user or Vdsm would notice (see "What the placeholder must keep" in
-the notes on the Vdsm hook contract) without relying on the goldens.
+an Engine user or Vdsm would notice (README.md, "How it works", says what the
+placeholder keeps and why) without relying on the goldens.
 """
 
 import os
