@@ -94,3 +94,21 @@ def test_nothing_points_outside_the_repository():
             if any(p.search(line) for p in OUTSIDE):
                 found.append("%s:%d: %s" % (name, number, line.strip()))
     assert found == []
+
+
+def test_command_table_has_each_command_once():
+    # One table (a blank line would end it: the rows after it show as
+    # text), one row per command of the CLI's parser.
+    import argparse
+    with open(README) as f:
+        text = f.read()
+    section = text[text.index("## Host command: vdsm-containers"):]
+    section = section[:section.index("\n## ", 1)]
+    table = section[section.index("| command | what |"):].split("\n\n")[0]
+    rows = table.splitlines()[2:]
+    assert rows and all(r.startswith("| `") for r in rows), rows
+    named = [re.match(r"\| `([a-z-]+)", r).group(1) for r in rows]
+    [sub] = [a for a in cli._parser()._actions
+             if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(named) == sorted(sub.choices)
+    assert "--version" in section
