@@ -25,14 +25,18 @@ as Vdsm's lib/vdsm/common/hooks.py (_runHooksDir) does:
 - Vdsm runs as the vdsm user (uid 36, group kvm), with no timeout on hooks
   (a safety timeout here keeps a hanging hook from hanging the test run).
 
-What Vdsm hands to the XML hooks is never the test's text as written
-(lib/vdsm/virt/vm.py): before_vm_start gets Vm._buildDomainXML() of
-Engine's XML (build_domain_xml below), after_vm_destroy the XML of Vdsm's
-DomainDescriptor re-serialized (descriptor_xml: libvirt's live XML of a
-domain that ran, what the hook left of a start that never reached
-libvirt), and the custom properties in the environment are the leaves of
-<ovirt-vm:custom> of that same XML (custom_properties).  run() does all
-three, so every test gets Vdsm-shaped input without knowing it.
+What Vdsm hands to before_vm_start is never the test's text as written
+(lib/vdsm/virt/vm.py): it gets Vm._buildDomainXML() of Engine's XML
+(build_domain_xml below), and the custom properties in the environment are
+the leaves of <ovirt-vm:custom> of that same XML (custom_properties).
+run() does both, so every test gets Vdsm-shaped input without knowing it.
+The other XML hooks get a string Vdsm holds unchanged, so the test passes
+what Vdsm would hold: libvirt's XMLDesc() of the running domain (pause,
+resume, migrate, hibernate), and for after_vm_destroy the string of Vdsm's
+DomainDescriptor (domain_descriptor.py: its xml property returns the
+string it was made of, never re-serialized), that is libvirt's live XML
+of a domain that ran, or what before_vm_start left of a start that never
+reached libvirt (its final_callback).
 
 Vdsm's side of a VM's oVirt guest agent channel is here too (GuestAgent:
 lib/vdsm/virt/guestagent.py message by message, connecting as the vdsm
@@ -103,14 +107,6 @@ ET.register_namespace("ovirt-vm", OVIRT_VM_URI)
 
 # What Vdsm makes of a domain XML
 
-def descriptor_xml(data):
-    """A domain XML as Vdsm serializes it: DomainDescriptor(data).xml, that
-    is lib/vdsm/common/xmlutils.py tostring(pretty=True): xml.etree, an
-    XML declaration, every namespace declared on <domain> (unregistered
-    ones as ns0, ns1...), 4-space indentation."""
-    return _tostring(_fromstring(data))
-
-
 def build_domain_xml(data, sorted_attributes=False):
     """What before_vm_start gets for Engine's domain XML data, as
     Vm._buildDomainXML() (lib/vdsm/virt/vm.py) builds it with the default
@@ -126,7 +122,9 @@ def build_domain_xml(data, sorted_attributes=False):
       a disk whose <ovirt-vm:device> metadata has <ovirt-vm:custom> (vNICs
       with vNIC-profile properties) goes through before_device_create and
       is appended again, so it moves to the end of <devices>;
-    - xmlutils.tostring(dom, pretty=True) (descriptor_xml).
+    - xmlutils.tostring(dom, pretty=True) (_tostring): xml.etree, an XML
+      declaration, every namespace declared on <domain> (unregistered
+      ones as ns0, ns1...), 4-space indentation.
 
     (replace_placeholders fills in <sysinfo> on a host; the tests' XMLs
     have it filled in already.)  sorted_attributes: as Vdsm 4.4 on EL8
@@ -336,8 +334,6 @@ def vdsm_input(hook, data, custom):
                 "Vdsm passes the custom properties of the XML (%r), not "
                 "%r" % (derived, custom))
         custom = derived
-    elif hook == "after_vm_destroy" and data:
-        data = descriptor_xml(data)
     return data, custom
 
 

@@ -2,7 +2,7 @@
 
 The container does the VM's work; libvirt runs a placeholder domain so that
 Vdsm and Engine keep seeing a VM with every device they know.  What changes
-and why (see also docs of the hook contract, "What the placeholder must keep"):
+and why (README.md, "How it works", says what the placeholder keeps):
 
 - Memory shrinks to a few MiB (config placeholder_memory_mib), spread over
   the NUMA cells so that <memory>, <currentMemory> and the cells agree;
