@@ -200,6 +200,10 @@ class Record(object):
         "watchdog": _none,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
+        # A migration (migration.py): {"outgoing": time} on the source
+        # from its first hook on; {"incoming": time} on the destination,
+        # a record with addresses reserved and no container yet.
+        "migration": _none,
     }
 
     __slots__ = ("_data",)
