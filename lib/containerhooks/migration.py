@@ -413,7 +413,8 @@ def prepare_incoming(args):
                 "recorded for it already (vdsm-containers ps)")
         try:
             appconfig.create_options(spec.app, conf)
-            have = helper.ensure_image(eng, spec, conf)
+            run = helper.ensure_image(eng, spec, conf)
+            have = run if run == image_id else eng.image_id(run)
             if have != image_id:
                 raise errors.MigrationRefused(
                     vm_id=spec.vm_id, reason="image %s is %s on this host, "
