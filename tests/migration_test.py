@@ -170,8 +170,11 @@ class Hosts(object):
             for client in (self.docker, self.podman):
                 found += vmrun.remove_managed(client, [vm.id])
         for inst in (self.src_inst, self.dst_inst):
+            # (An exit record stays by design: Engine reads a Down VM's
+            # reason there until the next start, or a day.)
             found += ["%s: %s" % (inst.root, n) for n in inst.state_files()
-                      if any(n.startswith(vm.id) for vm in self.vms)]
+                      if any(n.startswith(vm.id) for vm in self.vms)
+                      and not n.endswith(".exit")]
             found += mounts_under(os.path.join(inst.state_dir, "volumes"))
         return found
 
@@ -206,12 +209,12 @@ def hosts(installation, destination_installation, destination_libvirtd,
 
 
 def file_vm(hosts, image=images.IMAGE, nics=True):
-    """A container VM with a blank disk mounted at /data and a vNIC on
-    the test's bridge."""
+    """A container VM with a blank disk vdb mounted at /data and a vNIC
+    on the test's bridge (and the base's own disk vda, not mounted)."""
     disk = hosts.storage.image()
     vm = domains.VM({"containerType": "docker", "containerImage": image,
-                     "volumeMap": "vda:/data"}, base=BASE)
-    vm = domains.add_disks(vm, domains.disk("vda", disk))
+                     "volumeMap": "vdb:/data"}, base=BASE)
+    vm = domains.add_disks(vm, domains.disk("vdb", disk))
     if nics:
         vm = domains.add_nics(vm, [(MAC, BRIDGE)])
     return vm, disk
@@ -303,9 +306,9 @@ def test_migrates_with_its_volume_and_address(hosts):
     src_stop = log_time(hosts.src_inst, r"vm_id=%s stopping " % vm.id)
     src_removed = log_time(hosts.src_inst, r"vm_id=%s removed container"
                            % vm.id)
-    src_released = log_time(hosts.src_inst, r"vm_id=%s released disk vda"
+    src_released = log_time(hosts.src_inst, r"vm_id=%s released disk vdb"
                             % vm.id)
-    mounted = log_time(hosts.dst_inst, r"vm_id=%s mounted disk vda" % vm.id)
+    mounted = log_time(hosts.dst_inst, r"vm_id=%s mounted disk vdb" % vm.id)
     dst.reload()
     started = engine_time(dst.attrs["State"]["StartedAt"])
     assert src_stop < src_removed < src_released < mounted < started
@@ -320,3 +323,191 @@ def test_migrates_with_its_volume_and_address(hosts):
 
     hosts.power_off_destination(vm)
     assert lock_holder(disk) is None
+
+
+# Refused before anything moved: the VM stays on the source, serving
+
+def unique_image(docker_client):
+    """A test image of its own (a file unique to it: its own id),
+    pushed to the local registry: its reference."""
+    run = str(uuid.uuid4())
+    repository = "%s/vhc-tests/migrating-%s" % (images.REGISTRY, run[:8])
+    api = docker_client.api
+    api.import_image_from_data(
+        images.rootfs_tar(files=[("www/run", run.encode(), 0o644)]),
+        repository=repository, tag="1", changes=["CMD " + images.COMMAND])
+    for message in api.push(repository, tag="1", stream=True, decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return repository + ":1"
+
+
+def delete_from_registry(image, digest):
+    """Delete image's manifest (by its digest) from the local registry."""
+    import urllib.request
+    name = image[len(images.REGISTRY) + 1:].rsplit(":", 1)[0]
+    request = urllib.request.Request(
+        "http://%s/v2/%s/manifests/%s" % (images.REGISTRY, name, digest),
+        method="DELETE")
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def image_deleted(hosts, vm):
+    delete_from_registry(vm.custom["containerImage"],
+                         hosts.src_inst.record(vm.id)["image_digest"])
+
+
+def no_bridge_config(hosts, vm):
+    os.rename(os.path.join(hosts.dst_inst.networks_dir, BRIDGE + ".conf"),
+              os.path.join(hosts.dst_inst.networks_dir, "saved"))
+
+
+def engine_down(hosts, vm):
+    hosts.configure_destination(docker_socket="/run/vhc-tests-no-engine.sock")
+
+
+@pytest.mark.parametrize("image, break_destination, message", [
+    pytest.param(None, image_deleted, "Image 127.0.0.1:5000/vhc-tests/"
+                 "migrating-", id="image-missing"),
+    pytest.param(images.IMAGE, no_bridge_config, "Bridge %s has no "
+                 "container network on this host" % BRIDGE,
+                 id="bridge-not-configured"),
+    pytest.param(images.IMAGE, engine_down, "Container engine docker is not "
+                 "reachable at /run/vhc-tests-no-engine.sock", id="engine-down"),
+])
+def test_destination_refuses_before_anything_moved(
+        hosts, image, break_destination, message):
+    vm, _ = file_vm(hosts, image=image or unique_image(hosts.docker))
+    live = hosts.start(vm)
+    mac_ip = address(hosts.source_container(vm))
+    break_destination(hosts, vm)
+    try:
+        run = hosts.migrate(vm, live)
+    finally:
+        saved = os.path.join(hosts.dst_inst.networks_dir, "saved")
+        if os.path.exists(saved):
+            os.rename(saved, os.path.join(hosts.dst_inst.networks_dir,
+                                          BRIDGE + ".conf"))
+    assert run.outcome == run.REFUSED_BY_DESTINATION
+    err = run.error.err.decode()
+    assert message in err and err.count("\n") == 1, err
+    # Vdsm's _recover destroyed the destination's VM: nothing stays there.
+    for hook in ("destination before_vm_destroy",
+                 "destination after_vm_destroy"):
+        assert run.results[hook].errors == []
+    assert hosts.dst_inst.state_files() == [] or not any(
+        n.startswith(vm.id) for n in hosts.dst_inst.state_files())
+    assert_still_serving(hosts, vm, mac_ip)
+    # What is left of the attempt on the source: the mark, replaced by the
+    # next migration, gone with the VM.
+    assert "outgoing" in hosts.src_inst.record(vm.id)["migration"]
+    hosts.power_off_source(vm)
+
+
+def test_source_refuses_when_the_host_opts_out(hosts, fresh_conf):
+    vm, _ = file_vm(hosts, nics=False)
+    live = hosts.start(vm)
+    fresh_conf.configure(storage_roots=hosts.storage.root,
+                         migration="refuse")
+    run = hosts.migrate(vm, live)
+    assert run.outcome == run.REFUSED_BY_SOURCE
+    err = run.error.err.decode()
+    assert err == ("Migration of container VM %s is refused: this host does "
+                   "not hand container VMs over (migration = refuse in %s); "
+                   "power the VM off and start it on the other host\n"
+                   % (vm.id, fresh_conf.conf))
+    assert list(run.results) == ["before_vm_migrate_source"]
+    assert_still_serving(hosts, vm, None)
+    assert "migration" not in hosts.src_inst.record(vm.id)
+    hosts.power_off_source(vm)
+
+
+def test_destination_without_the_package_fails_in_libvirt(hosts):
+    # A host without the package lacks the idle kernel the placeholder
+    # boots (<os><kernel>, a path of the package): libvirt cannot start
+    # the incoming qemu, and the migration fails before anything stopped.
+    # (Such a host has no migration hook either; the destination's hooks
+    # run here, so that its reservation is seen to go.)
+    vm, _ = file_vm(hosts)
+    live = hosts.start(vm)
+    mac_ip = address(hosts.source_container(vm))
+    kernel = etree.fromstring(live.encode("utf-8")).findtext("os/kernel")
+    with hosts.libvirtd.hide(os.path.dirname(kernel)):
+        run = hosts.migrate(vm, live)
+    assert run.outcome == run.MOVE_FAILED
+    assert "%s: No such file or directory" % kernel in str(run.error), \
+        run.error
+    assert run.results["before_vm_migrate_destination"].errors == []
+    assert_still_serving(hosts, vm, mac_ip)
+    hosts.power_off_source(vm)
+
+
+# After the VM moved: the destination waits for the source, or goes Down
+
+def test_vm_without_volume_waits_for_its_address_to_go_silent(hosts):
+    vm = nic_vm(hosts)
+    live = hosts.start(vm)
+    src = hosts.source_container(vm)
+    mac_ip = address(src)
+    run = hosts.migrate(vm, live)
+    assert run.outcome == run.MIGRATED, run.error
+    for hook, result in sorted(run.results.items()):
+        assert result.errors == [], (hook, result.errors)
+    dst = hosts.destination_container(vm)
+    assert address(dst) == mac_ip
+    assert "hello" in hosts.lan.fetch(mac_ip[1])
+    dst.reload()
+    started = engine_time(dst.attrs["State"]["StartedAt"])
+    removed = log_time(hosts.src_inst, r"vm_id=%s removed container"
+                       % vm.id)
+    waited = float(re.search(r"vm_id=%s incoming migration: container "
+                             r"started .* \(waited ([0-9.]+) s"
+                             % vm.id, hosts.dst_inst.read_log()).group(1))
+    assert removed < started
+    print("\nmigration of a container VM with an address, no volume: the "
+          "destination heard the address for %.2f s; application down "
+          "%.2f s" % (waited, started - log_time(
+              hosts.src_inst, r"vm_id=%s stopping " % vm.id)))
+    hosts.power_off_destination(vm)
+
+
+def test_disk_held_past_the_wait_takes_the_vm_down(hosts):
+    vm, disk = file_vm(hosts, nics=False)
+    live = hosts.start(vm)
+    hosts.configure_destination(migration_wait=2)
+    others = []
+
+    def another_host_takes_the_disk():
+        # The source has let go (only the destination's placeholder, a
+        # qemu, reads the disk); another host holds it now.
+        assert lock_holder(disk) == "qemu"
+        others.append(OtherHost(disk, readers=True))
+
+    try:
+        run = hosts.migrate(vm, live, between=another_host_takes_the_disk)
+        result = run.results["after_vm_migrate_destination"]
+        returned = run.times["after_vm_migrate_destination"]
+        err = result.errors[0].decode()
+        assert "still" in err and "disk vdb" in err, err
+        assert [s.rc for s in result.scripts] == [1]
+        # The placeholder is killed once the hook has returned to Vdsm.
+        gone = hosts.libvirtd.wait_gone(vm.id, 15)
+        assert gone is not None, "the destination's placeholder still runs"
+        assert gone - returned >= 1.5
+    finally:
+        for other in others:
+            other.release()
+    # Vdsm sees its qemu die: after_vm_destroy, the VM Down; Engine reads
+    # the reason.
+    after = hosts.destination.run("after_vm_destroy", run.destination_xml,
+                                  vm_id=vm.id, custom=vm.custom)
+    assert after.errors == []
+    stats = vmrun.down_stats(hosts.destination, vm)
+    assert stats["exitMessage"].startswith(
+        "migration to this host failed after the VM moved: disk vdb is "
+        "still mounted by the source host after 2 s"), stats
+    assert vmrun.containers_of(hosts.podman, vm) == []
+    assert not any(n.startswith(vm.id + ".json")
+                   for n in hosts.dst_inst.state_files())
+    print("\nthe destination's placeholder went %.2f s after its hook "
+          "returned" % (gone - returned))
