@@ -12,6 +12,7 @@ migration hook sequence (tests/vdsm.py migrate), and libvirt really
 migrates the placeholder from one libvirtd to the other.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -313,6 +314,9 @@ def test_migrates_with_its_volume_and_address(hosts):
     started = engine_time(dst.attrs["State"]["StartedAt"])
     assert src_stop < src_removed < src_released < mounted < started
     job = hosts.libvirtd.job_info(vm.id)
+    steps = sorted(run.times.items(), key=lambda item: item[1])
+    print("\n" + ", ".join("%s +%.2f s" % (step, t - began)
+                           for step, t in steps))
     print("\nmigration of a container VM with a volume (Docker -> Podman):"
           " placeholder moved in %s (%s processed, libvirt downtime %s); "
           "the application was down from the source's stop to the "
@@ -342,103 +346,118 @@ def unique_image(docker_client):
     return repository + ":1"
 
 
-def delete_from_registry(image, digest):
-    """Delete image's manifest (by its digest) from the local registry."""
-    import urllib.request
-    name = image[len(images.REGISTRY) + 1:].rsplit(":", 1)[0]
-    request = urllib.request.Request(
-        "http://%s/v2/%s/manifests/%s" % (images.REGISTRY, name, digest),
-        method="DELETE")
-    urllib.request.urlopen(request, timeout=30).close()
-
-
-def image_deleted(hosts, vm):
-    delete_from_registry(vm.custom["containerImage"],
-                         hosts.src_inst.record(vm.id)["image_digest"])
-
-
-def no_bridge_config(hosts, vm):
-    os.rename(os.path.join(hosts.dst_inst.networks_dir, BRIDGE + ".conf"),
-              os.path.join(hosts.dst_inst.networks_dir, "saved"))
-
-
-def engine_down(hosts, vm):
-    hosts.configure_destination(docker_socket="/run/vhc-tests-no-engine.sock")
-
-
-@pytest.mark.parametrize("image, break_destination, message", [
-    pytest.param(None, image_deleted, "Image 127.0.0.1:5000/vhc-tests/"
-                 "migrating-", id="image-missing"),
-    pytest.param(images.IMAGE, no_bridge_config, "Bridge %s has no "
-                 "container network on this host" % BRIDGE,
-                 id="bridge-not-configured"),
-    pytest.param(images.IMAGE, engine_down, "Container engine docker is not "
-                 "reachable at /run/vhc-tests-no-engine.sock", id="engine-down"),
-])
-def test_destination_refuses_before_anything_moved(
-        hosts, image, break_destination, message):
-    vm, _ = file_vm(hosts, image=image or unique_image(hosts.docker))
-    live = hosts.start(vm)
-    mac_ip = address(hosts.source_container(vm))
-    break_destination(hosts, vm)
+@contextlib.contextmanager
+def host_opts_out(hosts, vm, live):
+    hosts.src_inst.configure(storage_roots=hosts.storage.root,
+                             migration="refuse")
     try:
-        run = hosts.migrate(vm, live)
+        yield
     finally:
-        saved = os.path.join(hosts.dst_inst.networks_dir, "saved")
-        if os.path.exists(saved):
-            os.rename(saved, os.path.join(hosts.dst_inst.networks_dir,
-                                          BRIDGE + ".conf"))
-    assert run.outcome == run.REFUSED_BY_DESTINATION
-    err = run.error.err.decode()
-    assert message in err and err.count("\n") == 1, err
-    # Vdsm's _recover destroyed the destination's VM: nothing stays there.
-    for hook in ("destination before_vm_destroy",
-                 "destination after_vm_destroy"):
-        assert run.results[hook].errors == []
-    assert hosts.dst_inst.state_files() == [] or not any(
-        n.startswith(vm.id) for n in hosts.dst_inst.state_files())
-    assert_still_serving(hosts, vm, mac_ip)
-    # What is left of the attempt on the source: the mark, replaced by the
-    # next migration, gone with the VM.
-    assert "outgoing" in hosts.src_inst.record(vm.id)["migration"]
-    hosts.power_off_source(vm)
+        hosts.src_inst.configure(storage_roots=hosts.storage.root)
 
 
-def test_source_refuses_when_the_host_opts_out(hosts, fresh_conf):
-    vm, _ = file_vm(hosts, nics=False)
-    live = hosts.start(vm)
-    fresh_conf.configure(storage_roots=hosts.storage.root,
-                         migration="refuse")
-    run = hosts.migrate(vm, live)
-    assert run.outcome == run.REFUSED_BY_SOURCE
-    err = run.error.err.decode()
-    assert err == ("Migration of container VM %s is refused: this host does "
-                   "not hand container VMs over (migration = refuse in %s); "
-                   "power the VM off and start it on the other host\n"
-                   % (vm.id, fresh_conf.conf))
-    assert list(run.results) == ["before_vm_migrate_source"]
-    assert_still_serving(hosts, vm, None)
-    assert "migration" not in hosts.src_inst.record(vm.id)
-    hosts.power_off_source(vm)
+@contextlib.contextmanager
+def engine_down(hosts, vm, live):
+    hosts.configure_destination(
+        docker_socket="/run/vhc-tests-no-engine.sock")
+    try:
+        yield
+    finally:
+        hosts.configure_destination()
 
 
-def test_destination_without_the_package_fails_in_libvirt(hosts):
+@contextlib.contextmanager
+def bridge_not_configured(hosts, vm, live):
+    conf = os.path.join(hosts.dst_inst.networks_dir, BRIDGE + ".conf")
+    os.rename(conf, conf + ".off")
+    try:
+        yield
+    finally:
+        os.rename(conf + ".off", conf)
+
+
+@contextlib.contextmanager
+def package_missing(hosts, vm, live):
     # A host without the package lacks the idle kernel the placeholder
-    # boots (<os><kernel>, a path of the package): libvirt cannot start
-    # the incoming qemu, and the migration fails before anything stopped.
-    # (Such a host has no migration hook either; the destination's hooks
-    # run here, so that its reservation is seen to go.)
-    vm, _ = file_vm(hosts)
+    # boots (<os><kernel>, a file of the package): libvirt cannot start
+    # the incoming qemu.  (Such a host has no migration hook either; the
+    # destination's hooks run here, so that its reservation is seen to go.)
+    kernel = etree.fromstring(live.encode("utf-8")).findtext("os/kernel")
+    with hosts.libvirtd.hide(os.path.dirname(kernel)):
+        yield
+
+
+@contextlib.contextmanager
+def image_gone(hosts, vm, live):
+    # Deleted from the registry since the source pulled it, and not in
+    # the destination's engine (an earlier attempt pulled it there): the
+    # destination cannot have it.
+    import docker
+    import urllib.request
+    image = vm.custom["containerImage"]
+    name = image[len(images.REGISTRY) + 1:].rsplit(":", 1)[0]
+    record = hosts.src_inst.record(vm.id)
+    urllib.request.urlopen(urllib.request.Request(
+        "http://%s/v2/%s/manifests/%s" % (images.REGISTRY, name,
+                                          record["image_digest"]),
+        method="DELETE"), timeout=30).close()
+    try:
+        hosts.podman.images.remove(record["image_id"], force=True)
+    except docker.errors.NotFound:
+        pass
+    yield
+
+
+# What breaks the migration, who refuses it, what the admin reads.
+REFUSALS = [
+    ("the host opts out", host_opts_out, vdsm_module.Migration
+     .REFUSED_BY_SOURCE, "Migration of container VM {vm} is refused: this "
+     "host does not hand container VMs over (migration = refuse in {conf}); "
+     "power the VM off and start it on the other host"),
+    ("engine down", engine_down, vdsm_module.Migration
+     .REFUSED_BY_DESTINATION, "Container engine docker is not reachable at "
+     "/run/vhc-tests-no-engine.sock"),
+    ("bridge without container network", bridge_not_configured,
+     vdsm_module.Migration.REFUSED_BY_DESTINATION, "Bridge %s has no "
+     "container network on this host" % BRIDGE),
+    ("destination without the package", package_missing,
+     vdsm_module.Migration.MOVE_FAILED, "unable to stat: {kernel}: No such "
+     "file or directory"),
+    ("image gone", image_gone, vdsm_module.Migration.REFUSED_BY_DESTINATION,
+     "Image {image}@sha256:"),
+]
+
+
+def test_refused_migrations_leave_the_vm_serving_on_the_source(hosts):
+    """Each way a migration is refused before the VM moved, one after the
+    other on one VM (each leaves it as it was)."""
+    image = unique_image(hosts.docker)
+    vm, _ = file_vm(hosts, image=image)
     live = hosts.start(vm)
     mac_ip = address(hosts.source_container(vm))
     kernel = etree.fromstring(live.encode("utf-8")).findtext("os/kernel")
-    with hosts.libvirtd.hide(os.path.dirname(kernel)):
-        run = hosts.migrate(vm, live)
-    assert run.outcome == run.MOVE_FAILED
-    assert "%s: No such file or directory" % kernel in str(run.error), \
-        run.error
-    assert run.results["before_vm_migrate_destination"].errors == []
-    assert_still_serving(hosts, vm, mac_ip)
+    for what, breaking, outcome, message in REFUSALS:
+        with breaking(hosts, vm, live):
+            run = hosts.migrate(vm, live)
+        assert run.outcome == outcome, (what, run.outcome, run.error)
+        text = run.error.err.decode() if outcome != run.MOVE_FAILED \
+            else str(run.error)
+        expected = message.format(vm=vm.id, conf=hosts.src_inst.conf,
+                                  kernel=kernel, image=image)
+        assert expected in text and text.count("\n") <= 1, (what, text)
+        if outcome == run.REFUSED_BY_SOURCE:
+            # The destination was never asked; nothing marked.
+            assert list(run.results) == ["before_vm_migrate_source"]
+            assert "migration" not in hosts.src_inst.record(vm.id)
+        else:
+            # Vdsm's _recover destroyed the destination's VM: nothing of
+            # it stays there.  The source keeps its mark, replaced by the
+            # next migration, gone with the VM.
+            for hook in ("destination before_vm_destroy",
+                         "destination after_vm_destroy"):
+                assert run.results[hook].errors == [], what
+            assert "outgoing" in hosts.src_inst.record(vm.id)["migration"]
+        assert_still_serving(hosts, vm, mac_ip)
     hosts.power_off_source(vm)
 
 

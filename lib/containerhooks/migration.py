@@ -402,8 +402,15 @@ def prepare_incoming(args):
     spec = specs.from_args(args)
     image_id = _image_id(args.image_id)
     conf = config.load()
+    # The cheap checks first, then the engine, then what takes time.
     _check_volumes(spec, conf)
     imagepolicy.check(spec.image, conf)
+    for nic in spec.nics:
+        network.load(nic.bridge)
+        if not os.path.isdir("/sys/class/net/%s" % nic.bridge):
+            raise errors.NetworkError(bridge=nic.bridge,
+                                      reason="no such network device on "
+                                      "this host")
     eng = helper.engine(conf, spec.engine)
     with state.Lock(spec.vm_id) as lock:
         old = state.read(spec.vm_id)
