@@ -530,3 +530,68 @@ def test_disk_held_past_the_wait_takes_the_vm_down(hosts):
                    for n in hosts.dst_inst.state_files())
     print("\nthe destination's placeholder went %.2f s after its hook "
           "returned" % (gone - returned))
+
+
+# Without daemons: what the placeholder records, what is refused early
+
+def test_start_facts_round_trip():
+    from containerhooks import domxml
+    from containerhooks import migration
+    from containerhooks import vmstart
+    from containerhooks import config
+    vm = domains.add_nics(domains.VM({"containerType": "docker",
+                                      "containerImage": images.IMAGE}),
+                          [(MAC, BRIDGE)])
+    plan = vmstart.prepare(dict(vm.custom), vm.xml.encode("utf-8"),
+                           config.load("/nonexistent"), kernel="/k")
+    assert migration.start_facts(domxml.Domain.parse(plan.xml)) is None
+    record = {"nics": [{"mac": MAC, "ip": "10.233.0.130"}],
+              "image_id": "sha256:" + "a" * 64,
+              "image_digest": "sha256:" + "b" * 64}
+    xml = migration.with_start_facts(plan.xml, record)
+    dom = domxml.Domain.parse(xml)
+    assert migration.start_facts(dom) == migration.Facts(
+        addresses={MAC: "10.233.0.130"}, image_id="sha256:" + "a" * 64,
+        digest="sha256:" + "b" * 64)
+    # The rest of the package's metadata as it was; again gives the same.
+    assert dom.container_meta() == domxml.Domain.parse(
+        plan.xml).container_meta()
+    assert migration.with_start_facts(xml, record) == xml
+
+
+class FakeClock(object):
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_wait_for_silence_gives_up_after_migration_wait(monkeypatch):
+    from containerhooks import config
+    from containerhooks import errors
+    from containerhooks import migration
+    from containerhooks import spec as specs
+    heard = []
+    monkeypatch.setattr(migration, "answers",
+                        lambda bridge, ip: heard.append(ip) or True)
+    spec = specs.ContainerSpec(
+        vm_id=str(uuid.uuid4()), vm_name="vm", engine="docker",
+        image=None, memory_mib=64, vcpus=1, cpu_shares=None,
+        nics=[specs.Nic(mac=MAC, bridge=BRIDGE, ip="10.233.0.130")],
+        volumes=[])
+    conf = config.load("/nonexistent")._replace(migration_wait=3)
+    clock = FakeClock()
+    with pytest.raises(errors.MigrationFailed) as e:
+        migration.wait_for_source(spec, conf, clock=clock, sleep=clock.sleep)
+    assert "address 10.233.0.130 still answers on bridge %s" % BRIDGE \
+        in str(e.value)
+    assert 3 < clock.now < 3.2 and len(heard) > 25
+    # Silent at once: no wait at all.
+    monkeypatch.setattr(migration, "answers", lambda bridge, ip: False)
+    assert migration.wait_for_source(spec, conf, clock=clock,
+                                     sleep=clock.sleep) == 0

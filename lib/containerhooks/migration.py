@@ -276,7 +276,7 @@ def after_vm_migrate_destination(env):
     from containerhooks import privileged
     try:
         spec, facts = _incoming(env)
-    except errors.Error as e:
+    except Exception as e:
         # The placeholder runs and the VM is Up when this hook returns:
         # without its container it must go down.
         if vm_id and state.is_id(vm_id):
@@ -442,8 +442,7 @@ def prepare_incoming(args):
             reserve([])
             network.plan(eng, spec, reserve)
         except BaseException:
-            state.remove_file(state.path(spec.vm_id))
-            lock.release(remove=True)
+            _drop_reservation(spec.vm_id, lock)
             raise
     log.info("vm_id=%s incoming migration: image %s, addresses %s "
              "reserved", spec.vm_id, image_id, record.ips)
@@ -482,8 +481,7 @@ def start_incoming(args):
                                 spec.vm_id, result.get("image_id"),
                                 image_id)
             except BaseException:
-                state.remove_file(state.path(spec.vm_id))
-                lock.release(remove=True)
+                _drop_reservation(spec.vm_id, lock)
                 raise
     except errors.Error as e:
         _take_down(spec.vm_id, e.fields.get("reason") if isinstance(
@@ -505,12 +503,24 @@ def fail_incoming(args):
     vm_id = specs.vm_id(args.vm_id)
     reason = " ".join(args.reason.split())[:500]
     with state.Lock(vm_id) as lock:
-        record = state.read(vm_id)
-        if record is not None and INCOMING in (record.migration or {}):
-            state.remove_file(state.path(vm_id))
-            lock.release(remove=True)
+        _drop_reservation(vm_id, lock)
     _take_down(vm_id, reason, _pid(args.hook_pid))
     return {"vm_id": vm_id}
+
+
+def _drop_reservation(vm_id, lock):
+    """Remove vm_id's incoming reservation (and its lock file), if that is
+    what its record still is: a start that failed half-way keeps the
+    record of what it could not remove (helper._start), for the destroy
+    hooks that follow the VM's end."""
+    try:
+        record = state.read(vm_id)
+    except errors.StateError:
+        return
+    if record is None or INCOMING in (record.migration or {}):
+        if record is not None:
+            state.remove_file(state.path(vm_id))
+        lock.release(remove=True)
 
 
 def _image_id(value):
