@@ -360,7 +360,7 @@ def test_hook_refuses_corpus(vdsm, installation, clients, registry_image,
     if loops_of(os.path.join(canary, CANARY_DISK)):
         problems.append("canary disk attached to a loop device")
 
-    with capsys.disabled():   # the counts the closing notes quote
+    with capsys.disabled():   # the counts, for the reader of the run
         sys.stdout.write("\nhook level: %d of %d corpus values through "
                          "before_vm_start in %.1f s\n"
                          % (len(ran), len(CORPUS), elapsed))
@@ -467,14 +467,44 @@ class Count(object):
         self.accepted = 0
 
 
-def run_counted(check, count, capsys, least=MAX_EXAMPLES):
+def run_counted(check, count, capsys, least=MAX_EXAMPLES, share=100):
+    """Run check (a hypothesis test counting into count); at least least
+    examples ran, and each outcome, accepted and refused, came out of at
+    least one in share of them: a parser that refused (or accepted)
+    everything would pass every check made of one outcome alone."""
     started = time.monotonic()
     check()
     elapsed = time.monotonic() - started
-    with capsys.disabled():   # the counts the closing notes quote
+    with capsys.disabled():   # the counts, for the reader of the run
         sys.stdout.write("\n%s: %d examples (%d accepted) in %.1f s\n"
                          % (count.name, count.n, count.accepted, elapsed))
     assert count.n >= least
+    refused = count.n - count.accepted
+    fair = max(1, count.n // share)
+    assert count.accepted >= fair, "%s accepted only %d of %d" % (
+        count.name, count.accepted, count.n)
+    assert refused >= fair, "%s refused only %d of %d" % (
+        count.name, refused, count.n)
+
+
+@pytest.mark.parametrize("accepted, passes", [
+    pytest.param(0, False, id="refused-all"),
+    pytest.param(100, False, id="accepted-all"),
+    pytest.param(1, True, id="both"),
+])
+def test_run_counted_needs_both_outcomes(capsys, accepted, passes):
+    # The guard every fuzz test here goes through: a parser refusing (or
+    # accepting) every generated value must fail the test.
+    count = Count("stub")
+
+    def check():
+        count.n, count.accepted = 100, accepted
+
+    if passes:
+        run_counted(check, count, capsys, least=100)
+    else:
+        with pytest.raises(AssertionError):
+            run_counted(check, count, capsys, least=100)
 
 
 def fuzz(capsys, label, values, parse, error_name, check_accepted):
@@ -495,14 +525,8 @@ def fuzz(capsys, label, values, parse, error_name, check_accepted):
         count.accepted += 1
         check_accepted(value, result)
 
-    run_counted(check, count, capsys)
-    # Both outcomes, each in a fair share of the examples: a parser that
-    # refused (or accepted) everything would pass the checks above.
-    refused = count.n - count.accepted
-    assert count.accepted >= count.n // 20, "%s accepted only %d of %d" % (
-        label, count.accepted, count.n)
-    assert refused >= count.n // 20, "%s refused only %d of %d" % (
-        label, refused, count.n)
+    # Both outcomes, each in at least one in 20 of the examples.
+    run_counted(check, count, capsys, share=20)
 
 
 def check_error(e, name=None):

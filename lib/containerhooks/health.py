@@ -228,6 +228,13 @@ class Monitor(object):
         return bool(known) and known[0] == container_id \
             and (known[1] is None or self._now() < known[1])
 
+    def forget_restart(self, vm_id):
+        """A stop of vm_id's container after a restart of ours is no part
+        of it: its end is news again (Engine's Shutdown right after a
+        Reboot, guestagent.py)."""
+        with self._lock:
+            self._restarts.pop(vm_id, None)
+
     def run(self, stopping):
         while not stopping.is_set():
             try:
@@ -379,11 +386,19 @@ class Monitor(object):
         eng.pause(record.container_id)
 
     def _reset(self, vm_id, record, vm, eng, output):
+        self.restart(vm_id, vm.container_id, eng)
+
+    def restart(self, vm_id, container_id, eng):
+        """Restart vm_id's container container_id (stop_timeout, the
+        image's STOPSIGNAL), its vNICs with their MACs again; the VM stays
+        Up.  The watchdog's reset, and Engine's Reboot through the guest
+        agent (guestagent.py).  False when the VM's state names no such
+        container any more, or a stop runs."""
         with state.Lock(vm_id):
             record = self._read_state(vm_id)
             if record is None or record.stopping \
-                    or record.container_id != vm.container_id:
-                return
+                    or record.container_id != container_id:
+                return False
             with self._lock:
                 self._restarts[vm_id] = (record.container_id, None)
             try:
@@ -398,8 +413,12 @@ class Monitor(object):
                 with self._lock:
                     self._restarts[vm_id] = (record.container_id,
                                              self._now() + RESTART_GRACE)
-        vm.status, vm.since, vm.streak = "starting", self._now(), 0
-        vm.next = self._now() + 1.0
+        with self._lock:
+            vm = self._vms.get(vm_id)
+            if vm is not None and vm.container_id == container_id:
+                vm.status, vm.since, vm.streak = "starting", self._now(), 0
+                vm.next = self._now() + 1.0
+        return True
 
     def _poweroff(self, vm_id, record, vm, eng, output):
         exits.write(exits.record(

@@ -175,6 +175,8 @@ def _start(eng, spec, conf, incoming=False):
         unmapped_volumes=unmapped)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
+    if spec.guest_agent:
+        record.guest_agent = True
     if image_id is not None:
         record.image_id = image_id
     keys = appconfig.secret_keys(spec.app, app_options)

@@ -307,7 +307,8 @@ def _incoming(env):
     if plan is None:
         return None, None
     spec = plan.spec
-    facts = start_facts(domxml.Domain.parse(data))
+    dom = domxml.Domain.parse(data)
+    facts = start_facts(dom)
     if facts is None:
         raise errors.MigrationRefused(
             vm_id=spec.vm_id, reason="its placeholder does not record its "
@@ -331,7 +332,20 @@ def _incoming(env):
                 "digest %s names" % (facts.digest, image))
         # The very image the source runs, whatever the tag says now.
         image = image._replace(digest=facts.digest)
-    return spec._replace(nics=nics, image=image), facts
+    return spec._replace(nics=nics, image=image, guest_agent=(
+        spec.guest_agent or _agent_moved(dom, spec.vm_id))), facts
+
+
+def _agent_moved(dom, vm_id):
+    """Whether the source's start moved the placeholder's oVirt guest
+    agent channel away for the watcher to serve (guestagent.py): then the
+    destination's watcher serves it too.  By its name only: hosts keep
+    the channels in the same directory, which the XML does not prove."""
+    from containerhooks import guestagent
+    source = dom.channel_source(guestagent.CHANNEL)
+    return source is not None and os.path.basename(
+        source.get("path") or "") == os.path.basename(
+            guestagent.placeholder_path(vm_id))
 
 
 # The root side: the helper's commands
@@ -434,6 +448,13 @@ def prepare_incoming(args):
                 container_name=None, memory_mib=spec.memory_mib,
                 vcpus=spec.vcpus, created=time.time(), ips=[], nics=[],
                 volumes=[], migration={INCOMING: time.time()})
+            if spec.guest_agent:
+                # The watcher serves the agent from now on: Vdsm connects
+                # when the domain has arrived, before
+                # after_vm_migrate_destination runs (vm.py
+                # _completeIncomingMigration -> _domDependentInit ->
+                # _vmDependentInit -> GuestAgent.start).
+                record.guest_agent = True
 
             def reserve(ips):
                 record.ips = ips

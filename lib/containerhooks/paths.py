@@ -39,6 +39,12 @@ SAMPLES_DIR = "/run/vdsm-hook-containers/samples"
 # whose watchdog action is "dump" (root only; see health.py).
 HEALTH_DUMP_DIR = "/var/log/vdsm-hook-containers/dumps"
 
+# Where Engine puts the VMs' channel sockets (LibvirtVmXmlBuilder
+# writeGuestAgentChannels) and Vdsm connects to the oVirt guest agent's
+# (P_LIBVIRT_VMCHANNELS; vdsm:qemu 0775).  The watcher serves it for a
+# container VM (see guestagent.py).
+VM_CHANNELS_DIR = "/var/lib/libvirt/qemu/channels"
+
 # The exit watcher (root, a systemd service; see watcher.py).
 WATCHER = "/usr/libexec/vdsm-hook-containers/containers-watcher"
 

@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog")
+    "volumes, app, fqdn, pull, watchdog, guest_agent")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -37,7 +37,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # set (the host's pull_policy then).
 # watchdog: the action of the VM's watchdog device (health.ACTIONS), or
 # None without one.
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None)
+# guest_agent: whether the watcher serves the VM's oVirt guest agent
+# channel (guestagent.py): the start hook moved the placeholder's away.
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False)
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -154,6 +156,8 @@ def to_args(spec):
         args.append("--pull=" + spec.pull)
     if spec.watchdog:
         args.append("--watchdog=" + spec.watchdog)
+    if spec.guest_agent:
+        args.append("--guest-agent")
     return args
 
 
@@ -168,6 +172,8 @@ def add_app_arguments(parser):
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
     parser.add_argument("--watchdog",
                         help="the action of the VM's watchdog device")
+    parser.add_argument("--guest-agent", action="store_true",
+                        help="serve the VM's oVirt guest agent channel")
 
 
 def from_args(ns):
@@ -190,6 +196,7 @@ def from_args(ns):
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
         watchdog=watchdog_from_args(ns),
+        guest_agent=bool(getattr(ns, "guest_agent", False)),
     )
 
 
