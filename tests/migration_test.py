@@ -7,14 +7,13 @@ its own engine: its containers.conf names Podman's Docker-compatible
 socket as its "docker", so the two hosts share no container, image store
 or address management, as two hosts do not.  They share what hosts share:
 the storage (a file storage domain, tests/hoststorage.py) and the LAN (a
-bridge with a peer). One engine, so to speak, runs both through Vdsm's
-migration hook sequence (tests/vdsm.py migrate), and libvirt really
-migrates the placeholder from one libvirtd to the other.
+bridge with a peer).  The test plays the one oVirt Engine: it drives both
+hosts through Vdsm's migration hook sequence (tests/vdsm.py migrate), and
+libvirt really migrates the placeholder from one libvirtd to the other.
 """
 
 import contextlib
 import copy
-import json
 import os
 import re
 import time
