@@ -458,6 +458,8 @@ def test_refused_migrations_leave_the_vm_serving_on_the_source(hosts):
             assert "outgoing" in hosts.src_inst.record(vm.id)["migration"]
         assert_still_serving(hosts, vm, mac_ip)
     hosts.power_off_source(vm)
+    # The test's own image: gone from the registry, now from Docker too.
+    hosts.docker.images.remove(image, force=True)
 
 
 # After the VM moved: the destination waits for the source, or goes Down
