@@ -48,7 +48,11 @@ from containerhooks import idlekernel  # noqa: E402
 
 class Installation(object):
 
-    def __init__(self):
+    def __init__(self, qemu_run=None):
+        """qemu_run: the qemu pid file directory of the libvirtd this
+        "host" uses (paths.QEMU_RUN), when not the machine's own
+        (tests/desthost.py)."""
+        self.qemu_run = qemu_run
         self.root = tempfile.mkdtemp(prefix="vhc-install-", dir="/var/tmp")
         os.chmod(self.root, 0o755)
         self.hooks_dir = os.path.join(self.root, "hooks")
@@ -116,6 +120,8 @@ class Installation(object):
                                 ("SYS_DEV_BLOCK", self.sys_dev_block),
                                 ("VM_CHANNELS_DIR", self.channels_dir)):
                 f.write("%s = %r\n" % (name, value))
+            if self.qemu_run is not None:
+                f.write("QEMU_RUN = %r\n" % self.qemu_run)
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook
         # would otherwise compile every module it imports, every time.

@@ -84,6 +84,9 @@ HOOKS = {
     "before_disk_hotunplug": (XML, True),
     "after_disk_hotunplug": (XML, False),
     "before_vm_migrate_source": (XML, True),
+    "before_vm_migrate_destination": (XML, True),
+    "after_vm_migrate_source": (XML, False),
+    "after_vm_migrate_destination": (XML, False),
     "before_vm_hibernate": (XML, True),
     "before_vm_pause": (XML, True),
     "after_vm_pause": (XML, False),
@@ -532,6 +535,124 @@ class Vdsm(object):
         groups = [g.gr_gid for g in grp.getgrall() if self.user in g.gr_mem]
         return {"user": pw.pw_uid, "group": pw.pw_gid,
                 "extra_groups": groups, "cwd": "/"}
+
+
+# Engine's migration of a VM: Vdsm's hooks on two hosts
+
+class MoveFailed(Exception):
+    """libvirt's migration of the domain failed (its error)."""
+
+
+class Migration(object):
+    """What came of migrate(): outcome (MIGRATED, REFUSED_BY_SOURCE,
+    REFUSED_BY_DESTINATION, MOVE_FAILED), error (the HookError or
+    MoveFailed that ended it), results {hook: Result or HookError},
+    times {step: time.time() when it ended}, the destination's live XML."""
+
+    MIGRATED = "migrated"
+    REFUSED_BY_SOURCE = "refused by the source"
+    REFUSED_BY_DESTINATION = "refused by the destination"
+    MOVE_FAILED = "libvirt's migration failed"
+
+    def __init__(self):
+        self.outcome = None
+        self.error = None
+        self.results = {}
+        self.times = {}
+        self.destination_xml = None
+
+
+def migrate(source, destination, vm_id, custom, live_xml, move,
+            between=None):
+    """Engine's Migrate of VM vm_id from source's host to destination's
+    (two Vdsm stand-ins, each running its host's installed hooks), as Vdsm
+    runs it (lib/vdsm/virt/migration.py SourceThread._regular_run and
+    _startUnderlyingMigration, lib/vdsm/API.py migrationCreate,
+    lib/vdsm/virt/vm.py):
+
+    1. the source reads the domain's live XML, live_xml, for the
+       destination (Vm.migration_parameters: _srcDomXML), before any hook;
+    2. source: before_vm_migrate_source with the live XML
+       (Vm.prepare_migration, raiseError): a HookError fails the
+       migration there, the destination is never asked;
+    3. destination: migrationCreate creates the VM, prepares its disks,
+       then before_vm_migrate_destination with _srcDomXML
+       (Vm.waitForMigrationDestinationPrepare, raiseError): a HookError
+       makes migrationCreate answer hookError, and the source's _recover
+       destroys the destination's VM (API destroy -> Vm.doDestroy:
+       before_vm_destroy, then releaseVm: after_vm_destroy with the XML
+       that VM holds: _srcDomXML);
+    4. move(): libvirt's migration of the domain, returning the
+       destination's live XML or raising MoveFailed; a failure runs no
+       hook on the source (_recover), and destroys the destination's VM
+       as in 3;
+    5. source: after_vm_migrate_source on libvirt's STOPPED/MIGRATED event
+       (vm.py _handle_libvirt_domain_stopped, with the XML the source's
+       DomainDescriptor holds, the live XML as read), and destination:
+       after_vm_migrate_destination
+       once the domain runs there (_completeIncomingMigration, with its
+       live XML), at the same time on their two hosts -- or, with
+       between, one after the other with between() in the middle.
+    """
+    import threading
+    import time
+    run = Migration()
+    src_dom_xml = live_xml
+    try:
+        run.results["before_vm_migrate_source"] = source.run(
+            "before_vm_migrate_source", live_xml, vm_id=vm_id,
+            custom=custom)
+    except HookError as e:
+        run.results["before_vm_migrate_source"] = e
+        run.outcome, run.error = Migration.REFUSED_BY_SOURCE, e
+        return run
+    run.times["before_vm_migrate_source"] = time.time()
+
+    def recover():
+        # The source's _recover: the destination's VM destroyed.
+        run.results["destination before_vm_destroy"] = destination.run(
+            "before_vm_destroy", None, vm_id=vm_id, custom=custom)
+        run.results["destination after_vm_destroy"] = destination.run(
+            "after_vm_destroy", src_dom_xml, vm_id=vm_id, custom=custom)
+
+    try:
+        run.results["before_vm_migrate_destination"] = destination.run(
+            "before_vm_migrate_destination", src_dom_xml, vm_id=vm_id,
+            custom=custom)
+    except HookError as e:
+        run.results["before_vm_migrate_destination"] = e
+        run.outcome, run.error = Migration.REFUSED_BY_DESTINATION, e
+        recover()
+        return run
+    run.times["before_vm_migrate_destination"] = time.time()
+    try:
+        run.destination_xml = move()
+    except MoveFailed as e:
+        run.outcome, run.error = Migration.MOVE_FAILED, e
+        recover()
+        return run
+    run.times["moved"] = time.time()
+
+    def after(hook, vdsm, data):
+        run.results[hook] = vdsm.run(hook, data, vm_id=vm_id, custom=custom)
+        run.times[hook] = time.time()
+
+    steps = [("after_vm_migrate_source", source, live_xml),
+             ("after_vm_migrate_destination", destination,
+              run.destination_xml)]
+    if between is not None:
+        after(*steps[0])
+        between()
+        after(*steps[1])
+    else:
+        threads = [threading.Thread(target=after, args=step)
+                   for step in steps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SAFETY_TIMEOUT)
+    run.outcome = Migration.MIGRATED
+    return run
 
 
 # The oVirt guest agent channel, from Vdsm's side

@@ -92,6 +92,8 @@ def _parser():
         p = sub.add_parser(action, help="%s a VM's container" % action)
         p.add_argument("--vm-id", required=True)
         p.set_defaults(func=pause_container, action=action)
+    from containerhooks import migration
+    migration.add_commands(sub)
     return parser
 
 
@@ -100,6 +102,10 @@ def _engine(conf, name):
     from containerhooks import engine
     _check_engine(conf, name)
     return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+
+
+# For the migration's commands (migration.py).
+engine = _engine
 
 
 def _check_engine(conf, name):
@@ -129,7 +135,13 @@ def start_container(args):
             raise
 
 
-def _start(eng, spec, conf):
+def start_prepared(eng, spec, conf, incoming=False):
+    """_start for a caller that holds the VM's lock (migration.py, on the
+    destination of a migration: incoming)."""
+    return _start(eng, spec, conf, incoming)
+
+
+def _start(eng, spec, conf, incoming=False):
     """Pull, plan the network, mount the volumes, create, start.
 
     The state file is written first (with the addresses reserved and the
@@ -141,22 +153,8 @@ def _start(eng, spec, conf):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
-    image_id = None
-    if isinstance(spec.image, imageref.DiskImage):
-        # The archive on the VM's disk; the container runs it by its id.
-        # No pull policy applies: the engine loads it when it lacks it.
-        from containerhooks import diskimage
-        image_id = diskimage.ensure(eng, spec.image, conf)
-        run = image_id
-    else:
-        run = spec.image
-        policy, source = pull_policy(spec, conf)
-        if imagepolicy.must_pull(policy, source, spec.image,
-                                 eng.has_image(spec.image), eng.name):
-            log.info("vm_id=%s pulling %s with %s (pull policy %s)",
-                     spec.vm_id, spec.image, eng.name, policy)
-            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
-                     auth=registryauth.load(eng.name, conf))
+    run = ensure_image(eng, spec, conf)
+    image_id = run if isinstance(spec.image, imageref.DiskImage) else None
     # The image's own config is the VM owner's: applied within bounds.
     image_config = eng.image_config(run)
     unmapped = specs.unmapped_volumes(image_config, spec.volumes)
@@ -193,7 +191,7 @@ def _start(eng, spec, conf):
     try:
         reserve([])
         endpoints = network.plan(eng, spec, reserve)
-        record.volumes = volumes.attach(spec, conf)
+        record.volumes = volumes.attach(spec, conf, incoming)
         state.write(spec.vm_id, record)
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
@@ -231,6 +229,25 @@ def _start(eng, spec, conf):
              "engine=%s ips=%s", spec.vm_id, name, created.id[:12],
              spec.image, record.image_digest, eng.name, record.ips)
     return record.to_dict()
+
+
+def ensure_image(eng, spec, conf):
+    """Have spec's image in eng: pulled as the pull policy says, or loaded
+    from the VM's disk.  What the container runs: spec.image, or for an
+    image disk the id of the image its archive holds."""
+    if isinstance(spec.image, imageref.DiskImage):
+        # The archive on the VM's disk; the container runs it by its id.
+        # No pull policy applies: the engine loads it when it lacks it.
+        from containerhooks import diskimage
+        return diskimage.ensure(eng, spec.image, conf)
+    policy, source = pull_policy(spec, conf)
+    if imagepolicy.must_pull(policy, source, spec.image,
+                             eng.has_image(spec.image), eng.name):
+        log.info("vm_id=%s pulling %s with %s (pull policy %s)",
+                 spec.vm_id, spec.image, eng.name, policy)
+        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
+                 auth=registryauth.load(eng.name, conf))
+    return spec.image
 
 
 def _digest(eng, spec, image_id):

@@ -63,6 +63,12 @@ SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 # Where Vdsm looks for hooks (checked by "vdsm-containers check").
 VDSM_HOOKS_DIR = "/usr/libexec/vdsm/hooks"
 
+# The libvirt qemu driver's state directory, where it keeps each running
+# domain's pid file (src/qemu/qemu_conf.c virQEMUDriverConfigNew:
+# RUNSTATEDIR "/libvirt/qemu" for qemu:///system, the connection Vdsm
+# uses); see procfs.py.
+QEMU_RUN = "/run/libvirt/qemu"
+
 # Log file, or None for syslog (journald on a host).
 LOG_FILE = None
 

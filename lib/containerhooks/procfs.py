@@ -28,12 +28,12 @@ import os
 import signal
 from stat import S_ISREG
 
+from containerhooks import paths
+
 # Tests point these elsewhere.
 PROC = "/proc"
-# The libvirt qemu driver's state directory (src/qemu/qemu_conf.c
-# virQEMUDriverConfigNew: RUNSTATEDIR "/libvirt/qemu" for qemu:///system,
-# the connection Vdsm uses).
-QEMU_RUN = "/run/libvirt/qemu"
+# The libvirt qemu driver's state directory (paths.QEMU_RUN).
+QEMU_RUN = paths.QEMU_RUN
 
 # How much later than its pid file a qemu process may seem to start: the
 # boot time in /proc/stat is whole seconds.

@@ -203,6 +203,10 @@ class Record(object):
         "guest_agent": bool,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
+        # A migration (migration.py): {"outgoing": time} on the source
+        # from its first hook on; {"incoming": time} on the destination,
+        # a record with addresses reserved and no container yet.
+        "migration": _none,
     }
 
     __slots__ = ("_data",)

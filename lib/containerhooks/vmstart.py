@@ -37,9 +37,13 @@ def before_vm_start(env):
     spec = plan.spec
     log.info("vm_id=%s starting %s container from %s", spec.vm_id,
              spec.engine, spec.image)
-    privileged.start(spec)
+    record = privileged.start(spec)
     try:
-        hookenv.replace_data(env, hookenv.DOMXML, plan.xml)
+        # What a migration's destination needs to know of the container
+        # (migration.py), which only the XML carries to another host.
+        from containerhooks import migration
+        hookenv.replace_data(env, hookenv.DOMXML,
+                             migration.with_start_facts(plan.xml, record))
     except Exception:
         log.exception("vm_id=%s cannot write the placeholder XML, removing "
                       "the container", spec.vm_id)
