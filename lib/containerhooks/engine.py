@@ -320,6 +320,14 @@ class Engine(object):
             options["network_mode"] = "none"
 
         def create(host, check):
+            check = dict(check) if check else None
+            start_interval = check.pop("start_interval", None) \
+                if check else None
+            if start_interval is not None:
+                return lambda: self._create_with_start_interval(
+                    image, name, labels, hostname, domainname, mac,
+                    api.create_host_config(**host), networking, check,
+                    start_interval, config)
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
@@ -354,6 +362,28 @@ class Engine(object):
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
         return self.inspect(name)
+
+    def _create_with_start_interval(self, image, name, labels, hostname,
+                                    domainname, mac, host_config, networking,
+                                    check, start_interval, config):
+        """create_container() with the health check's StartInterval set,
+        which docker-py's Healthcheck type drops (it knows test, interval,
+        timeout, retries and start_period; docker/docker-py#3157): the same
+        body, built by create_container_config(), the field set, posted by
+        create_container_from_config() (both since docker-py 1.x).  An
+        engine that knows no StartInterval ignores it; the caller reads
+        back what the engine took.  No proxy is injected on this path
+        (create_container does that, before building the body)."""
+        api = self.client.api
+        options = dict(config or {})
+        command = options.pop("command", None)
+        body = api.create_container_config(
+            str(image), command, hostname=hostname, detach=True,
+            domainname=domainname, host_config=host_config,
+            mac_address=mac, labels=labels, networking_config=networking,
+            healthcheck=check, **options)
+        body["Healthcheck"]["StartInterval"] = start_interval
+        return api.create_container_from_config(body, name)
 
     def _create_with_exec_check(self, make, name, healthcheck):
         """make(check) a container whose health check execs

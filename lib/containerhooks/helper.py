@@ -308,10 +308,13 @@ def _create(eng, spec, image, name, options, app_options, endpoints, conf,
             engine=eng.name, action="bound the HEALTHCHECK of", name=name,
             reason="the engine did not take the check %s"
             % json.dumps(bounded, sort_keys=True))
-    if not spec.app.health_options:
-        interval = created.config["Healthcheck"]["Interval"] / 1e9
-        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s; "
-                    "raised to %d s", spec.vm_id, spec.image, interval,
+    if not spec.app.health_options or "start_interval" in bounded:
+        check = created.config["Healthcheck"]
+        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s "
+                    "(every %.3f s in its start period); raised to at least "
+                    "%d s", spec.vm_id, spec.image,
+                    (check.get("Interval") or 0) / 1e9,
+                    (check.get("StartInterval") or 0) / 1e9,
                     specs.HEALTHCHECK_MIN_INTERVAL)
     else:
         log.info("vm_id=%s the image's HEALTHCHECK timed by "

@@ -589,7 +589,11 @@ def bounded_healthcheck(image_config, app=NO_APP):
     no containerHealthCmd replaced the image's check) and the interval
     raised to the floor.
 
-    An interval of 0 is the engine's default (30 s): within bounds."""
+    An interval of 0 is the engine's default (30 s): within bounds.  The
+    same floor holds for the start interval of Docker 25+ and Podman 5
+    (HEALTHCHECK --start-interval, the check's period during its start
+    period, down to 1 ms); its key, "start_interval", is there only when
+    it must be raised (Engine.create sends it, docker-py cannot)."""
     check = (image_config or {}).get("Healthcheck") or {}
     test = check.get("Test") or []
     if not test or test[0] == "NONE":
@@ -598,6 +602,9 @@ def bounded_healthcheck(image_config, app=NO_APP):
               ("retries", "Retries"), ("start_period", "StartPeriod"))
     current = dict((key, check.get(name) or 0) for key, name in fields)
     wanted = dict(current)
+    start_interval = check.get("StartInterval") or 0
+    if 0 < start_interval < HEALTHCHECK_MIN_INTERVAL * _NS:
+        wanted["start_interval"] = HEALTHCHECK_MIN_INTERVAL * _NS
     if not app.health_cmd:
         from containerhooks import properties
         options = properties.parse_health_options(app.health_options)
