@@ -8,9 +8,12 @@ root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
   config, secrets, helper, exit watcher, state, samples and serial console
-  directories, idle kernel, log file and a stand-in for /sys/dev/block (the
+  directories, idle kernel, log file, a stand-in for /sys/dev/block (the
   samples directory owned by vdsm, as the RPM's tmpfiles.d entry makes it,
-  the console directory vdsm's, as vdsmd makes it);
+  the console directory vdsm's, as vdsmd makes it) and one for Vdsm's
+  channels directory (vdsm's, 0775, as Vdsm's RPM makes
+  /var/lib/libvirt/qemu/channels; domains.with_channels_dir puts a test
+  VM's channel sockets there, as Engine writes them);
 - puts the private lib directory first on the path of every installed
   entry script (hooks, helper, watcher, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
@@ -46,7 +49,11 @@ from containerhooks import idlekernel  # noqa: E402
 
 class Installation(object):
 
-    def __init__(self):
+    def __init__(self, qemu_run=None):
+        """qemu_run: the qemu pid file directory of the libvirtd this
+        "host" uses (paths.QEMU_RUN), when not the machine's own
+        (tests/desthost.py)."""
+        self.qemu_run = qemu_run
         self.root = tempfile.mkdtemp(prefix="vhc-install-", dir="/var/tmp")
         os.chmod(self.root, 0o755)
         self.hooks_dir = os.path.join(self.root, "hooks")
@@ -71,6 +78,7 @@ class Installation(object):
         # The helper's /sys/dev/block: tests make LVs there (see
         # hoststorage.Sysfs; this machine's kernel has no device-mapper).
         self.sys_dev_block = os.path.join(self.root, "sys", "dev", "block")
+        self.channels_dir = os.path.join(self.root, "channels")
         # sudo reads every file of sudoers.d whose name has no dot.
         self.sudoers = SUDOERS_PREFIX + os.path.basename(self.root).replace(
             "-", "_")
@@ -114,8 +122,11 @@ class Installation(object):
                                 ("SECRETS_DIR", self.secrets_dir),
                                 ("SUDOERS", self.sudoers),
                                 ("VDSM_HOOKS_DIR", self.hooks_dir),
-                                ("SYS_DEV_BLOCK", self.sys_dev_block)):
+                                ("SYS_DEV_BLOCK", self.sys_dev_block),
+                                ("VM_CHANNELS_DIR", self.channels_dir)):
                 f.write("%s = %r\n" % (name, value))
+            if self.qemu_run is not None:
+                f.write("QEMU_RUN = %r\n" % self.qemu_run)
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook
         # would otherwise compile every module it imports, every time.
@@ -130,10 +141,13 @@ class Installation(object):
         # (vdsm:qemu on a host; this machine has no qemu group).
         os.mkdir(self.vmconsole_dir)
         os.chmod(self.vmconsole_dir, 0o775)
+        os.mkdir(self.channels_dir)
+        os.chmod(self.channels_dir, 0o775)
         if vdsm_user_exists():
             vdsm = pwd.getpwnam("vdsm")
             os.chown(self.samples_dir, vdsm.pw_uid, vdsm.pw_gid)
             os.chown(self.vmconsole_dir, vdsm.pw_uid, vdsm.pw_gid)
+            os.chown(self.channels_dir, vdsm.pw_uid, vdsm.pw_gid)
         self.configure()
         for script in self.entry_scripts():
             self._use_private_lib(script)
