@@ -13,7 +13,8 @@ variable (containerEnv), its argument (containerCommand) and its password
 from a host secret (containerSecrets, vdsm-containers secret set).  Its
 health check (containerHealthCmd) is the VM's watchdog: the demo makes the
 application ill and shows the watchdog's reset restart the container while
-the VM stays Up, as Engine's stats show it.
+the VM stays Up, as Engine's stats show it; then the admin opens the VM's
+serial console, as ovirt-vmconsole does, and types into it.
 
     dev/demo.py [--engine docker|podman]     (as root, daemons up)
 
@@ -23,6 +24,7 @@ exits 1 with what went wrong.
 
 import argparse
 import contextlib
+import grp
 import hashlib
 import os
 import sys
@@ -42,6 +44,7 @@ import install  # noqa: E402
 import libvirt  # noqa: E402  (tests/libvirt.py)
 import vdsm as vdsm_module  # noqa: E402
 import vdsmstats  # noqa: E402
+import vmconsole  # noqa: E402
 from containerhooks import config  # noqa: E402
 from containerhooks import domxml  # noqa: E402
 
@@ -178,6 +181,31 @@ def health_flip(vdsm, vm, container):
     say("   %s removed: containerHealth = healthy again" % SICK)
 
 
+def serial_console(inst, vm, cleanup):
+    """The admin opens the VM's serial console, as ovirt-vmconsole-host-
+    shell connects to it, and types."""
+    path = os.path.join(inst.vmconsole_dir, vm.id + ".sock")
+    say("\n6. The admin opens the VM's serial console (Engine: Console > "
+        "Serial Console; on the host ovirt-vmconsole-host-shell connects "
+        "to %s as user ovirt-vmconsole)" % os.path.basename(path))
+    vmconsole.wait_served(path)
+    st = os.stat(path)
+    say("   socket served by the watcher: mode %o, group %s"
+        % (st.st_mode & 0o7777, grp.getgrgid(st.st_gid).gr_name))
+    con = vmconsole.Client(path)
+    cleanup.callback(con.close)
+    con.expect(b"serving on port 8080")
+    con.send(b"hello from the console\r")
+    con.expect(b"hello from the console")
+    con.close()
+    say("   what the admin saw: the app's last lines (it started twice, "
+        "the second time at the watchdog's reset), then the terminal "
+        "echoing what was typed:")
+    for line in con.out.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            say("   | " + line.rstrip("\r"))
+
+
 def demo(engine, cleanup):
     say("== vdsm-hook-containers: a container VM on %s ==" % engine)
     host = libvirt.detect_host()
@@ -305,8 +333,9 @@ def demo(engine, cleanup):
         "value is in no XML, state file or log)")
 
     health_flip(vdsm, vm, container)
+    serial_console(inst, vm, cleanup)
 
-    say("\n6. Engine powers the VM off")
+    say("\n7. Engine powers the VM off")
     hook(vdsm, "before_vm_destroy", vm, None)
     if containers(client, vm):
         raise DemoError("before_vm_destroy left the container")
@@ -324,7 +353,12 @@ def demo(engine, cleanup):
     left = leftovers(client, inst, vm)
     if left:
         raise DemoError("left behind: " + ", ".join(left))
-    say("\n7. Nothing left: no domain, no container %s, no state file"
+    console_path = os.path.join(inst.vmconsole_dir, vm.id + ".sock")
+    if os.path.lexists(console_path):
+        raise DemoError("the console socket outlived the VM: " +
+                        console_path)
+    say("   the console's socket is gone with the VM")
+    say("\n8. Nothing left: no domain, no container %s, no state file"
         % meta.name)
 
 

@@ -156,6 +156,7 @@ page=/tmp/www/index.html
     printf 'gid=%s\n' "$(id -g)"
     printf 'cwd=%s\n' "$(pwd)"
 } > "$page"
+echo "app: $1 - serving on port 8080"
 exec httpd -f -p 8080 -h /tmp/www
 """
 
