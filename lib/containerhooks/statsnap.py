@@ -126,12 +126,13 @@ class Snapshotter(object):
     def take(self):
         """{vm id: vmstats.figures()} of every running container VM."""
         from containerhooks import vmstats
-        records = {}
+        records, versions = {}, {}
         for vm_id in state.listing().states:
-            record = _read_state(vm_id)
+            record, version = _read_state(vm_id)
             if record is not None and record.container_id \
                     and record.pid and not record.stopping:
                 records[vm_id] = record
+                versions[vm_id] = version
         engines = dict((name, self._engine(name)) for name in
                        set(r.engine for r in records.values()))
         context = vmstats.Context()
@@ -143,9 +144,15 @@ class Snapshotter(object):
                 info = info._replace(runtime=self._runtime(
                     record, info.runtime))
             try:
-                vms[vm_id] = vmstats.figures(
+                entry = vmstats.figures(
                     record, context, summaries.get(record.container_id),
                     info)
+                # The version of the state file the record came from: a
+                # hook that finds the same one there now knows the entry
+                # is of the container the VM's state names, without
+                # reading it (state.version).
+                entry["state"] = versions[vm_id]
+                vms[vm_id] = entry
             except errors.Error as e:
                 log.debug("vm_id=%s not in the snapshot: %s", vm_id, e)
             except Exception:
@@ -200,12 +207,13 @@ class Snapshotter(object):
 
 
 def _read_state(vm_id):
-    """vm_id's record, only when it names that same VM (as the watcher's
+    """(record, version) of vm_id's state (state.read_with_version), the
+    record only when it names that same VM (as the watcher's
     _read_state)."""
     try:
-        record = state.read(vm_id)
+        record, version = state.read_with_version(vm_id)
     except errors.Error:
-        return None
+        return None, None
     if record is None or record.vm_id != vm_id:
-        return None
-    return record
+        return None, None
+    return record, version
