@@ -386,6 +386,95 @@ def test_guest_containers_and_apps_from_the_watcher(vdsm, installation,
     assert ours["memoryStats"]["mem_total"] == str(192 * 1024)
 
 
+# What a stats hook that finds every container VM in the snapshot has no
+# use for: the syslog handler's and tempfile's imports, six, the modules
+# that read a container.
+NOT_FROM_THE_SNAPSHOT = ("logging.handlers", "socket", "tempfile", "shutil",
+                         "random", "six", "containerhooks.cgroups",
+                         "containerhooks.procfs", "docker", "lxml")
+
+
+def test_hook_from_the_snapshot_imports_only_what_it_uses(
+        installation, monkeypatch):
+    import dispatch_test
+    import vdsm as vdsm_module
+    monkeypatch.setattr(paths, "STATE_DIR", installation.state_dir)
+    vm_id = str(uuid.uuid4())
+    add_vm(vm_id)
+    try:
+        now = samples.clock()
+        write_snapshot({vm_id: entry(vm_id, "c" * 64, now)}, now)
+        profiling = vdsm_module.Vdsm(
+            installation.hooks_dir, user="vdsm", base_env={
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+                "PYTHONPROFILEIMPORTTIME": "1"})
+        plain = vdsmstats.vm_stats(str(uuid.uuid4()))
+
+        result = profiling.run("after_get_all_vm_stats",
+                               [vdsmstats.vm_stats(vm_id), plain])
+
+        assert [s.rc for s in result.scripts] == [0]
+        assert result.data[0]["cpuUser"] == "12.50"
+        modules = dispatch_test.imported(result.scripts[0].err)
+        assert "containerhooks.vmstats" in modules
+        assert sorted(m for m in modules if m in NOT_FROM_THE_SNAPSHOT
+                      or m.split(".")[0] in NOT_FROM_THE_SNAPSHOT) == []
+    finally:
+        state.remove(vm_id)
+        statsnap.remove()
+
+
+def restore_snapshot(installation, saved):
+    """Write the watcher's snapshot saved back as the watcher would, taken
+    now (a snapshot is used for 15 s)."""
+    path = os.path.join(installation.state_dir, state.STATS_SNAPSHOT)
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(saved, clock=samples.clock()), f)
+    os.chmod(path + ".tmp", 0o644)
+    os.rename(path + ".tmp", path)
+
+
+@pytest.mark.parametrize("engine", ["docker"], indirect=True)
+def test_restart_on_the_same_host_never_shows_the_old_container(
+        vdsm, installation, engine, watcher):
+    # Powered off and started again on this host within the watcher's
+    # interval: its snapshot still has the old container's entry.  The
+    # watcher is stopped to hold that snapshot still (it removes it; the
+    # test writes it back, fresh); the engine's version in appsList tells
+    # an entry of the watcher from what the hook read itself.
+    name, client = engine
+    version = "%s %s" % (name, client.version()["Version"])
+    vm = domains.container_vm(name, images.IMAGE, memory_mib=192)
+    last = vmrun.start_hook(vdsm, vm).data
+    try:
+        old = client.containers.get("ovirt-vm-" + vm.id).id
+        snapshot_has(installation, vm.id)
+        with open(os.path.join(installation.state_dir,
+                               state.STATS_SNAPSHOT)) as f:
+            saved = json.load(f)
+        assert saved["vms"][vm.id]["container"] == old
+        installation.stop_watcher(watcher)
+        stats = [vdsmstats.vm_stats(vm.id, name=vm.name, memory_mib=192)]
+
+        restore_snapshot(installation, saved)
+        ours = vdsm.run("after_get_all_vm_stats", stats).data[0]
+        assert ours["guestContainers"][0]["id"] == old
+        assert version in ours["appsList"]          # the watcher's entry
+
+        vmrun.power_off(vdsm, vm, last)
+        last = vmrun.start_hook(vdsm, vm).data
+        new = client.containers.get("ovirt-vm-" + vm.id).id
+        assert new != old
+        restore_snapshot(installation, saved)
+        ours = vdsm.run("after_get_all_vm_stats", stats).data[0]
+
+        assert ours["guestContainers"][0]["id"] == new
+        assert version not in ours["appsList"]      # read by the hook
+        assert ours["memoryStats"]["mem_total"] == str(192 * 1024)
+    finally:
+        vmrun.power_off(vdsm, vm, last)
+
+
 def _escaped(script):
     """script as containerCommand's one argument (README: %20 a space,
     %3B a semicolon, %25 a percent sign)."""
