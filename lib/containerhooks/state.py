@@ -307,9 +307,11 @@ def version(vm_id):
     creation, a write, a chmod, the rename) and size are the version: the
     same version is the same file, unchanged -- the same record.  A new
     record could only have the old one's version if it reused the old
-    inode number and were created within the same tick of the kernel's
-    clock as the old one was renamed into place, with the VM stopped and
-    started again in between."""
+    inode number and were renamed into place within the same tick of the
+    kernel's clock as the old one (or the clock were set back to that very
+    nanosecond): a record of another container is written only after the
+    VM was stopped and the engine made the new container, far longer than
+    a tick."""
     if not is_id(vm_id):
         return None
     try:

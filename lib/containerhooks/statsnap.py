@@ -9,11 +9,14 @@ container anyway, takes the figures itself every INTERVAL seconds, for all
 container VMs at once, and writes them to one file of the state directory
 (state.stats_snapshot_path()); a hook reads that one file and only merges.
 
-Each VM's entry is what vmstats.figures() returns: the keys to set, the
+Each VM's entry is what vmstats.figures() returns -- the keys to set, the
 memory figures, the vNICs with their interface counters and the time they
 were read (Vdsm's clock, samples.clock(), the one Engine subtracts network
 sampleTimes on), cpuUser and cpuSys over the interval between two of the
-watcher's samples.  The watcher also asks each engine once per snapshot for
+watcher's samples -- and the version of the state file its record was read
+from (state.version): a hook uses an entry only for the container the VM's
+state names when it looks, never the container of a VM that was powered
+off and started again since the snapshot was taken.  The watcher also asks each engine once per snapshot for
 its list of the package's containers (one API call, whatever their number),
 which gives guestContainers its status as the engines word it ("Up 3
 minutes (healthy)"), and puts the engine's version and runtime in appsList.
