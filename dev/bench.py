@@ -494,13 +494,15 @@ class Bench(object):
             print("1. after_get_all_vm_stats, N container VMs + N others "
                   "(wall clock; CPU time in brackets); before: no watcher, "
                   "the hook reads each container itself")
-            print("   %4s %10s %10s %13s %10s %12s %15s %15s %15s" % (
-                "N", "before", "hook", "docker stats", "python3",
+            print("   %4s %10s %20s %13s %10s %12s %15s %15s %15s" % (
+                "N", "before", "hook [CPU]", "docker stats", "python3",
                 "docker/hook", "hook/py", "before/N=1", "hook/N=1"))
             for n, t, docker, b in rows:
-                print("   %4d %10s %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
+                print("   %4d %10s %20s %13s %10s %11.1fx %6.2fx [%4.2fx] "
                       "%6.2fx [%4.2fx] %6.2fx [%4.2fx]" % (
-                          n, ms(b.hook), ms(t.hook), ms(docker), ms(t.bare),
+                          n, ms(b.hook), "%s [%s]" % (ms(t.hook),
+                                                      ms(t.hook_cpu)),
+                          ms(docker), ms(t.bare),
                           docker / t.hook, t.hook / t.bare,
                           t.hook_cpu / t.bare_cpu,
                           b.hook / rows[0][3].hook,
@@ -511,13 +513,14 @@ class Bench(object):
                 print()
                 print("   the same hook of %s (--baseline), timed in the same "
                       "turns:" % self.args.baseline)
-                print("   %4s %10s %10s %15s %15s %15s" % (
-                    "N", "baseline", "hook", "baseline/py", "baseline/N=1",
+                print("   %4s %20s %15s %15s %15s" % (
+                    "N", "baseline [CPU]", "baseline/py", "baseline/N=1",
                     "hook/baseline"))
                 for n, t, docker, b in rows:
-                    print("   %4d %10s %10s %6.2fx [%4.2fx] %6.2fx [%4.2fx] "
+                    print("   %4d %20s %6.2fx [%4.2fx] %6.2fx [%4.2fx] "
                           "%6.2fx [%4.2fx]" % (
-                              n, ms(t.base), ms(t.hook), t.base / t.bare,
+                              n, "%s [%s]" % (ms(t.base), ms(t.base_cpu)),
+                              t.base / t.bare,
                               t.base_cpu / t.bare_cpu, t.base / base.base,
                               t.base_cpu / base.base_cpu, t.hook / t.base,
                               t.hook_cpu / t.base_cpu))
