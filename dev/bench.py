@@ -12,7 +12,18 @@ measured in the same run (medians over several runs).
    helper service and through sudo, with no volume, with two, and a
    configured application (environment, command, a host secret);
 4. a container's end until its placeholder is down, with the exit watcher
-   and real libvirt.
+   and real libvirt;
+5. (only when asked: --parts 5) volumeMap's blank check on large raw
+   images, called as the root helper calls it (hostdisk.filesystem on the
+   image's loop device, the image's own descriptor for the reads): a
+   sparse image, a preallocated one (fallocate: unwritten extents) and one
+   written with zeros by dd (allocated extents, as a preallocated disk on
+   NFS v3, where the image has no holes to skip); also, with --blank-block,
+   the written image as a block device (a loop device read whole, as an LV
+   is).  Absolute times in seconds, no target: the check reads every
+   allocated byte, so it is as fast as the storage.  Needs root and loop
+   devices, not the daemons; the images go into --blank-dir (its file
+   system's speed is what is measured) and are removed afterwards.
 
 Everything goes through the real pieces, as the tests do: the package is
 installed into a private root (tests/install.py), hooks run as the vdsm
@@ -30,6 +41,8 @@ before/after in one run.
 
     dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4] [--quick]
                  [--baseline REF]
+    dev/bench.py --parts 5 [--blank-gib 10] [--blank-runs 3]
+                 [--blank-dir /var/tmp] [--blank-block]
 """
 
 import argparse
@@ -626,6 +639,14 @@ def main():
                         help="1 and 10 VMs, fewer runs (a smoke test)")
     parser.add_argument("--baseline", metavar="REF",
                         help="also time REF's stats hook in (1), e.g. main")
+    parser.add_argument("--blank-gib", type=int, default=10,
+                        help="size of the images of (5)")
+    parser.add_argument("--blank-runs", type=int, default=3)
+    parser.add_argument("--blank-dir", default="/var/tmp",
+                        help="where the images of (5) are made")
+    parser.add_argument("--blank-block", action="store_true",
+                        help="(5) also reads the written image as a block "
+                        "device")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.runs, args.docker_runs = "1,10", 3, 1
@@ -634,6 +655,11 @@ def main():
     parts = set(args.parts.split(","))
     if os.geteuid() != 0:
         sys.exit("dev/bench.py: run as root (make bench)")
+    if "5" in parts:
+        bench_blank(args)
+        parts.discard("5")
+        if not parts:
+            return
     images.build_and_push(docker_client())
     images.build_and_push_app(docker_client())
     bench = Bench(args)
@@ -655,6 +681,105 @@ def main():
         print("cleaning up", flush=True)
         bench.cleanup()
     bench.report()
+
+
+# 5. The blank check
+
+BLANK_KINDS = (
+    # name, how the image is made (path, size in bytes)
+    ("sparse", lambda path, size: subprocess.check_call(
+        ["truncate", "-s", str(size), path])),
+    ("fallocated", lambda path, size: subprocess.check_call(
+        ["fallocate", "-l", str(size), path])),
+    ("dd zeros", lambda path, size: subprocess.check_call(
+        ["dd", "if=/dev/zero", "of=" + path, "bs=16M",
+         "count=%d" % (size // (16 * 1024 * 1024)), "conv=fsync",
+         "status=none"])),
+)
+
+
+class _Records(object):
+    """The blank check's own log line: how much it read."""
+
+    def __init__(self):
+        import logging
+        self.lines = []
+        handler = logging.Handler()
+        handler.emit = lambda record: self.lines.append(record.getMessage())
+        logger = logging.getLogger("containerhooks.hostdisk")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _blank_check(path, block):
+    """hostdisk.filesystem on path's image as the helper runs it
+    (volumes._attach_one): locked, on a loop device, the image's
+    descriptor for the reads; block: the loop device read whole, as a
+    block device.  Seconds."""
+    from containerhooks import disklock
+    from containerhooks import hostdisk
+    fd = os.open(path, os.O_RDONLY)
+    device = None
+    try:
+        locked = disklock.lock("vda", fd)
+        try:
+            source = hostdisk.Source(disk="vda", kind="file", path=path,
+                                     ino=os.fstat(fd).st_ino,
+                                     size=os.fstat(fd).st_size)
+            device = hostdisk.attach_loop(source, locked)
+        finally:
+            os.close(locked)
+        began = time.monotonic()
+        found = hostdisk.filesystem("vda", device,
+                                    image_fd=None if block else fd,
+                                    timeout=86400)
+        took = time.monotonic() - began
+        assert found is None, "%s: %s" % (path, found)
+        return took
+    finally:
+        if device:
+            hostdisk.detach_loop(device)
+        os.close(fd)
+
+
+def bench_blank(args):
+    size = args.blank_gib * 1024 ** 3
+    records = _Records()
+    workdir = tempfile.mkdtemp(prefix="vhc-blank-", dir=args.blank_dir)
+    rows = []
+    try:
+        for name, make in BLANK_KINDS:
+            path = os.path.join(workdir, "disk.img")
+            began = time.monotonic()
+            make(path, size)
+            os.sync()
+            made = time.monotonic() - began
+            blocks = os.stat(path).st_blocks * 512
+            print("5. %s image of %d GiB (%d MiB allocated), made in %.1f s"
+                  % (name, args.blank_gib, blocks // 2 ** 20, made),
+                  flush=True)
+            variants = [("file", False)]
+            if args.blank_block and name == "dd zeros":
+                variants.append(("block device", True))
+            for how, block in variants:
+                for run in range(args.blank_runs):
+                    del records.lines[:]
+                    took = _blank_check(path, block)
+                    read = [l for l in records.lines if "blank check read"
+                            in l]
+                    rows.append((name, how, run + 1, took,
+                                 read[0] if read else "?"))
+                    print("   %s, %s, run %d: %.2f s (%s)" % rows[-1],
+                          flush=True)
+            os.unlink(path)
+    finally:
+        subprocess.call(["rm", "-rf", workdir])
+    print()
+    print("5. blank check of a %d GiB raw image in %s (hostdisk.filesystem: "
+          "blkid, wipefs, then the reads)" % (args.blank_gib, args.blank_dir))
+    for name, how, run, took, read in rows:
+        print("   %-11s %-13s run %d %8.2f s   %s" % (name, how, run, took,
+                                                      read))
 
 
 def docker_client():

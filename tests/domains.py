@@ -84,6 +84,22 @@ def container_vm(engine, image, **kw):
     return VM({"containerType": engine, "containerImage": image}, **kw)
 
 
+# Engine's channels directory (LibvirtVmXmlBuilder.writeGuestAgentChannels)
+ENGINE_CHANNELS_DIR = "/var/lib/libvirt/qemu/channels/"
+
+
+def with_channels_dir(vm, directory):
+    """vm as Engine would write it if its channels directory were
+    directory (a private installation's VM_CHANNELS_DIR): where Vdsm
+    connects to the guest agent, and the hook expects to find it."""
+    for attr in ("engine_xml", "xml"):
+        text = getattr(vm, attr)
+        assert ENGINE_CHANNELS_DIR in text, "the VM has no channel"
+        setattr(vm, attr, text.replace(ENGINE_CHANNELS_DIR,
+                                       directory.rstrip("/") + "/"))
+    return vm
+
+
 # Disks, for the volumeMap tests
 
 def disk(target, source, kind="file", fmt="raw", bus=None, device="disk",

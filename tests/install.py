@@ -8,8 +8,11 @@ root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
   config, secrets, helper, exit watcher, state and samples directories, idle
-  kernel, log file and a stand-in for /sys/dev/block (the samples
-  directory owned by vdsm, as the RPM's tmpfiles.d entry makes it);
+  kernel, log file, a stand-in for /sys/dev/block (the samples
+  directory owned by vdsm, as the RPM's tmpfiles.d entry makes it) and
+  one for Vdsm's channels directory (vdsm's, 0775, as Vdsm's RPM makes
+  /var/lib/libvirt/qemu/channels; domains.with_channels_dir puts a test
+  VM's channel sockets there, as Engine writes them);
 - puts the private lib directory first on the path of every installed
   entry script (hooks, helper, watcher, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
@@ -45,7 +48,11 @@ from containerhooks import idlekernel  # noqa: E402
 
 class Installation(object):
 
-    def __init__(self):
+    def __init__(self, qemu_run=None):
+        """qemu_run: the qemu pid file directory of the libvirtd this
+        "host" uses (paths.QEMU_RUN), when not the machine's own
+        (tests/desthost.py)."""
+        self.qemu_run = qemu_run
         self.root = tempfile.mkdtemp(prefix="vhc-install-", dir="/var/tmp")
         os.chmod(self.root, 0o755)
         self.hooks_dir = os.path.join(self.root, "hooks")
@@ -67,6 +74,7 @@ class Installation(object):
         # The helper's /sys/dev/block: tests make LVs there (see
         # hoststorage.Sysfs; this machine's kernel has no device-mapper).
         self.sys_dev_block = os.path.join(self.root, "sys", "dev", "block")
+        self.channels_dir = os.path.join(self.root, "channels")
         # sudo reads every file of sudoers.d whose name has no dot.
         self.sudoers = SUDOERS_PREFIX + os.path.basename(self.root).replace(
             "-", "_")
@@ -109,8 +117,11 @@ class Installation(object):
                                 ("SECRETS_DIR", self.secrets_dir),
                                 ("SUDOERS", self.sudoers),
                                 ("VDSM_HOOKS_DIR", self.hooks_dir),
-                                ("SYS_DEV_BLOCK", self.sys_dev_block)):
+                                ("SYS_DEV_BLOCK", self.sys_dev_block),
+                                ("VM_CHANNELS_DIR", self.channels_dir)):
                 f.write("%s = %r\n" % (name, value))
+            if self.qemu_run is not None:
+                f.write("QEMU_RUN = %r\n" % self.qemu_run)
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook
         # would otherwise compile every module it imports, every time.
@@ -121,9 +132,12 @@ class Installation(object):
         # The stats hooks' samples directory belongs to vdsm, as the RPM's
         # tmpfiles.d entry makes it.
         os.mkdir(self.samples_dir, 0o755)
+        os.mkdir(self.channels_dir)
+        os.chmod(self.channels_dir, 0o775)
         if vdsm_user_exists():
             vdsm = pwd.getpwnam("vdsm")
             os.chown(self.samples_dir, vdsm.pw_uid, vdsm.pw_gid)
+            os.chown(self.channels_dir, vdsm.pw_uid, vdsm.pw_gid)
         self.configure()
         for script in self.entry_scripts():
             self._use_private_lib(script)

@@ -102,6 +102,8 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_policy", "missing"),
     ("image_archive_max_size", "10g"),
     ("image_load_timeout", "600"),
+    ("migration", "restart"),
+    ("migration_wait", "60"),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -116,7 +118,8 @@ Config = collections.namedtuple("Config", [
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
     "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
     "allowed_images", "require_digest", "pull_policy",
-    "image_archive_max_size", "image_load_timeout", "path",
+    "image_archive_max_size", "image_load_timeout", "migration",
+    "migration_wait", "path",
 ])
 
 
@@ -193,6 +196,8 @@ def _build(v, path):
         image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
                                       path),
         image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
+        migration=_choice(v, "migration", ("restart", "refuse"), path),
+        migration_wait=_int(v, "migration_wait", 1, 3600, path),
         path=path,
     )
 
@@ -273,6 +278,15 @@ def _int(values, key, low, high, path):
             path=path, reason="%s: expected a whole number from %d to %d, "
             "got %r" % (key, low, high, values[key]))
     return n
+
+
+def _choice(values, key, choices, path):
+    value = values[key].lower()
+    if value not in choices:
+        raise errors.ConfigError(
+            path=path, reason="%s: expected %s, got %r" % (
+                key, " or ".join(choices), values[key]))
+    return value
 
 
 def _bool(values, key, path):

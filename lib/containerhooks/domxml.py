@@ -125,6 +125,18 @@ class Domain(object):
             return None
         return health.parse_action(device.get("action"))
 
+    def channel_source(self, name):
+        """The <source> element of the unix channel whose target is name
+        and whose socket qemu binds (Engine's guest agent channels,
+        LibvirtVmXmlBuilder.writeGuestAgentChannels), or None."""
+        for channel in self.root.iterfind("devices/channel"):
+            target, source = channel.find("target"), channel.find("source")
+            if channel.get("type") == "unix" and target is not None \
+                    and target.get("name") == name and source is not None \
+                    and source.get("mode", "bind") == "bind":
+                return source
+        return None
+
     def disks(self):
         result = []
         for disk in self.root.iterfind("devices/disk"):

@@ -9,6 +9,7 @@ transport errors become the package's own errors here.
 import calendar
 import collections
 import copy
+import json
 import logging
 import re
 import threading
@@ -91,6 +92,9 @@ class Engine(object):
         self.name = name
         self.socket = socket
         self.client = client
+        # Container -> the thread still waiting for the engine's reply to
+        # a health check that overran its timeout (probe).
+        self._overrun = {}
 
     @classmethod
     def connect(cls, name, socket, timeout):
@@ -315,7 +319,15 @@ class Engine(object):
         else:
             options["network_mode"] = "none"
 
-        def create(host):
+        def create(host, check):
+            check = dict(check) if check else None
+            start_interval = check.pop("start_interval", None) \
+                if check else None
+            if start_interval is not None:
+                return lambda: self._create_with_start_interval(
+                    image, name, labels, hostname, domainname, mac,
+                    api.create_host_config(**host), networking, check,
+                    start_interval, config)
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
@@ -323,25 +335,88 @@ class Engine(object):
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, domainname=domainname, mac_address=mac,
                 host_config=api.create_host_config(**host),
-                networking_config=networking, healthcheck=healthcheck,
+                networking_config=networking, healthcheck=check,
                 use_config_proxy=False, **(config or {}))
-        if layer_size:
-            bounded = dict(options, storage_opt={"size": layer_size})
-            try:
-                self._call("create", name, create(bounded))
-            except errors.ContainerError as e:
-                if not any(w in e.reason for w in _NO_STORAGE_OPT):
-                    raise
-                log.warning("%s cannot bound the writable layer of %s "
-                            "(writable_layer_size): %s", self.name, name,
-                            e.reason)
-                layer_size = ""
-        if not layer_size:
-            self._call("create", name, create(options))
+        bounded = dict(options, storage_opt={"size": layer_size}) \
+            if layer_size else None
+        unbounded = []      # [True] once the engine refused storage_opt
+
+        def make(check):
+            if bounded is not None and not unbounded:
+                try:
+                    return self._call("create", name, create(bounded, check))
+                except errors.ContainerError as e:
+                    if not any(w in e.reason for w in _NO_STORAGE_OPT):
+                        raise
+                    log.warning("%s cannot bound the writable layer of %s "
+                                "(writable_layer_size): %s", self.name, name,
+                                e.reason)
+                    unbounded.append(True)
+            return self._call("create", name, create(options, check))
+        test = list((healthcheck or {}).get("test") or [])
+        if self.name == "podman" and test[:1] == ["CMD"]:
+            self._create_with_exec_check(make, name, healthcheck)
+        else:
+            make(healthcheck)
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
         return self.inspect(name)
+
+    def _create_with_start_interval(self, image, name, labels, hostname,
+                                    domainname, mac, host_config, networking,
+                                    check, start_interval, config):
+        """create_container() with the health check's StartInterval set,
+        which docker-py's Healthcheck type drops (it knows test, interval,
+        timeout, retries and start_period; docker/docker-py#3157): the same
+        body, built by create_container_config(), the field set, posted by
+        create_container_from_config() (both since docker-py 1.x).  An
+        engine that knows no StartInterval ignores it; the caller reads
+        back what the engine took.  No proxy is injected on this path
+        (create_container does that, before building the body)."""
+        api = self.client.api
+        options = dict(config or {})
+        command = options.pop("command", None)
+        body = api.create_container_config(
+            str(image), command, hostname=hostname, detach=True,
+            domainname=domainname, host_config=host_config,
+            mac_address=mac, labels=labels, networking_config=networking,
+            healthcheck=check, **options)
+        body["Healthcheck"]["StartInterval"] = start_interval
+        return api.create_container_from_config(body, name)
+
+    def _create_with_exec_check(self, make, name, healthcheck):
+        """make(check) a container whose health check execs
+        healthcheck["test"] (["CMD", args...]) on Podman, and check what
+        it stored.
+
+        Podman's compatible API (pkg/api/handlers/compat/containers_create.go
+        up to 5.x) joins the test with spaces and splits it again at
+        whitespace (specgenutil makeHealthCheckFromCli), so an argument
+        with a space is cut in pieces; a one-element test that is a JSON
+        array, though, it reads as that array and prepends "CMD".  Podman
+        6 sends the test as JSON itself (#27818) and takes the list as
+        given.  So the JSON form first, the plain one if the container got
+        the check wrong; a check neither gives (one argument holding a
+        space) is refused."""
+        test = list(healthcheck["test"])
+        tries = []
+        if len(test) > 2:
+            tries.append(dict(healthcheck, test=[json.dumps(test[1:])]))
+        tries.append(healthcheck)
+        for check in tries:
+            make(check)
+            got = (self.raw_inspect(name).get("Config") or {}).get(
+                "Healthcheck") or {}
+            if list(got.get("Test") or []) == test:
+                return
+            self._call("remove", name, lambda: self.client.api.
+                       remove_container(name, force=True))
+        raise errors.ContainerError(
+            engine=self.name, action="give its health check to", name=name,
+            reason="Podman's compatible API splits the arguments of %s at "
+            "whitespace; write the check as /bin/sh -c ... (containerHealthCmd)"
+            % clean_text(json.dumps(test[1:]))[:200])
 
     def _endpoint_config(self, ep):
         config = self.client.api.create_endpoint_config(ipv4_address=ep.ip)
@@ -530,13 +605,84 @@ class Engine(object):
                       started=_epoch(state.get("StartedAt")),
                       check=(attrs.get("Config") or {}).get("Healthcheck"))
 
-    def probe(self, name, command):
+    def probe(self, name, command, timeout):
         """Run command (a list) in container name once, as a health check:
-        (exit code, output bytes).  Bounded by the client's api_timeout."""
-        container = self._get(name)
-        result = self._call("run a health check in", name,
-                            lambda: container.exec_run(command))
-        return result.exit_code, result.output
+        (exit code, output bytes).
+
+        Bounded by timeout seconds, as the engines bound their own checks
+        (Docker's daemon/health.go: a probe that overruns its Timeout is a
+        failed run, "Health check exceeded timeout"): the exec is then
+        ended -- its process group killed (end_exec) -- and the result is
+        (-1, that message).  The call itself returns within timeout plus
+        the inspect and the kill; the engine's reply to the exec, if it
+        ever comes, goes to a thread nobody waits for -- one at most per
+        container: while it waits (a process of the check escaped the kill
+        and holds its output open), the next probe fails at once, "the
+        previous health check still runs"."""
+        api = self.client.api
+        waiting = self._overrun.get(name)
+        if waiting is not None and waiting.is_alive():
+            return -1, PROBE_STILL_RUNS.encode("ascii")
+        self._overrun.pop(name, None)
+        exec_id = self._call(
+            "run a health check in", name,
+            lambda: api.exec_create(name, command, stdout=True,
+                                    stderr=True)["Id"])
+        outcome = queue.Queue()
+
+        def read():
+            # All of it is read (a check that cannot write blocks), the
+            # first PROBE_OUTPUT_MAX bytes kept, as Docker keeps its own.
+            kept = b""
+            for chunk in api.exec_start(exec_id, stream=True):
+                if len(kept) < PROBE_OUTPUT_MAX:
+                    kept += chunk[:PROBE_OUTPUT_MAX - len(kept)]
+            return kept
+
+        def run():
+            try:
+                outcome.put(self._call("run a health check in", name, read))
+            except (IOError, OSError) as e:     # the stream's socket
+                outcome.put(errors.ContainerError(
+                    engine=self.name, action="run a health check in",
+                    name=name, reason=_reason(e)))
+            except Exception as e:      # delivered to the caller
+                outcome.put(e)
+        thread = threading.Thread(target=run, name="probe-" + exec_id[:12])
+        thread.daemon = True
+        thread.start()
+        try:
+            output = outcome.get(timeout=timeout)
+        except queue.Empty:
+            self._overrun[name] = thread
+            self.end_exec(exec_id)
+            return -1, (PROBE_TIMEOUT % timeout).encode("ascii")
+        if isinstance(output, Exception):
+            raise output
+        info = self._call("inspect a health check in", name,
+                          lambda: api.exec_inspect(exec_id))
+        code = info.get("ExitCode")
+        return (-1 if code is None else code), output or b""
+
+    def end_exec(self, exec_id):
+        """Kill what the exec exec_id runs, if it still runs: its process
+        group when its first process leads one (runc starts it in a session
+        of its own), else that process.  The pid is the engine's answer,
+        and is killed only while it is a live process of the exec's
+        container (procfs.container_init: the kernel's cgroup record), so a
+        pid that was reused meanwhile is left alone."""
+        from containerhooks import procfs
+        info = self._call("inspect the health check", exec_id,
+                          lambda: self.client.api.exec_inspect(exec_id))
+        pid = info.get("Pid")
+        process = procfs.container_init(pid, info.get("ContainerID")) \
+            if info.get("Running") else None
+        if process is None:
+            return False
+        log.info("%s: killing health check %s (pid %d) of container %s: it "
+                 "overran its timeout", self.name, exec_id[:12], pid,
+                 info.get("ContainerID", "")[:12])
+        return procfs.kill_group(process)
 
     def restart(self, name, timeout):
         container = self._get(name)
@@ -804,6 +950,13 @@ EngineFacts = collections.namedtuple(
 
 # action: "die", "start", ...; attributes: the labels, name, exitCode.
 Event = collections.namedtuple("Event", "action, id, attributes")
+
+# What a probe that overran its timeout yields, as Docker words it.
+PROBE_TIMEOUT = "Health check exceeded timeout (%gs)"
+# What a probe's output may be: Docker's daemon/health.go maxOutputLen.
+PROBE_OUTPUT_MAX = 4096
+PROBE_STILL_RUNS = ("the previous health check still runs: a process of it "
+                    "outlived its timeout and holds its output open")
 
 # status: the container's (running...); health: the engine's verdict
 # (starting, healthy, unhealthy; None without a check); runs: how many runs

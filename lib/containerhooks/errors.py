@@ -270,3 +270,15 @@ class ImageLoadTimeout(Error):
            "not finish within {timeout} seconds; raise image_load_timeout "
            "in {conf}, or load the image on this host beforehand "
            "({engine} load -i ARCHIVE)")
+
+
+class MigrationRefused(Error):
+    """A container VM cannot be handed over to another host (migration.py):
+    the migration is aborted before anything moved."""
+    msg = "Migration of container VM {vm_id} is refused: {reason}"
+
+
+class MigrationFailed(Error):
+    """The destination of a migration cannot start the VM's container
+    after the VM moved (migration.py)."""
+    msg = "Container VM {vm_id} cannot start its container here: {reason}"

@@ -204,8 +204,15 @@ class Record(object):
         # without one: what the watcher does when the container's health
         # check fails (health.py).
         "watchdog": _none,
+        # Whether the watcher serves the VM's oVirt guest agent channel
+        # (guestagent.py): the start hook moved the placeholder's.
+        "guest_agent": bool,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
+        # A migration (migration.py): {"outgoing": time} on the source
+        # from its first hook on; {"incoming": time} on the destination,
+        # a record with addresses reserved and no container yet.
+        "migration": _none,
     }
 
     __slots__ = ("_data",)

@@ -187,6 +187,7 @@ class Watcher(object):
                                                  self.stopping)
         self._start_thread(self._snapshotter.run, "snapshot")
         self._start_thread(self.health.run, "health", self.stopping)
+        self._serve_guest_agents()
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
         last_prune = last_reload = time.time()
@@ -208,7 +209,20 @@ class Watcher(object):
         # the process.
         _unlink(state.watcher_status_path())
         self._snapshotter.stop()
+        self._agents_thread.join(1.0)
         log.info("stopped")
+
+    def _serve_guest_agents(self):
+        """Be the oVirt guest agent of every container VM whose start hook
+        moved the placeholder's channel (guestagent.py): Engine's Shutdown
+        stops the container and takes the VM down, its Reboot restarts
+        the container.  The thread removes the sockets when it stops."""
+        from containerhooks import guestagent
+        self.agents = guestagent.Server(self, _read_state, self._connect)
+        self._agents_thread = threading.Thread(
+            target=self.agents.run, args=(self.stopping,), name="guest-agent")
+        self._agents_thread.daemon = True
+        self._agents_thread.start()
 
     def _reload(self):
         """Take a changed containers.conf; True when the watcher must start
