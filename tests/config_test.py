@@ -164,7 +164,8 @@ def test_all_options(tmp_path):
                  "podman_auth_file = /etc/vhc/auth.json\n"
                  "allowed_images = a.example/*\nrequire_digest = yes\n"
                  "pull_policy = Always\nmigration = Refuse\n"
-                 "migration_wait = 30\n")
+                 "migration_wait = 30\n"
+                 "console_replay_lines = 0\nconsole_exec_shell = yes\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -179,12 +180,14 @@ def test_all_options(tmp_path):
                     "podman": "/etc/vhc/auth.json"},
         allowed_images=("a.example/*",), require_digest=True,
         pull_policy="always", migration="refuse", migration_wait=30,
-        path=path)
+        console_replay_lines=0, console_exec_shell=True, path=path)
 
 
 # option, bad value
 BAD_VALUES = [
     pytest.param("api_timeout", "abc", id="not-a-number"),
+    pytest.param("console_replay_lines", "1001", id="replay-above-max"),
+    pytest.param("console_exec_shell", "maybe", id="shell-not-a-bool"),
     pytest.param("api_timeout", "", id="empty"),
     pytest.param("api_timeout", "0", id="below-min"),
     pytest.param("api_timeout", "3601", id="above-max"),

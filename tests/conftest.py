@@ -192,6 +192,14 @@ def app_image(docker_client):
 
 
 @pytest.fixture(scope="session")
+def console_image(docker_client):
+    """The serial console's application image (tests/images.py
+    CONSOLE_SCRIPT: it answers what it reads on stdin), pushed to the
+    local registry."""
+    return images.build_and_push_console(docker_client)
+
+
+@pytest.fixture(scope="session")
 def exiting_images(docker_client):
     """{kind: image} of the images whose container ends when told to
     (tests/images.py EXITING), pushed to the local registry."""

@@ -162,3 +162,30 @@ def add_nics(vm, nics):
         etree.SubElement(el, "alias", name="ua-" + str(uuidlib.uuid4()))
     vm.xml = vdsm.build_domain_xml(etree.tostring(root))
     return vm
+
+
+# Engine's serial console, for the console tests
+
+def add_serial_console(vm):
+    """Give vm the serial console as Engine writes it for "Enable VirtIO
+    serial console" (LibvirtVmXmlBuilder writeConsole and
+    writeSerialConsole, the device's specParams enableSocket=true and
+    consoleType=serial, VmDeviceUtils.getConsoleDeviceSpecParams): a
+    <console> and a <serial> of type unix bound at
+    /var/run/ovirt-vmconsole-console/<vm id>.sock, the console with the
+    device's alias.  A base that has them already (no-nic-in.xml) keeps
+    its own."""
+    path = "/var/run/ovirt-vmconsole-console/%s.sock" % vm.id
+    root = etree.fromstring(vm.xml.encode("utf-8"))
+    devices = root.find("devices")
+    if any(s.get("path") == path for s in devices.iterfind("console/source")):
+        return vm
+    console = etree.SubElement(devices, "console", type="unix")
+    etree.SubElement(console, "source", path=path, mode="bind")
+    etree.SubElement(console, "target", type="serial", port="0")
+    etree.SubElement(console, "alias", name="ua-" + str(uuidlib.uuid4()))
+    serial = etree.SubElement(devices, "serial", type="unix")
+    etree.SubElement(serial, "source", path=path, mode="bind")
+    etree.SubElement(serial, "target", port="0")
+    vm.xml = vdsm.build_domain_xml(etree.tostring(root))
+    return vm

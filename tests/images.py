@@ -237,6 +237,37 @@ def build_and_push_health(docker_client):
     return HEALTH_IMAGE
 
 
+# An application for the serial console (console.py): it says it is ready,
+# then answers every line it reads on stdin, until stdin ends; then it
+# keeps running.  Its output before a console connects is what the
+# console replays.
+CONSOLE_REPOSITORY = REGISTRY + "/vhc-tests/busybox-console"
+CONSOLE_IMAGE = CONSOLE_REPOSITORY + ":1"
+CONSOLE_READY = "console-app: ready"
+CONSOLE_SCRIPT = b"""#!/bin/sh
+echo "console-app: ready"
+while IFS= read -r line; do
+    echo "console-app: you said <$line>"
+done
+echo "console-app: stdin ended"
+exec sleep 100000
+"""
+
+
+def build_and_push_console(docker_client):
+    """Import and push the console application image; its reference."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar([("bin/console-app", CONSOLE_SCRIPT, 0o755)]),
+        repository=CONSOLE_REPOSITORY, tag="1",
+        changes=['CMD ["/bin/console-app"]'])
+    for message in api.push(CONSOLE_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return CONSOLE_IMAGE
+
+
 # An image that records the signal it is stopped with (issue 13: Engine's
 # Shutdown and Reboot through the guest agent).  Its STOPSIGNAL is SIGUSR1,
 # not the engines' default SIGTERM: a line "stopped by SIGUSR1" in its

@@ -46,8 +46,9 @@ CONTAINER_CASES = [
 
 # Devices the placeholder must hand to libvirt exactly as Vdsm built them.
 UNCHANGED_DEVICES = ("disk", "controller", "channel", "graphics", "video",
-                     "memballoon", "rng", "input", "console", "serial",
-                     "watchdog")
+                     "memballoon", "rng", "input", "watchdog")
+# Engine's serial console socket (LibvirtVmXmlBuilder.getSerialConsolePath).
+VMCONSOLE = "/var/run/ovirt-vmconsole-console/%s.sock"
 
 
 def read_input(case):
@@ -261,6 +262,52 @@ def test_other_devices_unchanged(case):
             [dump(e) for e in src.findall("devices/" + tag)], tag
     # Engine's console tickets need graphics; Vdsm's stats need a balloon.
     assert len(out.findall("devices/memballoon")) == 1
+
+
+def _consoles(root):
+    return [(e.tag, e.get("type"), e.find("source"), dump(e.find("target")),
+             e.find("alias") is not None and e.find("alias").get("name"))
+            for tag in ("console", "serial")
+            for e in root.iterfind("devices/" + tag)]
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_serial_console_becomes_a_pty(case):
+    """qemu must not bind Engine's console socket (the watcher serves it);
+    the devices stay, with their targets and aliases, for Engine."""
+    src, out = convert(case)
+    before, after = _consoles(src), _consoles(out)
+    assert len(after) == len(before)
+    path = VMCONSOLE % src.findtext("uuid")
+    for (tag, kind, source, target, alias), new in zip(before, after):
+        if kind == "unix" and source.get("path") == path:
+            assert new == (tag, "pty", None, target, alias)
+    meta = out.find("metadata/%scontainer" % CONTAINERS)
+    has = any(k == "unix" for _, k, _, _, _ in before)
+    assert (meta.findtext(CONTAINERS + "console") == "true") == has
+
+
+def test_a_unix_console_elsewhere_is_left_alone():
+    """Only the socket Engine names after this VM's id is the console."""
+    data = read_input("vdsm45-vmconsole-watchdog").replace(
+        b"/var/run/ovirt-vmconsole-console/b7e4d2a9",
+        b"/var/run/ovirt-vmconsole-console/00000000")
+    src = etree.fromstring(data)
+    out = etree.fromstring(prepare(data).xml)
+    assert [dump(e) for e in out.iterfind("devices/console")] == \
+        [dump(e) for e in src.iterfind("devices/console")]
+    meta = out.find("metadata/%scontainer" % CONTAINERS)
+    assert meta.find(CONTAINERS + "console") is None
+
+
+def test_restored_placeholder_keeps_the_console():
+    """A placeholder (Vdsm restoring it) has a pty console: the package's
+    metadata says the VM has the console, for its container's terminal."""
+    first = prepare(read_input("vdsm45-vmconsole-watchdog"))
+    again = prepare(first.xml)
+    assert first.spec.console and again.spec.console
+    assert _consoles(etree.fromstring(again.xml)) == \
+        _consoles(etree.fromstring(first.xml))
 
 
 @pytest.mark.parametrize("case", CONTAINER_CASES)

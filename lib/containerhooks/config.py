@@ -102,6 +102,8 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_policy", "missing"),
     ("image_archive_max_size", "10g"),
     ("image_load_timeout", "600"),
+    ("console_replay_lines", "50"),
+    ("console_exec_shell", "false"),
     ("migration", "restart"),
     ("migration_wait", "60"),
 ])
@@ -118,8 +120,8 @@ Config = collections.namedtuple("Config", [
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
     "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
     "allowed_images", "require_digest", "pull_policy",
-    "image_archive_max_size", "image_load_timeout", "migration",
-    "migration_wait", "path",
+    "image_archive_max_size", "image_load_timeout", "console_replay_lines",
+    "console_exec_shell", "migration", "migration_wait", "path",
 ])
 
 
@@ -196,6 +198,8 @@ def _build(v, path):
         image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
                                       path),
         image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
+        console_replay_lines=_int(v, "console_replay_lines", 0, 1000, path),
+        console_exec_shell=_bool(v, "console_exec_shell", path),
         migration=_choice(v, "migration", ("restart", "refuse"), path),
         migration_wait=_int(v, "migration_wait", 1, 3600, path),
         path=path,

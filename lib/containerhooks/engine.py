@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import re
+import socket
 import threading
 import unicodedata
 
@@ -38,6 +39,7 @@ import docker  # noqa: E402
 import requests  # noqa: E402
 import six  # noqa: E402
 from six.moves import queue  # noqa: E402
+from six.moves.urllib.parse import quote, urlencode  # noqa: E402
 
 from containerhooks import errors
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
@@ -287,7 +289,7 @@ class Engine(object):
 
     def create(self, name, image, labels, host_options, hostname=None,
                endpoints=(), healthcheck=None, layer_size="", config=None,
-               domainname=None):
+               domainname=None, terminal=False):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
@@ -302,7 +304,8 @@ class Engine(object):
         (appconfig.create_options: environment, command, entrypoint,
         working_dir, user), never logged (secrets are in environment).
         domainname: Docker sets it; Podman 4.3's compatible API ignores it
-        (spec.host_names).
+        (spec.host_names).  terminal: a TTY and an open stdin, for the
+        VM's serial console (console.py).
         """
         api = self.client.api
         options = dict(host_options)
@@ -327,7 +330,7 @@ class Engine(object):
                 return lambda: self._create_with_start_interval(
                     image, name, labels, hostname, domainname, mac,
                     api.create_host_config(**host), networking, check,
-                    start_interval, config)
+                    start_interval, config, terminal)
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
@@ -336,7 +339,8 @@ class Engine(object):
                 hostname=hostname, domainname=domainname, mac_address=mac,
                 host_config=api.create_host_config(**host),
                 networking_config=networking, healthcheck=check,
-                use_config_proxy=False, **(config or {}))
+                use_config_proxy=False, tty=terminal, stdin_open=terminal,
+                **(config or {}))
         bounded = dict(options, storage_opt={"size": layer_size}) \
             if layer_size else None
         unbounded = []      # [True] once the engine refused storage_opt
@@ -365,7 +369,8 @@ class Engine(object):
 
     def _create_with_start_interval(self, image, name, labels, hostname,
                                     domainname, mac, host_config, networking,
-                                    check, start_interval, config):
+                                    check, start_interval, config,
+                                    terminal=False):
         """create_container() with the health check's StartInterval set,
         which docker-py's Healthcheck type drops (it knows test, interval,
         timeout, retries and start_period; docker/docker-py#3157): the same
@@ -381,7 +386,7 @@ class Engine(object):
             str(image), command, hostname=hostname, detach=True,
             domainname=domainname, host_config=host_config,
             mac_address=mac, labels=labels, networking_config=networking,
-            healthcheck=check, **options)
+            healthcheck=check, tty=terminal, stdin_open=terminal, **options)
         body["Healthcheck"]["StartInterval"] = start_interval
         return api.create_container_from_config(body, name)
 
@@ -693,6 +698,104 @@ class Engine(object):
         """The engine's whole inspect of container name (a dict)."""
         return self._get(name).attrs
 
+    # The serial console (console.py)
+
+    def attach(self, name, stdin):
+        """A live Stream of container name's output (stdout and stderr as
+        they come, none of the past), and its stdin when stdin is true.
+
+        Detach keys: a sequence the engine watches for in what is typed
+        and that ends the attach.  Podman disables them when given as ""
+        (its compat AttachContainer: "explicitly set to "" is very
+        different from unset"); Docker cannot disable them ("" is its
+        default, ctrl-p ctrl-q, which would swallow every ctrl-p until the
+        next key): DETACH_KEYS, a sequence nobody types by chance.  (An
+        exec's detach keys cannot be turned off on either: Podman's compat
+        exec create takes "" as its default, pkg/api/handlers/compat/
+        exec.go.)
+
+        Podman 4.3's compat AttachContainer re-initialises a container
+        that is exited or stopped (ctr.Init: state "created", exit code
+        0) before it attaches: the caller attaches only to a container it
+        just saw running, and checks afterwards (console.py).
+        """
+        query = [("stream", "1"), ("stdout", "1"), ("stderr", "1"),
+                 ("stdin", "1" if stdin else "0"), ("logs", "0"),
+                 ("detachKeys",
+                  "" if self.name == "podman" else DETACH_KEYS)]
+        return self._hijack(
+            "attach to", name, "/containers/%s/attach?%s"
+            % (_quote(name), urlencode(query)), None)
+
+    def exec_shell(self, name, command, env):
+        """Run command (a list) in container name with a terminal of its
+        own and stdin open, as the container's user; its Stream and the
+        exec's id (exec_state)."""
+        api = self.client.api
+        created = self._call("run a shell in", name, lambda: api.exec_create(
+            name, command, stdin=True, tty=True, environment=env,
+            detach_keys=DETACH_KEYS))
+        exec_id = created["Id"]
+        stream = self._hijack("run a shell in", name, "/exec/%s/start"
+                              % _quote(exec_id),
+                              {"Detach": False, "Tty": True})
+        return exec_id, stream
+
+    def exec_state(self, exec_id):
+        """(running, host pid) of an exec; (False, None) once it is gone."""
+        info = self._call("inspect exec", exec_id,
+                          lambda: self.client.api.exec_inspect(exec_id),
+                          missing={})
+        return bool(info.get("Running")), info.get("Pid") or None
+
+    def resize(self, name, rows, columns, exec_id=None):
+        """Set the size of container name's terminal (or of exec
+        exec_id's); the engines leave it 0x0, which some programs take
+        literally."""
+        api = self.client.api
+        if exec_id is None:
+            self._call("resize the terminal of", name,
+                       lambda: api.resize(name, height=rows, width=columns))
+        else:
+            self._call("resize the terminal of", name, lambda: api
+                       .exec_resize(exec_id, height=rows, width=columns))
+
+    def _hijack(self, action, name, path, body):
+        """POST path on the engine's socket and take the connection over
+        for a raw stream, as the engines' own clients attach: a Stream.
+
+        The SDK's attach_socket hands over the socket under the HTTP
+        response's buffered reader, which may already hold the stream's
+        first bytes; here the response head is read byte-exact and what
+        follows it is kept (Stream.pending)."""
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        request = ("POST /v%s%s HTTP/1.1\r\nHost: localhost\r\n"
+                   "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (self.client.api.api_version, path, len(data)))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.client.api.timeout)
+            sock.connect(self.socket)
+            sock.sendall(request.encode("ascii") + data)
+            head, rest = _response_head(sock)
+            status = _status(head)
+            if status not in (101, 200):
+                raise errors.ContainerError(
+                    engine=self.name, action=action, name=name,
+                    reason="%s: %s" % (status, _error_body(sock, rest)))
+        except (socket.error, IOError, ValueError) as e:
+            sock.close()
+            raise errors.EngineUnavailable(engine=self.name,
+                                           socket=self.socket,
+                                           reason=_reason(e))
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return Stream(sock=sock, pending=rest)
+
     # Helpers
 
     def _get(self, name):
@@ -966,6 +1069,71 @@ Health = collections.namedtuple(
 
 ExitStatus = collections.namedtuple(
     "ExitStatus", "status, exit_code, oom_killed, error, finished_at")
+
+# A stream taken over from the engine (Engine.attach, exec_shell): the
+# socket, and the bytes of the stream that came with the response's head.
+Stream = collections.namedtuple("Stream", "sock, pending")
+
+# The detach keys of the console's attach on Docker and of its shell on
+# both engines (Engine.attach, exec_shell): four ctrl-^ (ASCII 30,
+# ctrl-shift-6) in a row, which no program binds to.
+DETACH_KEYS = "ctrl-^,ctrl-^,ctrl-^,ctrl-^"
+
+# The longest response head (status line and headers) read from an
+# engine before its stream, and error body.
+MAX_HEAD = 64 * 1024
+MAX_ERROR_BODY = 4096
+
+
+def _quote(name):
+    return quote(name, safe="")
+
+
+def _response_head(sock):
+    """(head, the bytes read after it) of an HTTP response on sock."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ValueError("the engine closed the connection before its "
+                             "answer")
+        data += chunk
+        if len(data) > MAX_HEAD:
+            raise ValueError("the engine's answer has no end of headers")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+def _status(head):
+    """The status code of an HTTP response head ("HTTP/1.1 101 ...")."""
+    parts = head.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") \
+            or not parts[1].isdigit():
+        raise ValueError("not an HTTP answer: %r" % head[:80])
+    return int(parts[1])
+
+
+def _error_body(sock, rest):
+    """The engine's message in an error response ({"message": ...}), as
+    one clean line; whatever arrives within a second."""
+    data = rest
+    sock.settimeout(1)
+    try:
+        while len(data) < MAX_ERROR_BODY:
+            chunk = sock.recv(MAX_ERROR_BODY)
+            if not chunk:
+                break
+            data += chunk
+            if data.rstrip().endswith(b"}"):
+                break
+    except (socket.error, IOError):
+        pass
+    text = data[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    try:
+        text = json.loads(text.strip()).get("message") or text
+    except (ValueError, AttributeError):
+        pass
+    return clean_text(text)
 
 
 def _events(eng, stream):

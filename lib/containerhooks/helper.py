@@ -175,6 +175,12 @@ def _start(eng, spec, conf, incoming=False):
         unmapped_volumes=unmapped)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
+    if spec.console:
+        # The watcher serves the VM's serial console (console.py); the
+        # container has a terminal for it unless the host's console is a
+        # shell in the container (console_exec_shell).
+        record.console = True
+        record.tty = not conf.console_exec_shell
     if spec.guest_agent:
         record.guest_agent = True
     if image_id is not None:
@@ -291,7 +297,9 @@ def _create(eng, spec, image, name, options, app_options, endpoints, conf,
                          domainname=names.domainname, endpoints=endpoints,
                          healthcheck=healthcheck,
                          layer_size=conf.writable_layer_size,
-                         config=app_options)
+                         config=app_options,
+                         terminal=spec.console
+                         and not conf.console_exec_shell)
     bounded = specs.bounded_healthcheck(created.config, spec.app)
     if bounded is None:
         if spec.app.health_options and not spec.app.health_cmd \
@@ -455,6 +463,11 @@ def stop_vm(conf, vm_id, engine=None, check=None):
         volumes.detach(vm_id, record.volumes if record else [])
         state.remove(vm_id)
         health.remove(vm_id)
+        if record and record.console:
+            # At once, not at the watcher's next look: the console ends
+            # with the VM.
+            from containerhooks import console
+            _quietly(console.remove_socket, vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
 

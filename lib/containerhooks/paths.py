@@ -48,6 +48,15 @@ VM_CHANNELS_DIR = "/var/lib/libvirt/qemu/channels"
 # The exit watcher (root, a systemd service; see watcher.py).
 WATCHER = "/usr/libexec/vdsm-hook-containers/containers-watcher"
 
+# Where ovirt-vmconsole-host-shell connects to a VM's serial console,
+# <vm id>.sock (Vdsm's constants.P_OVIRT_VMCONSOLES; vdsmd's init makes the
+# directory vdsm:qemu 0775, init/vdsmd_init_common.sh.in _mk_console_path).
+# For a container VM the watcher serves the socket (see console.py).
+VMCONSOLE_DIR = "/var/run/ovirt-vmconsole-console"
+# The group ovirt-vmconsole-host-shell runs as, that the socket is given to
+# (Vdsm's constants.OVIRT_VMCONSOLE_GROUP; ovirt-vmconsole's %pre creates it).
+VMCONSOLE_GROUP = "ovirt-vmconsole"
+
 # The placeholder's do-nothing guest kernel (see placeholder.py).
 PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
 

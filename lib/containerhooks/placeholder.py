@@ -19,6 +19,13 @@ and why (README.md, "How it works", says what the placeholder keeps):
 - A disk the container mounts (volumeMap) becomes <readonly/>: the host
   has a file system on it mounted, and qemu must never write to it.  Its
   source, alias and address stay, so Vdsm still finds and tears it down.
+- Engine's serial console (a <console> and a <serial> of type "unix" bound
+  at /var/run/ovirt-vmconsole-console/<vm id>.sock, domxml.console_devices)
+  becomes a "pty": qemu no longer binds that path, and Vdsm, which
+  prepares and removes the socket only for a unix console (virt/vmdevices/
+  core.py console_path), leaves it to the package's watcher, which serves
+  the container's console there (console.py).  Target, alias and address
+  stay: Engine still sees its console device.
 - The oVirt guest agent channel, where Engine put it where Vdsm connects
   (guestagent.socket_path), binds elsewhere (guestagent.placeholder_path):
   the watcher serves that path as the container's agent, so that Engine's
@@ -49,6 +56,8 @@ def rewrite(dom, memory_mib, kernel=None, readonly_disks=()):
     for disk in dom.disks():
         if disk.target in readonly_disks and not disk.readonly:
             _make_readonly(disk.element)
+    for device in dom.console_devices():
+        _console_to_pty(device)
 
 
 def move_agent_channel(dom, vm_id):
@@ -151,3 +160,15 @@ def _make_readonly(disk):
         target.tail = readonly.tail = tail
     else:
         disk.append(readonly)
+
+
+def _console_to_pty(device):
+    device.set("type", "pty")
+    for source in device.findall("source"):
+        # The indentation before <source> goes to what follows it.
+        previous = source.getprevious()
+        if previous is not None:
+            previous.tail = source.tail
+        else:
+            device.text = source.tail
+        device.remove(source)

@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog, guest_agent")
+    "volumes, app, fqdn, pull, watchdog, guest_agent, console")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -42,7 +42,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # None without one.
 # guest_agent: whether the watcher serves the VM's oVirt guest agent
 # channel (guestagent.py): the start hook moved the placeholder's away.
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False)
+# console: whether the VM has Engine's serial console (domxml
+# console_devices); its container then gets a terminal (console.py).
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False, False)
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -107,6 +109,7 @@ def from_domain(dom, props, nics=(), volumes=()):
         fqdn=dom.cloud_init_fqdn(),
         pull=pull_of(props.raw),
         watchdog=dom.watchdog_action(),
+        console=bool(dom.console_devices()) or bool(meta and meta.console),
     )
 
 
@@ -162,6 +165,8 @@ def to_args(spec):
         args.append("--pull=" + spec.pull)
     if spec.watchdog:
         args.append("--watchdog=" + spec.watchdog)
+    if spec.console:
+        args.append("--console")
     if spec.guest_agent:
         args.append("--guest-agent")
     return args
@@ -178,6 +183,8 @@ def add_app_arguments(parser):
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
     parser.add_argument("--watchdog",
                         help="the action of the VM's watchdog device")
+    parser.add_argument("--console", action="store_true",
+                        help="the VM has Engine's serial console")
     parser.add_argument("--guest-agent", action="store_true",
                         help="serve the VM's oVirt guest agent channel")
 
@@ -202,6 +209,7 @@ def from_args(ns):
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
         watchdog=watchdog_from_args(ns),
+        console=bool(getattr(ns, "console", False)),
         guest_agent=bool(getattr(ns, "guest_agent", False)),
     )
 

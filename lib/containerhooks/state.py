@@ -44,6 +44,7 @@ WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
 STATS_SNAPSHOT = "stats.snapshot"    # every container VM's figures (statsnap.py)
 ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
 VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
+CONSOLES = "consoles"    # console.py's sockets, root only
 
 UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -90,6 +91,12 @@ def stats_snapshot_path():
 def volumes_dir():
     """Where volumes.py mounts the VMs' disks and keeps its journals."""
     return os.path.join(paths.STATE_DIR, VOLUMES)
+
+
+def consoles_dir():
+    """Where console.py makes the VMs' console sockets (root only) before
+    it links them where ovirt-vmconsole looks for them."""
+    return os.path.join(paths.STATE_DIR, CONSOLES)
 
 
 Listing = collections.namedtuple("Listing", "states locks exits healths")
@@ -204,6 +211,11 @@ class Record(object):
         # without one: what the watcher does when the container's health
         # check fails (health.py).
         "watchdog": _none,
+        # Whether the VM has Engine's serial console (ovirt-vmconsole), and
+        # whether its container got a terminal and an open stdin for it:
+        # the watcher serves the console's socket (console.py).
+        "console": bool,
+        "tty": bool,
         # Whether the watcher serves the VM's oVirt guest agent channel
         # (guestagent.py): the start hook moved the placeholder's.
         "guest_agent": bool,

@@ -97,7 +97,8 @@ def prepare(env, data, conf, kernel=None):
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id),
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
-        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
+        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics],
+        console=spec.console))
     spec = spec._replace(
         guest_agent=placeholder.move_agent_channel(dom, spec.vm_id))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
