@@ -34,7 +34,13 @@ beforehand, as Vdsm does); the bare interpreter runs the same way, as
 vdsm.  Everything the benchmark creates is removed at the end, also when
 it fails.  Needs root and the daemons (make bench starts them).
 
+With --baseline REF (a git revision of this checkout, e.g. main), (1)
+also times REF's after_get_all_vm_stats on the same VMs, data and
+snapshot, alternating with this checkout's and the bare interpreter: a
+before/after in one run.
+
     dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4] [--quick]
+                 [--baseline REF]
     dev/bench.py --parts 5 [--blank-gib 10] [--blank-runs 3]
                  [--blank-dir /var/tmp] [--blank-block]
 """
@@ -47,6 +53,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,8 +105,10 @@ def median(values):
 
 
 # Medians of one hook and of the bare interpreter run beside it: wall
-# clock and CPU time (user + system) of the process.
-Timing = collections.namedtuple("Timing", "hook, bare, hook_cpu, bare_cpu")
+# clock and CPU time (user + system) of the process; base and base_cpu:
+# the same hook of the --baseline revision (None without one).
+Timing = collections.namedtuple(
+    "Timing", "hook, bare, hook_cpu, bare_cpu, base, base_cpu")
 
 
 def ms(seconds):
@@ -130,6 +139,36 @@ class Bench(object):
         self.podman = docker.DockerClient(base_url="unix://" + PODMAN_SOCKET,
                                           version="auto", timeout=300)
         self.results = {}
+        self.baseline = None
+        if args.baseline:
+            self.baseline = self.install_baseline(args.baseline)
+
+    def install_baseline(self, ref):
+        """REF's after_get_all_vm_stats script and library, beside the
+        installation and reading the same state directory (its _site.py):
+        the script's path."""
+        root = os.path.join(self.workdir, "baseline")
+        os.mkdir(root)
+        archive = subprocess.check_output(
+            ["git", "-C", TOP, "archive", ref, "lib/containerhooks",
+             "hooks/after_get_all_vm_stats"])
+        subprocess.run(["tar", "-x", "-C", root], input=archive, check=True)
+        lib = os.path.join(root, "lib")
+        shutil.copy(os.path.join(self.inst.lib_dir, "containerhooks",
+                                 "_site.py"),
+                    os.path.join(lib, "containerhooks", "_site.py"))
+        subprocess.check_call(["/usr/bin/python3", "-m", "compileall", "-q",
+                               os.path.join(lib, "containerhooks")])
+        script = os.path.join(root, "hooks", "after_get_all_vm_stats",
+                              "50_containers")
+        with open(script) as f:
+            lines = f.read().splitlines(True)
+        lines.insert(1, "import sys; sys.path.insert(0, %r)\n" % lib)
+        with open(script, "w") as f:
+            f.write("".join(lines))
+        subprocess.check_call(["chmod", "-R", "a+rX", root])
+        os.chmod(script, 0o755)
+        return script
 
     # Timing one process
 
@@ -161,10 +200,11 @@ class Bench(object):
         return elapsed, cpu
 
     def time_hook(self, hook, data, vm_id=None, custom=None, runs=None,
-                  pause=0):
+                  pause=0, baseline=None):
         """Timing of hook's script and of a bare interpreter, run
         alternately the same way, on the same data (pause seconds before
-        each run of the hook): Timing of wall and CPU medians."""
+        each run of the hook): Timing of wall and CPU medians.  baseline:
+        another script of the same hook, run in the same turns."""
         runs = runs or self.args.runs
         kind = vdsm_module.HOOKS[hook][0]
         if kind == vdsm_module.JSON:
@@ -176,12 +216,18 @@ class Bench(object):
             options = self.vdsm.popen_options(hook, path, vm_id=vm_id,
                                               custom=custom)
             [script] = self.vdsm.scripts(hook)
-            hook_times, bare_times = [], []
+            hook_times, bare_times, base_times = [], [], []
             self.time_process([script], options, content, path)   # warm
+            if baseline:
+                self.time_process([baseline], options, content, path)
             for _ in range(runs):
                 time.sleep(pause)
                 hook_times.append(
                     self.time_process([script], options, content, path))
+                if baseline:
+                    time.sleep(pause)
+                    base_times.append(self.time_process(
+                        [baseline], options, content, path))
                 bare_times.append(
                     self.time_process(BARE, options, content, path))
         finally:
@@ -189,7 +235,11 @@ class Bench(object):
         return Timing(median(t[0] for t in hook_times),
                       median(t[0] for t in bare_times),
                       median(t[1] for t in hook_times),
-                      median(t[1] for t in bare_times))
+                      median(t[1] for t in bare_times),
+                      median(t[0] for t in base_times) if base_times
+                      else None,
+                      median(t[1] for t in base_times) if base_times
+                      else None)
 
     # (1) stats on N container VMs
 
@@ -237,14 +287,16 @@ class Bench(object):
             try:
                 self.wait_snapshot([vm.id for vm, _ in vms])
                 timing = self.time_hook("after_get_all_vm_stats", data,
-                                        pause=1.05)
+                                        pause=1.05, baseline=self.baseline)
             finally:
                 self.inst.stop_watcher(watcher)
             docker = self.docker_stats(vms)
             rows.append((n, timing, docker, before))
-            print("  %3d container VMs + %3d others: hook %s (before: %s), "
+            print("  %3d container VMs + %3d others: hook %s (before: %s%s), "
                   "docker stats %s, python3 -c pass %s" % (
-                      n, n, ms(timing.hook), ms(before.hook), ms(docker),
+                      n, n, ms(timing.hook), ms(before.hook),
+                      "; %s: %s" % (self.args.baseline, ms(timing.base))
+                      if timing.base is not None else "", ms(docker),
                       ms(timing.bare)), flush=True)
         self.results["stats"] = rows
 
@@ -455,19 +507,49 @@ class Bench(object):
             print("1. after_get_all_vm_stats, N container VMs + N others "
                   "(wall clock; CPU time in brackets); before: no watcher, "
                   "the hook reads each container itself")
-            print("   %4s %10s %10s %13s %10s %12s %15s %15s %15s" % (
-                "N", "before", "hook", "docker stats", "python3",
+            print("   %4s %10s %20s %13s %10s %12s %15s %15s %15s" % (
+                "N", "before", "hook [CPU]", "docker stats", "python3",
                 "docker/hook", "hook/py", "before/N=1", "hook/N=1"))
             for n, t, docker, b in rows:
-                print("   %4d %10s %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
+                print("   %4d %10s %20s %13s %10s %11.1fx %6.2fx [%4.2fx] "
                       "%6.2fx [%4.2fx] %6.2fx [%4.2fx]" % (
-                          n, ms(b.hook), ms(t.hook), ms(docker), ms(t.bare),
+                          n, ms(b.hook), "%s [%s]" % (ms(t.hook),
+                                                      ms(t.hook_cpu)),
+                          ms(docker), ms(t.bare),
                           docker / t.hook, t.hook / t.bare,
                           t.hook_cpu / t.bare_cpu,
                           b.hook / rows[0][3].hook,
                           b.hook_cpu / rows[0][3].hook_cpu,
                           t.hook / base.hook,
                           t.hook_cpu / base.hook_cpu))
+            if base.base is not None:
+                print()
+                print("   the same hook of %s (--baseline), timed in the same "
+                      "turns:" % self.args.baseline)
+                print("   %4s %20s %15s %15s %15s" % (
+                    "N", "baseline [CPU]", "baseline/py", "baseline/N=1",
+                    "hook/baseline"))
+                for n, t, docker, b in rows:
+                    print("   %4d %20s %6.2fx [%4.2fx] %6.2fx [%4.2fx] "
+                          "%6.2fx [%4.2fx]" % (
+                              n, "%s [%s]" % (ms(t.base), ms(t.base_cpu)),
+                              t.base / t.bare,
+                              t.base_cpu / t.bare_cpu, t.base / base.base,
+                              t.base_cpu / base.base_cpu, t.hook / t.base,
+                              t.hook_cpu / t.base_cpu))
+            last = rows[-1]
+            if last[0] > rows[0][0]:
+                extra = last[0] - rows[0][0]
+                print("   per container VM + other VM beyond N=%d: hook "
+                      "%.0f us [%.0f us CPU]%s" % (
+                          rows[0][0],
+                          (last[1].hook - base.hook) / extra * 1e6,
+                          (last[1].hook_cpu - base.hook_cpu) / extra * 1e6,
+                          "; %s %.0f us [%.0f us CPU]" % (
+                              self.args.baseline,
+                              (last[1].base - base.base) / extra * 1e6,
+                              (last[1].base_cpu - base.base_cpu) / extra
+                              * 1e6) if base.base is not None else ""))
             by_n = dict((r[0], r) for r in rows)
             if 50 in by_n:
                 n, t, docker, _ = by_n[50]
@@ -555,6 +637,8 @@ def main():
                         help="which measurements to make")
     parser.add_argument("--quick", action="store_true",
                         help="1 and 10 VMs, fewer runs (a smoke test)")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also time REF's stats hook in (1), e.g. main")
     parser.add_argument("--blank-gib", type=int, default=10,
                         help="size of the images of (5)")
     parser.add_argument("--blank-runs", type=int, default=3)
