@@ -183,7 +183,7 @@ class Watcher(object):
         # The containers' health checks, as the VMs' watchdogs.
         self.health = health.Monitor(self, _read_state, self._connect)
         # The container VMs' serial consoles.
-        self.console = console.Server(_read_state, lambda: self.conf,
+        self.console = console.Server(_read_state, self._conf_now,
                                       self._connect, self._console_reinit)
         self._status = {"pid": os.getpid(), "started": time.time(),
                         "engines": dict((name, {"reachable": None})
@@ -240,6 +240,16 @@ class Watcher(object):
             target=self.agents.run, args=(self.stopping,), name="guest-agent")
         self._agents_thread.daemon = True
         self._agents_thread.start()
+
+    def _conf_now(self):
+        """containers.conf as the file says now, for a console connection:
+        the opt-in console_exec_shell is the admin's current word, not the
+        one of the last reload (up to RELOAD_INTERVAL old); a file with an
+        error: the configuration in use."""
+        try:
+            return config.load(self.conf.path)
+        except errors.Error:
+            return self.conf
 
     def _reload(self):
         """Take a changed containers.conf; True when the watcher must start
