@@ -219,12 +219,8 @@ def console_vm(engine, installation, libvirt_host, qemu_workdir,
         made.append(vm)
         return vm
     yield make
+    vmrun.discard(client, installation, made)
     for vm in made:
-        libvirt.virsh("destroy", vm.id, check=False)
-        vmrun.remove_managed(client, [vm.id])
-        for n in installation.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(installation.state_dir, n))
         # The watcher closes a console within a second of its record's end.
         path = os.path.join(installation.vmconsole_dir, vm.id + ".sock")
         deadline = time.time() + 2

@@ -464,11 +464,7 @@ def agent_vm(engine, installation, lan, nwfilter, libvirt_host,
     vm = domains.add_nics(vm, [(MAC, BRIDGE)])
     vm = domains.with_channels_dir(vm, installation.channels_dir)
     yield vm
-    libvirt.virsh("destroy", vm.id, check=False)
-    vmrun.remove_managed(client, [vm.id])
-    for n in installation.state_files():
-        if n.startswith(vm.id):
-            os.unlink(os.path.join(installation.state_dir, n))
+    vmrun.discard(client, installation, [vm])
 
 
 def _wait(predicate, timeout, what):

@@ -218,12 +218,7 @@ def health_vm(engine, installation, libvirt_host, qemu_workdir,
         made.append(vm)
         return vm
     yield make
-    for vm in made:
-        libvirt.virsh("destroy", vm.id, check=False)
-        vmrun.remove_managed(client, [vm.id])
-        for n in installation.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(installation.state_dir, n))
+    vmrun.discard(client, installation, made)
 
 
 def _health(installation, vm):

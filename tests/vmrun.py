@@ -61,6 +61,19 @@ def containers_of(client, vm):
 MANAGED_LABEL = "org.ovirt.vdsm-hook-containers"
 
 
+def discard(client, installation, vms):
+    """A fixture's teardown of the VMs it made, whatever a test left of
+    them: the placeholder domain, the package's containers, the VMs'
+    files in the installation's state directory (exit records too)."""
+    import os
+    for vm in vms:
+        libvirt.virsh("destroy", vm.id, check=False)
+        remove_managed(client, [vm.id])
+        for n in installation.state_files():
+            if n.startswith(vm.id):
+                os.unlink(os.path.join(installation.state_dir, n))
+
+
 def remove_managed(client, vm_ids):
     """Remove the package's containers of these VMs; return their names.
 
