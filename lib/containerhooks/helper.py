@@ -318,11 +318,12 @@ def _create(eng, spec, image, name, options, app_options, endpoints, conf,
             % json.dumps(bounded, sort_keys=True))
     if not spec.app.health_options or "start_interval" in bounded:
         check = created.config["Healthcheck"]
-        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s "
-                    "(every %.3f s in its start period); raised to at least "
-                    "%d s", spec.vm_id, spec.image,
+        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s%s; "
+                    "raised to %d s", spec.vm_id, spec.image,
                     (check.get("Interval") or 0) / 1e9,
-                    (check.get("StartInterval") or 0) / 1e9,
+                    " (every %.3f s in its start period)"
+                    % (check["StartInterval"] / 1e9)
+                    if "start_interval" in bounded else "",
                     specs.HEALTHCHECK_MIN_INTERVAL)
     else:
         log.info("vm_id=%s the image's HEALTHCHECK timed by "
