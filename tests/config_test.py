@@ -294,7 +294,9 @@ def test_utf8_comment_in_c_locale(tmp_path):
     path = write(tmp_path, u"[containers]\n# R\u00e9glages du site\n"
                  u"pids_limit = 2048\n")
     env = {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
-           "PYTHONPATH": os.path.join(TOP, "lib")}
+           "PYTHONPATH": os.path.join(TOP, "lib"),
+           # No bytecode in the checkout (tests/conftest.py).
+           "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.check_output(
         [sys.executable, "-c",
          "import sys; from containerhooks import config; "
