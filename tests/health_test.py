@@ -388,7 +388,7 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
                           watchdog="pause")
     state.write(VM_ID, record)
     monitor = health.Monitor(_Watcher(), lambda vm_id: record,
-                             lambda name: eng, now=clock)
+                             lambda name, runtime=None: eng, now=clock)
 
     # Within one interval, the timeout and the grace the engine may still
     # run it: no probe of the watcher's.

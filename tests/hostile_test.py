@@ -164,7 +164,8 @@ def test_corpus_covers_the_issue():
     assert not [e for e in CORPUS if e.value == ""
                 and e.property not in (properties.CONTAINER_TYPE,
                                        properties.CONTAINER_IMAGE,
-                                       properties.CONTAINER_PULL)]
+                                       properties.CONTAINER_PULL,
+                                       properties.CONTAINER_RUNTIME)]
 
 
 def test_nul_cannot_reach_a_hook():

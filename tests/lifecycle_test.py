@@ -231,3 +231,152 @@ def test_leftover_stopped_container_replaced(vdsm, installation, engine):
 
     assert container_of(client, vm).status == "running"
     power_off(vdsm, vm, result.data)
+
+
+# The OCI runtime a VM chooses (containerRuntime, issue 14): a small
+# representative part of the life above, on each runtime of each engine.
+# runc is also what every other test runs on (the engines' default).
+
+RUNTIMES = [
+    pytest.param("docker", "runc", id="docker-runc"),
+    pytest.param("docker", "crun", id="docker-crun"),
+    pytest.param("docker", "runsc", id="docker-runsc"),
+    pytest.param("podman", "runc", id="podman-runc"),
+    pytest.param("podman", "crun", id="podman-crun"),
+    pytest.param("podman", "runsc", id="podman-runsc"),
+]
+
+RUNSC = "/usr/bin/runsc"
+
+
+def runtime_on_host(container_id, pid):
+    """The runtime running a container as the host shows it, read apart
+    from the package's own proof (runtimes.identify): gVisor's sandbox is
+    the container's process itself; runc keeps its state in
+    <root>/<id>/state.json, crun in <root>/<id>/status (Podman's roots
+    /run/runc, /run/crun; Docker's <exec-root>/runtime-runc/moby for
+    every runtime of its runc shim)."""
+    import glob
+    if os.path.samefile("/proc/%d/exe" % pid, RUNSC):
+        return "runsc"
+    found = set()
+    for depth in range(1, 5):
+        pattern = "/run/" + "*/" * depth + container_id
+        for directory in glob.glob(pattern):
+            if os.path.isfile(os.path.join(directory, "state.json")):
+                found.add("runc")
+            if os.path.isfile(os.path.join(directory, "status")):
+                found.add("crun")
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def cgroup_file(pid, controller, name):
+    """A cgroup v1 (this CI machine) or v2 file of pid's cgroup."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                with open("/sys/fs/cgroup/%s%s/%s" % (controller, path,
+                                                      name)) as g:
+                    return g.read().strip()
+    with open("/proc/%d/cgroup" % pid) as f:
+        path = [l.split(":", 2)[2].strip() for l in f if l.startswith("0::")]
+    v2 = {"memory.limit_in_bytes": "memory.max"}.get(name, name)
+    with open("/sys/fs/cgroup%s/%s" % (path[0], v2)) as g:
+        return g.read().strip()
+
+
+@pytest.mark.parametrize("engine, runtime", RUNTIMES, indirect=["engine"])
+def test_runtime_lifecycle(vdsm, runtimes_conf, engine, runtime):
+    name, client = engine
+    installation = runtimes_conf
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": runtime}, memory_mib=192, vcpus=1)
+
+    result = start(vdsm, vm)
+
+    c = container_of(client, vm)
+    assert c is not None and c.status == "running"
+    pid = c.attrs["State"]["Pid"]
+    record = installation.record(vm.id)
+    assert record["runtime"] == runtime
+    # What really runs, as the host shows it (Podman's inspect says "oci"
+    # whatever runs).
+    assert runtime_on_host(c.id, pid) == runtime
+    version = c.exec_run(["cat", "/proc/version"]).output.decode()
+    with open("/proc/version") as f:
+        host_kernel = f.read()
+    if runtime == "runsc":
+        # gVisor's own kernel answers, not the host's.
+        assert version != host_kernel and "Linux version 4.4.0" in version
+    else:
+        assert version == host_kernel
+    # The limits, in the host's kernel: gVisor's sandbox (the container's
+    # process) is in the container's cgroup too.
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") \
+        == str(192 * MIB)
+    assert cgroup_file(pid, "pids", "pids.max") == "1024"
+    # Capabilities as the container's first process has them: from the
+    # host's /proc (runc, crun), from gVisor's (runsc: its processes are
+    # no host processes).
+    expected = sum(1 << bit for bit in CAP_BITS.values())
+    if runtime == "runsc":
+        status = dict(line.split(":\t", 1) for line in c.exec_run(
+            ["cat", "/proc/1/status"]).output.decode().splitlines()
+            if ":\t" in line)
+    else:
+        status = proc_status(pid)
+        assert status["NoNewPrivs"] == "1"
+    assert int(status["CapEff"], 16) == expected
+    assert int(status["CapBnd"], 16) == expected
+    # "vdsm-containers ps" names it.
+    rc, out, err = installation.run_cli("ps")
+    line, = [l for l in out.splitlines() if l.startswith(vm.id)]
+    assert line.split()[3] == runtime, line
+    # Engine's pause and resume: the container is frozen and thawed.
+    vdsm.run("after_vm_pause", result.data, vm_id=vm.id, custom=vm.custom)
+    c.reload()
+    assert c.status == "paused"
+    vdsm.run("after_vm_cont", result.data, vm_id=vm.id, custom=vm.custom)
+    c.reload()
+    assert c.status == "running"
+
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(installation, client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runtime_not_offered_refused(vdsm, fresh_conf, engine):
+    name, client = engine
+    fresh_conf.configure(**{name + "_runtimes": "runc, crun"})
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "runsc"})
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    assert err.startswith("Invalid custom property containerRuntime='runsc'"
+                          ": this host runs %s containers on runc, crun "
+                          "only" % name), err
+    assert err.count("\n") == 1
+    assert_nothing_left(fresh_conf, client, vm)
+
+
+def test_podman_ignoring_the_runtime_refused(vdsm, fresh_conf, podman_client,
+                                            registry_image):
+    # Podman's compatible API runs the service's runtime whatever a
+    # container asks for: a runtime with no service of its own named in
+    # podman_runtime_sockets is caught by the host's proof, and the
+    # container removed.
+    fresh_conf.configure(podman_runtimes="runc, runsc")
+    vm = domains.VM({"containerType": "podman",
+                     "containerImage": images.IMAGE,
+                     "containerRuntime": "runsc"})
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    assert "ran the container on runc instead of runsc" in err, err
+    assert "podman_runtime_sockets" in err
+    assert_nothing_left(fresh_conf, podman_client, vm)

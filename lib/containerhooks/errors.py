@@ -270,3 +270,11 @@ class ImageLoadTimeout(Error):
            "not finish within {timeout} seconds; raise image_load_timeout "
            "in {conf}, or load the image on this host beforehand "
            "({engine} load -i ARCHIVE)")
+
+
+class RuntimeMismatch(Error):
+    """The container runs on another OCI runtime than the VM's
+    (runtimes.check_proof): the host shows it, whatever the engine says."""
+
+    msg = ("Container engine {engine} at {socket} ran the container on "
+           "{proven} instead of {wanted} ({evidence}); {fix}")

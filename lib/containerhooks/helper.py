@@ -81,6 +81,7 @@ def _parser():
                        help="DISK,PATH,file|block,SOURCE (repeated)")
     specs.add_app_arguments(start)
     start.add_argument("--pull", help="the VM's containerPull")
+    start.add_argument("--runtime", help="the VM's containerRuntime")
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -102,6 +103,43 @@ def _engine(conf, name):
     return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
 
 
+def _record_engine(conf, record):
+    """The engine service that handles record's container: its engine's,
+    through the socket of its runtime (runtimes.socket)."""
+    from containerhooks import engine
+    from containerhooks import runtimes
+    _check_engine(conf, record.engine)
+    return engine.Engine.connect(
+        record.engine, runtimes.socket(conf, record.engine, record.runtime),
+        conf.api_timeout)
+
+
+def _chosen_engine(conf, spec):
+    """(runtimes.Choice, Engine) of spec's start: the VM's runtime among
+    those the host offers, and the engine service that runs it."""
+    from containerhooks import engine
+    from containerhooks import runtimes
+    _check_engine(conf, spec.engine)
+    choice = runtimes.choose(conf, spec.engine, spec.runtime)
+    eng = engine.Engine.connect(spec.engine, choice.socket,
+                                conf.api_timeout)
+    if choice.requested and not runtimes.offered(conf, spec.engine):
+        runtimes.check_default(conf, spec.engine, spec.runtime,
+                               eng.default_runtime())
+    return choice, eng
+
+
+def _prove_runtime(eng, spec, choice, pid):
+    """The name of the runtime the started container runs on, as the
+    host shows it; a container on another runtime than the VM's choice
+    is refused (RuntimeMismatch)."""
+    from containerhooks import runtimes
+    proven, evidence = runtimes.identify(pid)
+    log.info("vm_id=%s runtime %s (%s)", spec.vm_id, proven, evidence)
+    runtimes.check_proof(choice, eng.name, proven, evidence)
+    return proven or choice.name
+
+
 def _check_engine(conf, name):
     if name not in conf.engines:
         raise errors.InvalidProperty(
@@ -116,20 +154,20 @@ def start_container(args):
     # The host's image policy, before anything is pulled or started
     # (the hook checked it already: a caller that did not).
     imagepolicy.check(spec.image, conf)
-    eng = _engine(conf, spec.engine)
+    choice, eng = _chosen_engine(conf, spec)
     with state.Lock(spec.vm_id) as lock:
         # How an earlier run's container ended is no longer news.
         exits.remove(spec.vm_id)
         health.remove(spec.vm_id)
         try:
-            return _start(eng, spec, conf)
+            return _start(eng, spec, conf, choice)
         except BaseException:
             # A failed start leaves no state behind, lock file included.
             lock.release(remove=True)
             raise
 
 
-def _start(eng, spec, conf):
+def _start(eng, spec, conf, choice=None):
     """Pull, plan the network, mount the volumes, create, start.
 
     The state file is written first (with the addresses reserved and the
@@ -141,6 +179,9 @@ def _start(eng, spec, conf):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
+    if choice is None:
+        from containerhooks import runtimes
+        choice = runtimes.choose(conf, spec.engine, spec.runtime)
     image_id = None
     if isinstance(spec.image, imageref.DiskImage):
         # The archive on the VM's disk; the container runs it by its id.
@@ -174,7 +215,7 @@ def _start(eng, spec, conf):
         memory_mib=spec.memory_mib, vcpus=spec.vcpus,
         hostname=names.hostname, fqdn=spec.fqdn,
         created=time.time(), ips=[], nics=[], volumes=[],
-        unmapped_volumes=unmapped)
+        unmapped_volumes=unmapped, runtime=choice.name)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
     if image_id is not None:
@@ -196,6 +237,8 @@ def _start(eng, spec, conf):
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
         options.update(volumes.container_options(record.volumes))
+        from containerhooks import runtimes
+        options.update(runtimes.create_options(choice, eng.name))
         # From here a container of this name may exist even if create()
         # fails (connecting a second network, a timeout after the engine
         # made it): _clear_leftover freed the name, so whatever holds it
@@ -210,6 +253,7 @@ def _start(eng, spec, conf):
         eng.start(name)
         pid = eng.inspect(name).pid
         record.pid = pid
+        record.runtime = _prove_runtime(eng, spec, choice, pid)
         record.nics = network.finish(eng, name, endpoints, pid)
         state.write(spec.vm_id, record)
     except BaseException:
@@ -226,8 +270,9 @@ def _start(eng, spec, conf):
                       "removed", spec.vm_id)
         raise
     log.info("vm_id=%s started container %s (%s) image=%s digest=%s "
-             "engine=%s ips=%s", spec.vm_id, name, created.id[:12],
-             spec.image, record.image_digest, eng.name, record.ips)
+             "engine=%s runtime=%s ips=%s", spec.vm_id, name,
+             created.id[:12], spec.image, record.image_digest, eng.name,
+             record.runtime, record.ips)
     return record.to_dict()
 
 
@@ -305,8 +350,10 @@ def _clear_leftover(eng, vm_id, conf):
     """
     record = state.read(vm_id)
     if record:
-        old_eng = eng if record.engine == eng.name \
-            else _engine(conf, record.engine)
+        from containerhooks import runtimes
+        same = record.engine == eng.name and eng.socket == runtimes.socket(
+            conf, record.engine, record.runtime)
+        old_eng = eng if same else _record_engine(conf, record)
         old = _recorded_container(old_eng, record)
         if old is not None:
             _remove_leftover(old_eng, vm_id, old, conf)
@@ -397,7 +444,7 @@ def stop_vm(conf, vm_id, engine=None, check=None):
             except errors.StateError as e:
                 log.warning("vm_id=%s cannot mark the container as "
                             "stopping: %s", vm_id, e)
-            eng = _engine(conf, record.engine)
+            eng = _record_engine(conf, record)
             info = _recorded_container(eng, record)
             if info is not None:
                 if info.status in RUNNING:
@@ -426,7 +473,7 @@ def pause_container(args):
         raise errors.StateError(action="find", vm_id=vm_id,
                                 reason="no container is recorded for it")
     conf = config.load()
-    eng = _engine(conf, record.engine)
+    eng = _record_engine(conf, record)
     # By its recorded id: whatever holds the name now may not be it.
     name = record.container_id or record.container_name
     info = eng.inspect(name)

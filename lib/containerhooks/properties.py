@@ -31,10 +31,13 @@ CONTAINER_SECRETS = "containerSecrets"
 # When a start pulls the VM's image (imagepolicy.PULL_POLICIES), overriding
 # the host's pull_policy; the helper applies it (issue 10).
 CONTAINER_PULL = "containerPull"
+# The OCI runtime the container runs on (runtimes.KNOWN), among those the
+# host offers (issue 14).
+CONTAINER_RUNTIME = "containerRuntime"
 NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP,
          CONTAINER_ENV, CONTAINER_COMMAND, CONTAINER_ENTRYPOINT,
          CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS,
-         CONTAINER_PULL)
+         CONTAINER_PULL, CONTAINER_RUNTIME)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
@@ -140,6 +143,7 @@ def engine_regexes(engines):
         (CONTAINER_USER, _engine_user()),
         (CONTAINER_SECRETS, _engine_secrets()),
         (CONTAINER_PULL, _engine_pull()),
+        (CONTAINER_RUNTIME, _engine_runtime()),
     ])
 
 
@@ -313,6 +317,26 @@ def _engine_pull():
     return "^(%s)$" % "|".join(imagepolicy.PULL_POLICIES)
 
 
+def _engine_runtime():
+    """parse_runtime as one regex, a drop-down (^(a|b|c)$) of every
+    runtime the package knows: the same on every host.  Which of them a
+    host offers is its containers.conf's, checked at start
+    (runtimes.check_allowed)."""
+    from containerhooks import runtimes
+    return "^(%s)$" % "|".join(runtimes.KNOWN)
+
+
+def parse_runtime(value):
+    """Parse containerRuntime: runc, crun or runsc (runtimes.KNOWN);
+    anything else is refused, "" too (a VM that leaves the runtime to the
+    host does not set it)."""
+    from containerhooks import runtimes
+
+    def refuse(reason):
+        _refuse(CONTAINER_RUNTIME, _shown(value, 64), reason)
+    return runtimes.parse(value, refuse)
+
+
 def parse_pull(value):
     """Parse containerPull: "missing", "always" or "never" (imagepolicy.py
     says what each does); anything else is refused, "" too (a VM that
@@ -366,6 +390,8 @@ def parse(raw, engines):
     ips = parse_ips(raw.get(CONTAINER_IP, ""))
     if CONTAINER_PULL in raw:
         parse_pull(raw[CONTAINER_PULL])     # spec.pull_of keeps it
+    if CONTAINER_RUNTIME in raw:
+        parse_runtime(raw[CONTAINER_RUNTIME])   # spec.runtime_of keeps it
     return ContainerProperties(
         engine=engine, image=image, volumes=volumes, ips=ips,
         env=parse_env(raw.get(CONTAINER_ENV, "")),

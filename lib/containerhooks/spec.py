@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog")
+    "volumes, app, fqdn, pull, watchdog, runtime")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -37,7 +37,9 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # set (the host's pull_policy then).
 # watchdog: the action of the VM's watchdog device (health.ACTIONS), or
 # None without one.
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None)
+# runtime: the VM's containerRuntime (runtimes.KNOWN), "" when not set
+# (the host's default then).
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, "")
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -101,7 +103,27 @@ def from_domain(dom, props, nics=(), volumes=()):
         fqdn=dom.cloud_init_fqdn(),
         pull=pull_of(props.raw),
         watchdog=dom.watchdog_action(),
+        runtime=runtime_of(props.raw),
     )
+
+
+def runtime_of(raw):
+    """The VM's containerRuntime of raw (name -> raw value), "" if not
+    set."""
+    from containerhooks import properties
+    value = raw.get(properties.CONTAINER_RUNTIME)
+    return "" if value is None else properties.parse_runtime(value)
+
+
+def runtime_from_args(ns):
+    """The helper's --runtime, checked again with containerRuntime's
+    parser."""
+    from containerhooks import properties
+    value = getattr(ns, "runtime", None)
+    if value is None:
+        return ""
+    _text("runtime", value)
+    return properties.parse_runtime(value)
 
 
 def pull_of(raw):
@@ -154,6 +176,8 @@ def to_args(spec):
         args.append("--pull=" + spec.pull)
     if spec.watchdog:
         args.append("--watchdog=" + spec.watchdog)
+    if spec.runtime:
+        args.append("--runtime=" + spec.runtime)
     return args
 
 
@@ -190,6 +214,7 @@ def from_args(ns):
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
         watchdog=watchdog_from_args(ns),
+        runtime=runtime_from_args(ns),
     )
 
 

@@ -198,6 +198,11 @@ class Record(object):
         # without one: what the watcher does when the container's health
         # check fails (health.py).
         "watchdog": _none,
+        # The OCI runtime the container runs on (runtimes.KNOWN), as the
+        # host shows it (runtimes.identify); chosen before the container
+        # exists (None: the engine's default, not yet proven).  Also which
+        # engine service handles the container (runtimes.socket).
+        "runtime": _none,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
     }
