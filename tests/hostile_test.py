@@ -1142,7 +1142,7 @@ def test_helper_main_generated(monkeypatch, tmp_path, capsys):
         validated.append((ns, real_from_args(ns)))
         return validated[-1][1]
 
-    def engine_stub(conf_, name):
+    def engine_stub(conf_, name, runtime=None):
         # The seam where the helper would connect to the engine: what
         # arrives here must have been checked, and the engine name too.
         if name not in conf_.engines:

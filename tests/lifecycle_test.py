@@ -380,3 +380,80 @@ def test_podman_ignoring_the_runtime_refused(vdsm, fresh_conf, podman_client,
     assert "ran the container on runc instead of runsc" in err, err
     assert "podman_runtime_sockets" in err
     assert_nothing_left(fresh_conf, podman_client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
+                                  exiting_images, libvirt_host,
+                                  qemu_workdir):
+    # The watcher follows gVisor's containers as any other (on Podman their
+    # end comes through podman_socket's event stream: the services share
+    # Podman's event log), and the stats report their exit.
+    import libvirt
+    name, client = engine
+    vm = domains.VM({"containerType": name,
+                     "containerImage": exiting_images["exit3"],
+                     "containerRuntime": "runsc"}, base="no-nic-in.xml",
+                    memory_mib=64)
+    try:
+        last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+        c = container_of(client, vm)
+        c.exec_run(["touch", images.EXIT_TRIGGER])
+
+        assert vmrun.wait_gone(vm, timeout=30) is not None, \
+            "the placeholder still runs"
+        vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+        down = vmrun.down_stats(vdsm, vm)
+        assert down["exitMessage"] == "container exited with code 3 (error)"
+        vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+        assert vmrun.containers_of(client, vm) == []
+    finally:
+        libvirt.virsh("destroy", vm.id, check=False)
+        vmrun.remove_managed(client, [vm.id])
+        for n in runtimes_conf.state_files():
+            if n.startswith(vm.id):
+                os.unlink(os.path.join(runtimes_conf.state_dir, n))
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_vnic_on_the_lan(vdsm, runtimes_conf, engine, lan):
+    # gVisor with --network=host (dev/services): the host's network stack
+    # in the container's own namespace, with Engine's MAC on the bridge.
+    import lan as lanmod
+    name, client = engine
+    net = lan[0]
+    mac = "00:1a:4a:16:01:61"
+    vm = domains.add_nics(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": "runsc"}), [(mac, lanmod.BRIDGE)])
+
+    result = start(vdsm, vm)
+
+    record = runtimes_conf.record(vm.id)
+    assert record["runtime"] == "runsc"
+    nic, = record["nics"]
+    assert nic["mac"] == mac
+    assert net.fetch(nic["ip"]) == "hello from vdsm-hook-containers\n"
+    assert mac in net.exec_("ip", "neigh", "show", nic["ip"])
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(runtimes_conf, client, vm)
+
+
+def test_check_lists_the_runtimes(runtimes_conf, registry_image):
+    import json
+    rc, out, err = runtimes_conf.run_cli("check", "--json")
+    rows = dict((r["check"], r) for r in json.loads(out))
+    docker_row, podman_row = rows["runtimes docker"], rows["runtimes podman"]
+    assert docker_row["ok"] and podman_row["ok"], (docker_row, podman_row)
+    assert docker_row["detail"].startswith(
+        "has crun, runc, runsc (default runc); VMs may choose runc, crun, "
+        "runsc"), docker_row
+    assert podman_row["detail"].startswith(
+        "has runc, crun, runsc (default runc)"), podman_row
+    # A runtime offered but missing fails the check, saying why.
+    runtimes_conf.configure(podman_runtimes="runc, runsc")
+    rc, out, err = runtimes_conf.run_cli("check", "--json")
+    row = dict((r["check"], r) for r in json.loads(out))["runtimes podman"]
+    assert not row["ok"] and rc == 1
+    assert "runsc: offered (podman_runtimes) but no podman service of it " \
+        "is named in podman_runtime_sockets" in row["detail"]

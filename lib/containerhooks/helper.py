@@ -96,33 +96,30 @@ def _parser():
     return parser
 
 
-def _engine(conf, name):
+def _engine(conf, name, runtime=None):
+    """Engine name, through the socket of OCI runtime runtime (None: the
+    engine's default; runtimes.socket)."""
     # Imported here: the SDK is needed only once an engine is used.
     from containerhooks import engine
+    from containerhooks import runtimes
     _check_engine(conf, name)
-    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+    return engine.Engine.connect(name, runtimes.socket(conf, name, runtime),
+                                 conf.api_timeout)
 
 
 def _record_engine(conf, record):
     """The engine service that handles record's container: its engine's,
     through the socket of its runtime (runtimes.socket)."""
-    from containerhooks import engine
-    from containerhooks import runtimes
-    _check_engine(conf, record.engine)
-    return engine.Engine.connect(
-        record.engine, runtimes.socket(conf, record.engine, record.runtime),
-        conf.api_timeout)
+    return _engine(conf, record.engine, record.runtime)
 
 
 def _chosen_engine(conf, spec):
     """(runtimes.Choice, Engine) of spec's start: the VM's runtime among
     those the host offers, and the engine service that runs it."""
-    from containerhooks import engine
     from containerhooks import runtimes
     _check_engine(conf, spec.engine)
     choice = runtimes.choose(conf, spec.engine, spec.runtime)
-    eng = engine.Engine.connect(spec.engine, choice.socket,
-                                conf.api_timeout)
+    eng = _engine(conf, spec.engine, choice.name)
     if choice.requested and not runtimes.offered(conf, spec.engine):
         runtimes.check_default(conf, spec.engine, spec.runtime,
                                eng.default_runtime())
