@@ -6,6 +6,7 @@ vdsm user, through sudo and the root helper, against a real engine.
 
 import os
 import stat
+import time
 
 import pytest
 from lxml import etree
@@ -433,7 +434,17 @@ def test_runsc_vnic_on_the_lan(vdsm, runtimes_conf, engine, lan):
     assert record["runtime"] == "runsc"
     nic, = record["nics"]
     assert nic["mac"] == mac
-    assert net.fetch(nic["ip"]) == "hello from vdsm-hook-containers\n"
+    # gVisor's sandbox starts the service a little later than runc would.
+    deadline = time.time() + 20
+    while True:
+        try:
+            page = net.fetch(nic["ip"], timeout=3)
+            break
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    assert page == "hello from vdsm-hook-containers\n"
     assert mac in net.exec_("ip", "neigh", "show", nic["ip"])
     power_off(vdsm, vm, result.data)
     assert_nothing_left(runtimes_conf, client, vm)

@@ -28,6 +28,7 @@ from containerhooks import imageref
 from containerhooks import imagepolicy
 from containerhooks import network
 from containerhooks import registryauth
+from containerhooks import runtimes
 from containerhooks import spec as specs
 from containerhooks import state
 from containerhooks import volumes
@@ -101,7 +102,6 @@ def _engine(conf, name, runtime=None):
     engine's default; runtimes.socket)."""
     # Imported here: the SDK is needed only once an engine is used.
     from containerhooks import engine
-    from containerhooks import runtimes
     _check_engine(conf, name)
     return engine.Engine.connect(name, runtimes.socket(conf, name, runtime),
                                  conf.api_timeout)
@@ -116,7 +116,6 @@ def _record_engine(conf, record):
 def _chosen_engine(conf, spec):
     """(runtimes.Choice, Engine) of spec's start: the VM's runtime among
     those the host offers, and the engine service that runs it."""
-    from containerhooks import runtimes
     _check_engine(conf, spec.engine)
     choice = runtimes.choose(conf, spec.engine, spec.runtime)
     eng = _engine(conf, spec.engine, choice.name)
@@ -130,7 +129,6 @@ def _prove_runtime(eng, spec, choice, pid):
     """The name of the runtime the started container runs on, as the
     host shows it; a container on another runtime than the VM's choice
     is refused (RuntimeMismatch)."""
-    from containerhooks import runtimes
     proven, evidence = runtimes.identify(pid)
     log.info("vm_id=%s runtime %s (%s)", spec.vm_id, proven, evidence)
     runtimes.check_proof(choice, eng.name, proven, evidence)
@@ -164,7 +162,7 @@ def start_container(args):
             raise
 
 
-def _start(eng, spec, conf, choice=None):
+def _start(eng, spec, conf, choice):
     """Pull, plan the network, mount the volumes, create, start.
 
     The state file is written first (with the addresses reserved and the
@@ -176,9 +174,6 @@ def _start(eng, spec, conf, choice=None):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
-    if choice is None:
-        from containerhooks import runtimes
-        choice = runtimes.choose(conf, spec.engine, spec.runtime)
     image_id = None
     if isinstance(spec.image, imageref.DiskImage):
         # The archive on the VM's disk; the container runs it by its id.
@@ -234,7 +229,6 @@ def _start(eng, spec, conf, choice=None):
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
         options.update(volumes.container_options(record.volumes))
-        from containerhooks import runtimes
         options.update(runtimes.create_options(choice, eng.name))
         # From here a container of this name may exist even if create()
         # fails (connecting a second network, a timeout after the engine
@@ -347,7 +341,6 @@ def _clear_leftover(eng, vm_id, conf):
     """
     record = state.read(vm_id)
     if record:
-        from containerhooks import runtimes
         same = record.engine == eng.name and eng.socket == runtimes.socket(
             conf, record.engine, record.runtime)
         old_eng = eng if same else _record_engine(conf, record)
