@@ -331,6 +331,17 @@ def test_runtime_lifecycle(vdsm, runtimes_conf, engine, runtime):
         assert status["NoNewPrivs"] == "1"
     assert int(status["CapEff"], 16) == expected
     assert int(status["CapBnd"], 16) == expected
+    # The stats hooks read the container's cgroup (for runsc gVisor's
+    # sandbox's) in place of the placeholder's figures.
+    import vdsmstats
+    c.exec_run(["sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); "
+                "done"])          # some CPU time (crun's start takes none)
+    ours, = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, memory_mib=192)]).data
+    assert int(ours["cpuUsage"]) > 0
+    assert ours["memoryStats"]["mem_total"] == str(192 * 1024)
+    assert 0 < 192 * 1024 - int(ours["memoryStats"]["mem_unused"]) \
+        < 192 * 1024
     # "vdsm-containers ps" names it.
     rc, out, err = installation.run_cli("ps")
     line, = [l for l in out.splitlines() if l.startswith(vm.id)]
