@@ -432,15 +432,19 @@ class Bench(object):
         try:
             for engine, client in (("docker", self.docker),
                                    ("podman", self.podman)):
+                found = dict((runtime, ([], [], [])) for runtime in RUNTIMES)
                 for runtime in RUNTIMES:
                     self.runtime_start(engine, client, runtime)   # warm
-                    starts, charges, psses = [], [], []
-                    for _ in range(self.args.start_runs):
-                        took, charge, pss = self.runtime_start(
-                            engine, client, runtime, measure=True)
-                        starts.append(took)
-                        charges.append(charge)
-                        psses.append(pss)
+                # The runtimes in turn, so that what else the machine
+                # does weighs on each alike.
+                for _ in range(self.args.start_runs):
+                    for runtime in RUNTIMES:
+                        for values, value in zip(
+                                found[runtime], self.runtime_start(
+                                    engine, client, runtime, measure=True)):
+                            values.append(value)
+                for runtime in RUNTIMES:
+                    starts, charges, psses = found[runtime]
                     rows.append((engine, runtime, median(starts),
                                  median(charges), median(psses)))
         finally:

@@ -101,12 +101,17 @@ def runtimes_conf(fresh_conf):
     """containers.conf offering every OCI runtime on both engines (runc,
     crun, runsc; Podman's through the services of PODMAN_RUNTIME_SOCKETS),
     the engines' defaults for VMs that name none; reset afterwards."""
-    every = "runc, crun, runsc"
-    fresh_conf.configure(
-        docker_runtimes=every, podman_runtimes=every,
-        podman_runtime_sockets=", ".join(
-            "%s:%s" % item for item in sorted(PODMAN_RUNTIME_SOCKETS.items())))
+    fresh_conf.configure(**RUNTIME_OPTIONS)
     return fresh_conf
+
+
+# containers.conf offering every OCI runtime (runtimes_conf).
+RUNTIME_OPTIONS = {
+    "docker_runtimes": "runc, crun, runsc",
+    "podman_runtimes": "runc, crun, runsc",
+    "podman_runtime_sockets": ", ".join(
+        "%s:%s" % item for item in sorted(PODMAN_RUNTIME_SOCKETS.items())),
+}
 
 
 @pytest.fixture

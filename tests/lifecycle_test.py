@@ -479,3 +479,34 @@ def test_check_lists_the_runtimes(runtimes_conf, registry_image):
     assert not row["ok"] and rc == 1
     assert "runsc: offered (podman_runtimes) but no podman service of it " \
         "is named in podman_runtime_sockets" in row["detail"]
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_volume_keeps_its_data(vdsm, fresh_conf, engine, storage):
+    # A VM disk the host mounts, bound into gVisor's sandbox (its gofer
+    # serves the file system): written under runsc, read back under runc
+    # after a restart.
+    from conftest import RUNTIME_OPTIONS
+    name, client = engine
+    fresh_conf.configure(storage_roots=storage.root, **RUNTIME_OPTIONS)
+    image = storage.image()
+    vm = domains.add_disks(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": "runsc", "volumeMap": "vda:/data"}),
+        domains.disk("vda", image))
+
+    result = start(vdsm, vm)
+    assert fresh_conf.record(vm.id)["runtime"] == "runsc"
+    rc, out = container_of(client, vm).exec_run(
+        ["sh", "-c", "echo kept > /data/file && sync && cat /data/file"])
+    assert (rc, out) == (0, b"kept\n")
+    power_off(vdsm, vm, result.data)
+
+    vm = vm.edited(containerRuntime="runc")
+    domains.add_disks(vm, domains.disk("vda", image))
+    result = start(vdsm, vm)
+    assert fresh_conf.record(vm.id)["runtime"] == "runc"
+    rc, out = container_of(client, vm).exec_run(["cat", "/data/file"])
+    assert (rc, out) == (0, b"kept\n")
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(fresh_conf, client, vm)
