@@ -510,3 +510,24 @@ def test_runsc_volume_keeps_its_data(vdsm, fresh_conf, engine, storage):
     assert (rc, out) == (0, b"kept\n")
     power_off(vdsm, vm, result.data)
     assert_nothing_left(fresh_conf, client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runtime_engine_default_only(vdsm, installation, engine):
+    # containers.conf as shipped offers no runtime: a VM may name the
+    # engine's own default (the helper asks the engine), nothing else.
+    name, client = engine
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "runc"})
+    result = start(vdsm, vm)
+    assert installation.record(vm.id)["runtime"] == "runc"
+    power_off(vdsm, vm, result.data)
+
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "crun"})
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+    err = refusal.err.decode("utf-8")
+    assert err.startswith("Invalid custom property containerRuntime='crun'"
+                          ": this host runs %s containers on runc only"
+                          % name), err
+    assert_nothing_left(installation, client, vm)
