@@ -9,6 +9,9 @@ PYTEST_ARGS ?=
 # the files in reverse order (no test may depend on another's leftovers).
 # The recipe uses $(strip ...): a list with newlines, as $$(ls) gives it,
 # would otherwise split the recipe line and run only the first file.
+# --durations: CI's log names the slowest tests (CI must stay < 30 min).
+# No cache: pytest's last-failed list is a leftover a later run would read
+# (tests/conftest.py turns off Hypothesis's example database likewise).
 TESTS ?= tests
 
 .PHONY: test demo setup compat bench
@@ -17,7 +20,7 @@ setup:
 	dev/setup
 
 test: setup
-	dev/run-with-services .venv/bin/python -m pytest -ra $(PYTEST_ARGS) $(strip $(TESTS))
+	dev/run-with-services .venv/bin/python -m pytest -p no:cacheprovider -ra --durations=25 $(PYTEST_ARGS) $(strip $(TESTS))
 
 demo: setup
 	dev/run-with-services .venv/bin/python dev/demo.py

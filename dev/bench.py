@@ -13,7 +13,18 @@ measured in the same run (medians over several runs).
    configured application (environment, command, a host secret);
 4. a container's end until its placeholder is down, with the exit watcher
    and real libvirt;
-5. per OCI runtime (containerRuntime: runc, crun, runsc) on each engine,
+5. (only when asked: --parts 5) volumeMap's blank check on large raw
+   images, called as the root helper calls it (hostdisk.filesystem on the
+   image's loop device, the image's own descriptor for the reads): a
+   sparse image, a preallocated one (fallocate: unwritten extents) and one
+   written with zeros by dd (allocated extents, as a preallocated disk on
+   NFS v3, where the image has no holes to skip); also, with --blank-block,
+   the written image as a block device (a loop device read whole, as an LV
+   is).  Absolute times in seconds, no target: the check reads every
+   allocated byte, so it is as fast as the storage.  Needs root and loop
+   devices, not the daemons; the images go into --blank-dir (its file
+   system's speed is what is measured) and are removed afterwards.
+6. per OCI runtime (containerRuntime: runc, crun, runsc) on each engine,
    before_vm_start until the container runs and the memory of an idle
    container (its cgroup's charge, and the proportional set size of its
    supervisor -- Docker's shim, Podman's conmon -- and everything under
@@ -29,7 +40,15 @@ beforehand, as Vdsm does); the bare interpreter runs the same way, as
 vdsm.  Everything the benchmark creates is removed at the end, also when
 it fails.  Needs root and the daemons (make bench starts them).
 
-    dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4,5] [--quick]
+With --baseline REF (a git revision of this checkout, e.g. main), (1)
+also times REF's after_get_all_vm_stats on the same VMs, data and
+snapshot, alternating with this checkout's and the bare interpreter: a
+before/after in one run.
+
+    dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4,6] [--quick]
+                 [--baseline REF]
+    dev/bench.py --parts 5 [--blank-gib 10] [--blank-runs 3]
+                 [--blank-dir /var/tmp] [--blank-block]
 """
 
 import argparse
@@ -40,6 +59,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,7 +92,7 @@ PODMAN_RUNTIME_SOCKETS = {
     or "/run/podman/podman-runsc.sock",
 }
 RUNTIMES = ("runc", "crun", "runsc")
-# How long a container of (5) idles before its memory is read.
+# How long a container of (6) idles before its memory is read.
 IDLE_SECONDS = 3
 START_WORKERS = 4       # Vdsm runs up to 4 VM creations at once
 
@@ -102,8 +122,10 @@ def median(values):
 
 
 # Medians of one hook and of the bare interpreter run beside it: wall
-# clock and CPU time (user + system) of the process.
-Timing = collections.namedtuple("Timing", "hook, bare, hook_cpu, bare_cpu")
+# clock and CPU time (user + system) of the process; base and base_cpu:
+# the same hook of the --baseline revision (None without one).
+Timing = collections.namedtuple(
+    "Timing", "hook, bare, hook_cpu, bare_cpu, base, base_cpu")
 
 
 def ms(seconds):
@@ -134,6 +156,36 @@ class Bench(object):
         self.podman = docker.DockerClient(base_url="unix://" + PODMAN_SOCKET,
                                           version="auto", timeout=300)
         self.results = {}
+        self.baseline = None
+        if args.baseline:
+            self.baseline = self.install_baseline(args.baseline)
+
+    def install_baseline(self, ref):
+        """REF's after_get_all_vm_stats script and library, beside the
+        installation and reading the same state directory (its _site.py):
+        the script's path."""
+        root = os.path.join(self.workdir, "baseline")
+        os.mkdir(root)
+        archive = subprocess.check_output(
+            ["git", "-C", TOP, "archive", ref, "lib/containerhooks",
+             "hooks/after_get_all_vm_stats"])
+        subprocess.run(["tar", "-x", "-C", root], input=archive, check=True)
+        lib = os.path.join(root, "lib")
+        shutil.copy(os.path.join(self.inst.lib_dir, "containerhooks",
+                                 "_site.py"),
+                    os.path.join(lib, "containerhooks", "_site.py"))
+        subprocess.check_call(["/usr/bin/python3", "-m", "compileall", "-q",
+                               os.path.join(lib, "containerhooks")])
+        script = os.path.join(root, "hooks", "after_get_all_vm_stats",
+                              "50_containers")
+        with open(script) as f:
+            lines = f.read().splitlines(True)
+        lines.insert(1, "import sys; sys.path.insert(0, %r)\n" % lib)
+        with open(script, "w") as f:
+            f.write("".join(lines))
+        subprocess.check_call(["chmod", "-R", "a+rX", root])
+        os.chmod(script, 0o755)
+        return script
 
     # Timing one process
 
@@ -165,10 +217,11 @@ class Bench(object):
         return elapsed, cpu
 
     def time_hook(self, hook, data, vm_id=None, custom=None, runs=None,
-                  pause=0):
+                  pause=0, baseline=None):
         """Timing of hook's script and of a bare interpreter, run
         alternately the same way, on the same data (pause seconds before
-        each run of the hook): Timing of wall and CPU medians."""
+        each run of the hook): Timing of wall and CPU medians.  baseline:
+        another script of the same hook, run in the same turns."""
         runs = runs or self.args.runs
         kind = vdsm_module.HOOKS[hook][0]
         if kind == vdsm_module.JSON:
@@ -180,12 +233,18 @@ class Bench(object):
             options = self.vdsm.popen_options(hook, path, vm_id=vm_id,
                                               custom=custom)
             [script] = self.vdsm.scripts(hook)
-            hook_times, bare_times = [], []
+            hook_times, bare_times, base_times = [], [], []
             self.time_process([script], options, content, path)   # warm
+            if baseline:
+                self.time_process([baseline], options, content, path)
             for _ in range(runs):
                 time.sleep(pause)
                 hook_times.append(
                     self.time_process([script], options, content, path))
+                if baseline:
+                    time.sleep(pause)
+                    base_times.append(self.time_process(
+                        [baseline], options, content, path))
                 bare_times.append(
                     self.time_process(BARE, options, content, path))
         finally:
@@ -193,7 +252,11 @@ class Bench(object):
         return Timing(median(t[0] for t in hook_times),
                       median(t[0] for t in bare_times),
                       median(t[1] for t in hook_times),
-                      median(t[1] for t in bare_times))
+                      median(t[1] for t in bare_times),
+                      median(t[0] for t in base_times) if base_times
+                      else None,
+                      median(t[1] for t in base_times) if base_times
+                      else None)
 
     # (1) stats on N container VMs
 
@@ -241,14 +304,16 @@ class Bench(object):
             try:
                 self.wait_snapshot([vm.id for vm, _ in vms])
                 timing = self.time_hook("after_get_all_vm_stats", data,
-                                        pause=1.05)
+                                        pause=1.05, baseline=self.baseline)
             finally:
                 self.inst.stop_watcher(watcher)
             docker = self.docker_stats(vms)
             rows.append((n, timing, docker, before))
-            print("  %3d container VMs + %3d others: hook %s (before: %s), "
+            print("  %3d container VMs + %3d others: hook %s (before: %s%s), "
                   "docker stats %s, python3 -c pass %s" % (
-                      n, n, ms(timing.hook), ms(before.hook), ms(docker),
+                      n, n, ms(timing.hook), ms(before.hook),
+                      "; %s: %s" % (self.args.baseline, ms(timing.base))
+                      if timing.base is not None else "", ms(docker),
                       ms(timing.bare)), flush=True)
         self.results["stats"] = rows
 
@@ -418,7 +483,7 @@ class Bench(object):
                       custom=vm.custom)
         return ended - finished, gone - finished
 
-    # (5) per OCI runtime: start time and idle memory
+    # (6) per OCI runtime: start time and idle memory
 
     def bench_runtimes(self):
         every = ", ".join(RUNTIMES)
@@ -516,19 +581,49 @@ class Bench(object):
             print("1. after_get_all_vm_stats, N container VMs + N others "
                   "(wall clock; CPU time in brackets); before: no watcher, "
                   "the hook reads each container itself")
-            print("   %4s %10s %10s %13s %10s %12s %15s %15s %15s" % (
-                "N", "before", "hook", "docker stats", "python3",
+            print("   %4s %10s %20s %13s %10s %12s %15s %15s %15s" % (
+                "N", "before", "hook [CPU]", "docker stats", "python3",
                 "docker/hook", "hook/py", "before/N=1", "hook/N=1"))
             for n, t, docker, b in rows:
-                print("   %4d %10s %10s %13s %10s %11.1fx %6.2fx [%4.2fx] "
+                print("   %4d %10s %20s %13s %10s %11.1fx %6.2fx [%4.2fx] "
                       "%6.2fx [%4.2fx] %6.2fx [%4.2fx]" % (
-                          n, ms(b.hook), ms(t.hook), ms(docker), ms(t.bare),
+                          n, ms(b.hook), "%s [%s]" % (ms(t.hook),
+                                                      ms(t.hook_cpu)),
+                          ms(docker), ms(t.bare),
                           docker / t.hook, t.hook / t.bare,
                           t.hook_cpu / t.bare_cpu,
                           b.hook / rows[0][3].hook,
                           b.hook_cpu / rows[0][3].hook_cpu,
                           t.hook / base.hook,
                           t.hook_cpu / base.hook_cpu))
+            if base.base is not None:
+                print()
+                print("   the same hook of %s (--baseline), timed in the same "
+                      "turns:" % self.args.baseline)
+                print("   %4s %20s %15s %15s %15s" % (
+                    "N", "baseline [CPU]", "baseline/py", "baseline/N=1",
+                    "hook/baseline"))
+                for n, t, docker, b in rows:
+                    print("   %4d %20s %6.2fx [%4.2fx] %6.2fx [%4.2fx] "
+                          "%6.2fx [%4.2fx]" % (
+                              n, "%s [%s]" % (ms(t.base), ms(t.base_cpu)),
+                              t.base / t.bare,
+                              t.base_cpu / t.bare_cpu, t.base / base.base,
+                              t.base_cpu / base.base_cpu, t.hook / t.base,
+                              t.hook_cpu / t.base_cpu))
+            last = rows[-1]
+            if last[0] > rows[0][0]:
+                extra = last[0] - rows[0][0]
+                print("   per container VM + other VM beyond N=%d: hook "
+                      "%.0f us [%.0f us CPU]%s" % (
+                          rows[0][0],
+                          (last[1].hook - base.hook) / extra * 1e6,
+                          (last[1].hook_cpu - base.hook_cpu) / extra * 1e6,
+                          "; %s %.0f us [%.0f us CPU]" % (
+                              self.args.baseline,
+                              (last[1].base - base.base) / extra * 1e6,
+                              (last[1].base_cpu - base.base_cpu) / extra
+                              * 1e6) if base.base is not None else ""))
             by_n = dict((r[0], r) for r in rows)
             if 50 in by_n:
                 n, t, docker, _ = by_n[50]
@@ -592,7 +687,7 @@ class Bench(object):
         rows = self.results.get("runtimes", [])
         if rows:
             print()
-            print("5. OCI runtimes: before_vm_start until the container "
+            print("6. OCI runtimes: before_vm_start until the container "
                   "runs (helper service), and an idle container's memory "
                   "(%d s after its start): its cgroup's charge, and the PSS "
                   "of its supervisor and everything under it; ratios "
@@ -679,10 +774,20 @@ def main():
     parser.add_argument("--docker-runs", type=int, default=3)
     parser.add_argument("--start-runs", type=int, default=5)
     parser.add_argument("--exit-runs", type=int, default=5)
-    parser.add_argument("--parts", default="1,2,3,4,5",
+    parser.add_argument("--parts", default="1,2,3,4,6",
                         help="which measurements to make")
     parser.add_argument("--quick", action="store_true",
                         help="1 and 10 VMs, fewer runs (a smoke test)")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also time REF's stats hook in (1), e.g. main")
+    parser.add_argument("--blank-gib", type=int, default=10,
+                        help="size of the images of (5)")
+    parser.add_argument("--blank-runs", type=int, default=3)
+    parser.add_argument("--blank-dir", default="/var/tmp",
+                        help="where the images of (5) are made")
+    parser.add_argument("--blank-block", action="store_true",
+                        help="(5) also reads the written image as a block "
+                        "device")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.runs, args.docker_runs = "1,10", 3, 1
@@ -691,6 +796,11 @@ def main():
     parts = set(args.parts.split(","))
     if os.geteuid() != 0:
         sys.exit("dev/bench.py: run as root (make bench)")
+    if "5" in parts:
+        bench_blank(args)
+        parts.discard("5")
+        if not parts:
+            return
     images.build_and_push(docker_client())
     images.build_and_push_app(docker_client())
     bench = Bench(args)
@@ -708,13 +818,112 @@ def main():
         if "4" in parts:
             print("4. container exit -> placeholder down", flush=True)
             bench.bench_exit()
-        if "5" in parts:
-            print("5. OCI runtimes: start and idle memory", flush=True)
+        if "6" in parts:
+            print("6. OCI runtimes: start and idle memory", flush=True)
             bench.bench_runtimes()
     finally:
         print("cleaning up", flush=True)
         bench.cleanup()
     bench.report()
+
+
+# 5. The blank check
+
+BLANK_KINDS = (
+    # name, how the image is made (path, size in bytes)
+    ("sparse", lambda path, size: subprocess.check_call(
+        ["truncate", "-s", str(size), path])),
+    ("fallocated", lambda path, size: subprocess.check_call(
+        ["fallocate", "-l", str(size), path])),
+    ("dd zeros", lambda path, size: subprocess.check_call(
+        ["dd", "if=/dev/zero", "of=" + path, "bs=16M",
+         "count=%d" % (size // (16 * 1024 * 1024)), "conv=fsync",
+         "status=none"])),
+)
+
+
+class _Records(object):
+    """The blank check's own log line: how much it read."""
+
+    def __init__(self):
+        import logging
+        self.lines = []
+        handler = logging.Handler()
+        handler.emit = lambda record: self.lines.append(record.getMessage())
+        logger = logging.getLogger("containerhooks.hostdisk")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _blank_check(path, block):
+    """hostdisk.filesystem on path's image as the helper runs it
+    (volumes._attach_one): locked, on a loop device, the image's
+    descriptor for the reads; block: the loop device read whole, as a
+    block device.  Seconds."""
+    from containerhooks import disklock
+    from containerhooks import hostdisk
+    fd = os.open(path, os.O_RDONLY)
+    device = None
+    try:
+        locked = disklock.lock("vda", fd)
+        try:
+            source = hostdisk.Source(disk="vda", kind="file", path=path,
+                                     ino=os.fstat(fd).st_ino,
+                                     size=os.fstat(fd).st_size)
+            device = hostdisk.attach_loop(source, locked)
+        finally:
+            os.close(locked)
+        began = time.monotonic()
+        found = hostdisk.filesystem("vda", device,
+                                    image_fd=None if block else fd,
+                                    timeout=86400)
+        took = time.monotonic() - began
+        assert found is None, "%s: %s" % (path, found)
+        return took
+    finally:
+        if device:
+            hostdisk.detach_loop(device)
+        os.close(fd)
+
+
+def bench_blank(args):
+    size = args.blank_gib * 1024 ** 3
+    records = _Records()
+    workdir = tempfile.mkdtemp(prefix="vhc-blank-", dir=args.blank_dir)
+    rows = []
+    try:
+        for name, make in BLANK_KINDS:
+            path = os.path.join(workdir, "disk.img")
+            began = time.monotonic()
+            make(path, size)
+            os.sync()
+            made = time.monotonic() - began
+            blocks = os.stat(path).st_blocks * 512
+            print("5. %s image of %d GiB (%d MiB allocated), made in %.1f s"
+                  % (name, args.blank_gib, blocks // 2 ** 20, made),
+                  flush=True)
+            variants = [("file", False)]
+            if args.blank_block and name == "dd zeros":
+                variants.append(("block device", True))
+            for how, block in variants:
+                for run in range(args.blank_runs):
+                    del records.lines[:]
+                    took = _blank_check(path, block)
+                    read = [l for l in records.lines if "blank check read"
+                            in l]
+                    rows.append((name, how, run + 1, took,
+                                 read[0] if read else "?"))
+                    print("   %s, %s, run %d: %.2f s (%s)" % rows[-1],
+                          flush=True)
+            os.unlink(path)
+    finally:
+        subprocess.call(["rm", "-rf", workdir])
+    print()
+    print("5. blank check of a %d GiB raw image in %s (hostdisk.filesystem: "
+          "blkid, wipefs, then the reads)" % (args.blank_gib, args.blank_dir))
+    for name, how, run, took, read in rows:
+        print("   %-11s %-13s run %d %8.2f s   %s" % (name, how, run, took,
+                                                      read))
 
 
 def docker_client():

@@ -10,7 +10,11 @@ whose custom properties ask for a configured application: the test
 application image (tests/images.py APP_SCRIPT), which like postgres refuses
 to start without a password variable and an argument, gets an environment
 variable (containerEnv), its argument (containerCommand) and its password
-from a host secret (containerSecrets, vdsm-containers secret set).
+from a host secret (containerSecrets, vdsm-containers secret set).  Its
+health check (containerHealthCmd) is the VM's watchdog: the demo makes the
+application ill and shows the watchdog's reset restart the container while
+the VM stays Up, as Engine's stats show it; then the admin opens the VM's
+serial console, as ovirt-vmconsole does, and types into it.
 
     dev/demo.py [--engine docker|podman]     (as root, daemons up)
 
@@ -20,6 +24,7 @@ exits 1 with what went wrong.
 
 import argparse
 import contextlib
+import grp
 import hashlib
 import os
 import sys
@@ -38,6 +43,8 @@ import images  # noqa: E402
 import install  # noqa: E402
 import libvirt  # noqa: E402  (tests/libvirt.py)
 import vdsm as vdsm_module  # noqa: E402
+import vdsmstats  # noqa: E402
+import vmconsole  # noqa: E402
 from containerhooks import config  # noqa: E402
 from containerhooks import domxml  # noqa: E402
 
@@ -53,6 +60,13 @@ IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT
 SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
 AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM
 BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE""".split()
+
+
+# The VM's own health check (containerHealthCmd, no shell of the package's:
+# the VM owner writes the sh -c): unhealthy while /tmp/sick exists.
+SICK = "/tmp/sick"
+HEALTH_CMD = "/bin/sh -c !%20cat%20" + SICK + "%202>/dev/null"
+HEALTH_OPTIONS = "interval=5,timeout=3,retries=1"
 
 
 class DemoError(Exception):
@@ -103,6 +117,95 @@ def leftovers(client, inst, vm):
     return found
 
 
+def stats(vdsm, vm):
+    """The VM's entry of getAllVmStats after the stats hook, as Engine
+    reads it."""
+    data = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, memory_mib=vm.memory_mib)]).data
+    return data[0]
+
+
+def wait_stats(vdsm, vm, what, ready, timeout):
+    deadline = time.time() + timeout
+    while True:
+        entry = stats(vdsm, vm)
+        if ready(entry):
+            return entry
+        if time.time() > deadline:
+            raise DemoError("no %s in the VM's stats after %d s: %s"
+                            % (what, timeout, {k: entry.get(k) for k in (
+                                "containerHealth", "watchdogEvent")}))
+        time.sleep(0.5)
+
+
+def health_flip(vdsm, vm, container):
+    """The health check as the VM's watchdog: healthy, then sick, then
+    the watchdog's action (reset: the container restarts, the VM stays
+    Up), then healthy again."""
+    say("\n5. The VM's health check is its watchdog (<watchdog "
+        "action='reset'> in the domain XML)")
+    check = container.attrs["Config"].get("Healthcheck") or {}
+    say("   the engine runs the VM's containerHealthCmd: %s, every %d s"
+        % (check.get("Test"), check.get("Interval", 0) // 10 ** 9))
+    start = time.time()
+    wait_stats(vdsm, vm, "healthy report",
+               lambda e: e.get("containerHealth") == "healthy", 60)
+    say("   Engine's stats: containerHealth = healthy (%.1f s after the "
+        "start)" % (time.time() - start))
+    started = container.attrs["State"]["StartedAt"]
+    rc, _ = container.exec_run(
+        ["sh", "-c", "echo demo: database unreachable > " + SICK])
+    if rc != 0:
+        raise DemoError("could not make the application sick (rc=%d)" % rc)
+    sick = time.time()
+    say("   the application falls ill: echo 'demo: database unreachable' "
+        "> %s" % SICK)
+    entry = wait_stats(vdsm, vm, "watchdog event",
+                       lambda e: "watchdogEvent" in e, 60)
+    event = entry["watchdogEvent"]
+    say("   %.1f s later the stats carry watchdogEvent %s: Engine logs "
+        "\"Watchdog event (%s) triggered on %s\""
+        % (time.time() - sick, event, event["action"], vm.name))
+    container.reload()
+    if container.attrs["State"]["StartedAt"] == started:
+        raise DemoError("the watchdog's reset did not restart the "
+                        "container")
+    say("   action reset: the container was restarted (started %s, "
+        "before %s); the VM stayed Up" % (
+            container.attrs["State"]["StartedAt"][:19], started[:19]))
+    # The file is in the container's writable layer, which a restart
+    # keeps: left there, the check would reset it again every 5 s.
+    container.exec_run(["rm", "-f", SICK])
+    wait_stats(vdsm, vm, "healthy report after the reset",
+               lambda e: e.get("containerHealth") == "healthy", 60)
+    say("   %s removed: containerHealth = healthy again" % SICK)
+
+
+def serial_console(inst, vm, cleanup):
+    """The admin opens the VM's serial console, as ovirt-vmconsole-host-
+    shell connects to it, and types."""
+    path = os.path.join(inst.vmconsole_dir, vm.id + ".sock")
+    say("\n6. The admin opens the VM's serial console (Engine: Console > "
+        "Serial Console; on the host ovirt-vmconsole-host-shell connects "
+        "to %s as user ovirt-vmconsole)" % os.path.basename(path))
+    vmconsole.wait_served(path)
+    st = os.stat(path)
+    say("   socket served by the watcher: mode %o, group %s"
+        % (st.st_mode & 0o7777, grp.getgrgid(st.st_gid).gr_name))
+    con = vmconsole.Client(path)
+    cleanup.callback(con.close)
+    con.expect(b"serving on port 8080")
+    con.send(b"hello from the console\r")
+    con.expect(b"hello from the console")
+    con.close()
+    say("   what the admin saw: the app's last lines (it started twice, "
+        "the second time at the watchdog's reset), then the terminal "
+        "echoing what was typed:")
+    for line in con.out.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            say("   | " + line.rstrip("\r"))
+
+
 def demo(engine, cleanup):
     say("== vdsm-hook-containers: a container VM on %s ==" % engine)
     host = libvirt.detect_host()
@@ -119,6 +222,10 @@ def demo(engine, cleanup):
     cleanup.callback(inst.stop_helperd, helperd)
     say("setup: helper service running as root (pid %d), as the RPM "
         "enables it" % helperd.pid)
+    watcher = inst.start_watcher()
+    cleanup.callback(inst.stop_watcher, watcher)
+    say("setup: watcher running as root (pid %d): exits, health checks, "
+        "the guest agent's socket" % watcher.pid)
     client = client_of(engine, config.load(inst.conf).sockets[engine])
     workdir = cleanup.enter_context(libvirt.workdir())
     vdsm = vdsm_module.Vdsm(inst.hooks_dir, user="vdsm")
@@ -138,7 +245,8 @@ def demo(engine, cleanup):
 
     vm = domains.container_vm(engine, images.APP_IMAGE, base=BASE).edited(
         containerEnv="APP_MODE=demo%2C end to end",
-        containerCommand="Hello%20from%20oVirt", containerSecrets=SECRET)
+        containerCommand="Hello%20from%20oVirt", containerSecrets=SECRET,
+        containerHealthCmd=HEALTH_CMD, containerHealthOptions=HEALTH_OPTIONS)
     cleanup.callback(lambda: [c.remove(force=True)
                               for c in containers(client, vm)])
     say("\n1. Engine starts VM %s (%s), made from tests/data/%s:"
@@ -224,7 +332,10 @@ def demo(engine, cleanup):
     say("   (the password's hash: the secret reached the application; its "
         "value is in no XML, state file or log)")
 
-    say("\n5. Engine powers the VM off")
+    health_flip(vdsm, vm, container)
+    serial_console(inst, vm, cleanup)
+
+    say("\n7. Engine powers the VM off")
     hook(vdsm, "before_vm_destroy", vm, None)
     if containers(client, vm):
         raise DemoError("before_vm_destroy left the container")
@@ -242,7 +353,12 @@ def demo(engine, cleanup):
     left = leftovers(client, inst, vm)
     if left:
         raise DemoError("left behind: " + ", ".join(left))
-    say("\n6. Nothing left: no domain, no container %s, no state file"
+    console_path = os.path.join(inst.vmconsole_dir, vm.id + ".sock")
+    if os.path.lexists(console_path):
+        raise DemoError("the console socket outlived the VM: " +
+                        console_path)
+    say("   the console's socket is gone with the VM")
+    say("\n8. Nothing left: no domain, no container %s, no state file"
         % meta.name)
 
 

@@ -116,6 +116,25 @@ def test_version_is_the_rpm_version(installation):
     assert out.split() == ["vdsm-containers", version]
 
 
+def test_unexpected_error_is_one_line_and_logged(monkeypatch, capsys,
+                                                 caplog):
+    # The command's one error boundary: a bug is one line on stderr, exit
+    # 1, and its traceback in the log, never on the admin's terminal.
+    from containerhooks import cli
+
+    def broken(args):
+        raise KeyError("no-such-key")
+    monkeypatch.setattr(cli, "engine_config", broken)
+    rc = cli.main(["engine-config"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err == ("vdsm-containers: unexpected error: 'no-such-key' (the "
+                   "traceback is in the host log)\n")
+    [logged] = [r for r in caplog.records if r.exc_info]
+    assert "engine-config failed" in logged.getMessage()
+    assert logged.exc_info[0] is KeyError
+
+
 def test_ps_with_an_engine_down_lists_and_fails(fresh_conf, tmp_path):
     # An engine that does not answer: the VMs are still listed (state
     # unknown), the engine is named on stderr, and the exit code says the

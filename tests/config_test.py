@@ -43,6 +43,8 @@ def assert_default_values(conf):
     assert conf.blank_check_timeout == 120
     assert conf.image_archive_max_size == 10 * 1024 ** 3
     assert conf.image_load_timeout == 600
+    assert conf.migration == "restart"
+    assert conf.migration_wait == 60
     assert conf.auth_files == {"docker": "/root/.docker/config.json",
                                "podman": "/etc/containers/auth.json"}
     assert conf.allowed_images == ()
@@ -161,7 +163,9 @@ def test_all_options(tmp_path):
                  "docker_auth_file = /etc/vhc/docker/config.json\n"
                  "podman_auth_file = /etc/vhc/auth.json\n"
                  "allowed_images = a.example/*\nrequire_digest = yes\n"
-                 "pull_policy = Always\n"
+                 "pull_policy = Always\nmigration = Refuse\n"
+                 "migration_wait = 30\n"
+                 "console_replay_lines = 0\nconsole_exec_shell = yes\n"
                  "docker_runtimes = runsc runc\ndocker_default_runtime = runsc\n"
                  "podman_runtimes = crun\n"
                  "podman_runtime_sockets = crun:/run/p/crun.sock\n")
@@ -178,7 +182,8 @@ def test_all_options(tmp_path):
         auth_files={"docker": "/etc/vhc/docker/config.json",
                     "podman": "/etc/vhc/auth.json"},
         allowed_images=("a.example/*",), require_digest=True,
-        pull_policy="always", path=path,
+        pull_policy="always", migration="refuse", migration_wait=30,
+        console_replay_lines=0, console_exec_shell=True, path=path,
         runtimes={"docker": ("runsc", "runc"), "podman": ("crun",)},
         default_runtimes={"docker": "runsc", "podman": ""},
         podman_runtime_sockets={"crun": "/run/p/crun.sock"})
@@ -187,6 +192,8 @@ def test_all_options(tmp_path):
 # option, bad value
 BAD_VALUES = [
     pytest.param("api_timeout", "abc", id="not-a-number"),
+    pytest.param("console_replay_lines", "1001", id="replay-above-max"),
+    pytest.param("console_exec_shell", "maybe", id="shell-not-a-bool"),
     pytest.param("api_timeout", "", id="empty"),
     pytest.param("api_timeout", "0", id="below-min"),
     pytest.param("api_timeout", "3601", id="above-max"),
@@ -225,6 +232,8 @@ BAD_VALUES = [
     pytest.param("image_archive_max_size", "1t", id="archive-size-unit"),
     pytest.param("image_load_timeout", "0", id="load-timeout-zero"),
     pytest.param("image_load_timeout", "86401", id="load-timeout-above-max"),
+    pytest.param("migration", "live", id="migration-unknown"),
+    pytest.param("migration_wait", "0", id="migration-wait-zero"),
     pytest.param("docker_auth_file", "", id="auth-file-empty"),
     pytest.param("docker_auth_file", "config.json", id="auth-file-relative"),
     pytest.param("podman_auth_file", "/etc/../root/auth.json",

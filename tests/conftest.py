@@ -9,6 +9,20 @@ import tempfile
 
 import pytest
 
+# Nothing a run writes may steer the next one, or land in the checkout:
+# no example database (a replayed example is a leftover of an earlier run),
+# Hypothesis's other files in a directory of this run, no bytecode in the
+# checkout (the Makefile runs pytest without its cache, too).
+HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="vhc-hypothesis-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = HYPOTHESIS_DIR
+from hypothesis import settings  # noqa: E402
+settings.register_profile("vhc", database=None)
+settings.load_profile("vhc")
+sys.dont_write_bytecode = True
+# ... and none from the programs the tests run from the checkout (an
+# installation is byte-compiled on purpose: tests/install.py).
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +58,10 @@ def _client(engine):
     import docker
     return docker.DockerClient(base_url="unix://" + ENGINE_SOCKETS[engine],
                                version="auto", timeout=120)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(HYPOTHESIS_DIR, ignore_errors=True)
 
 
 def pytest_configure(config):
@@ -216,6 +234,14 @@ def app_image(docker_client):
     """The configurable application image (tests/images.py APP_SCRIPT),
     pushed to the local registry."""
     return images.build_and_push_app(docker_client)
+
+
+@pytest.fixture(scope="session")
+def console_image(docker_client):
+    """The serial console's application image (tests/images.py
+    CONSOLE_SCRIPT: it answers what it reads on stdin), pushed to the
+    local registry."""
+    return images.build_and_push_console(docker_client)
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,22 @@ def container_vm(engine, image, **kw):
     return VM({"containerType": engine, "containerImage": image}, **kw)
 
 
+# Engine's channels directory (LibvirtVmXmlBuilder.writeGuestAgentChannels)
+ENGINE_CHANNELS_DIR = "/var/lib/libvirt/qemu/channels/"
+
+
+def with_channels_dir(vm, directory):
+    """vm as Engine would write it if its channels directory were
+    directory (a private installation's VM_CHANNELS_DIR): where Vdsm
+    connects to the guest agent, and the hook expects to find it."""
+    for attr in ("engine_xml", "xml"):
+        text = getattr(vm, attr)
+        assert ENGINE_CHANNELS_DIR in text, "the VM has no channel"
+        setattr(vm, attr, text.replace(ENGINE_CHANNELS_DIR,
+                                       directory.rstrip("/") + "/"))
+    return vm
+
+
 # Disks, for the volumeMap tests
 
 def disk(target, source, kind="file", fmt="raw", bus=None, device="disk",
@@ -144,5 +160,32 @@ def add_nics(vm, nics):
         if len(nic) > 3:
             etree.SubElement(el, "virtualport", type=nic[3])
         etree.SubElement(el, "alias", name="ua-" + str(uuidlib.uuid4()))
+    vm.xml = vdsm.build_domain_xml(etree.tostring(root))
+    return vm
+
+
+# Engine's serial console, for the console tests
+
+def add_serial_console(vm):
+    """Give vm the serial console as Engine writes it for "Enable VirtIO
+    serial console" (LibvirtVmXmlBuilder writeConsole and
+    writeSerialConsole, the device's specParams enableSocket=true and
+    consoleType=serial, VmDeviceUtils.getConsoleDeviceSpecParams): a
+    <console> and a <serial> of type unix bound at
+    /var/run/ovirt-vmconsole-console/<vm id>.sock, the console with the
+    device's alias.  A base that has them already (no-nic-in.xml) keeps
+    its own."""
+    path = "/var/run/ovirt-vmconsole-console/%s.sock" % vm.id
+    root = etree.fromstring(vm.xml.encode("utf-8"))
+    devices = root.find("devices")
+    if any(s.get("path") == path for s in devices.iterfind("console/source")):
+        return vm
+    console = etree.SubElement(devices, "console", type="unix")
+    etree.SubElement(console, "source", path=path, mode="bind")
+    etree.SubElement(console, "target", type="serial", port="0")
+    etree.SubElement(console, "alias", name="ua-" + str(uuidlib.uuid4()))
+    serial = etree.SubElement(devices, "serial", type="unix")
+    etree.SubElement(serial, "source", path=path, mode="bind")
+    etree.SubElement(serial, "target", port="0")
     vm.xml = vdsm.build_domain_xml(etree.tostring(root))
     return vm

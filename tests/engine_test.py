@@ -130,3 +130,44 @@ def test_repo_digest(repo_digests, image, expected):
     from containerhooks import imageref
     assert engines._repo_digest(repo_digests,
                                 imageref.parse(image)) == expected
+
+
+def test_create_with_a_start_interval(eng, registry_image):
+    # The body docker-py cannot build (its Healthcheck drops
+    # StartInterval): posted by hand, it must still be the container
+    # create() makes otherwise, on both engines; the field itself is sent
+    # (the engines here, Docker 20.10 and Podman 4.3, know none, so what
+    # the body held is checked on the wire).
+    e, client = eng
+    vm_id = str(uuid.uuid4())
+    name = "vhc-engine-test-" + vm_id[:8]
+    images.ensure_local(client)
+    sent = []
+    real = e.client.api.create_container_from_config
+
+    def spy(body, *args, **kwargs):
+        sent.append(body)
+        return real(body, *args, **kwargs)
+    e.client.api.create_container_from_config = spy
+    check = {"test": ["CMD", "/bin/true"], "interval": 30 * 10 ** 9,
+             "timeout": 0, "retries": 0, "start_period": 0,
+             "start_interval": 5 * 10 ** 9}
+    try:
+        info = e.create(name, registry_image,
+                        {LABEL_MANAGED: "1", LABEL_VM_ID: vm_id},
+                        {"network_mode": "none"}, hostname="vm-start",
+                        healthcheck=check,
+                        config={"environment": ["APP_MODE=x"],
+                                "command": ["/bin/sleep", "60"]})
+        assert sent and sent[0]["Healthcheck"]["StartInterval"] == 5 * 10 ** 9
+        attrs = client.api.inspect_container(name)
+        assert attrs["Config"]["Healthcheck"]["Test"] == ["CMD", "/bin/true"]
+        assert attrs["Config"]["Healthcheck"]["Interval"] == 30 * 10 ** 9
+        assert attrs["Config"]["Cmd"] == ["/bin/sleep", "60"]
+        assert "APP_MODE=x" in attrs["Config"]["Env"]
+        assert attrs["Config"]["Hostname"] == "vm-start"
+        assert attrs["Config"]["Labels"][LABEL_VM_ID] == vm_id
+        assert info.id == attrs["Id"]
+    finally:
+        e.client.api.create_container_from_config = real
+        vmrun.remove_managed(client, [vm_id])

@@ -5,14 +5,17 @@ the helper; the integration tests run the real flow on both engines:
 before_vm_start through the installed hooks as vdsm, the placeholder run
 by libvirt, the watcher as root.  The image's HEALTHCHECK fails while a
 file exists (tests/images.py HEALTH_IMAGE), which the test creates once
-the container is healthy; the VM's watchdog action must then be carried
-out on the container, and the stats hooks must report Vdsm's
-watchdogEvent.  The time from the trigger to "unhealthy" and from
+the container is healthy (the pause case gives the VM a check of its own,
+containerHealthCmd, failing on a file of its own); the VM's watchdog
+action must then be carried out on the container, and the stats hooks
+must report Vdsm's watchdogEvent.  The watcher's own probe is bounded by
+the check's timeout (engine.probe), on both engines.  The time from the trigger to "unhealthy" and from
 "unhealthy" to the action done is printed (run pytest with -s).
 """
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -176,6 +179,14 @@ HEALTHY_TIMEOUT = 60
 ACTION_BOUND = images.HEALTH_INTERVAL * 2 + 10
 SICK = "out of breath"
 
+# The VM's own check (containerHealthCmd), in place of the image's:
+# Healthy while VM_TRIGGER does not exist; unhealthy, printing its content,
+# once it does.  No shell but the one the value asks for; "!", ">" and "/"
+# are written as they are, spaces as %20.
+VM_TRIGGER = "/tmp/vm-sick"
+VM_CHECK = "/bin/sh -c !%20cat%20" + VM_TRIGGER + "%202>/dev/null"
+VM_CHECK_ARGS = ["/bin/sh", "-c", "! cat %s 2>/dev/null" % VM_TRIGGER]
+
 
 @pytest.fixture(scope="session")
 def health_image(docker_client, registry_image):
@@ -190,9 +201,10 @@ def health_vm(engine, installation, libvirt_host, qemu_workdir,
     name, client = engine
     made = []
 
-    def make(action, nics=()):
-        vm = domains.container_vm(name, health_image, base="no-nic-in.xml",
-                                  memory_mib=64)
+    def make(action, nics=(), **custom):
+        vm = domains.VM(dict(custom, containerType=name,
+                             containerImage=health_image),
+                        base="no-nic-in.xml", memory_mib=64)
         if nics:
             vm = domains.add_nics(vm, list(nics))
         root = etree.fromstring(vm.xml.encode("utf-8"))
@@ -247,10 +259,23 @@ def test_unhealthy_container_gets_the_watchdog_action(
         vdsm, installation, engine, watcher, libvirt_host, qemu_workdir,
         health_vm, action):
     name, client = engine
-    vm = health_vm(action)
+    # The pause case runs the VM's own check (containerHealthCmd), with
+    # the image's timing: the image's own is gone.
+    own = action == "pause"
+    custom = dict(containerHealthCmd=VM_CHECK,
+                  containerHealthOptions="interval=%d,timeout=3,retries=1"
+                  % images.HEALTH_INTERVAL) if own else {}
+    trigger_file, expected = (VM_TRIGGER, SICK) if own \
+        else (images.UNHEALTHY_TRIGGER, "sick: " + SICK)
+    vm = health_vm(action, **custom)
     last_xml = start(vdsm, vm, libvirt_host, qemu_workdir)
     assert installation.record(vm.id).get("watchdog") == action
     c = client.containers.get("ovirt-vm-" + vm.id)
+    if own:
+        check = c.attrs["Config"]["Healthcheck"]
+        assert check["Test"] == ["CMD"] + VM_CHECK_ARGS
+        assert (check["Interval"], check["Timeout"], check["Retries"]) == (
+            images.HEALTH_INTERVAL * 10 ** 9, 3 * 10 ** 9, 1)
     qemu = libvirt.qemu_pid(vm.name)
 
     healthy = _wait(lambda: (_health(installation, vm) or {}).get(
@@ -260,8 +285,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
     started = c.attrs["State"]["StartedAt"]
 
     trigger = time.time()
-    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
-                                              images.UNHEALTHY_TRIGGER)])
+    c.exec_run(["sh", "-c", "echo %s > %s" % (SICK, trigger_file)])
 
     def done():
         h = _health(installation, vm) or {}
@@ -285,6 +309,8 @@ def test_unhealthy_container_gets_the_watchdog_action(
              len(engine_health.get("Log") or ())))
     assert "error" not in acted
     assert acted.get("done", unhealthy) - trigger < ACTION_BOUND
+    # The last probe's output: the check that ran is the one meant.
+    assert h["output"] == expected
 
     if action == "poweroff":
         _wait(lambda: not procfs.alive(qemu), 10, "the placeholder's end")
@@ -312,6 +338,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
         c.exec_run(["rm", "-f", images.UNHEALTHY_TRIGGER])
     elif action == "pause":
         assert c.status == "paused"
+        _paused_and_recovered(vdsm, vm, c, stats)
     elif action == "dump":
         assert c.status == "running"
         path = acted["dump"]
@@ -361,8 +388,9 @@ class _NoChecksEngine(object):
             check={"Test": ["CMD-SHELL", "check"], "Interval": 5 * 10 ** 9,
                    "Timeout": 3 * 10 ** 9, "Retries": 2})
 
-    def probe(self, name, command):
+    def probe(self, name, command, timeout):
         assert command == ["/bin/sh", "-c", "check"]
+        assert timeout == 3
         self.probes += 1
         return self.code, self.output
 
@@ -432,6 +460,54 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
     assert health.read(VM_ID) is None
 
 
+class _OneHangsEngine(_NoChecksEngine):
+    """Container "hung"'s probe does not return until the test says."""
+
+    def __init__(self, clock):
+        super(_OneHangsEngine, self).__init__(clock)
+        self.release = threading.Event()
+
+    def probe(self, name, command, timeout):
+        if name == "hung":
+            assert self.release.wait(30)
+        return super(_OneHangsEngine, self).probe(name, command, timeout)
+
+
+def test_a_hung_probe_delays_no_other_vm(state_dir):
+    clock = _Clock()
+    eng = _OneHangsEngine(clock)
+    other = "0d3e3a5c-4f69-4a47-9a0e-5b3c0b2f6a11"
+    records = dict(
+        (vm_id, state.Record(vm_id=vm_id, engine="podman",
+                             container_id=container, container_name=container,
+                             pid=1, watchdog="pause"))
+        for vm_id, container in ((VM_ID, "hung"), (other, "fine")))
+    for vm_id, record in records.items():
+        state.write(vm_id, record)
+    monitor = health.Monitor(_Watcher(), records.get,
+                             lambda name, runtime=None: eng, now=clock)
+    monitor.check_all()
+    clock.now += 5 + 3 + health.ENGINE_GRACE + 0.5
+    try:
+        monitor.check_all()
+        # The other VM's verdict came while the hung probe still runs.
+        assert health.read(other)["status"] == "healthy"
+        assert health.read(VM_ID)["status"] == "starting"
+        assert eng.probes == 1
+        clock.now += health.TICK
+        monitor.check_all()
+        assert eng.probes == 1      # no second probe of the hung one
+    finally:
+        eng.release.set()
+    clock.now += health.TICK
+    deadline = time.time() + 10
+    while health.read(VM_ID)["status"] != "healthy" \
+            and time.time() < deadline:
+        monitor.check_all()
+    assert health.read(VM_ID)["status"] == "healthy"
+    assert eng.probes == 2
+
+
 def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
                                health_vm):
     """A restarted container is on its bridges again, with Engine's MACs
@@ -460,3 +536,86 @@ def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
     ip1 = before[0][1][0].split("/")[0]
     assert lan[0].fetch(ip1).startswith("hello")
     vmrun.power_off(vdsm, vm, result.data)
+
+
+def _paused_and_recovered(vdsm, vm, c, stats):
+    """The watchdog paused c: the VM stays Up, Engine sees the container
+    Paused in its Containers tab; Engine's Pause then Run (Vdsm: libvirt
+    suspend and after_vm_pause, libvirt resume and after_vm_cont) thaw
+    it, as it was (health.Monitor._pause says why not Paused)."""
+    assert stats["status"] == "Up"
+    assert stats["containerHealth"] == "unhealthy"
+    deadline = time.time() + 20
+    while "(Paused)" not in stats["guestContainers"][0]["status"] \
+            and time.time() < deadline:
+        time.sleep(0.5)     # the watcher's snapshot, every 5 s
+        stats = _running_stats(vdsm, vm)
+    print("health: guestContainers status %r"
+          % stats["guestContainers"][0]["status"])
+    assert "(Paused)" in stats["guestContainers"][0]["status"]
+    libvirt.virsh("suspend", vm.id)
+    vdsm.run("after_vm_pause", libvirt.dumpxml(vm.id), vm_id=vm.id,
+             custom=vm.custom)
+    c.reload()
+    assert c.status == "paused"
+    libvirt.virsh("resume", vm.id)
+    vdsm.run("after_vm_cont", libvirt.dumpxml(vm.id), vm_id=vm.id,
+             custom=vm.custom)
+    c.reload()
+    assert c.status == "running"
+    assert c.exec_run(["cat", VM_TRIGGER]).output == SICK.encode() + b"\n"
+
+
+def test_health_cmd_none_disables_the_image_check(vdsm, engine, health_vm):
+    """The engine runs no check (its config says NONE, not the image's),
+    and the watcher, which reads the check from that config, runs none
+    either (probe_command: test_probe_command)."""
+    name, client = engine
+    vm = health_vm("poweroff", containerHealthCmd="none",
+                   containerHealthOptions="interval=5")
+    result = vmrun.start_hook(vdsm, vm)
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    assert c.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    assert health.probe_command(c.attrs["Config"]["Healthcheck"]) is None
+    assert c.attrs["State"].get("Health") is None or not c.attrs["State"][
+        "Health"].get("Log")
+    vmrun.power_off(vdsm, vm, result.data)
+
+
+# The watcher's own probe (engine.probe): bounded by the check's timeout
+
+@pytest.fixture
+def idle_container(engine, registry_image):
+    """A running container of the test image, removed afterwards."""
+    name, client = engine
+    import docker
+    c = client.containers.run(
+        images.ensure_local(client), name="vhc-probe-test-%d" % os.getpid(),
+        detach=True, ulimits=[docker.types.Ulimit(name=n, soft=1024,
+                                                  hard=1024)
+                              for n in ("nofile", "nproc")])
+    yield name, client, c
+    c.remove(force=True)
+
+
+def test_probe_is_bounded_by_the_check_timeout(idle_container):
+    from containerhooks import config
+    from containerhooks import engine as engines
+    name, client, c = idle_container
+    eng = engines.Engine.connect(name, config.load("/nonexistent").sockets[
+        name], 60)
+    assert eng.probe(c.id, ["sh", "-c", "echo fine"], 2) == (0, b"fine\n")
+    assert eng.probe(c.id, ["sh", "-c", "echo bad; exit 3"], 2) == (
+        3, b"bad\n")
+    timeout = 2
+    started = time.time()
+    code, output = eng.probe(c.id, ["sh", "-c", "sleep 30; echo late"],
+                             timeout)
+    took = time.time() - started
+    print("health %s: a probe sleeping past its %d s timeout failed after "
+          "%.2f s" % (name, timeout, took))
+    assert (code, output) == (-1, b"Health check exceeded timeout (2s)")
+    assert took < 30
+    # Its processes were killed, the child too (the group): none left.
+    ps = c.exec_run(["ps", "-o", "args"]).output.decode()
+    assert "sleep 30" not in ps, ps

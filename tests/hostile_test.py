@@ -361,7 +361,7 @@ def test_hook_refuses_corpus(vdsm, installation, clients, registry_image,
     if loops_of(os.path.join(canary, CANARY_DISK)):
         problems.append("canary disk attached to a loop device")
 
-    with capsys.disabled():   # the counts the closing notes quote
+    with capsys.disabled():   # the counts, for the reader of the run
         sys.stdout.write("\nhook level: %d of %d corpus values through "
                          "before_vm_start in %.1f s\n"
                          % (len(ran), len(CORPUS), elapsed))
@@ -419,8 +419,11 @@ def test_detectors_see_a_real_start(vdsm, installation, clients,
 # grammar, as they are or with a hostile piece put in, cut or replaced, so
 # that the checks on what is accepted run often too.
 
-MAX_EXAMPLES = 10000
-HELPER_EXAMPLES = 3000
+# 4000 (and 1500 through the helper's whole argument parsing) keep CI
+# within its 30 minutes; every run draws new examples (no example database:
+# tests/conftest.py), so what the runs try adds up.
+MAX_EXAMPLES = 4000
+HELPER_EXAMPLES = 1500
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 HOSTILE = collections.defaultdict(list)
@@ -468,14 +471,44 @@ class Count(object):
         self.accepted = 0
 
 
-def run_counted(check, count, capsys, least=MAX_EXAMPLES):
+def run_counted(check, count, capsys, least=MAX_EXAMPLES, share=100):
+    """Run check (a hypothesis test counting into count); at least least
+    examples ran, and each outcome, accepted and refused, came out of at
+    least one in share of them: a parser that refused (or accepted)
+    everything would pass every check made of one outcome alone."""
     started = time.monotonic()
     check()
     elapsed = time.monotonic() - started
-    with capsys.disabled():   # the counts the closing notes quote
+    with capsys.disabled():   # the counts, for the reader of the run
         sys.stdout.write("\n%s: %d examples (%d accepted) in %.1f s\n"
                          % (count.name, count.n, count.accepted, elapsed))
     assert count.n >= least
+    refused = count.n - count.accepted
+    fair = max(1, count.n // share)
+    assert count.accepted >= fair, "%s accepted only %d of %d" % (
+        count.name, count.accepted, count.n)
+    assert refused >= fair, "%s refused only %d of %d" % (
+        count.name, refused, count.n)
+
+
+@pytest.mark.parametrize("accepted, passes", [
+    pytest.param(0, False, id="refused-all"),
+    pytest.param(100, False, id="accepted-all"),
+    pytest.param(1, True, id="both"),
+])
+def test_run_counted_needs_both_outcomes(capsys, accepted, passes):
+    # The guard every fuzz test here goes through: a parser refusing (or
+    # accepting) every generated value must fail the test.
+    count = Count("stub")
+
+    def check():
+        count.n, count.accepted = 100, accepted
+
+    if passes:
+        run_counted(check, count, capsys, least=100)
+    else:
+        with pytest.raises(AssertionError):
+            run_counted(check, count, capsys, least=100)
 
 
 def fuzz(capsys, label, values, parse, error_name, check_accepted):
@@ -496,14 +529,8 @@ def fuzz(capsys, label, values, parse, error_name, check_accepted):
         count.accepted += 1
         check_accepted(value, result)
 
-    run_counted(check, count, capsys)
-    # Both outcomes, each in a fair share of the examples: a parser that
-    # refused (or accepted) everything would pass the checks above.
-    refused = count.n - count.accepted
-    assert count.accepted >= count.n // 20, "%s accepted only %d of %d" % (
-        label, count.accepted, count.n)
-    assert refused >= count.n // 20, "%s refused only %d of %d" % (
-        label, refused, count.n)
+    # Both outcomes, each in at least one in 20 of the examples.
+    run_counted(check, count, capsys, share=20)
 
 
 def check_error(e, name=None):
@@ -808,6 +835,42 @@ def test_parse_secret_names_generated(capsys):
          properties.parse_secret_names, "containerSecrets", check_secrets)
 
 
+# properties.parse_health_options
+
+VALID_HEALTH_OPTIONS = st.lists(
+    st.sampled_from(list(properties.HEALTH_OPTIONS)).flatmap(
+        lambda name: st.integers(*properties.HEALTH_OPTIONS[name]).map(
+            lambda n: "%s=%d" % (name, n))),
+    unique_by=lambda item: item.partition("=")[0], max_size=4).map(",".join)
+HEALTH_OPTIONS = generated(
+    VALID_HEALTH_OPTIONS, u"interval=0159,-s \n\x00;",
+    ["interval=", "timeout=", "retries=", "start-period=", "=", ",", "0",
+     "5", "3600", "300", "100", " ", "\n", ";", u"\uff15"],
+    HOSTILE[properties.CONTAINER_HEALTH_OPTIONS], 10)
+
+
+def check_health_options(value, options):
+    if value == "":
+        assert options is None
+        return
+    assert len(value) <= properties.MAX_HEALTH_OPTIONS
+    given = dict(item.split("=") for item in value.split(","))
+    assert len(given) == len(value.split(","))
+    for name, (low, high) in properties.HEALTH_OPTIONS.items():
+        got = getattr(options, name.replace("-", "_"))
+        if name not in given:
+            assert got is None
+            continue
+        # A plain decimal number in its bounds, written as Python writes it.
+        assert given[name] == str(got) and low <= got <= high, value
+
+
+def test_parse_health_options_generated(capsys):
+    fuzz(capsys, "properties.parse_health_options", HEALTH_OPTIONS,
+         properties.parse_health_options, "containerHealthOptions",
+         check_health_options)
+
+
 # properties.collect + properties.parse: the whole set, from both sources.
 
 _ANY_VALUE = st.one_of(st.text(max_size=40), st.sampled_from(ALL_HOSTILE))
@@ -826,6 +889,10 @@ _PROPERTY_VALUES = {
     properties.CONTAINER_WORKDIR: st.one_of(st.just(""), WORKDIRS),
     properties.CONTAINER_USER: st.one_of(st.just(""), USERS),
     properties.CONTAINER_SECRETS: st.one_of(st.just(""), SECRETS),
+    properties.CONTAINER_HEALTH_CMD: st.one_of(
+        st.just(""), st.just("none"), VALID_ARGS, _ANY_VALUE),
+    properties.CONTAINER_HEALTH_OPTIONS: st.one_of(st.just(""),
+                                                   HEALTH_OPTIONS),
 }
 _ENV = st.one_of(
     # A container VM, often valid: the checks of what parse() accepts run.
@@ -841,6 +908,10 @@ _ENV = st.one_of(
         properties.CONTAINER_WORKDIR: st.one_of(VALID_WORKDIRS, WORKDIRS),
         properties.CONTAINER_USER: st.one_of(VALID_USERS, USERS),
         properties.CONTAINER_SECRETS: st.one_of(VALID_SECRETS, SECRETS),
+        properties.CONTAINER_HEALTH_CMD: st.one_of(VALID_ARGS,
+                                                   st.just("none")),
+        properties.CONTAINER_HEALTH_OPTIONS: st.one_of(
+            VALID_HEALTH_OPTIONS, HEALTH_OPTIONS),
     }),
     # Anything, with other variables around.
     st.builds(lambda other, props: dict(other, **props),
@@ -900,6 +971,14 @@ def test_parse_generated(capsys):
         check_user(raw.get(properties.CONTAINER_USER, ""), props.user)
         check_secrets(raw.get(properties.CONTAINER_SECRETS, ""),
                       props.secrets)
+        health_cmd = raw.get(properties.CONTAINER_HEALTH_CMD, "")
+        if health_cmd.lower() == "none":
+            assert props.health_cmd == []
+        else:
+            check_args(properties.CONTAINER_HEALTH_CMD)(health_cmd,
+                                                        props.health_cmd)
+        check_health_options(raw.get(properties.CONTAINER_HEALTH_OPTIONS,
+                                     ""), props.health_options)
         assert props.raw == dict((n, raw[n]) for n in properties.NAMES
                                  if n in raw)
 

@@ -303,7 +303,7 @@ _OTHER_HOST = """
 import os, sys
 from containerhooks import disklock
 fd = os.open(sys.argv[1], os.O_RDONLY)
-held = disklock.lock("vda", fd)
+held = disklock.lock("vda", fd, readers=sys.argv[2:] == ["readers"])
 sys.stdout.write(os.readlink("/proc/self/ns/mnt") + "\\n")
 sys.stdout.flush()
 sys.stdin.read()
@@ -315,11 +315,14 @@ class OtherHost(object):
     process in its own mount namespace (unshare -m), until release().
     (Cross-host propagation needs an NFS client: argued in the README.)"""
 
-    def __init__(self, image):
+    def __init__(self, image, readers=False):
+        """readers: lock as the destination of a migration does, beside
+        qemu processes that only read the image."""
         env = dict(os.environ, PYTHONPATH=os.path.join(TOP, "lib"))
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private",
-             sys.executable, "-c", _OTHER_HOST, image],
+             sys.executable, "-c", _OTHER_HOST, image]
+            + (["readers"] if readers else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.mount_ns = self.proc.stdout.readline().decode().strip()
         if not self.mount_ns:

@@ -156,6 +156,7 @@ page=/tmp/www/index.html
     printf 'gid=%s\n' "$(id -g)"
     printf 'cwd=%s\n' "$(pwd)"
 } > "$page"
+echo "app: $1 - serving on port 8080"
 exec httpd -f -p 8080 -h /tmp/www
 """
 
@@ -235,3 +236,70 @@ def build_and_push_health(docker_client):
         if "error" in message:
             raise RuntimeError("push failed: %s" % message["error"])
     return HEALTH_IMAGE
+
+
+# An application for the serial console (console.py): it says it is ready,
+# then answers every line it reads on stdin, until stdin ends; then it
+# keeps running.  Its output before a console connects is what the
+# console replays.
+CONSOLE_REPOSITORY = REGISTRY + "/vhc-tests/busybox-console"
+CONSOLE_IMAGE = CONSOLE_REPOSITORY + ":1"
+CONSOLE_READY = "console-app: ready"
+CONSOLE_SCRIPT = b"""#!/bin/sh
+echo "console-app: ready"
+while IFS= read -r line; do
+    echo "console-app: you said <$line>"
+done
+echo "console-app: stdin ended"
+exec sleep 100000
+"""
+
+
+def build_and_push_console(docker_client):
+    """Import and push the console application image; its reference."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar([("bin/console-app", CONSOLE_SCRIPT, 0o755)]),
+        repository=CONSOLE_REPOSITORY, tag="1",
+        changes=['CMD ["/bin/console-app"]'])
+    for message in api.push(CONSOLE_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return CONSOLE_IMAGE
+
+
+# An image that records the signal it is stopped with (issue 13: Engine's
+# Shutdown and Reboot through the guest agent).  Its STOPSIGNAL is SIGUSR1,
+# not the engines' default SIGTERM: a line "stopped by SIGUSR1" in its
+# output shows that the stop used the image's own.  Built (an import may
+# not take STOPSIGNAL) on an imported tree with the script.
+STOP_REPOSITORY = REGISTRY + "/vhc-tests/busybox-stopsignal"
+STOP_IMAGE = STOP_REPOSITORY + ":1"
+STOP_SIGNAL = "SIGUSR1"
+STOP_SCRIPT = b"""#!/bin/sh
+trap 'echo "stopped by SIGUSR1"; exit 0' USR1
+trap 'echo "stopped by SIGTERM"; exit 0' TERM
+echo "started"
+while true; do sleep 1 & wait $!; done
+"""
+STOP_DOCKERFILE = """FROM %s:base
+STOPSIGNAL %s
+CMD ["/bin/stopsignal"]
+""" % (STOP_REPOSITORY, STOP_SIGNAL)
+
+
+def build_and_push_stopsignal(docker_client):
+    """Build and push the stop signal image; return its reference."""
+    api = docker_client.api
+    api.import_image_from_data(
+        rootfs_tar([("bin/stopsignal", STOP_SCRIPT, 0o755)]),
+        repository=STOP_REPOSITORY, tag="base")
+    docker_client.images.build(
+        fileobj=io.BytesIO(STOP_DOCKERFILE.encode("utf-8")),
+        tag=STOP_IMAGE, pull=False, rm=True, forcerm=True)
+    for message in api.push(STOP_REPOSITORY, tag="1", stream=True,
+                            decode=True):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+    return STOP_IMAGE

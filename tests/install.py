@@ -7,9 +7,13 @@ python3-lxml and python3-six, as on a host.  Instead of writing to
 root (readable by the vdsm user), and:
 
 - writes containerhooks/_site.py there, pointing paths.* at the private
-  config, secrets, helper, exit watcher, state and samples directories, idle
-  kernel, log file and a stand-in for /sys/dev/block (the samples
-  directory owned by vdsm, as the RPM's tmpfiles.d entry makes it);
+  config, secrets, helper, exit watcher, state, samples and serial console
+  directories, idle kernel, log file, a stand-in for /sys/dev/block (the
+  samples directory owned by vdsm, as the RPM's tmpfiles.d entry makes it,
+  the console directory vdsm's, as vdsmd makes it) and one for Vdsm's
+  channels directory (vdsm's, 0775, as Vdsm's RPM makes
+  /var/lib/libvirt/qemu/channels; domains.with_channels_dir puts a test
+  VM's channel sockets there, as Engine writes them);
 - puts the private lib directory first on the path of every installed
   entry script (hooks, helper, watcher, admin command) with one line after
   the shebang: the RPM installs into site-packages, and the helper runs
@@ -45,7 +49,11 @@ from containerhooks import idlekernel  # noqa: E402
 
 class Installation(object):
 
-    def __init__(self):
+    def __init__(self, qemu_run=None):
+        """qemu_run: the qemu pid file directory of the libvirtd this
+        "host" uses (paths.QEMU_RUN), when not the machine's own
+        (tests/desthost.py)."""
+        self.qemu_run = qemu_run
         self.root = tempfile.mkdtemp(prefix="vhc-install-", dir="/var/tmp")
         os.chmod(self.root, 0o755)
         self.hooks_dir = os.path.join(self.root, "hooks")
@@ -59,6 +67,9 @@ class Installation(object):
         self.conf = os.path.join(self.root, "etc", "containers.conf")
         self.state_dir = os.path.join(self.root, "run")
         self.samples_dir = os.path.join(self.root, "samples")
+        # /var/run/ovirt-vmconsole-console, where the watcher serves the
+        # VMs' serial consoles (console.py).
+        self.vmconsole_dir = os.path.join(self.root, "vmconsole")
         self.helper_socket = os.path.join(self.state_dir, "helper.sock")
         self.kernel = os.path.join(self.root, "share", "placeholder.elf")
         self.log = os.path.join(self.root, "log", "containers.log")
@@ -67,6 +78,7 @@ class Installation(object):
         # The helper's /sys/dev/block: tests make LVs there (see
         # hoststorage.Sysfs; this machine's kernel has no device-mapper).
         self.sys_dev_block = os.path.join(self.root, "sys", "dev", "block")
+        self.channels_dir = os.path.join(self.root, "channels")
         # sudo reads every file of sudoers.d whose name has no dot.
         self.sudoers = SUDOERS_PREFIX + os.path.basename(self.root).replace(
             "-", "_")
@@ -100,6 +112,7 @@ class Installation(object):
                                 ("HELPERD", self.helperd),
                                 ("HELPER_SOCKET", self.helper_socket),
                                 ("SAMPLES_DIR", self.samples_dir),
+                                ("VMCONSOLE_DIR", self.vmconsole_dir),
                                 ("STATE_DIR", self.state_dir),
                                 ("HEALTH_DUMP_DIR",
                                  os.path.join(self.state_dir, "dumps")),
@@ -109,8 +122,11 @@ class Installation(object):
                                 ("SECRETS_DIR", self.secrets_dir),
                                 ("SUDOERS", self.sudoers),
                                 ("VDSM_HOOKS_DIR", self.hooks_dir),
-                                ("SYS_DEV_BLOCK", self.sys_dev_block)):
+                                ("SYS_DEV_BLOCK", self.sys_dev_block),
+                                ("VM_CHANNELS_DIR", self.channels_dir)):
                 f.write("%s = %r\n" % (name, value))
+            if self.qemu_run is not None:
+                f.write("QEMU_RUN = %r\n" % self.qemu_run)
         # Byte-compiled, as the RPM's brp-python-bytecompile leaves the
         # library on EL: vdsm cannot write __pycache__ there, and a hook
         # would otherwise compile every module it imports, every time.
@@ -121,9 +137,17 @@ class Installation(object):
         # The stats hooks' samples directory belongs to vdsm, as the RPM's
         # tmpfiles.d entry makes it.
         os.mkdir(self.samples_dir, 0o755)
+        # The console directory as vdsmd's init makes it: vdsm's, 0775
+        # (vdsm:qemu on a host; this machine has no qemu group).
+        os.mkdir(self.vmconsole_dir)
+        os.chmod(self.vmconsole_dir, 0o775)
+        os.mkdir(self.channels_dir)
+        os.chmod(self.channels_dir, 0o775)
         if vdsm_user_exists():
             vdsm = pwd.getpwnam("vdsm")
             os.chown(self.samples_dir, vdsm.pw_uid, vdsm.pw_gid)
+            os.chown(self.vmconsole_dir, vdsm.pw_uid, vdsm.pw_gid)
+            os.chown(self.channels_dir, vdsm.pw_uid, vdsm.pw_gid)
         self.configure()
         for script in self.entry_scripts():
             self._use_private_lib(script)

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from lxml import etree
@@ -365,6 +366,36 @@ def wait_idle_kernel(uuid, timeout=60):
         time.sleep(0.2)
     raise AssertionError("the vCPU did not halt in the idle kernel within "
                          "%ds:\n%s" % (timeout, regs))
+
+
+@contextlib.contextmanager
+def lifecycle_events(uuid):
+    """The domain's lifecycle events as libvirt reports them, while the
+    block runs: a list of (event, detail) in virsh event's words
+    ("Stopped", "Failed"), complete once the block is left."""
+    events = []
+    proc = subprocess.Popen(
+        ["stdbuf", "-oL"] + VIRSH + ["event", "--domain", uuid, "--event",
+                                     "lifecycle", "--loop"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)         # connected and registered
+
+    def read():
+        for line in proc.stdout:
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith("event 'lifecycle'") and "': " in text:
+                words = text.split("': ", 1)[1].split(" ", 1)
+                events.append((words[0], words[1] if len(words) > 1
+                               else ""))
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        yield events
+    finally:
+        time.sleep(0.5)     # the last event on its way
+        proc.terminate()
+        proc.wait()
+        reader.join(5)
 
 
 # The qemu process

@@ -14,8 +14,8 @@ byte for byte.  After an intended change of the output, regenerate with
 
 and review the diff of tests/data/*-out.xml before committing it: the
 goldens are only as good as that review.  The focused tests below check what
-an Engine user or Vdsm would notice (see "What the placeholder must keep" in
-the notes on the Vdsm hook contract) without relying on the goldens.
+an Engine user or Vdsm would notice (README.md, "How it works", says what the
+placeholder keeps and why) without relying on the goldens.
 """
 
 import os
@@ -46,8 +46,9 @@ CONTAINER_CASES = [
 
 # Devices the placeholder must hand to libvirt exactly as Vdsm built them.
 UNCHANGED_DEVICES = ("disk", "controller", "channel", "graphics", "video",
-                     "memballoon", "rng", "input", "console", "serial",
-                     "watchdog")
+                     "memballoon", "rng", "input", "watchdog")
+# Engine's serial console socket (LibvirtVmXmlBuilder.getSerialConsolePath).
+VMCONSOLE = "/var/run/ovirt-vmconsole-console/%s.sock"
 
 
 def read_input(case):
@@ -118,6 +119,17 @@ def test_golden(case):
     with open(path, "rb") as f:
         expected = f.read()
     assert xml == expected
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES + [
+    pytest.param("plain-vm", id="plain-vm")])
+def test_inputs_are_as_vdsm_builds_them(case):
+    # Each input is what Vm._buildDomainXML() writes (tests/vdsm.py
+    # build_domain_xml): building it once more changes nothing.
+    import vdsm
+    data = read_input(case).decode("utf-8")
+    assert vdsm.build_domain_xml(
+        data, sorted_attributes=case.startswith("vdsm44")) == data
 
 
 def test_plain_vm_passes_through():
@@ -238,11 +250,64 @@ def test_other_devices_unchanged(case):
     for disk in out.iterfind("devices/disk"):
         if disk.find("target").get("dev") in mounted:
             disk.remove(disk.find("readonly"))
+    # The oVirt guest agent channel binds elsewhere, nothing more
+    # (guestagent_test.py).
+    from containerhooks import guestagent
+    suffix = guestagent.PLACEHOLDER_SUFFIX
+    for source in out.iterfind("devices/channel/source"):
+        if source.get("path", "").endswith(suffix):
+            source.set("path", source.get("path")[:-len(suffix)])
     for tag in UNCHANGED_DEVICES:
         assert [dump(e) for e in out.findall("devices/" + tag)] == \
             [dump(e) for e in src.findall("devices/" + tag)], tag
     # Engine's console tickets need graphics; Vdsm's stats need a balloon.
     assert len(out.findall("devices/memballoon")) == 1
+
+
+def _consoles(root):
+    return [(e.tag, e.get("type"), e.find("source"), dump(e.find("target")),
+             e.find("alias") is not None and e.find("alias").get("name"))
+            for tag in ("console", "serial")
+            for e in root.iterfind("devices/" + tag)]
+
+
+@pytest.mark.parametrize("case", CONTAINER_CASES)
+def test_serial_console_becomes_a_pty(case):
+    """qemu must not bind Engine's console socket (the watcher serves it);
+    the devices stay, with their targets and aliases, for Engine."""
+    src, out = convert(case)
+    before, after = _consoles(src), _consoles(out)
+    assert len(after) == len(before)
+    path = VMCONSOLE % src.findtext("uuid")
+    for (tag, kind, source, target, alias), new in zip(before, after):
+        if kind == "unix" and source.get("path") == path:
+            assert new == (tag, "pty", None, target, alias)
+    meta = out.find("metadata/%scontainer" % CONTAINERS)
+    has = any(k == "unix" for _, k, _, _, _ in before)
+    assert (meta.findtext(CONTAINERS + "console") == "true") == has
+
+
+def test_a_unix_console_elsewhere_is_left_alone():
+    """Only the socket Engine names after this VM's id is the console."""
+    data = read_input("vdsm45-vmconsole-watchdog").replace(
+        b"/var/run/ovirt-vmconsole-console/b7e4d2a9",
+        b"/var/run/ovirt-vmconsole-console/00000000")
+    src = etree.fromstring(data)
+    out = etree.fromstring(prepare(data).xml)
+    assert [dump(e) for e in out.iterfind("devices/console")] == \
+        [dump(e) for e in src.iterfind("devices/console")]
+    meta = out.find("metadata/%scontainer" % CONTAINERS)
+    assert meta.find(CONTAINERS + "console") is None
+
+
+def test_restored_placeholder_keeps_the_console():
+    """A placeholder (Vdsm restoring it) has a pty console: the package's
+    metadata says the VM has the console, for its container's terminal."""
+    first = prepare(read_input("vdsm45-vmconsole-watchdog"))
+    again = prepare(first.xml)
+    assert first.spec.console and again.spec.console
+    assert _consoles(etree.fromstring(again.xml)) == \
+        _consoles(etree.fromstring(first.xml))
 
 
 @pytest.mark.parametrize("case", CONTAINER_CASES)
@@ -297,7 +362,11 @@ def test_placeholder_of_a_placeholder_keeps_the_real_size():
     conf = config.load("/nonexistent")
     first = vmstart.prepare({}, data, conf, kernel=KERNEL)
     again = vmstart.prepare({}, first.xml, conf, kernel=KERNEL)
-    assert again.spec == first.spec
+    # The saved domain's guest agent channel is the placeholder's: Vdsm,
+    # which takes the path from that XML, connects to qemu's socket then,
+    # and the watcher does not serve one (README, Shutdown and Reboot).
+    assert first.spec.guest_agent and not again.spec.guest_agent
+    assert again.spec == first.spec._replace(guest_agent=False)
 
     def canonical(xml):
         parser = etree.XMLParser(remove_blank_text=True)
@@ -305,6 +374,41 @@ def test_placeholder_of_a_placeholder_keeps_the_real_size():
     assert canonical(again.xml) == canonical(first.xml)
     assert domxml.Domain.parse(again.xml).container_meta() == \
         domxml.Domain.parse(first.xml).container_meta()
+
+
+# Initial Run payloads
+
+# Where Vdsm makes a payload's ISO image: mkimage.py getFileName,
+# <P_VDSM_RUN>payload/<vm id>.img (no hash in the name since Vdsm 4.40.1);
+# P_VDSM_RUN is /var/run/vdsm/ in 4.4 (4.40.x), /run/vdsm/ in 4.5.
+PAYLOAD_DIRS = {"vdsm44": "/var/run/vdsm/payload/",
+                "vdsm45": "/run/vdsm/payload/"}
+PAYLOAD_CASES = {"vdsm44-el8-payload": "web-frontend-01.example.com",
+                 "vdsm45-block-volume": "batch-runner-07.example.com"}
+
+
+@pytest.mark.parametrize("case, fqdn", [
+    pytest.param(case, fqdn, id=case)
+    for case, fqdn in sorted(PAYLOAD_CASES.items())])
+def test_payload_cdrom_as_engine_and_vdsm_make_it(case, fqdn):
+    # Engine (4.2+) writes a payload's files into the VM's metadata
+    # (LibvirtVmXmlBuilder.writePayloadMetadata) and Vdsm makes the ISO
+    # from them where mkimage.getFileName says: the container gets the
+    # Initial Run's FQDN from that metadata.
+    src = etree.fromstring(read_input(case))
+    cdroms = [d for d in src.iterfind("devices/disk[@device='cdrom']")
+              if "/payload/" in d.find("source").get("file", "")]
+    assert len(cdroms) == 1
+    target = cdroms[0].find("target").get("dev")
+    assert cdroms[0].find("source").get("file") == \
+        PAYLOAD_DIRS[case[:6]] + src.findtext("uuid") + ".img"
+    device = src.find("metadata/%svm/%sdevice[@name='%s']"
+                      % (OVIRT_VM, OVIRT_VM, target))
+    assert device is not None and device.get("devtype") == "disk"
+    assert device.findtext("%spayload/%svolId" % (OVIRT_VM, OVIRT_VM)) \
+        == "config-2"
+    assert domxml.Domain(src).cloud_init_fqdn() == fqdn
+    assert prepare(read_input(case)).spec.fqdn == fqdn
 
 
 # Hugepages

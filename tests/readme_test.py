@@ -60,4 +60,55 @@ def test_reverse_order_run_collects_every_file():
         ["make", "-n", "-C", TOP, "test", "TESTS=" + tests],
         universal_newlines=True)
     [line] = [l for l in out.splitlines() if " -m pytest " in l]
-    assert line.split(" -m pytest -ra ")[1].split() == tests.split("\n")
+    assert line.split()[-len(files):] == tests.split("\n")
+
+
+# What a reader of the repository cannot follow: notes, documents and
+# sessions that live outside it.
+OUTSIDE = [
+    re.compile(r"\bdocs/"),
+    re.compile(r"shared/notes|house-style"),
+    re.compile(r"notes on the (Vdsm )?hook contract", re.I),
+    re.compile(r"docs of the hook contract", re.I),
+    re.compile(r"closing notes?\b", re.I),
+]
+
+
+def test_nothing_points_outside_the_repository():
+    import subprocess
+    names = subprocess.check_output(
+        ["git", "-C", TOP, "ls-files", "-z"]).decode("utf-8").split("\0")
+    found = []
+    for name in names:
+        if not name or name == "tests/readme_test.py":
+            continue
+        path = os.path.join(TOP, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if b"\0" in data:
+            continue
+        for number, line in enumerate(
+                data.decode("utf-8", "replace").splitlines(), 1):
+            if any(p.search(line) for p in OUTSIDE):
+                found.append("%s:%d: %s" % (name, number, line.strip()))
+    assert found == []
+
+
+def test_command_table_has_each_command_once():
+    # One table (a blank line would end it: the rows after it show as
+    # text), one row per command of the CLI's parser.
+    import argparse
+    with open(README) as f:
+        text = f.read()
+    section = text[text.index("## Host command: vdsm-containers"):]
+    section = section[:section.index("\n## ", 1)]
+    table = section[section.index("| command | what |"):].split("\n\n")[0]
+    rows = table.splitlines()[2:]
+    assert rows and all(r.startswith("| `") for r in rows), rows
+    named = [re.match(r"\| `([a-z-]+)", r).group(1) for r in rows]
+    [sub] = [a for a in cli._parser()._actions
+             if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(named) == sorted(sub.choices)
+    assert "--version" in section

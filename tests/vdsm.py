@@ -25,14 +25,24 @@ as Vdsm's lib/vdsm/common/hooks.py (_runHooksDir) does:
 - Vdsm runs as the vdsm user (uid 36, group kvm), with no timeout on hooks
   (a safety timeout here keeps a hanging hook from hanging the test run).
 
-What Vdsm hands to the XML hooks is never the test's text as written
-(lib/vdsm/virt/vm.py): before_vm_start gets Vm._buildDomainXML() of
-Engine's XML (build_domain_xml below), after_vm_destroy the XML of Vdsm's
-DomainDescriptor re-serialized (descriptor_xml: libvirt's live XML of a
-domain that ran, what the hook left of a start that never reached
-libvirt), and the custom properties in the environment are the leaves of
-<ovirt-vm:custom> of that same XML (custom_properties).  run() does all
-three, so every test gets Vdsm-shaped input without knowing it.
+What Vdsm hands to before_vm_start is never the test's text as written
+(lib/vdsm/virt/vm.py): it gets Vm._buildDomainXML() of Engine's XML
+(build_domain_xml below), and the custom properties in the environment are
+the leaves of <ovirt-vm:custom> of that same XML (custom_properties).
+run() does both, so every test gets Vdsm-shaped input without knowing it.
+The other XML hooks get a string Vdsm holds unchanged, so the test passes
+what Vdsm would hold: libvirt's XMLDesc() of the running domain (pause,
+resume, migrate, hibernate), and for after_vm_destroy the string of Vdsm's
+DomainDescriptor (domain_descriptor.py: its xml property returns the
+string it was made of, never re-serialized), that is libvirt's live XML
+of a domain that ran, or what before_vm_start left of a start that never
+reached libvirt (its final_callback).
+
+Vdsm's side of a VM's oVirt guest agent channel is here too (GuestAgent:
+lib/vdsm/virt/guestagent.py message by message, connecting as the vdsm
+user where Engine's XML puts the socket; PowerDown: Vdsm's Shutdown and
+Reboot up to that agent, and how the domain's end then becomes the VM's
+exit code and reason).
 
 An Initial Run (cloud-init) is a payload CD-ROM whose files Engine writes,
 base64-encoded, into the domain XML's metadata: with_payload() adds one to
@@ -40,6 +50,7 @@ Engine's XML as Engine writes it (cloud_init_files() makes its files), with
 the ISO's path as Vdsm prepares it.
 """
 
+import array
 import base64
 import collections
 import copy
@@ -48,8 +59,13 @@ import io
 import json
 import os
 import pwd
+import re
+import socket
+import stat
+import struct
 import subprocess
 import tempfile
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -68,6 +84,9 @@ HOOKS = {
     "before_disk_hotunplug": (XML, True),
     "after_disk_hotunplug": (XML, False),
     "before_vm_migrate_source": (XML, True),
+    "before_vm_migrate_destination": (XML, True),
+    "after_vm_migrate_source": (XML, False),
+    "after_vm_migrate_destination": (XML, False),
     "before_vm_hibernate": (XML, True),
     "before_vm_pause": (XML, True),
     "after_vm_pause": (XML, False),
@@ -91,14 +110,6 @@ ET.register_namespace("ovirt-vm", OVIRT_VM_URI)
 
 # What Vdsm makes of a domain XML
 
-def descriptor_xml(data):
-    """A domain XML as Vdsm serializes it: DomainDescriptor(data).xml, that
-    is lib/vdsm/common/xmlutils.py tostring(pretty=True): xml.etree, an
-    XML declaration, every namespace declared on <domain> (unregistered
-    ones as ns0, ns1...), 4-space indentation."""
-    return _tostring(_fromstring(data))
-
-
 def build_domain_xml(data, sorted_attributes=False):
     """What before_vm_start gets for Engine's domain XML data, as
     Vm._buildDomainXML() (lib/vdsm/virt/vm.py) builds it with the default
@@ -114,7 +125,9 @@ def build_domain_xml(data, sorted_attributes=False):
       a disk whose <ovirt-vm:device> metadata has <ovirt-vm:custom> (vNICs
       with vNIC-profile properties) goes through before_device_create and
       is appended again, so it moves to the end of <devices>;
-    - xmlutils.tostring(dom, pretty=True) (descriptor_xml).
+    - xmlutils.tostring(dom, pretty=True) (_tostring): xml.etree, an XML
+      declaration, every namespace declared on <domain> (unregistered
+      ones as ns0, ns1...), 4-space indentation.
 
     (replace_placeholders fills in <sysinfo> on a host; the tests' XMLs
     have it filled in already.)  sorted_attributes: as Vdsm 4.4 on EL8
@@ -324,8 +337,6 @@ def vdsm_input(hook, data, custom):
                 "Vdsm passes the custom properties of the XML (%r), not "
                 "%r" % (derived, custom))
         custom = derived
-    elif hook == "after_vm_destroy" and data:
-        data = descriptor_xml(data)
     return data, custom
 
 
@@ -524,3 +535,445 @@ class Vdsm(object):
         groups = [g.gr_gid for g in grp.getgrall() if self.user in g.gr_mem]
         return {"user": pw.pw_uid, "group": pw.pw_gid,
                 "extra_groups": groups, "cwd": "/"}
+
+
+# Engine's migration of a VM: Vdsm's hooks on two hosts
+
+class MoveFailed(Exception):
+    """libvirt's migration of the domain failed (its error)."""
+
+
+class Migration(object):
+    """What came of migrate(): outcome (MIGRATED, REFUSED_BY_SOURCE,
+    REFUSED_BY_DESTINATION, MOVE_FAILED), error (the HookError or
+    MoveFailed that ended it), results {hook: Result or HookError},
+    times {step: time.time() when it ended}, the destination's live XML."""
+
+    MIGRATED = "migrated"
+    REFUSED_BY_SOURCE = "refused by the source"
+    REFUSED_BY_DESTINATION = "refused by the destination"
+    MOVE_FAILED = "libvirt's migration failed"
+
+    def __init__(self):
+        self.outcome = None
+        self.error = None
+        self.results = {}
+        self.times = {}
+        self.destination_xml = None
+
+
+def migrate(source, destination, vm_id, custom, live_xml, move,
+            between=None):
+    """Engine's Migrate of VM vm_id from source's host to destination's
+    (two Vdsm stand-ins, each running its host's installed hooks), as Vdsm
+    runs it (lib/vdsm/virt/migration.py SourceThread._regular_run and
+    _startUnderlyingMigration, lib/vdsm/API.py migrationCreate,
+    lib/vdsm/virt/vm.py):
+
+    1. the source reads the domain's live XML, live_xml, for the
+       destination (Vm.migration_parameters: _srcDomXML), before any hook;
+    2. source: before_vm_migrate_source with the live XML
+       (Vm.prepare_migration, raiseError): a HookError fails the
+       migration there, the destination is never asked;
+    3. destination: migrationCreate creates the VM, prepares its disks,
+       then before_vm_migrate_destination with _srcDomXML
+       (Vm.waitForMigrationDestinationPrepare, raiseError): a HookError
+       makes migrationCreate answer hookError, and the source's _recover
+       destroys the destination's VM (API destroy -> Vm.doDestroy:
+       before_vm_destroy, then releaseVm: after_vm_destroy with the XML
+       that VM holds: _srcDomXML);
+    4. move(): libvirt's migration of the domain, returning the
+       destination's live XML or raising MoveFailed; a failure runs no
+       hook on the source (_recover), and destroys the destination's VM
+       as in 3;
+    5. source: after_vm_migrate_source on libvirt's STOPPED/MIGRATED event
+       (vm.py _handle_libvirt_domain_stopped, with the XML the source's
+       DomainDescriptor holds, the live XML as read), and destination:
+       after_vm_migrate_destination
+       once the domain runs there (_completeIncomingMigration, with its
+       live XML), at the same time on their two hosts -- or, with
+       between, one after the other with between() in the middle.
+    """
+    import threading
+    import time
+    run = Migration()
+    src_dom_xml = live_xml
+    try:
+        run.results["before_vm_migrate_source"] = source.run(
+            "before_vm_migrate_source", live_xml, vm_id=vm_id,
+            custom=custom)
+    except HookError as e:
+        run.results["before_vm_migrate_source"] = e
+        run.outcome, run.error = Migration.REFUSED_BY_SOURCE, e
+        return run
+    run.times["before_vm_migrate_source"] = time.time()
+
+    def recover():
+        # The source's _recover: the destination's VM destroyed.
+        run.results["destination before_vm_destroy"] = destination.run(
+            "before_vm_destroy", None, vm_id=vm_id, custom=custom)
+        run.results["destination after_vm_destroy"] = destination.run(
+            "after_vm_destroy", src_dom_xml, vm_id=vm_id, custom=custom)
+
+    try:
+        run.results["before_vm_migrate_destination"] = destination.run(
+            "before_vm_migrate_destination", src_dom_xml, vm_id=vm_id,
+            custom=custom)
+    except HookError as e:
+        run.results["before_vm_migrate_destination"] = e
+        run.outcome, run.error = Migration.REFUSED_BY_DESTINATION, e
+        recover()
+        return run
+    run.times["before_vm_migrate_destination"] = time.time()
+    try:
+        run.destination_xml = move()
+    except MoveFailed as e:
+        run.outcome, run.error = Migration.MOVE_FAILED, e
+        recover()
+        return run
+    run.times["moved"] = time.time()
+
+    def after(hook, vdsm, data):
+        run.results[hook] = vdsm.run(hook, data, vm_id=vm_id, custom=custom)
+        run.times[hook] = time.time()
+
+    steps = [("after_vm_migrate_source", source, live_xml),
+             ("after_vm_migrate_destination", destination,
+              run.destination_xml)]
+    if between is not None:
+        after(*steps[0])
+        between()
+        after(*steps[1])
+    else:
+        threads = [threading.Thread(target=after, args=step)
+                   for step in steps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SAFETY_TIMEOUT)
+    run.outcome = Migration.MIGRATED
+    return run
+
+
+# The oVirt guest agent channel, from Vdsm's side
+
+# lib/vdsm/virt/guestagent.py
+MAX_MESSAGE_SIZE = 1024 * 1024
+MAX_SUPPORTED_API_VERSION = 3
+RESPONSIVE_SECONDS = 120
+# lib/vdsm/virt/vmchannels.py: reconnect attempts before a cooldown of
+# guest_agent_timeout (lib/vdsm/common/config.py.in: 30 s), one per
+# second (the Listener's poll).
+COOLDOWN_RECONNECT_THRESHOLD = 5
+# _FILTERED_CHARS, what Vdsm replaces in the guest's strings.
+_FILTERED = re.compile(u"[\u0000-\u0008\u000b-\u000c\u000e-\u001f"
+                       u"\u007f-\u0084\u0086-\u009f\ud800-\udfff"
+                       u"\ufffe-\uffff]")
+
+
+def channel_path(xml, name="ovirt-guest-agent.0"):
+    """The socket Vdsm connects to for the channel name: taken from the
+    domain XML Engine sent (vm.py Vm.__init__, _makeChannelPath over
+    DomainDescriptor.all_channels: <target name>, <source path>)."""
+    for channel in _fromstring(xml).iterfind("devices/channel"):
+        target, source = channel.find("target"), channel.find("source")
+        if target is not None and source is not None \
+                and target.get("name") == name and source.get("path"):
+            return source.get("path")
+    return None
+
+
+def prepare_vm_channel(path):
+    """supervdsm's prepareVmChannel (lib/vdsm/supervdsm_api/virt.py), run
+    as root before Vdsm connects: os.stat() the socket -- which fails when
+    nothing is there, and then Vdsm never connects for the VM's life
+    (GuestAgent.start raises before it registers the channel) -- and make
+    it group-writable."""
+    st = os.stat(path)
+    os.chmod(path, st.st_mode | stat.S_IWGRP)
+
+
+def connect_as(user, path):
+    """(errno, socket): path connected to by a process running as user
+    with its groups, as Vdsm's vmchannels Listener connects
+    (GuestAgent._connect: connect_ex), handed back to this process."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            here.close()
+            pw = pwd.getpwnam(user)
+            os.setgroups([g.gr_gid for g in grp.getgrall()
+                          if user in g.gr_mem])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            rc = sock.connect_ex(path)
+            fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array("i", [sock.fileno()]))] if rc == 0 else []
+            there.sendmsg([struct.pack("i", rc)], fds)
+            code = 0
+        finally:
+            os._exit(code)
+    there.close()
+    try:
+        msg, ancdata, _, _ = here.recvmsg(4, socket.CMSG_LEN(4))
+    finally:
+        here.close()
+        os.waitpid(pid, 0)
+    rc = struct.unpack("i", msg)[0]
+    if rc != 0:
+        return rc, None
+    fds = array.array("i")
+    fds.frombytes(ancdata[0][2])
+    return 0, socket.socket(fileno=fds[0])
+
+
+class GuestAgent(object):
+    """Vdsm's GuestAgent (lib/vdsm/virt/guestagent.py), message by message:
+    what it sends (refresh on connect, shutdown) and how it reads what the
+    agent says (_handleData, _parseLine, _handleMessage) into guestInfo,
+    as Vdsm reports it to Engine.  A message Vdsm would fail on (a
+    heartbeat without free-ram: a KeyError in its channel thread) fails
+    the test; one it does not know is kept in .unknown (Vdsm logs "Unknown
+    message type")."""
+
+    def __init__(self, path, user=VDSM_USER):
+        self.path = path
+        self.user = user
+        self.sock = None
+        self.guest_info = {
+            "username": "Unknown", "memUsage": 0, "guestCPUCount": -1,
+            "guestIPs": "", "guestFQDN": "", "session": "Unknown",
+            "appsList": (), "disksUsage": [], "netIfaces": [],
+            "memoryStats": {}}
+        self.guest_status = None
+        self.agent_timestamp = 0
+        self.messages = []          # (time, name, args) as parsed
+        self.unknown = []
+        self.errors = []            # lines Vdsm logs as bad
+        self._buffer = b""
+        self.attempts = 0
+
+    def start(self, attempts=COOLDOWN_RECONNECT_THRESHOLD, interval=1.0):
+        """GuestAgent.start: prepare the channel, then connect as the
+        Listener does, once a second up to attempts times (then it would
+        cool down for 30 s); on success send refresh.  The errno of the
+        last failure (ConnectionError) otherwise."""
+        prepare_vm_channel(self.path)
+        rc = None
+        for self.attempts in range(1, attempts + 1):
+            rc, sock = connect_as(self.user, self.path)
+            if rc == 0:
+                self.sock = sock
+                self._buffer = b""
+                self.forward("refresh",
+                             {"apiVersion": MAX_SUPPORTED_API_VERSION})
+                return self
+            time.sleep(interval)
+        raise ConnectionError(rc, os.strerror(rc))
+
+    def forward(self, cmd, args=None):
+        """_forward: json.dumps(args) with __name__ added, one line."""
+        args = dict(args or {})
+        args["__name__"] = cmd
+        self.sock.sendall((json.dumps(args) + "\n").encode("utf8"))
+
+    def desktop_shutdown(self, timeout, message, reboot):
+        """desktopShutdown, as VmShutdown and VmReboot call it (the delay
+        as an int, reboot as str(bool))."""
+        self.forward("shutdown", {"timeout": timeout, "message": message,
+                                  "reboot": str(reboot)})
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def is_responsive(self):
+        return time.time() - self.agent_timestamp < RESPONSIVE_SECONDS
+
+    def read(self, timeout):
+        """Read what arrives within timeout; False once the agent closed
+        the connection (Vdsm then reconnects)."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(2 ** 16)
+        except socket.timeout:
+            return True
+        if not data:
+            return False
+        self._handle_data(data)
+        return True
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.time() + timeout
+        while not predicate():
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("Vdsm's guest agent did not see %s "
+                                     "within %ss" % (what, timeout))
+            if not self.read(min(left, 0.5)):
+                raise AssertionError("the agent closed the connection "
+                                     "before %s" % what)
+        return predicate()
+
+    def received(self, name, since=0):
+        return [args for t, n, args in self.messages
+                if n == name and t >= since]
+
+    def _handle_data(self, data):
+        while b"\n" in data:
+            line, data = data.split(b"\n", 1)
+            line = self._buffer + line
+            self._buffer = b""
+            self._process(line)
+        self._buffer += data
+        if len(self._buffer) >= MAX_MESSAGE_SIZE:
+            raise AssertionError("the agent sent a line of %d bytes"
+                                 % len(self._buffer))
+
+    def _process(self, line):
+        try:
+            # _parseLine: bad UTF-8 replaced, JSON, XML-unsafe characters
+            # replaced, __name__ popped.
+            args = json.loads(line.decode("utf8", "replace"))
+            args = _filter(args)
+            name = args.pop("__name__")
+        except ValueError as e:
+            self.errors.append((str(e), line))
+            return
+        self.agent_timestamp = time.time()
+        self.messages.append((self.agent_timestamp, name, args))
+        self._handle_message(name, args)
+
+    def _handle_message(self, message, args):
+        info = self.guest_info
+        if message == "heartbeat":
+            info["memUsage"] = int(args["free-ram"])
+            for k in ("mem_total", "mem_unused", "mem_buffers",
+                      "mem_cached", "swap_in", "swap_out", "pageflt",
+                      "majflt"):
+                if k in args.get("memory-stat", {}):
+                    info["memoryStats"][k] = str(args["memory-stat"][k])
+            self.guest_status = "Up"
+        elif message == "host-name":
+            info["guestName"] = args["name"]
+        elif message == "os-version":
+            info["guestOs"] = args["version"]
+        elif message == "network-interfaces":
+            interfaces, old_ips = [], ""
+            for iface in args["interfaces"]:
+                iface["inet"] = iface.get("inet", [])
+                iface["inet6"] = iface.get("inet6", [])
+                interfaces.append(iface)
+                old_ips += " ".join(iface["inet"]) + " "
+            info["netIfaces"] = interfaces
+            info["guestIPs"] = old_ips.strip()
+        elif message == "applications":
+            info["appsList"] = tuple(args["applications"])
+        elif message == "fqdn":
+            info["guestFQDN"] = args["fqdn"]
+        elif message in ("active-user", "session-logon", "session-lock",
+                         "session-unlock", "session-logoff", "uninstalled",
+                         "session-startup", "session-shutdown", "os-info",
+                         "timezone", "containers", "disks-usage",
+                         "number-of-cpus", "completion"):
+            pass        # parsed by Vdsm; the package sends none of these
+        else:
+            self.unknown.append(message)
+
+
+def _filter(obj):
+    # guestagent.py _filterObject
+    if isinstance(obj, dict):
+        return dict((_filter(k), _filter(v)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [_filter(i) for i in obj]
+    if isinstance(obj, str):
+        return _FILTERED.sub(u"\ufffd", obj)
+    return obj
+
+
+# Vdsm's Shutdown and Reboot, and how the VM's end becomes its exit
+
+# lib/vdsm/virt/vmexitreason.py; vm.py NORMAL, ERROR
+NORMAL, ERROR = 0, 1
+LOST_QEMU_CONNECTION = 2
+ADMIN_SHUTDOWN = 6
+USER_SHUTDOWN = 7
+HOST_SHUTDOWN = 11
+DESTROYED_ON_PAUSE_TIMEOUT = 14
+EXIT_REASONS = {
+    LOST_QEMU_CONNECTION: "Lost connection with qemu process",
+    ADMIN_SHUTDOWN: "Admin shut down from the engine",
+    USER_SHUTDOWN: "User shut down from within the guest",
+    HOST_SHUTDOWN: "VM has been terminated on the host",
+}
+# lib/vdsm/API.py: the defaults when Engine sends no delay or message
+# (Engine's RebootVm and ShutdownVm send none: JsonRpcVdsServer.shutdown).
+USER_SHUTDOWN_TIMEOUT = 30
+USER_SHUTDOWN_MESSAGE = "System going down"
+
+
+class PowerDown(object):
+    """A VM's Shutdown and Reboot as Vdsm runs them (vm.py Vm.shutdown,
+    vmpowerdown.py VmShutdown/VmReboot) up to the oVirt guest agent, and
+    how Vdsm then turns the end of the domain into the VM's exit (vm.py
+    _handle_libvirt_domain_shutdown, _handle_libvirt_domain_stopped,
+    _getShutdownReason, _onQemuDeath, setDownStatus).
+
+    The chain's first link is real: the QEMU guest agent through libvirt
+    (virsh shutdown/reboot --mode agent, as shutdownFlags(...GUEST_AGENT)
+    and reboot(...GUEST_AGENT)), which must fail on a placeholder -- and
+    Vdsm's qemuGuestAgentShutdown sets the exit reason ADMIN_SHUTDOWN
+    before it even tries.  Then the oVirt guest agent, if it is
+    responsive."""
+
+    def __init__(self, vm_id, agent):
+        self.vm_id = vm_id
+        self.agent = agent
+        self.shutdown_reason = None
+        self.qemu_ga = None
+
+    def shutdown(self, reboot=False, delay=USER_SHUTDOWN_TIMEOUT,
+                 message=USER_SHUTDOWN_MESSAGE):
+        import libvirt as host
+        if not reboot:
+            # vm.py qemuGuestAgentShutdown, first line.
+            self.shutdown_reason = ADMIN_SHUTDOWN
+        rc, out, err = host.virsh("reboot" if reboot else "shutdown",
+                                  "--mode", "agent", self.vm_id, check=False)
+        self.qemu_ga = (rc, err.strip())
+        if rc == 0:
+            raise AssertionError("the placeholder's QEMU guest agent "
+                                 "answered: %s" % out)
+        if not self.agent.is_responsive():
+            raise AssertionError("Vdsm would not try the oVirt guest agent: "
+                                 "it said nothing for %d s"
+                                 % RESPONSIVE_SECONDS)
+        self.agent.desktop_shutdown(int(delay), message, reboot)
+
+    def on_lifecycle(self, event, detail):
+        """A libvirt lifecycle event, in virsh event's words ("Shutdown",
+        "Finished after host request"; "Stopped", "Failed"): the exit info
+        (exitCode, exitReason, exitMessage) when the domain stopped."""
+        if event == "Shutdown":
+            if self.shutdown_reason is None:
+                if "host" in detail:
+                    self.shutdown_reason = HOST_SHUTDOWN
+                else:
+                    self.shutdown_reason = USER_SHUTDOWN
+            return None
+        if event != "Stopped" or detail in ("Migrated", "Saved"):
+            return None
+        reason = self.shutdown_reason
+        if reason is None:
+            code, reason = ERROR, LOST_QEMU_CONNECTION
+        elif reason in (DESTROYED_ON_PAUSE_TIMEOUT, HOST_SHUTDOWN):
+            code = ERROR
+        else:
+            code = NORMAL
+        return {"exitCode": code, "exitReason": reason,
+                "exitMessage": EXIT_REASONS.get(reason, "VM terminated")}

@@ -44,9 +44,9 @@ def running(vdsm, engine, libvirt_host, qemu_workdir):
     vmrun.remove_managed(client, [vm.id])
 
 
+# (Migration restarts the container on the destination, or is refused by
+# the host's choice: tests/migration_test.py.)
 @pytest.mark.parametrize("hook, message", [
-    pytest.param("before_vm_migrate_source", "Migration is not possible for "
-                 "container VMs", id="migrate"),
     pytest.param("before_vm_hibernate", "Suspending to disk is not possible "
                  "for container VMs", id="hibernate"),
 ])
@@ -60,8 +60,7 @@ def test_refused_and_vm_keeps_running(vdsm, running, hook, message):
     assert container.status == "running"
 
 
-@pytest.mark.parametrize("hook", ["before_vm_migrate_source",
-                                  "before_vm_hibernate"])
+@pytest.mark.parametrize("hook", ["before_vm_hibernate"])
 def test_refused_without_vmid_by_metadata(vdsm, running, hook):
     vm, xml, _ = running
     with pytest.raises(HookError):
@@ -148,8 +147,6 @@ def test_plain_vm_untouched(vdsm, installation, hook):
 
 
 @pytest.mark.parametrize("hook, message", [
-    pytest.param("before_vm_migrate_source", b"Migration is not possible",
-                 id="migrate"),
     pytest.param("before_vm_hibernate", b"Suspending to disk is not "
                  b"possible", id="hibernate"),
 ])

@@ -22,16 +22,17 @@ import libvirt
 import vdsmstats
 
 
-def start(vdsm, vm, host, workdir, wait=True):
+def start(vdsm, vm, host, workdir, wait=True, bridge=None):
     """Engine's Run: before_vm_start, then libvirt createXML.  Returns the
     domain's live XML, what Vdsm passes to after_vm_destroy later: Vdsm
     re-reads it from libvirt once the domain runs (vm.py _vmDependentInit,
     _updateDomainDescriptor) and hands that to after_vm_destroy
-    (releaseVm), never the hook's own output."""
+    (releaseVm), never the hook's own output.  bridge: where the
+    placeholder's NICs go, for a VM with vNICs (libvirt.adjust)."""
     result = vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
                       custom=vm.custom)
     root = etree.fromstring(result.data.encode("utf-8"))
-    libvirt.adjust(root, host, workdir)
+    libvirt.adjust(root, host, workdir, bridge)
     libvirt.create(root, workdir)
     if wait:
         libvirt.wait_running(vm.id)

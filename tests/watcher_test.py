@@ -274,6 +274,9 @@ def test_watcher_writes_nothing_outside_its_directory(
     before_samples = set(os.listdir(samples))
     before_state = set(installation.state_files())
     cases = _hostile_cases(installation, outside)
+    # create() never pulls: Docker must hold the image, whatever an
+    # earlier test removed (lifecycle_test, cli_test, imagepolicy_test).
+    images.ensure_local(docker_client, registry_image)
     made = []
     try:
         for label, planted, record_vm_id in cases:

@@ -102,6 +102,10 @@ _DEFAULTS = collections.OrderedDict([
     ("pull_policy", "missing"),
     ("image_archive_max_size", "10g"),
     ("image_load_timeout", "600"),
+    ("console_replay_lines", "50"),
+    ("console_exec_shell", "false"),
+    ("migration", "restart"),
+    ("migration_wait", "60"),
     # OCI runtimes (_runtimes, runtimes.py).
     ("docker_runtimes", ""),
     ("docker_default_runtime", ""),
@@ -122,7 +126,8 @@ Config = collections.namedtuple("Config", [
     "placeholder_memory_mib", "storage_roots", "blank_check_timeout",
     "gc_grace", "leftover_grace", "allow_root_user", "auth_files",
     "allowed_images", "require_digest", "pull_policy",
-    "image_archive_max_size", "image_load_timeout", "path",
+    "image_archive_max_size", "image_load_timeout", "console_replay_lines",
+    "console_exec_shell", "migration", "migration_wait", "path",
     "runtimes", "default_runtimes", "podman_runtime_sockets",
 ])
 
@@ -200,6 +205,10 @@ def _build(v, path):
         image_archive_max_size=_bytes(v, "image_archive_max_size", 1 << 20,
                                       path),
         image_load_timeout=_int(v, "image_load_timeout", 1, 86400, path),
+        console_replay_lines=_int(v, "console_replay_lines", 0, 1000, path),
+        console_exec_shell=_bool(v, "console_exec_shell", path),
+        migration=_choice(v, "migration", ("restart", "refuse"), path),
+        migration_wait=_int(v, "migration_wait", 1, 3600, path),
         path=path,
         **_runtimes(v, path)
     )
@@ -319,6 +328,15 @@ def _int(values, key, low, high, path):
             path=path, reason="%s: expected a whole number from %d to %d, "
             "got %r" % (key, low, high, values[key]))
     return n
+
+
+def _choice(values, key, choices, path):
+    value = values[key].lower()
+    if value not in choices:
+        raise errors.ConfigError(
+            path=path, reason="%s: expected %s, got %r" % (
+                key, " or ".join(choices), values[key]))
+    return value
 
 
 def _bool(values, key, path):

@@ -74,13 +74,16 @@ HELD_BY_QEMU = "qemu"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0o2000000)
 
 
-def lock(disk, fd):
+def lock(disk, fd, readers=False):
     """Open fd's image read-write and lock it; return the new descriptor.
 
     fd: the checked image (any mode).  The lock stays with the returned
     descriptor's open file description: the caller hands it to the loop
     device, then closes it.  Refused (VolumeRefused) when another host's
-    package or any qemu holds a lock on the image.
+    package or any qemu holds a lock on the image; with readers, only when
+    another host's package or a qemu that writes does (the destination of
+    a migration, migration.py: its own placeholder has had the image open
+    read-only since before the container starts).
     """
     try:
         # As losetup opens it: read-write and blocking, since the loop
@@ -103,7 +106,7 @@ def lock(disk, fd):
             raise _refused(disk, HELD_BY_PACKAGE)
         if not _take(rw, fcntl.F_RDLCK, NOT_SHARING_WRITE):
             raise _refused(disk, HELD_BY_QEMU)
-        who = holder(rw)
+        who = holder(rw, readers)
         if who:
             raise _refused(disk, who)
         return rw
@@ -112,12 +115,17 @@ def lock(disk, fd):
         raise
 
 
-def holder(fd):
+def holder(fd, readers=False):
     """Who else holds a lock on fd's image: HELD_BY_PACKAGE, HELD_BY_QEMU
     or None.  The locks of fd's own open file description do not count;
-    fd may be read-only (testing takes nothing)."""
+    fd may be read-only (testing takes nothing).  With readers, a qemu
+    counts only when it holds the write permission."""
     if _conflicts(fd, MARK, 1):
         return HELD_BY_PACKAGE
+    if readers:
+        if _conflicts(fd, QEMU_PERM_BASE + QEMU_WRITE_BIT, 1):
+            return HELD_BY_QEMU
+        return None
     if _conflicts(fd, *QEMU_RANGE):
         return HELD_BY_QEMU
     return None

@@ -53,7 +53,7 @@ def _placeholder(env):
 
 
 def _container_vm(env):
-    # vmactions._container_vm: by vmId and the state file, else by the
+    # vmactions.container_vm: by vmId and the state file, else by the
     # package's metadata in the live XML.
     if env.get("vmId"):
         return _has_state(env)
@@ -84,7 +84,15 @@ HOOKS = {
     "before_vm_start": (_may_be_container, "vmstart", "main"),
     "before_vm_destroy": (_has_state, "vmdestroy", "before_main"),
     "after_vm_destroy": (_placeholder, "vmdestroy", "after_main"),
-    "before_vm_migrate_source": (_container_vm, "vmactions", "migrate_main"),
+    "before_vm_migrate_source": (_container_vm, "migration",
+                                 "source_before_main"),
+    # The destination has no state of the VM yet: the source's XML says.
+    "before_vm_migrate_destination": (_placeholder, "migration",
+                                      "destination_before_main"),
+    "after_vm_migrate_source": (_has_state, "migration",
+                                "source_after_main"),
+    "after_vm_migrate_destination": (_placeholder, "migration",
+                                     "destination_after_main"),
     "before_vm_hibernate": (_container_vm, "vmactions", "hibernate_main"),
     "before_disk_hotunplug": (_has_state, "vmactions",
                               "disk_hotunplug_main"),

@@ -52,11 +52,24 @@ _BASE64_RE = re.compile(r"\A(?:[A-Za-z0-9+/]{4})*"
                         r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
 _XML_SPACE_RE = re.compile(r"[ \t\r\n]+")
 
+# Where Engine binds a VM's serial console for ovirt-vmconsole:
+# LibvirtVmXmlBuilder.getSerialConsolePath writes
+# "/var/run/ovirt-vmconsole-console/<vm id>.sock" into a <console
+# type="unix"> (writeConsole) and a <serial type="unix"> (writeSerialConsole)
+# when the console device's specParams say enableSocket (VmDeviceUtils
+# getConsoleDeviceSpecParams: always, for "Enable VirtIO serial console").
+# The XML's form; where the watcher serves it is paths.VMCONSOLE_DIR.
+ENGINE_VMCONSOLE_DIR = "/var/run/ovirt-vmconsole-console"
+CONSOLE_DEVICES = ("console", "serial")
+
 # What the package stores in its metadata element.
 # nics: the MACs of the vNICs the container got (the placeholder sets every
 # link down, so a restored placeholder could not tell them apart).
+# console: whether the VM has Engine's serial console (the placeholder's
+# console is a pty then, so a restored placeholder could not tell).
 ContainerMeta = collections.namedtuple(
-    "ContainerMeta", "engine, image, name, memory_kib, vcpus, nics")
+    "ContainerMeta", "engine, image, name, memory_kib, vcpus, nics, console")
+ContainerMeta.__new__.__defaults__ = (False,)
 
 
 class Domain(object):
@@ -124,6 +137,33 @@ class Domain(object):
         if device is None:
             return None
         return health.parse_action(device.get("action"))
+
+    def console_devices(self):
+        """The <console> and <serial> elements Engine binds at the VM's
+        serial console socket (ENGINE_VMCONSOLE_DIR/<vm id>.sock, the path
+        made from the domain's own uuid: another path is not Engine's
+        console and is left alone)."""
+        wanted = "%s/%s.sock" % (ENGINE_VMCONSOLE_DIR, self.uuid.lower())
+        found = []
+        for tag in CONSOLE_DEVICES:
+            for el in self.root.iterfind("devices/" + tag):
+                source = el.find("source")
+                if el.get("type") == "unix" and source is not None and \
+                        (source.get("path") or "").lower() == wanted:
+                    found.append(el)
+        return found
+
+    def channel_source(self, name):
+        """The <source> element of the unix channel whose target is name
+        and whose socket qemu binds (Engine's guest agent channels,
+        LibvirtVmXmlBuilder.writeGuestAgentChannels), or None."""
+        for channel in self.root.iterfind("devices/channel"):
+            target, source = channel.find("target"), channel.find("source")
+            if channel.get("type") == "unix" and target is not None \
+                    and target.get("name") == name and source is not None \
+                    and source.get("mode", "bind") == "bind":
+                return source
+        return None
 
     def disks(self):
         result = []
@@ -270,7 +310,8 @@ class Domain(object):
                 engine=values["engine"], image=values["image"],
                 name=values["name"], memory_kib=int(values["memory"]),
                 vcpus=int(values["vcpus"]),
-                nics=[m for m in (values.get("nics") or "").split(",") if m])
+                nics=[m for m in (values.get("nics") or "").split(",") if m],
+                console=values.get("console") == "true")
         except (KeyError, TypeError, ValueError) as e:
             raise errors.InvalidDomain(
                 reason="incomplete containers metadata (%s)" % e)
@@ -291,7 +332,9 @@ class Domain(object):
                            ("name", meta.name),
                            ("memory", meta.memory_kib),
                            ("vcpus", meta.vcpus),
-                           ("nics", ",".join(meta.nics))):
+                           ("nics", ",".join(meta.nics))) + (
+                               (("console", "true"),) if meta.console
+                               else ()):
             child = etree.SubElement(el, "{%s}%s" % (CONTAINERS_NS, tag))
             child.text = str(value) or None
             if tag == "memory":

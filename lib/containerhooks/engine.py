@@ -9,8 +9,10 @@ transport errors become the package's own errors here.
 import calendar
 import collections
 import copy
+import json
 import logging
 import re
+import socket
 import threading
 import unicodedata
 
@@ -37,6 +39,7 @@ import docker  # noqa: E402
 import requests  # noqa: E402
 import six  # noqa: E402
 from six.moves import queue  # noqa: E402
+from six.moves.urllib.parse import quote, urlencode  # noqa: E402
 
 from containerhooks import errors
 from containerhooks.spec import LABEL_MANAGED, LABEL_VM_ID
@@ -91,6 +94,9 @@ class Engine(object):
         self.name = name
         self.socket = socket
         self.client = client
+        # Container -> the thread still waiting for the engine's reply to
+        # a health check that overran its timeout (probe).
+        self._overrun = {}
 
     @classmethod
     def connect(cls, name, socket, timeout):
@@ -300,7 +306,7 @@ class Engine(object):
 
     def create(self, name, image, labels, host_options, hostname=None,
                endpoints=(), healthcheck=None, layer_size="", config=None,
-               domainname=None):
+               domainname=None, terminal=False):
         """Create (not start) a container; return its ContainerInfo.
 
         host_options are HostConfig keywords (create_host_config).
@@ -315,7 +321,8 @@ class Engine(object):
         (appconfig.create_options: environment, command, entrypoint,
         working_dir, user), never logged (secrets are in environment).
         domainname: Docker sets it; Podman 4.3's compatible API ignores it
-        (spec.host_names).
+        (spec.host_names).  terminal: a TTY and an open stdin, for the
+        VM's serial console (console.py).
         """
         api = self.client.api
         options = dict(host_options)
@@ -332,7 +339,15 @@ class Engine(object):
         else:
             options["network_mode"] = "none"
 
-        def create(host):
+        def create(host, check):
+            check = dict(check) if check else None
+            start_interval = check.pop("start_interval", None) \
+                if check else None
+            if start_interval is not None:
+                return lambda: self._create_with_start_interval(
+                    image, name, labels, hostname, domainname, mac,
+                    api.create_host_config(**host), networking, check,
+                    start_interval, config, terminal)
             # use_config_proxy: docker-py (since 4.0, by default) copies the
             # proxies of root's ~/.docker/config.json into the container's
             # environment; the host's proxy is none of a tenant's business.
@@ -340,25 +355,90 @@ class Engine(object):
                 str(image), name=name, labels=labels, detach=True,
                 hostname=hostname, domainname=domainname, mac_address=mac,
                 host_config=api.create_host_config(**host),
-                networking_config=networking, healthcheck=healthcheck,
-                use_config_proxy=False, **(config or {}))
-        if layer_size:
-            bounded = dict(options, storage_opt={"size": layer_size})
-            try:
-                self._call("create", name, create(bounded))
-            except errors.ContainerError as e:
-                if not any(w in e.reason for w in _NO_STORAGE_OPT):
-                    raise
-                log.warning("%s cannot bound the writable layer of %s "
-                            "(writable_layer_size): %s", self.name, name,
-                            e.reason)
-                layer_size = ""
-        if not layer_size:
-            self._call("create", name, create(options))
+                networking_config=networking, healthcheck=check,
+                use_config_proxy=False, tty=terminal, stdin_open=terminal,
+                **(config or {}))
+        bounded = dict(options, storage_opt={"size": layer_size}) \
+            if layer_size else None
+        unbounded = []      # [True] once the engine refused storage_opt
+
+        def make(check):
+            if bounded is not None and not unbounded:
+                try:
+                    return self._call("create", name, create(bounded, check))
+                except errors.ContainerError as e:
+                    if not any(w in e.reason for w in _NO_STORAGE_OPT):
+                        raise
+                    log.warning("%s cannot bound the writable layer of %s "
+                                "(writable_layer_size): %s", self.name, name,
+                                e.reason)
+                    unbounded.append(True)
+            return self._call("create", name, create(options, check))
+        test = list((healthcheck or {}).get("test") or [])
+        if self.name == "podman" and test[:1] == ["CMD"]:
+            self._create_with_exec_check(make, name, healthcheck)
+        else:
+            make(healthcheck)
         for ep in endpoints[1:]:
             self._call("connect", name, lambda: api.connect_container_to_network(
                 name, ep.network, ipv4_address=ep.ip))
         return self.inspect(name)
+
+    def _create_with_start_interval(self, image, name, labels, hostname,
+                                    domainname, mac, host_config, networking,
+                                    check, start_interval, config,
+                                    terminal=False):
+        """create_container() with the health check's StartInterval set,
+        which docker-py's Healthcheck type drops (it knows test, interval,
+        timeout, retries and start_period; docker/docker-py#3157): the same
+        body, built by create_container_config(), the field set, posted by
+        create_container_from_config() (both since docker-py 1.x).  An
+        engine that knows no StartInterval ignores it; the caller reads
+        back what the engine took.  No proxy is injected on this path
+        (create_container does that, before building the body)."""
+        api = self.client.api
+        options = dict(config or {})
+        command = options.pop("command", None)
+        body = api.create_container_config(
+            str(image), command, hostname=hostname, detach=True,
+            domainname=domainname, host_config=host_config,
+            mac_address=mac, labels=labels, networking_config=networking,
+            healthcheck=check, tty=terminal, stdin_open=terminal, **options)
+        body["Healthcheck"]["StartInterval"] = start_interval
+        return api.create_container_from_config(body, name)
+
+    def _create_with_exec_check(self, make, name, healthcheck):
+        """make(check) a container whose health check execs
+        healthcheck["test"] (["CMD", args...]) on Podman, and check what
+        it stored.
+
+        Podman's compatible API (pkg/api/handlers/compat/containers_create.go
+        up to 5.x) joins the test with spaces and splits it again at
+        whitespace (specgenutil makeHealthCheckFromCli), so an argument
+        with a space is cut in pieces; a one-element test that is a JSON
+        array, though, it reads as that array and prepends "CMD".  Podman
+        6 sends the test as JSON itself (#27818) and takes the list as
+        given.  So the JSON form first, the plain one if the container got
+        the check wrong; a check neither gives (one argument holding a
+        space) is refused."""
+        test = list(healthcheck["test"])
+        tries = []
+        if len(test) > 2:
+            tries.append(dict(healthcheck, test=[json.dumps(test[1:])]))
+        tries.append(healthcheck)
+        for check in tries:
+            make(check)
+            got = (self.raw_inspect(name).get("Config") or {}).get(
+                "Healthcheck") or {}
+            if list(got.get("Test") or []) == test:
+                return
+            self._call("remove", name, lambda: self.client.api.
+                       remove_container(name, force=True))
+        raise errors.ContainerError(
+            engine=self.name, action="give its health check to", name=name,
+            reason="Podman's compatible API splits the arguments of %s at "
+            "whitespace; write the check as /bin/sh -c ... (containerHealthCmd)"
+            % clean_text(json.dumps(test[1:]))[:200])
 
     def _endpoint_config(self, ep):
         config = self.client.api.create_endpoint_config(ipv4_address=ep.ip)
@@ -547,13 +627,84 @@ class Engine(object):
                       started=_epoch(state.get("StartedAt")),
                       check=(attrs.get("Config") or {}).get("Healthcheck"))
 
-    def probe(self, name, command):
+    def probe(self, name, command, timeout):
         """Run command (a list) in container name once, as a health check:
-        (exit code, output bytes).  Bounded by the client's api_timeout."""
-        container = self._get(name)
-        result = self._call("run a health check in", name,
-                            lambda: container.exec_run(command))
-        return result.exit_code, result.output
+        (exit code, output bytes).
+
+        Bounded by timeout seconds, as the engines bound their own checks
+        (Docker's daemon/health.go: a probe that overruns its Timeout is a
+        failed run, "Health check exceeded timeout"): the exec is then
+        ended -- its process group killed (end_exec) -- and the result is
+        (-1, that message).  The call itself returns within timeout plus
+        the inspect and the kill; the engine's reply to the exec, if it
+        ever comes, goes to a thread nobody waits for -- one at most per
+        container: while it waits (a process of the check escaped the kill
+        and holds its output open), the next probe fails at once, "the
+        previous health check still runs"."""
+        api = self.client.api
+        waiting = self._overrun.get(name)
+        if waiting is not None and waiting.is_alive():
+            return -1, PROBE_STILL_RUNS.encode("ascii")
+        self._overrun.pop(name, None)
+        exec_id = self._call(
+            "run a health check in", name,
+            lambda: api.exec_create(name, command, stdout=True,
+                                    stderr=True)["Id"])
+        outcome = queue.Queue()
+
+        def read():
+            # All of it is read (a check that cannot write blocks), the
+            # first PROBE_OUTPUT_MAX bytes kept, as Docker keeps its own.
+            kept = b""
+            for chunk in api.exec_start(exec_id, stream=True):
+                if len(kept) < PROBE_OUTPUT_MAX:
+                    kept += chunk[:PROBE_OUTPUT_MAX - len(kept)]
+            return kept
+
+        def run():
+            try:
+                outcome.put(self._call("run a health check in", name, read))
+            except (IOError, OSError) as e:     # the stream's socket
+                outcome.put(errors.ContainerError(
+                    engine=self.name, action="run a health check in",
+                    name=name, reason=_reason(e)))
+            except Exception as e:      # delivered to the caller
+                outcome.put(e)
+        thread = threading.Thread(target=run, name="probe-" + exec_id[:12])
+        thread.daemon = True
+        thread.start()
+        try:
+            output = outcome.get(timeout=timeout)
+        except queue.Empty:
+            self._overrun[name] = thread
+            self.end_exec(exec_id)
+            return -1, (PROBE_TIMEOUT % timeout).encode("ascii")
+        if isinstance(output, Exception):
+            raise output
+        info = self._call("inspect a health check in", name,
+                          lambda: api.exec_inspect(exec_id))
+        code = info.get("ExitCode")
+        return (-1 if code is None else code), output or b""
+
+    def end_exec(self, exec_id):
+        """Kill what the exec exec_id runs, if it still runs: its process
+        group when its first process leads one (runc starts it in a session
+        of its own), else that process.  The pid is the engine's answer,
+        and is killed only while it is a live process of the exec's
+        container (procfs.container_init: the kernel's cgroup record), so a
+        pid that was reused meanwhile is left alone."""
+        from containerhooks import procfs
+        info = self._call("inspect the health check", exec_id,
+                          lambda: self.client.api.exec_inspect(exec_id))
+        pid = info.get("Pid")
+        process = procfs.container_init(pid, info.get("ContainerID")) \
+            if info.get("Running") else None
+        if process is None:
+            return False
+        log.info("%s: killing health check %s (pid %d) of container %s: it "
+                 "overran its timeout", self.name, exec_id[:12], pid,
+                 info.get("ContainerID", "")[:12])
+        return procfs.kill_group(process)
 
     def restart(self, name, timeout):
         container = self._get(name)
@@ -563,6 +714,104 @@ class Engine(object):
     def raw_inspect(self, name):
         """The engine's whole inspect of container name (a dict)."""
         return self._get(name).attrs
+
+    # The serial console (console.py)
+
+    def attach(self, name, stdin):
+        """A live Stream of container name's output (stdout and stderr as
+        they come, none of the past), and its stdin when stdin is true.
+
+        Detach keys: a sequence the engine watches for in what is typed
+        and that ends the attach.  Podman disables them when given as ""
+        (its compat AttachContainer: "explicitly set to "" is very
+        different from unset"); Docker cannot disable them ("" is its
+        default, ctrl-p ctrl-q, which would swallow every ctrl-p until the
+        next key): DETACH_KEYS, a sequence nobody types by chance.  (An
+        exec's detach keys cannot be turned off on either: Podman's compat
+        exec create takes "" as its default, pkg/api/handlers/compat/
+        exec.go.)
+
+        Podman 4.3's compat AttachContainer re-initialises a container
+        that is exited or stopped (ctr.Init: state "created", exit code
+        0) before it attaches: the caller attaches only to a container it
+        just saw running, and checks afterwards (console.py).
+        """
+        query = [("stream", "1"), ("stdout", "1"), ("stderr", "1"),
+                 ("stdin", "1" if stdin else "0"), ("logs", "0"),
+                 ("detachKeys",
+                  "" if self.name == "podman" else DETACH_KEYS)]
+        return self._hijack(
+            "attach to", name, "/containers/%s/attach?%s"
+            % (_quote(name), urlencode(query)), None)
+
+    def exec_shell(self, name, command, env):
+        """Run command (a list) in container name with a terminal of its
+        own and stdin open, as the container's user; its Stream and the
+        exec's id (exec_state)."""
+        api = self.client.api
+        created = self._call("run a shell in", name, lambda: api.exec_create(
+            name, command, stdin=True, tty=True, environment=env,
+            detach_keys=DETACH_KEYS))
+        exec_id = created["Id"]
+        stream = self._hijack("run a shell in", name, "/exec/%s/start"
+                              % _quote(exec_id),
+                              {"Detach": False, "Tty": True})
+        return exec_id, stream
+
+    def exec_state(self, exec_id):
+        """(running, host pid) of an exec; (False, None) once it is gone."""
+        info = self._call("inspect exec", exec_id,
+                          lambda: self.client.api.exec_inspect(exec_id),
+                          missing={})
+        return bool(info.get("Running")), info.get("Pid") or None
+
+    def resize(self, name, rows, columns, exec_id=None):
+        """Set the size of container name's terminal (or of exec
+        exec_id's); the engines leave it 0x0, which some programs take
+        literally."""
+        api = self.client.api
+        if exec_id is None:
+            self._call("resize the terminal of", name,
+                       lambda: api.resize(name, height=rows, width=columns))
+        else:
+            self._call("resize the terminal of", name, lambda: api
+                       .exec_resize(exec_id, height=rows, width=columns))
+
+    def _hijack(self, action, name, path, body):
+        """POST path on the engine's socket and take the connection over
+        for a raw stream, as the engines' own clients attach: a Stream.
+
+        The SDK's attach_socket hands over the socket under the HTTP
+        response's buffered reader, which may already hold the stream's
+        first bytes; here the response head is read byte-exact and what
+        follows it is kept (Stream.pending)."""
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        request = ("POST /v%s%s HTTP/1.1\r\nHost: localhost\r\n"
+                   "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (self.client.api.api_version, path, len(data)))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.client.api.timeout)
+            sock.connect(self.socket)
+            sock.sendall(request.encode("ascii") + data)
+            head, rest = _response_head(sock)
+            status = _status(head)
+            if status not in (101, 200):
+                raise errors.ContainerError(
+                    engine=self.name, action=action, name=name,
+                    reason="%s: %s" % (status, _error_body(sock, rest)))
+        except (socket.error, IOError, ValueError) as e:
+            sock.close()
+            raise errors.EngineUnavailable(engine=self.name,
+                                           socket=self.socket,
+                                           reason=_reason(e))
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return Stream(sock=sock, pending=rest)
 
     # Helpers
 
@@ -822,6 +1071,13 @@ EngineFacts = collections.namedtuple(
 # action: "die", "start", ...; attributes: the labels, name, exitCode.
 Event = collections.namedtuple("Event", "action, id, attributes")
 
+# What a probe that overran its timeout yields, as Docker words it.
+PROBE_TIMEOUT = "Health check exceeded timeout (%gs)"
+# What a probe's output may be: Docker's daemon/health.go maxOutputLen.
+PROBE_OUTPUT_MAX = 4096
+PROBE_STILL_RUNS = ("the previous health check still runs: a process of it "
+                    "outlived its timeout and holds its output open")
+
 # status: the container's (running...); health: the engine's verdict
 # (starting, healthy, unhealthy; None without a check); runs: how many runs
 # the engine logged; output: the last one's; check: Config.Healthcheck.
@@ -830,6 +1086,71 @@ Health = collections.namedtuple(
 
 ExitStatus = collections.namedtuple(
     "ExitStatus", "status, exit_code, oom_killed, error, finished_at")
+
+# A stream taken over from the engine (Engine.attach, exec_shell): the
+# socket, and the bytes of the stream that came with the response's head.
+Stream = collections.namedtuple("Stream", "sock, pending")
+
+# The detach keys of the console's attach on Docker and of its shell on
+# both engines (Engine.attach, exec_shell): four ctrl-^ (ASCII 30,
+# ctrl-shift-6) in a row, which no program binds to.
+DETACH_KEYS = "ctrl-^,ctrl-^,ctrl-^,ctrl-^"
+
+# The longest response head (status line and headers) read from an
+# engine before its stream, and error body.
+MAX_HEAD = 64 * 1024
+MAX_ERROR_BODY = 4096
+
+
+def _quote(name):
+    return quote(name, safe="")
+
+
+def _response_head(sock):
+    """(head, the bytes read after it) of an HTTP response on sock."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ValueError("the engine closed the connection before its "
+                             "answer")
+        data += chunk
+        if len(data) > MAX_HEAD:
+            raise ValueError("the engine's answer has no end of headers")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+def _status(head):
+    """The status code of an HTTP response head ("HTTP/1.1 101 ...")."""
+    parts = head.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") \
+            or not parts[1].isdigit():
+        raise ValueError("not an HTTP answer: %r" % head[:80])
+    return int(parts[1])
+
+
+def _error_body(sock, rest):
+    """The engine's message in an error response ({"message": ...}), as
+    one clean line; whatever arrives within a second."""
+    data = rest
+    sock.settimeout(1)
+    try:
+        while len(data) < MAX_ERROR_BODY:
+            chunk = sock.recv(MAX_ERROR_BODY)
+            if not chunk:
+                break
+            data += chunk
+            if data.rstrip().endswith(b"}"):
+                break
+    except (socket.error, IOError):
+        pass
+    text = data[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    try:
+        text = json.loads(text.strip()).get("message") or text
+    except (ValueError, AttributeError):
+        pass
+    return clean_text(text)
 
 
 def _events(eng, stream):

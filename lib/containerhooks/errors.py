@@ -272,6 +272,18 @@ class ImageLoadTimeout(Error):
            "({engine} load -i ARCHIVE)")
 
 
+class MigrationRefused(Error):
+    """A container VM cannot be handed over to another host (migration.py):
+    the migration is aborted before anything moved."""
+    msg = "Migration of container VM {vm_id} is refused: {reason}"
+
+
+class MigrationFailed(Error):
+    """The destination of a migration cannot start the VM's container
+    after the VM moved (migration.py)."""
+    msg = "Container VM {vm_id} cannot start its container here: {reason}"
+
+
 class RuntimeMismatch(Error):
     """The container runs on another OCI runtime than the VM's
     (runtimes.check_proof): the host shows it, whatever the engine says."""

@@ -9,6 +9,12 @@ start hook reads the action from the domain XML (domxml.watchdog_action),
 the helper validates it again and records it in the VM's state
 (Record.watchdog; absent: no watchdog device).
 
+The check is the one the engine records for the container (its inspect's
+Config.Healthcheck): the image's HEALTHCHECK, or the VM's
+containerHealthCmd, which the helper gave the engine at create (none
+disables the image's; spec.vm_healthcheck), timed by the VM's
+containerHealthOptions (spec.bounded_healthcheck).
+
 The watcher (root) runs a Monitor: every container of a state record that
 has a health check is looked at once per probe interval, and at once when
 the engine reports a health_status event (Docker does, on every change).
@@ -18,14 +24,16 @@ timers) its verdict (State.Health) is taken; where it does not (Podman
 the check itself by exec after one interval (plus the timeout and a
 grace) without any run logged, with the engine's rules: a failure counts
 once start_period is over, `retries` failures in a row make "unhealthy",
-one success "healthy".
+one success "healthy", and a probe that overruns the check's timeout is
+killed and fails (engine.probe).  Each probe runs in a thread of its own
+(_Probe): a hung one delays no other VM's check.
 
 When a container becomes unhealthy, the VM's action is carried out on it:
 
     reset     restart the container; the VM stays Up
     poweroff  stop it; the VM goes Down with "container unhealthy: <output
               of the last probe>" (the exit path of watcher.py/exits.py)
-    pause     pause it
+    pause     pause it; the VM stays Up (see _pause)
     dump      save its inspect and the end of its logs in DUMP_DIR (root)
     none      nothing but the event
 
@@ -79,6 +87,9 @@ ENGINE_GRACE = 2.0
 # The Monitor's tick, and how often a container without a check or one
 # that does not run is looked at again.
 TICK = 0.25
+# How long a pass waits for a probe it started (most take a tenth of a
+# second) before it goes on with the other VMs and takes the result later.
+PROBE_WAIT = 0.2
 IDLE_RECHECK = 5.0
 # A die seen this long after a restart of ours is still ours.
 RESTART_GRACE = 2.0
@@ -116,8 +127,9 @@ def probe_command(check):
 
 
 class Check(object):
-    """A health check's timing, in seconds (the engine's nanoseconds, its
-    defaults for zero, the interval at least the package's floor)."""
+    """A health check's command and timing, in seconds (the engine's
+    nanoseconds, its defaults for zero, the interval at least the
+    package's floor); timeout bounds each of the watcher's probes."""
 
     def __init__(self, check):
         from containerhooks import spec as specs
@@ -179,6 +191,7 @@ class _Vm(object):
         self.streak = 0             # failures in a row (own probes)
         self.output = ""
         self.prober = None          # "engine" or "watcher"
+        self.probing = None         # the watcher's _Probe under way
         self.event = None
         self.acted = None
         if old and old.get("container_id") == container_id:
@@ -228,6 +241,13 @@ class Monitor(object):
             known = self._restarts.get(vm_id)
         return bool(known) and known[0] == container_id \
             and (known[1] is None or self._now() < known[1])
+
+    def forget_restart(self, vm_id):
+        """A stop of vm_id's container after a restart of ours is no part
+        of it: its end is news again (Engine's Shutdown right after a
+        Reboot, guestagent.py)."""
+        with self._lock:
+            self._restarts.pop(vm_id, None)
 
     def run(self, stopping):
         while not stopping.is_set():
@@ -313,27 +333,23 @@ class Monitor(object):
                      "the watcher probes it every %.0f s", vm_id, eng.name,
                      record.container_name, check.interval)
             vm.prober = "watcher"
-        code, output = self._probe(eng, record, check)
+        if vm.probing is None:
+            vm.probing = _Probe(eng, record.container_id, check, now)
+        probe, vm.next = vm.probing, now + TICK
+        if not probe.wait(PROBE_WAIT):
+            return      # a later pass takes its result
+        vm.probing = None
+        code, output = probe.result()
         status = vm.status or "starting"
         if code == 0:
             vm.streak = 0
             status = "healthy"
-        elif now - started >= check.start_period:
+        elif probe.started - started >= check.start_period:
             vm.streak += 1
             if vm.streak >= check.retries:
                 status = "unhealthy"
         vm.next = self._now() + check.interval
         self._update(vm_id, record, vm, eng, status, output)
-
-    def _probe(self, eng, record, check):
-        from containerhooks import engine
-        try:
-            code, output = eng.probe(record.container_id, check.command)
-        except errors.EngineUnavailable:
-            raise       # the engine's failure, not the container's
-        except errors.Error as e:
-            return -1, engine.clean_text("the probe failed: %s" % e)
-        return code, engine.clean_text(output or b"")
 
     def _update(self, vm_id, record, vm, eng, status, output):
         previous = vm.status
@@ -381,14 +397,42 @@ class Monitor(object):
         pass
 
     def _pause(self, vm_id, record, vm, eng, output):
+        """Freeze the container; the VM stays Up in Engine, its Containers
+        tab says "Paused" (the engine's status), Engine's event log has
+        the watchdog event.
+
+        Not reported as a Paused VM: Engine's Run of a Paused VM resumes
+        it (RunVmCommand.getFlow: RESUME_PAUSE), that is Vdsm's VM.cont,
+        whose _underlyingCont runs before_vm_cont and then libvirt's
+        resume of the placeholder -- which libvirt refuses on a running
+        domain (qemuDomainResume: "domain is already running"); and
+        Vdsm's own VM_status events, which no hook sees, would say Up
+        meanwhile.  The root watcher cannot pause the placeholder itself:
+        Vdsm configures libvirt's read-write socket with SASL
+        (lib/vdsm/tool/configurators/libvirt.py, auth_unix_rw), its
+        credentials are Vdsm's.  What an admin does in Engine instead:
+        Pause, then Run -- Vdsm pauses the placeholder (after_vm_pause:
+        the container is frozen already) and resumes it (after_vm_cont
+        thaws the container: vmactions.py); or Power Off."""
         eng.pause(record.container_id)
+        log.warning("vm_id=%s container %s paused by its watchdog; the VM "
+                    "stays Up: Pause then Run the VM in Engine to resume "
+                    "it, or Power Off", vm_id, record.container_name)
 
     def _reset(self, vm_id, record, vm, eng, output):
+        self.restart(vm_id, vm.container_id, eng)
+
+    def restart(self, vm_id, container_id, eng):
+        """Restart vm_id's container container_id (stop_timeout, the
+        image's STOPSIGNAL), its vNICs with their MACs again; the VM stays
+        Up.  The watchdog's reset, and Engine's Reboot through the guest
+        agent (guestagent.py).  False when the VM's state names no such
+        container any more, or a stop runs."""
         with state.Lock(vm_id):
             record = self._read_state(vm_id)
             if record is None or record.stopping \
-                    or record.container_id != vm.container_id:
-                return
+                    or record.container_id != container_id:
+                return False
             with self._lock:
                 self._restarts[vm_id] = (record.container_id, None)
             try:
@@ -403,8 +447,13 @@ class Monitor(object):
                 with self._lock:
                     self._restarts[vm_id] = (record.container_id,
                                              self._now() + RESTART_GRACE)
-        vm.status, vm.since, vm.streak = "starting", self._now(), 0
-        vm.next = self._now() + 1.0
+        with self._lock:
+            vm = self._vms.get(vm_id)
+            if vm is not None and vm.container_id == container_id:
+                vm.status, vm.since, vm.streak = "starting", self._now(), 0
+                vm.probing = None   # of the container before the restart
+                vm.next = self._now() + 1.0
+        return True
 
     def _poweroff(self, vm_id, record, vm, eng, output):
         exits.write(exits.record(
@@ -435,6 +484,54 @@ class Monitor(object):
         log.warning("vm_id=%s saved container %s in %s", vm_id,
                     record.container_name, target)
         return {"dump": target}
+
+
+class _Probe(object):
+    """One run of the watcher's probe of a container, in a thread of its
+    own: a probe takes up to its check's timeout (engine.probe ends it
+    then), and the other VMs' checks do not wait for it."""
+
+    def __init__(self, eng, container_id, check, now):
+        self.started = now
+        self._eng = eng
+        self._container_id = container_id
+        self._check = check
+        self._outcome = None
+        self._done = threading.Event()
+        thread = threading.Thread(target=self._run, name="health-probe-"
+                                  + container_id[:12])
+        thread.daemon = True
+        thread.start()
+
+    def _run(self):
+        from containerhooks import engine
+        try:
+            code, output = self._eng.probe(self._container_id,
+                                           self._check.command,
+                                           self._check.timeout)
+            self._outcome = (code, engine.clean_text(output or b""))
+        except errors.EngineUnavailable as e:
+            self._outcome = e   # the engine's failure, not the container's
+        except errors.Error as e:
+            self._outcome = (-1, engine.clean_text("the probe failed: %s"
+                                                   % e))
+        except Exception as e:
+            log.exception("probing container %s failed",
+                          self._container_id[:12])
+            self._outcome = e
+        finally:
+            self._done.set()
+
+    def wait(self, timeout):
+        """Whether the probe is done, waiting up to timeout seconds."""
+        return self._done.wait(timeout)
+
+    def result(self):
+        """(exit code, cleaned output); raises what the engine raised
+        when it could not be asked."""
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
 
 
 def _reconnect(eng, record):

@@ -82,7 +82,6 @@ def _parser():
                        help="DISK,PATH,file|block,SOURCE (repeated)")
     specs.add_app_arguments(start)
     start.add_argument("--pull", help="the VM's containerPull")
-    start.add_argument("--runtime", help="the VM's containerRuntime")
     start.set_defaults(func=start_container)
 
     stop = sub.add_parser("stop", help="stop and remove a VM's container")
@@ -94,6 +93,8 @@ def _parser():
         p = sub.add_parser(action, help="%s a VM's container" % action)
         p.add_argument("--vm-id", required=True)
         p.set_defaults(func=pause_container, action=action)
+    from containerhooks import migration
+    migration.add_commands(sub)
     return parser
 
 
@@ -135,6 +136,16 @@ def _prove_runtime(eng, spec, choice, pid):
     return proven or choice.name
 
 
+# For the migration's commands (migration.py).
+engine = _engine
+
+
+def spec_engine(conf, spec):
+    """The engine service that makes spec's container: its OCI runtime's
+    (_chosen_engine), for the migration's destination."""
+    return _chosen_engine(conf, spec)[1]
+
+
 def _check_engine(conf, name):
     if name not in conf.engines:
         raise errors.InvalidProperty(
@@ -162,7 +173,14 @@ def start_container(args):
             raise
 
 
-def _start(eng, spec, conf, choice):
+def start_prepared(eng, spec, conf, incoming=False):
+    """_start for a caller that holds the VM's lock (migration.py, on the
+    destination of a migration: incoming); eng: spec_engine's."""
+    choice = runtimes.choose(conf, spec.engine, spec.runtime)
+    return _start(eng, spec, conf, choice, incoming)
+
+
+def _start(eng, spec, conf, choice, incoming=False):
     """Pull, plan the network, mount the volumes, create, start.
 
     The state file is written first (with the addresses reserved and the
@@ -174,22 +192,8 @@ def _start(eng, spec, conf, choice):
     # user fails the start before anything was done.
     app_options = appconfig.create_options(spec.app, conf)
     _clear_leftover(eng, spec.vm_id, conf)
-    image_id = None
-    if isinstance(spec.image, imageref.DiskImage):
-        # The archive on the VM's disk; the container runs it by its id.
-        # No pull policy applies: the engine loads it when it lacks it.
-        from containerhooks import diskimage
-        image_id = diskimage.ensure(eng, spec.image, conf)
-        run = image_id
-    else:
-        run = spec.image
-        policy, source = pull_policy(spec, conf)
-        if imagepolicy.must_pull(policy, source, spec.image,
-                                 eng.has_image(spec.image), eng.name):
-            log.info("vm_id=%s pulling %s with %s (pull policy %s)",
-                     spec.vm_id, spec.image, eng.name, policy)
-            eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
-                     auth=registryauth.load(eng.name, conf))
+    run = ensure_image(eng, spec, conf)
+    image_id = run if isinstance(spec.image, imageref.DiskImage) else None
     # The image's own config is the VM owner's: applied within bounds.
     image_config = eng.image_config(run)
     unmapped = specs.unmapped_volumes(image_config, spec.volumes)
@@ -210,6 +214,14 @@ def _start(eng, spec, conf, choice):
         unmapped_volumes=unmapped, runtime=choice.name)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
+    if spec.console:
+        # The watcher serves the VM's serial console (console.py); the
+        # container has a terminal for it unless the host's console is a
+        # shell in the container (console_exec_shell).
+        record.console = True
+        record.tty = not conf.console_exec_shell
+    if spec.guest_agent:
+        record.guest_agent = True
     if image_id is not None:
         record.image_id = image_id
     keys = appconfig.secret_keys(spec.app, app_options)
@@ -224,7 +236,7 @@ def _start(eng, spec, conf, choice):
     try:
         reserve([])
         endpoints = network.plan(eng, spec, reserve)
-        record.volumes = volumes.attach(spec, conf)
+        record.volumes = volumes.attach(spec, conf, incoming)
         state.write(spec.vm_id, record)
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
@@ -267,6 +279,25 @@ def _start(eng, spec, conf, choice):
     return record.to_dict()
 
 
+def ensure_image(eng, spec, conf):
+    """Have spec's image in eng: pulled as the pull policy says, or loaded
+    from the VM's disk.  What the container runs: spec.image, or for an
+    image disk the id of the image its archive holds."""
+    if isinstance(spec.image, imageref.DiskImage):
+        # The archive on the VM's disk; the container runs it by its id.
+        # No pull policy applies: the engine loads it when it lacks it.
+        from containerhooks import diskimage
+        return diskimage.ensure(eng, spec.image, conf)
+    policy, source = pull_policy(spec, conf)
+    if imagepolicy.must_pull(policy, source, spec.image,
+                             eng.has_image(spec.image), eng.name):
+        log.info("vm_id=%s pulling %s with %s (pull policy %s)",
+                 spec.vm_id, spec.image, eng.name, policy)
+        eng.pull(spec.image, conf.pull_timeout, conf.api_timeout,
+                 auth=registryauth.load(eng.name, conf))
+    return spec.image
+
+
 def _digest(eng, spec, image_id):
     """The digest of what the new container runs; None (logged) if the
     engine cannot say: not worth failing the start for."""
@@ -291,36 +322,60 @@ def pull_policy(spec, conf):
 
 
 def _create(eng, spec, image, name, options, app_options, endpoints, conf,
-            healthcheck=None):
-    """Create spec's container; again, with the HEALTHCHECK interval raised
-    to the floor, when the image asks for a shorter one.
+            healthcheck=None, again=False):
+    """Create spec's container with healthcheck (None: the image's; by
+    default the VM's containerHealthCmd, spec.vm_healthcheck); again when
+    the image's HEALTHCHECK needs the VM's containerHealthOptions or its
+    interval raised to the floor (spec.bounded_healthcheck).
 
     What the engine will run is read from the created container, not from
     the image: Podman's image inspect does not show a HEALTHCHECK that its
     containers do run."""
+    if healthcheck is None and not again:
+        healthcheck = specs.vm_healthcheck(spec.app)
     names = specs.host_names(spec.vm_name, spec.fqdn)
     created = eng.create(name, image, specs.labels(spec), options,
                          hostname=names.hostname,
                          domainname=names.domainname, endpoints=endpoints,
                          healthcheck=healthcheck,
                          layer_size=conf.writable_layer_size,
-                         config=app_options)
-    bounded = specs.bounded_healthcheck(created.config)
+                         config=app_options,
+                         terminal=spec.console
+                         and not conf.console_exec_shell)
+    bounded = specs.bounded_healthcheck(created.config, spec.app)
     if bounded is None:
+        if spec.app.health_options and not spec.app.health_cmd \
+                and health.probe_command(created.config.get(
+                    "Healthcheck")) is None:
+            log.warning("vm_id=%s containerHealthOptions=%s has no check to "
+                        "time: image %s has no HEALTHCHECK and the VM no "
+                        "containerHealthCmd", spec.vm_id,
+                        spec.app.health_options, spec.image)
         return created
-    if healthcheck is not None:
+    if again:
         _quietly(eng.remove, name)
         raise errors.ContainerError(
             engine=eng.name, action="bound the HEALTHCHECK of", name=name,
-            reason="the engine did not take a %d s interval"
-            % specs.HEALTHCHECK_MIN_INTERVAL)
-    log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s; "
-                "raised to %d s", spec.vm_id, spec.image,
-                created.config["Healthcheck"]["Interval"] / 1e9,
-                specs.HEALTHCHECK_MIN_INTERVAL)
+            reason="the engine did not take the check %s"
+            % json.dumps(bounded, sort_keys=True))
+    if not spec.app.health_options or "start_interval" in bounded:
+        check = created.config["Healthcheck"]
+        log.warning("vm_id=%s image %s runs its HEALTHCHECK every %.3f s "
+                    "(every %.3f s in its start period); raised to at least "
+                    "%d s", spec.vm_id, spec.image,
+                    (check.get("Interval") or 0) / 1e9,
+                    (check.get("StartInterval") or 0) / 1e9,
+                    specs.HEALTHCHECK_MIN_INTERVAL)
+    else:
+        log.info("vm_id=%s the image's HEALTHCHECK timed by "
+                 "containerHealthOptions=%s: interval %.0f s, timeout %.0f s, "
+                 "retries %d, start period %.0f s (0: the engine's default)",
+                 spec.vm_id, spec.app.health_options,
+                 bounded["interval"] / 1e9, bounded["timeout"] / 1e9,
+                 bounded["retries"], bounded["start_period"] / 1e9)
     eng.remove(name)
     return _create(eng, spec, image, name, options, app_options, endpoints,
-                   conf, bounded)
+                   conf, bounded, again=True)
 
 
 def _clear_leftover(eng, vm_id, conf):
@@ -451,6 +506,11 @@ def stop_vm(conf, vm_id, engine=None, check=None):
         volumes.detach(vm_id, record.volumes if record else [])
         state.remove(vm_id)
         health.remove(vm_id)
+        if record and record.console:
+            # At once, not at the watcher's next look: the console ends
+            # with the VM.
+            from containerhooks import console
+            _quietly(console.remove_socket, vm_id)
         lock.release(remove=True)
     return {"vm_id": vm_id, "stopped": stopped}
 

@@ -221,11 +221,17 @@ class Server(object):
             self.children.discard(pid)
 
 
+def peer(conn):
+    """(pid, uid, gid) of the process at the other end of unix socket conn,
+    as the kernel saw it connect (SO_PEERCRED)."""
+    return _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, SO_PEERCRED,
+                                         _UCRED.size))
+
+
 def _serve_one(conn, uids):
     """Check the peer, read one request from conn, run it as the helper
     would, answer."""
-    pid, uid, _ = _UCRED.unpack(conn.getsockopt(
-        socket.SOL_SOCKET, SO_PEERCRED, _UCRED.size))
+    pid, uid, _ = peer(conn)
     if uid not in uids:
         log.warning("refused a request from uid %d (pid %d)", uid, pid)
         _refuse(conn, 1, "the helper service serves root and %s only"

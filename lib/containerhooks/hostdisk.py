@@ -113,28 +113,51 @@ Loop = collections.namedtuple("Loop", "device, backing_file, inode")
 
 # Checking a source
 
-def open_source(volume, conf):
+def open_source(volume, conf, incoming=False):
     """Open and check volume's source; return (Source, fd).
 
     The caller closes fd.  Refused (UnsafeVolumeSource) when the source is
     not where Vdsm prepares disks or not of its kind; refused
-    (VolumeRefused) when it is not raw or is in use.
+    (VolumeRefused) when it is not raw or is in use.  incoming: the
+    destination of a migration, whose own placeholder has the image open
+    read-only already; a qemu that only reads it is no user then.
     """
     fd, source = _open_prepared(volume, conf)
     try:
-        fmt = image_format(fd)
-        if fmt:
-            raise errors.VolumeRefused(
-                disk=volume.disk, reason="it is a %s image; only raw disks "
-                "can be mounted (a preallocated disk, or a thin one on file "
-                "storage, without snapshots), or remove %s from volumeMap"
-                % (fmt, volume.disk))
+        _check_raw(volume.disk, fd)
         _check_unused(volume.disk, fd, volume.kind, source.path,
-                      os.fstat(fd))
+                      os.fstat(fd), incoming)
         return source, fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def check_source(volume, conf, keep_open=False):
+    """Check volume's source as open_source does (a raw disk Vdsm
+    prepared), but not who uses it: the destination of a migration checks
+    the disks while the source host still has them mounted.  Returns the
+    open (read-only) descriptor with keep_open, for the caller to close;
+    else None."""
+    fd, _ = _open_prepared(volume, conf)
+    try:
+        _check_raw(volume.disk, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if keep_open:
+        return fd
+    os.close(fd)
+    return None
+
+
+def _check_raw(disk, fd):
+    fmt = image_format(fd)
+    if fmt:
+        raise errors.VolumeRefused(
+            disk=disk, reason="it is a %s image; only raw disks can be "
+            "mounted (a preallocated disk, or a thin one on file storage, "
+            "without snapshots), or remove %s from volumeMap" % (fmt, disk))
 
 
 def _open_prepared(volume, conf):
@@ -336,7 +359,7 @@ def _read_sys(sysdir, name):
         raise
 
 
-def _check_unused(disk, fd, kind, real, st):
+def _check_unused(disk, fd, kind, real, st, incoming=False):
     in_use = None
     if kind == "block":
         try:
@@ -352,7 +375,7 @@ def _check_unused(disk, fd, kind, real, st):
         for loop in loops():
             if loop.inode == st.st_ino and loop.backing_file == real:
                 in_use = "loop device %s is attached to it" % loop.device
-    if in_use is None and _qemu_lock_held(fd):
+    if in_use is None and not incoming and _qemu_lock_held(fd):
         in_use = "a qemu process has it open"
     if in_use:
         raise errors.VolumeRefused(

@@ -39,8 +39,23 @@ SAMPLES_DIR = "/run/vdsm-hook-containers/samples"
 # whose watchdog action is "dump" (root only; see health.py).
 HEALTH_DUMP_DIR = "/var/log/vdsm-hook-containers/dumps"
 
+# Where Engine puts the VMs' channel sockets (LibvirtVmXmlBuilder
+# writeGuestAgentChannels) and Vdsm connects to the oVirt guest agent's
+# (P_LIBVIRT_VMCHANNELS; vdsm:qemu 0775).  The watcher serves it for a
+# container VM (see guestagent.py).
+VM_CHANNELS_DIR = "/var/lib/libvirt/qemu/channels"
+
 # The exit watcher (root, a systemd service; see watcher.py).
 WATCHER = "/usr/libexec/vdsm-hook-containers/containers-watcher"
+
+# Where ovirt-vmconsole-host-shell connects to a VM's serial console,
+# <vm id>.sock (Vdsm's constants.P_OVIRT_VMCONSOLES; vdsmd's init makes the
+# directory vdsm:qemu 0775, init/vdsmd_init_common.sh.in _mk_console_path).
+# For a container VM the watcher serves the socket (see console.py).
+VMCONSOLE_DIR = "/var/run/ovirt-vmconsole-console"
+# The group ovirt-vmconsole-host-shell runs as, that the socket is given to
+# (Vdsm's constants.OVIRT_VMCONSOLE_GROUP; ovirt-vmconsole's %pre creates it).
+VMCONSOLE_GROUP = "ovirt-vmconsole"
 
 # The placeholder's do-nothing guest kernel (see placeholder.py).
 PLACEHOLDER_KERNEL = "/usr/share/vdsm-hook-containers/placeholder.elf"
@@ -56,6 +71,12 @@ SUDOERS = "/etc/sudoers.d/50_vdsm_hook_containers"
 
 # Where Vdsm looks for hooks (checked by "vdsm-containers check").
 VDSM_HOOKS_DIR = "/usr/libexec/vdsm/hooks"
+
+# The libvirt qemu driver's state directory, where it keeps each running
+# domain's pid file (src/qemu/qemu_conf.c virQEMUDriverConfigNew:
+# RUNSTATEDIR "/libvirt/qemu" for qemu:///system, the connection Vdsm
+# uses); see procfs.py.
+QEMU_RUN = "/run/libvirt/qemu"
 
 # Log file, or None for syslog (journald on a host).
 LOG_FILE = None

@@ -2,7 +2,7 @@
 
 The container does the VM's work; libvirt runs a placeholder domain so that
 Vdsm and Engine keep seeing a VM with every device they know.  What changes
-and why (see also docs of the hook contract, "What the placeholder must keep"):
+and why (README.md, "How it works", says what the placeholder keeps):
 
 - Memory shrinks to a few MiB (config placeholder_memory_mib), spread over
   the NUMA cells so that <memory>, <currentMemory> and the cells agree;
@@ -19,6 +19,17 @@ and why (see also docs of the hook contract, "What the placeholder must keep"):
 - A disk the container mounts (volumeMap) becomes <readonly/>: the host
   has a file system on it mounted, and qemu must never write to it.  Its
   source, alias and address stay, so Vdsm still finds and tears it down.
+- Engine's serial console (a <console> and a <serial> of type "unix" bound
+  at /var/run/ovirt-vmconsole-console/<vm id>.sock, domxml.console_devices)
+  becomes a "pty": qemu no longer binds that path, and Vdsm, which
+  prepares and removes the socket only for a unix console (virt/vmdevices/
+  core.py console_path), leaves it to the package's watcher, which serves
+  the container's console there (console.py).  Target, alias and address
+  stay: Engine still sees its console device.
+- The oVirt guest agent channel, where Engine put it where Vdsm connects
+  (guestagent.socket_path), binds elsewhere (guestagent.placeholder_path):
+  the watcher serves that path as the container's agent, so that Engine's
+  Shutdown and Reboot reach the container (guestagent.py).
 - Other disks, controllers, channels, graphics, the balloon, aliases, the
   ovirt-vm metadata, the domain type, name and uuid are left alone.
 """
@@ -45,6 +56,20 @@ def rewrite(dom, memory_mib, kernel=None, readonly_disks=()):
     for disk in dom.disks():
         if disk.target in readonly_disks and not disk.readonly:
             _make_readonly(disk.element)
+    for device in dom.console_devices():
+        _console_to_pty(device)
+
+
+def move_agent_channel(dom, vm_id):
+    """Bind the placeholder's oVirt guest agent channel away from the path
+    Vdsm connects to; whether it was there (only then does the watcher
+    serve it: a channel elsewhere is left to qemu, as Engine made it)."""
+    from containerhooks import guestagent
+    source = dom.channel_source(guestagent.CHANNEL)
+    if source is None or source.get("path") != guestagent.socket_path(vm_id):
+        return False
+    source.set("path", guestagent.placeholder_path(vm_id))
+    return True
 
 
 def _shrink_memory(root, memory_mib):
@@ -135,3 +160,15 @@ def _make_readonly(disk):
         target.tail = readonly.tail = tail
     else:
         disk.append(readonly)
+
+
+def _console_to_pty(device):
+    device.set("type", "pty")
+    for source in device.findall("source"):
+        # The indentation before <source> goes to what follows it.
+        previous = source.getprevious()
+        if previous is not None:
+            previous.tail = source.tail
+        else:
+            device.text = source.tail
+        device.remove(source)

@@ -43,6 +43,31 @@ def unpause(vm_id):
     return _run(["unpause", "--vm-id=" + vm_id])
 
 
+def migration_mark(vm_id):
+    """Mark vm_id's container as migrating away (migration.py)."""
+    return _run(["migration-mark", "--vm-id=" + vm_id])
+
+
+def migration_prepare(spec, image_id):
+    """Check and reserve on this host what spec's incoming container
+    needs; image_id: what the source runs."""
+    return _run(["migration-prepare"] + specs.to_args(spec)
+                + ["--image-id=" + image_id])
+
+
+def migration_start(spec, image_id, hook_pid):
+    """Start spec's incoming container once the source let go, or take
+    the VM down once the hook (hook_pid) has returned."""
+    return _run(["migration-start"] + specs.to_args(spec)
+                + ["--image-id=" + image_id, "--hook-pid=%d" % hook_pid])
+
+
+def migration_fail(vm_id, reason, hook_pid):
+    """Take an incoming VM down, with reason for Engine."""
+    return _run(["migration-fail", "--vm-id=" + vm_id, "--reason=" + reason,
+                 "--hook-pid=%d" % hook_pid])
+
+
 def _run(args):
     answer = _ask_service(args)
     if answer is not None:

@@ -28,12 +28,12 @@ import os
 import signal
 from stat import S_ISREG
 
+from containerhooks import paths
+
 # Tests point these elsewhere.
 PROC = "/proc"
-# The libvirt qemu driver's state directory (src/qemu/qemu_conf.c
-# virQEMUDriverConfigNew: RUNSTATEDIR "/libvirt/qemu" for qemu:///system,
-# the connection Vdsm uses).
-QEMU_RUN = "/run/libvirt/qemu"
+# The libvirt qemu driver's state directory (paths.QEMU_RUN).
+QEMU_RUN = paths.QEMU_RUN
 
 # How much later than its pid file a qemu process may seem to start: the
 # boot time in /proc/stat is whole seconds.
@@ -211,6 +211,24 @@ def kill(process, signo=signal.SIGKILL):
         return False
     try:
         os.kill(process.pid, signo)
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+    return True
+
+
+def kill_group(process, signo=signal.SIGKILL):
+    """Send signo to the process group process leads, or to process alone
+    when it leads none, if its pid is still that process; return whether
+    it was sent."""
+    if start_time(process.pid) != process.start:
+        return False
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signo)
+        else:
+            os.kill(process.pid, signo)
     except OSError as e:
         if e.errno == errno.ESRCH:
             return False

@@ -17,6 +17,7 @@ import six
 
 from containerhooks import errors
 from containerhooks import imageref
+from containerhooks import spec as specs
 
 CONTAINER_TYPE = "containerType"
 CONTAINER_IMAGE = "containerImage"
@@ -31,13 +32,18 @@ CONTAINER_SECRETS = "containerSecrets"
 # When a start pulls the VM's image (imagepolicy.PULL_POLICIES), overriding
 # the host's pull_policy; the helper applies it (issue 10).
 CONTAINER_PULL = "containerPull"
+# The container's health check (issue 13): the probe's command, replacing
+# the image's HEALTHCHECK (or "none", disabling it), and its timing.
+CONTAINER_HEALTH_CMD = "containerHealthCmd"
+CONTAINER_HEALTH_OPTIONS = "containerHealthOptions"
 # The OCI runtime the container runs on (runtimes.KNOWN), among those the
 # host offers (issue 14).
 CONTAINER_RUNTIME = "containerRuntime"
 NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP,
          CONTAINER_ENV, CONTAINER_COMMAND, CONTAINER_ENTRYPOINT,
          CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS,
-         CONTAINER_PULL, CONTAINER_RUNTIME)
+         CONTAINER_PULL, CONTAINER_HEALTH_CMD, CONTAINER_HEALTH_OPTIONS,
+         CONTAINER_RUNTIME)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
@@ -47,8 +53,10 @@ MAX_PATH = 1024
 MAX_ENV = 2048
 MAX_ENV_ITEMS = 64
 MAX_ENV_KEY = 128
-# containerCommand and containerEntrypoint: the whole value, arguments.
-MAX_ARGS_LENGTH = {"containerCommand": 1024, "containerEntrypoint": 512}
+# containerCommand, containerEntrypoint and containerHealthCmd: the whole
+# value, arguments.
+MAX_ARGS_LENGTH = {"containerCommand": 1024, "containerEntrypoint": 512,
+                   "containerHealthCmd": 512}
 MAX_ARGS = 64
 # containerUser: the kernel's uid_t and gid_t, as Docker and Podman take
 # them (and as no user namespace maps beyond).
@@ -63,7 +71,7 @@ MAX_SECRETS_LENGTH = MAX_SECRETS * (MAX_SECRET_NAME + 1) - 1
 # parses them again itself.
 ContainerProperties = collections.namedtuple(
     "ContainerProperties", "engine, image, volumes, ips, env, command, "
-    "entrypoint, workdir, user, secrets, raw")
+    "entrypoint, workdir, user, secrets, health_cmd, health_options, raw")
 
 # One entry of volumeMap: the VM disk's target name (vda) and the absolute
 # path it is mounted at inside the container.
@@ -122,8 +130,9 @@ def engine_regexes(engines):
     path is one run of characters checked by lookaheads, not a group per
     component), 128 components or separators in an image name of 255
     characters, none in containerIP (one lookahead checks its entries),
-    MAX_ENV_ITEMS in containerEnv, MAX_ARGS in containerCommand and
-    containerEntrypoint, MAX_SECRETS in containerSecrets, none in
+    MAX_ENV_ITEMS in containerEnv, MAX_ARGS in containerCommand,
+    containerEntrypoint and containerHealthCmd, MAX_SECRETS in
+    containerSecrets, the four options in containerHealthOptions, none in
     containerWorkdir and containerUser; free text is one run of a
     character class, its escapes checked by one lookahead.  Java and
     Python disagree on line terminators ("." and "$") and see lone
@@ -143,6 +152,8 @@ def engine_regexes(engines):
         (CONTAINER_USER, _engine_user()),
         (CONTAINER_SECRETS, _engine_secrets()),
         (CONTAINER_PULL, _engine_pull()),
+        (CONTAINER_HEALTH_CMD, _engine_args(CONTAINER_HEALTH_CMD)),
+        (CONTAINER_HEALTH_OPTIONS, _engine_health_options()),
         (CONTAINER_RUNTIME, _engine_runtime()),
     ])
 
@@ -310,6 +321,30 @@ def _engine_ips():
             "[0-9.,]+)?$" % (MAX_IPS_LENGTH, _IPV4))
 
 
+def _decimal_between(low, high):
+    """A regex of the decimal numbers low to high (low < 10 <= high),
+    without leading zeros: one digit from low, fewer digits than high, or
+    as many and not above it."""
+    assert 0 <= low < 10 <= high
+    digits = str(high)
+    alternatives = ["[%d-9]" % low]
+    if len(digits) > 2:
+        alternatives.append("[1-9][0-9]{1,%d}" % (len(digits) - 2)
+                            if len(digits) > 3 else "[1-9][0-9]")
+    alternatives.append(_digits_up_to(digits, "1"))
+    return "(?:%s)" % "|".join(alternatives)
+
+
+def _engine_health_options():
+    """parse_health_options: "", or up to one of each option NAME=SECONDS
+    separated by ","; no option is given again later (",NAME=": a ","
+    only separates options)."""
+    items = "|".join(
+        r"%s=%s(?!.*,%s=)" % (name, _decimal_between(low, high), name)
+        for name, (low, high) in HEALTH_OPTIONS.items())
+    return r"^(?!,)(?:(?:^|,)(?:%s)){0,%d}$" % (items, len(HEALTH_OPTIONS))
+
+
 def _engine_pull():
     """parse_pull as one regex, in the one form Engine's VM dialog shows as
     a drop-down of the values (^(a|b|c)$)."""
@@ -348,6 +383,86 @@ def parse_pull(value):
         raise errors.InvalidProperty(
             name=CONTAINER_PULL, value=value[:64], reason="expected one of "
             "%s" % ", ".join(imagepolicy.PULL_POLICIES))
+
+
+# containerHealthCmd: the value that disables the image's HEALTHCHECK (in
+# any case: "NONE" is how the engines write it).
+HEALTH_CMD_NONE = "none"
+
+
+def parse_health_cmd(value):
+    """Parse containerHealthCmd: the health check's program and its
+    arguments, as containerCommand (parse_args) -> [arg, ...]; [] for
+    "none" (no check at all, whatever the image says); None when "" (the
+    image's HEALTHCHECK, if it has one).
+
+    No shell: the engine (or the watcher) execs the list in the
+    container; a check that needs one says so (/bin/sh -c ...)."""
+    args = parse_args(value, CONTAINER_HEALTH_CMD)
+    if args is not None and len(args) == 1 \
+            and args[0].lower() == HEALTH_CMD_NONE:
+        return []
+    return args
+
+
+# containerHealthOptions: name -> (least, most), whole seconds but retries.
+# The interval's floor is the one every HEALTHCHECK gets
+# (spec.HEALTHCHECK_MIN_INTERVAL): each run is a process the engine starts.
+HEALTH_OPTIONS = collections.OrderedDict([
+    ("interval", (specs.HEALTHCHECK_MIN_INTERVAL, 3600)),
+    ("timeout", (1, 300)),
+    ("retries", (1, 100)),
+    ("start-period", (0, 3600)),
+])
+_HEALTH_OPTION_RE = re.compile(r"\A(0|[1-9][0-9]{0,5})\Z")
+MAX_HEALTH_OPTIONS = sum(len(n) + 2 + len(str(high))
+                         for n, (_, high) in HEALTH_OPTIONS.items()) - 1
+
+# The options given (None: the default: the image's, for its own check;
+# Docker's for containerHealthCmd's, see spec.vm_healthcheck).
+HealthOptions = collections.namedtuple(
+    "HealthOptions", "interval, timeout, retries, start_period")
+
+
+def parse_health_options(value):
+    """Parse containerHealthOptions: "interval=10,retries=2" ->
+    HealthOptions (None for an option not given), or None when "".
+
+    Options, each at most once, in any order: interval (seconds between
+    the end of a probe and the next), timeout (seconds a probe may take:
+    longer is a failure), retries (failures in a row that make the
+    container unhealthy), start-period (seconds after the start during
+    which failures do not count), each NAME=NUMBER, separated by ",".
+    They time containerHealthCmd's check, or the image's HEALTHCHECK."""
+    if value == "":
+        return None
+    if len(value) > MAX_HEALTH_OPTIONS:
+        _refuse(CONTAINER_HEALTH_OPTIONS, _shown(value, MAX_HEALTH_OPTIONS),
+                "longer than %d characters" % MAX_HEALTH_OPTIONS)
+    found = {}
+    for i, item in enumerate(value.split(","), 1):
+        name, sep, number = item.partition("=")
+        if name not in HEALTH_OPTIONS or not sep:
+            _refuse(CONTAINER_HEALTH_OPTIONS, value, "option %d, %r, is not "
+                    "NAME=NUMBER with NAME one of %s; separate options with "
+                    "a comma, for example interval=10,retries=2"
+                    % (i, item[:64], ", ".join(HEALTH_OPTIONS)))
+        if name in found:
+            _refuse(CONTAINER_HEALTH_OPTIONS, value, "option %s is given "
+                    "twice" % name)
+        low, high = HEALTH_OPTIONS[name]
+        match = _HEALTH_OPTION_RE.match(number)
+        if not match or not low <= int(number) <= high:
+            _refuse(CONTAINER_HEALTH_OPTIONS, value, "option %d, %r: "
+                    "expected %s=NUMBER, a whole number from %d to %d%s, "
+                    "without leading zeros or a unit"
+                    % (i, item[:64], name, low, high,
+                       "" if name == "retries" else " (seconds)"))
+        found[name] = int(number)
+    return HealthOptions(interval=found.get("interval"),
+                         timeout=found.get("timeout"),
+                         retries=found.get("retries"),
+                         start_period=found.get("start-period"))
 
 
 def may_be_container(env, domxml):
@@ -401,6 +516,9 @@ def parse(raw, engines):
         workdir=parse_workdir(raw.get(CONTAINER_WORKDIR, "")),
         user=parse_user(raw.get(CONTAINER_USER, "")),
         secrets=parse_secret_names(raw.get(CONTAINER_SECRETS, "")),
+        health_cmd=parse_health_cmd(raw.get(CONTAINER_HEALTH_CMD, "")),
+        health_options=parse_health_options(
+            raw.get(CONTAINER_HEALTH_OPTIONS, "")),
         raw=dict((name, raw[name]) for name in NAMES if name in raw))
 
 

@@ -20,15 +20,18 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog, runtime")
+    "volumes, app, fqdn, pull, watchdog, guest_agent, console, runtime")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
-# containerUser and containerSecrets ("" when not set).  Raw, because the
-# helper parses them again itself (appconfig.py) -- and secrets are only
-# names: their values never leave the host's root-only files.
+# containerUser, containerSecrets, containerHealthCmd and
+# containerHealthOptions ("" when not set).  Raw, because the helper
+# parses them again itself (appconfig.py, vm_healthcheck) -- and secrets
+# are only names: their values never leave the host's root-only files.
 AppConfig = collections.namedtuple(
-    "AppConfig", "env, command, entrypoint, workdir, user, secrets")
+    "AppConfig", "env, command, entrypoint, workdir, user, secrets, "
+    "health_cmd, health_options")
+AppConfig.__new__.__defaults__ = ("", "")
 NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
                    secrets="")
 # fqdn: the hostname Engine's Initial Run sets (domxml cloud_init_fqdn),
@@ -37,15 +40,21 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # set (the host's pull_policy then).
 # watchdog: the action of the VM's watchdog device (health.ACTIONS), or
 # None without one.
+# guest_agent: whether the watcher serves the VM's oVirt guest agent
+# channel (guestagent.py): the start hook moved the placeholder's away.
+# console: whether the VM has Engine's serial console (domxml
+# console_devices); its container then gets a terminal (console.py).
 # runtime: the VM's containerRuntime (runtimes.KNOWN), "" when not set
 # (the host's default then).
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, "")
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False, False,
+                                      "")
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
     ("env", "--env"), ("command", "--command"),
     ("entrypoint", "--entrypoint"), ("workdir", "--workdir"),
     ("user", "--user"), ("secrets", "--secrets"),
+    ("health_cmd", "--health-cmd"), ("health_options", "--health-options"),
 ])
 
 # A vNIC of the VM: the container gets an interface on the same bridge with
@@ -103,6 +112,7 @@ def from_domain(dom, props, nics=(), volumes=()):
         fqdn=dom.cloud_init_fqdn(),
         pull=pull_of(props.raw),
         watchdog=dom.watchdog_action(),
+        console=bool(dom.console_devices()) or bool(meta and meta.console),
         runtime=runtime_of(props.raw),
     )
 
@@ -142,7 +152,9 @@ def app_config(raw):
         entrypoint=raw.get(properties.CONTAINER_ENTRYPOINT, ""),
         workdir=raw.get(properties.CONTAINER_WORKDIR, ""),
         user=raw.get(properties.CONTAINER_USER, ""),
-        secrets=raw.get(properties.CONTAINER_SECRETS, ""))
+        secrets=raw.get(properties.CONTAINER_SECRETS, ""),
+        health_cmd=raw.get(properties.CONTAINER_HEALTH_CMD, ""),
+        health_options=raw.get(properties.CONTAINER_HEALTH_OPTIONS, ""))
 
 
 def to_args(spec):
@@ -176,6 +188,10 @@ def to_args(spec):
         args.append("--pull=" + spec.pull)
     if spec.watchdog:
         args.append("--watchdog=" + spec.watchdog)
+    if spec.console:
+        args.append("--console")
+    if spec.guest_agent:
+        args.append("--guest-agent")
     if spec.runtime:
         args.append("--runtime=" + spec.runtime)
     return args
@@ -192,6 +208,11 @@ def add_app_arguments(parser):
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
     parser.add_argument("--watchdog",
                         help="the action of the VM's watchdog device")
+    parser.add_argument("--runtime", help="the VM's containerRuntime")
+    parser.add_argument("--console", action="store_true",
+                        help="the VM has Engine's serial console")
+    parser.add_argument("--guest-agent", action="store_true",
+                        help="serve the VM's oVirt guest agent channel")
 
 
 def from_args(ns):
@@ -214,6 +235,8 @@ def from_args(ns):
         fqdn=None if ns.fqdn is None else fqdn(ns.fqdn),
         pull=pull_from_args(ns),
         watchdog=watchdog_from_args(ns),
+        console=bool(getattr(ns, "console", False)),
+        guest_agent=bool(getattr(ns, "guest_agent", False)),
         runtime=runtime_from_args(ns),
     )
 
@@ -279,6 +302,8 @@ def app_from_args(ns):
     properties.parse_workdir(app.workdir)
     properties.parse_user(app.user)
     properties.parse_secret_names(app.secrets)
+    properties.parse_health_cmd(app.health_cmd)
+    properties.parse_health_options(app.health_options)
     return app
 
 
@@ -561,25 +586,72 @@ HEALTHCHECK_MIN_INTERVAL = 5    # seconds
 _NS = 10 ** 9
 
 
-def bounded_healthcheck(image_config):
-    """The create() healthcheck for an image whose config (the engine's
-    image inspect "Config") is image_config: None to keep the image's own,
-    or the image's test with its interval raised to the floor.
+def vm_healthcheck(app):
+    """The create() healthcheck of app's containerHealthCmd: None when not
+    set (the image's HEALTHCHECK then, see bounded_healthcheck), Docker's
+    {"test": ["NONE"]} for "none", else the command (exec'd, no shell)
+    timed by containerHealthOptions, Docker's defaults for the options
+    not given (interval and timeout 30 s, 3 retries, no start period).
 
-    An interval of 0 is the engine's default (30 s): within bounds."""
+    Every field is given, none left to the engine: the image's own
+    HEALTHCHECK timing was written for the image's command, and Docker
+    and Podman would each fill a zero their own way."""
+    from containerhooks import health
+    from containerhooks import properties
+    command = properties.parse_health_cmd(app.health_cmd)
+    if command is None:
+        return None
+    if not command:
+        return {"test": ["NONE"]}
+    options = properties.parse_health_options(app.health_options) \
+        or properties.HealthOptions(None, None, None, None)
+
+    def given(value, default):
+        return default if value is None else value
+    return {"test": ["CMD"] + command,
+            "interval": int(given(options.interval,
+                                  health.DEFAULT_INTERVAL) * _NS),
+            "timeout": int(given(options.timeout,
+                                 health.DEFAULT_TIMEOUT) * _NS),
+            "retries": given(options.retries, health.DEFAULT_RETRIES),
+            "start_period": given(options.start_period, 0) * _NS}
+
+
+def bounded_healthcheck(image_config, app=NO_APP):
+    """The create() healthcheck for a container whose config (the
+    engine's inspect "Config") is image_config: None to keep the check it
+    has, or its test with the VM's containerHealthOptions applied (when
+    no containerHealthCmd replaced the image's check) and the interval
+    raised to the floor.
+
+    An interval of 0 is the engine's default (30 s): within bounds.  The
+    same floor holds for the start interval of Docker 25+ and Podman 5
+    (HEALTHCHECK --start-interval, the check's period during its start
+    period, down to 1 ms); its key, "start_interval", is there only when
+    it must be raised (Engine.create sends it, docker-py cannot)."""
     check = (image_config or {}).get("Healthcheck") or {}
     test = check.get("Test") or []
     if not test or test[0] == "NONE":
         return None
-    interval = check.get("Interval") or 0
-    if interval == 0 or interval >= HEALTHCHECK_MIN_INTERVAL * _NS:
+    fields = (("interval", "Interval"), ("timeout", "Timeout"),
+              ("retries", "Retries"), ("start_period", "StartPeriod"))
+    current = dict((key, check.get(name) or 0) for key, name in fields)
+    wanted = dict(current)
+    start_interval = check.get("StartInterval") or 0
+    if 0 < start_interval < HEALTHCHECK_MIN_INTERVAL * _NS:
+        wanted["start_interval"] = HEALTHCHECK_MIN_INTERVAL * _NS
+    if not app.health_cmd:
+        from containerhooks import properties
+        options = properties.parse_health_options(app.health_options)
+        for key, value in (options._asdict().items() if options else ()):
+            if value is not None:
+                wanted[key] = value if key == "retries" else value * _NS
+    if 0 < wanted["interval"] < HEALTHCHECK_MIN_INTERVAL * _NS:
+        wanted["interval"] = HEALTHCHECK_MIN_INTERVAL * _NS
+    if wanted == current:
         return None
-    return {"test": list(test),
-            "interval": HEALTHCHECK_MIN_INTERVAL * _NS,
-            # Zero: the image's own (Docker merges field by field).
-            "timeout": check.get("Timeout") or 0,
-            "retries": check.get("Retries") or 0,
-            "start_period": check.get("StartPeriod") or 0}
+    # Zeros: the engine's defaults (Docker merges field by field).
+    return dict(wanted, test=list(test))
 
 
 def unmapped_volumes(image_config, volumes):

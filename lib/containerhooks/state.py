@@ -29,9 +29,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
-
-import six
 
 from containerhooks import errors
 from containerhooks import paths
@@ -47,15 +44,21 @@ WATCHER_STATUS = "watcher.status"    # what the watcher knows (watcher.py)
 STATS_SNAPSHOT = "stats.snapshot"    # every container VM's figures (statsnap.py)
 ADDRESS_LOCK = "network.lock"        # host-wide address allocation lock
 VOLUMES = "volumes"      # volumes.py's mounts and journals, root only
+CONSOLES = "consoles"    # console.py's sockets, root only
 
 UUID_RE = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{12}\Z")
 
 
+# six.string_types, without importing six (a twentieth of a stats hook's
+# imports): str and unicode on Python 2, str on 3.
+_STRINGS = (str, type(u""))
+
+
 def is_id(value):
     """Whether value is a VM id (a UUID)."""
-    return isinstance(value, six.string_types) and bool(UUID_RE.match(value))
+    return isinstance(value, _STRINGS) and bool(UUID_RE.match(value))
 
 
 def valid_id(vm_id):
@@ -90,6 +93,12 @@ def volumes_dir():
     return os.path.join(paths.STATE_DIR, VOLUMES)
 
 
+def consoles_dir():
+    """Where console.py makes the VMs' console sockets (root only) before
+    it links them where ovirt-vmconsole looks for them."""
+    return os.path.join(paths.STATE_DIR, CONSOLES)
+
+
 Listing = collections.namedtuple("Listing", "states locks exits healths")
 
 
@@ -120,6 +129,10 @@ def write_file(target, data, mode=0o644, prefix=None):
     directory, and rename replaces a link rather than following it: a
     reader sees the old file or the new one, never half of one.  IOError
     or OSError on failure, with nothing left behind."""
+    # Imported here: a stats hook reading the watcher's snapshot writes
+    # nothing with it, and tempfile (shutil, random) is a tenth of its
+    # imports.
+    import tempfile
     directory, name = os.path.split(target)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix or "." + name)
     try:
@@ -198,6 +211,14 @@ class Record(object):
         # without one: what the watcher does when the container's health
         # check fails (health.py).
         "watchdog": _none,
+        # Whether the VM has Engine's serial console (ovirt-vmconsole), and
+        # whether its container got a terminal and an open stdin for it:
+        # the watcher serves the console's socket (console.py).
+        "console": bool,
+        "tty": bool,
+        # Whether the watcher serves the VM's oVirt guest agent channel
+        # (guestagent.py): the start hook moved the placeholder's.
+        "guest_agent": bool,
         # The OCI runtime the container runs on (runtimes.KNOWN), as the
         # host shows it (runtimes.identify); chosen before the container
         # exists (None: the engine's default, not yet proven).  Also which
@@ -205,6 +226,10 @@ class Record(object):
         "runtime": _none,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
+        # A migration (migration.py): {"outgoing": time} on the source
+        # from its first hook on; {"incoming": time} on the destination,
+        # a record with addresses reserved and no container yet.
+        "migration": _none,
     }
 
     __slots__ = ("_data",)
@@ -259,14 +284,21 @@ class Record(object):
 def read(vm_id):
     """The state of vm_id (a Record), or None (also for what is not a VM
     id: no state of the helper's has such a name)."""
+    return read_with_version(vm_id)[0]
+
+
+def read_with_version(vm_id):
+    """(record, version) of vm_id's state: read() and the version() of
+    the very file it was read from, or (None, None)."""
     if not is_id(vm_id):
-        return None
+        return None, None
     try:
-        # Raw reads: the stats hooks read every container VM's state on
-        # each call, and a file object costs more than the read.  (json
-        # takes the bytes on Python 3.6+, a str on 2.7.)
+        # Raw reads: the stats hooks read container VMs' states on each
+        # call, and a file object costs more than the read.  (json takes
+        # the bytes on Python 3.6+, a str on 2.7.)
         fd = os.open(path(vm_id), os.O_RDONLY | os.O_NOFOLLOW)
         try:
+            found = _version(os.fstat(fd))
             chunks = []
             while True:
                 chunk = os.read(fd, 65536)
@@ -278,14 +310,45 @@ def read(vm_id):
         data = json.loads(b"".join(chunks))
     except (IOError, OSError) as e:
         if e.errno == errno.ENOENT:
-            return None
+            return None, None
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
     except ValueError as e:
         raise errors.StateError(action="read", vm_id=vm_id, reason=str(e))
     if not isinstance(data, dict):
         raise errors.StateError(action="read", vm_id=vm_id,
                                 reason="not a JSON object")
-    return Record.from_dict(data)
+    return Record.from_dict(data), found
+
+
+def version(vm_id):
+    """What tells vm_id's state file as it is now from any other (a JSON
+    list), or None when there is none: one stat(), where read() opens,
+    reads and parses.
+
+    A record is never changed in place: every write makes a new file and
+    renames it over the old one (write_file).  The file's inode number,
+    change time (which the kernel sets on any change to an inode: its
+    creation, a write, a chmod, the rename) and size are the version: the
+    same version is the same file, unchanged -- the same record.  A new
+    record could only have the old one's version if it reused the old
+    inode number and were renamed into place within the same tick of the
+    kernel's clock as the old one (or the clock were set back to that very
+    nanosecond): a record of another container is written only after the
+    VM was stopped and the engine made the new container, far longer than
+    a tick."""
+    if not is_id(vm_id):
+        return None
+    try:
+        return _version(os.stat(path(vm_id)))
+    except OSError:
+        return None
+
+
+def _version(st):
+    # st_ctime_ns from Python 3.3; 2.7's float keeps microseconds, finer
+    # than the kernel clock's tick.
+    return [st.st_dev, st.st_ino, getattr(st, "st_ctime_ns", st.st_ctime),
+            st.st_size]
 
 
 def exists(vm_id):

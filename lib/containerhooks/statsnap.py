@@ -9,11 +9,14 @@ container anyway, takes the figures itself every INTERVAL seconds, for all
 container VMs at once, and writes them to one file of the state directory
 (state.stats_snapshot_path()); a hook reads that one file and only merges.
 
-Each VM's entry is what vmstats.figures() returns: the keys to set, the
+Each VM's entry is what vmstats.figures() returns -- the keys to set, the
 memory figures, the vNICs with their interface counters and the time they
 were read (Vdsm's clock, samples.clock(), the one Engine subtracts network
 sampleTimes on), cpuUser and cpuSys over the interval between two of the
-watcher's samples.  The watcher also asks each engine once per snapshot for
+watcher's samples -- and the version of the state file its record was read
+from (state.version): a hook uses an entry only for the container the VM's
+state names when it looks, never the container of a VM that was powered
+off and started again since the snapshot was taken.  The watcher also asks each engine once per snapshot for
 its list of the package's containers (one API call, whatever their number),
 which gives guestContainers its status as the engines word it ("Up 3
 minutes (healthy)"), and puts the engine's version and runtime in appsList.
@@ -126,12 +129,13 @@ class Snapshotter(object):
     def take(self):
         """{vm id: vmstats.figures()} of every running container VM."""
         from containerhooks import vmstats
-        records = {}
+        records, versions = {}, {}
         for vm_id in state.listing().states:
-            record = _read_state(vm_id)
+            record, version = _read_state(vm_id)
             if record is not None and record.container_id \
                     and record.pid and not record.stopping:
                 records[vm_id] = record
+                versions[vm_id] = version
         engines = dict((name, self._engine(name)) for name in
                        set(r.engine for r in records.values()))
         context = vmstats.Context()
@@ -145,9 +149,15 @@ class Snapshotter(object):
                 info = info._replace(runtime=record.runtime or self._runtime(
                     record, info.runtime))
             try:
-                vms[vm_id] = vmstats.figures(
+                entry = vmstats.figures(
                     record, context, summaries.get(record.container_id),
                     info)
+                # The version of the state file the record came from: a
+                # hook that finds the same one there now knows the entry
+                # is of the container the VM's state names, without
+                # reading it (state.version).
+                entry["state"] = versions[vm_id]
+                vms[vm_id] = entry
             except errors.Error as e:
                 log.debug("vm_id=%s not in the snapshot: %s", vm_id, e)
             except Exception:
@@ -202,12 +212,13 @@ class Snapshotter(object):
 
 
 def _read_state(vm_id):
-    """vm_id's record, only when it names that same VM (as the watcher's
+    """(record, version) of vm_id's state (state.read_with_version), the
+    record only when it names that same VM (as the watcher's
     _read_state)."""
     try:
-        record = state.read(vm_id)
+        record, version = state.read_with_version(vm_id)
     except errors.Error:
-        return None
+        return None, None
     if record is None or record.vm_id != vm_id:
-        return None
-    return record
+        return None, None
+    return record, version

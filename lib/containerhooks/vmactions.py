@@ -1,11 +1,11 @@
 """What the other Engine actions on a VM mean for its container.
 
-- Migration (before_vm_migrate_source) and hibernation (before_vm_hibernate)
-  are refused: a container's memory is not the placeholder's, so neither
-  could carry it.  The hook exits 2 (no later script runs, so Vdsm's
-  HookError carries this message: _runHooksDir raises with the stderr of
-  the last script that ran), Vdsm aborts the action, the VM keeps running,
-  and Engine shows the message.
+- Hibernation (before_vm_hibernate) is refused: a container's memory is
+  not the placeholder's, so the saved state could not carry it.  The hook
+  exits 2 (no later script runs, so Vdsm's HookError carries this message:
+  _runHooksDir raises with the stderr of the last script that ran), Vdsm
+  aborts the action, the VM keeps running, and Engine shows the message.
+  Migration restarts the container on the other host: migration.py.
 - A memory snapshot runs no hook at all (Vdsm's virt/jobs/snapshot.py): it
   saves the placeholder's memory and XML, never the container's.  Restoring
   it runs before_vm_start on that saved placeholder XML, output ignored
@@ -50,7 +50,7 @@ class Refused(errors.Error):
 _OUR_NS = b"http://ovirt.org/vdsm-hook-containers/1.0"
 
 
-def _container_vm(env):
+def container_vm(env):
     """The VM id when the hook's VM is a container VM, else None.
 
     By vmId and the state file; failing that (vmId missing), by the
@@ -66,15 +66,8 @@ def _container_vm(env):
     return domxml.Domain.parse(data).uuid
 
 
-def refuse_migration(env):
-    vm_id = _container_vm(env)
-    if vm_id:
-        raise Refused(action="Migration", vm_id=vm_id,
-                      what="power the VM off and start it on the other host")
-
-
 def refuse_hibernation(env):
-    vm_id = _container_vm(env)
+    vm_id = container_vm(env)
     if vm_id:
         raise Refused(action="Suspending to disk", vm_id=vm_id,
                       what="power the VM off instead")
@@ -111,21 +104,17 @@ def refuse_disk_hotunplug(env):
 
 
 def pause(env):
-    vm_id = _container_vm(env)
+    vm_id = container_vm(env)
     if vm_id:
         from containerhooks import privileged
         privileged.pause(vm_id)
 
 
 def resume(env):
-    vm_id = _container_vm(env)
+    vm_id = container_vm(env)
     if vm_id:
         from containerhooks import privileged
         privileged.unpause(vm_id)
-
-
-def migrate_main():
-    hookenv.run(refuse_migration, failure_rc=hookenv.ERROR_STOP)
 
 
 def hibernate_main():

@@ -11,6 +11,7 @@ that becomes the VM's exit message in Engine, and leaves nothing behind.
 
 import collections
 import logging
+import os
 
 from containerhooks import hookenv
 from containerhooks import properties
@@ -36,14 +37,35 @@ def before_vm_start(env):
     spec = plan.spec
     log.info("vm_id=%s starting %s container from %s", spec.vm_id,
              spec.engine, spec.image)
-    privileged.start(spec)
+    record = privileged.start(spec)
     try:
-        hookenv.replace_data(env, hookenv.DOMXML, plan.xml)
+        # What a migration's destination needs to know of the container
+        # (migration.py), which only the XML carries to another host.
+        from containerhooks import migration
+        hookenv.replace_data(env, hookenv.DOMXML,
+                             migration.with_start_facts(plan.xml, record))
     except Exception:
         log.exception("vm_id=%s cannot write the placeholder XML, removing "
                       "the container", spec.vm_id)
         privileged.stop(spec.vm_id, spec.engine)
         raise
+    if spec.guest_agent:
+        _wait_for_agent(spec.vm_id)
+
+
+def _wait_for_agent(vm_id):
+    """Vdsm looks for the guest agent's socket once, right after the
+    domain started (vm.py _vmDependentInit, GuestAgent.start,
+    prepareVmChannel stats it): have the watcher's there by then."""
+    from containerhooks import guestagent
+    from containerhooks import state
+    if not os.path.exists(state.watcher_status_path()):
+        log.warning("vm_id=%s the exit watcher does not run: Engine's "
+                    "Shutdown and Reboot will not reach the container", vm_id)
+    elif not guestagent.wait_served(vm_id):
+        log.warning("vm_id=%s the exit watcher did not serve the guest "
+                    "agent within %.0f s: Engine's Shutdown and Reboot may "
+                    "not reach the container", vm_id, guestagent.SERVE_WAIT)
 
 
 def prepare(env, data, conf, kernel=None):
@@ -76,7 +98,10 @@ def prepare(env, data, conf, kernel=None):
         engine=spec.engine, image=str(spec.image),
         name=specs.container_name(spec.vm_id),
         memory_kib=meta.memory_kib if meta else dom.memory_kib(),
-        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics]))
+        vcpus=spec.vcpus, nics=[nic.mac for nic in spec.nics],
+        console=spec.console))
+    spec = spec._replace(
+        guest_agent=placeholder.move_agent_channel(dom, spec.vm_id))
     placeholder.rewrite(dom, conf.placeholder_memory_mib, kernel=kernel,
                         readonly_disks=[v.disk for v in spec.volumes]
                         + _readonly_image_disk(dom, spec.image))

@@ -38,25 +38,39 @@ Nothing here talks to the engine: the figures come from the kernel.  The
 exit watcher takes them for every container VM every few seconds and
 keeps them in one file (statsnap.py), so a call reads that file once,
 whatever the number of VMs; a VM it lacks (just started, or no watcher
-runs) costs a few file reads of its own.
+runs) costs a few file reads of its own.  An entry is used only for the
+container the VM's state names: when the state file is the very one the
+watcher read (state.version: one stat()), else when the record, read,
+names the entry's container.
+
+What a call costs per VM (the hook runs every few seconds, with every VM
+of the host in its list): json's scanner decodes each element of Vdsm's
+list to find where it ends -- no other way to split JSON is both safe and
+faster in Python -- and drops it unless it is a container VM's; a
+container VM's is merged and encoded again; everything else is written
+back as it was read.  The issue 13 profile is in the README's Benchmark
+section.
 """
 
 import collections
+import gc
 import json
 import logging
+import re
 import time
 
 from json.decoder import WHITESPACE as _WHITESPACE
 
-from containerhooks import cgroups
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import health
 from containerhooks import hookenv
-from containerhooks import procfs
 from containerhooks import samples
 from containerhooks import state
 from containerhooks import statsnap
+
+# cgroups and procfs are imported where a container is read: not needed
+# when the watcher's snapshot has every VM.
 
 log = logging.getLogger("containerhooks.vmstats")
 
@@ -75,102 +89,174 @@ MIB = 1024 * 1024
 
 
 def main():
-    hookenv.run(vm_stats, failure_rc=hookenv.ERROR)
+    # A hook run is a short process whose data has no reference cycles:
+    # without the collector, decoding Vdsm's list (thousands of dicts and
+    # lists at 100 VMs) triggers no collection passes over them.  The
+    # process ends without freeing them either (quick_exit).
+    gc.disable()
+    hookenv.run(vm_stats, failure_rc=hookenv.ERROR, quick_exit=True)
 
 
 def vm_stats(env):
-    text = hookenv.read_data(env, hookenv.JSON).decode("utf-8")
+    """Overlay the container VMs' figures on the stats in env's data file;
+    return what was decoded (for quick_exit: never freed)."""
+    raw = hookenv.read_data(env, hookenv.JSON)
+    text = raw.decode("utf-8")
+    found = state.listing()
+    ours = found.states | found.exits
+
+    def concerned(vm):
+        vm_id = vm.get("vmId") if isinstance(vm, dict) else None
+        return isinstance(vm_id, _TEXT) and vm_id in ours
+
+    if not ours:
+        return None
     try:
-        data, spans = _elements(text)
+        elements = _elements(text, concerned)
+        data = None
     except ValueError:
-        data, spans = json.loads(text), None
-    if not isinstance(data, list):
-        return
-    running, exited = _vm_ids()
-    ours = running | exited
+        # Not as _elements reads a list: json.loads says what it is (and
+        # fails the hook, leaving the file as it is, if it is no JSON).
+        data = json.loads(text)
+        if not isinstance(data, list):
+            return None
+        elements = [(None, None, vm) for vm in data if concerned(vm)]
     context = Context()
-    snapshot = statsnap.read(context.now) if running else None
-    changed = set()
-    for index, vm in enumerate(data):
-        if not isinstance(vm, dict) or vm.get("vmId") not in ours:
-            continue
+    snapshot = statsnap.read(context.now) if found.states else None
+    changed = []
+    for element in elements:
+        vm = element[2]
         try:
-            found = _snapshot_figures(vm, snapshot)
-            updates = apply(vm, found) if found is not None \
-                else overlay(vm, context)
+            updates = _updates(vm, found, snapshot, context)
         except errors.Error as e:
-            log.warning("vm_id=%s keeping Vdsm's figures: %s",
-                        vm.get("vmId"), e)
+            log.warning("vm_id=%s keeping Vdsm's figures: %s", vm["vmId"],
+                        e)
             continue
         except Exception:
-            log.exception("vm_id=%s keeping Vdsm's figures",
-                          vm.get("vmId"))
+            log.exception("vm_id=%s keeping Vdsm's figures", vm["vmId"])
             continue
         if updates:
             vm.update(updates)
-            changed.add(index)
+            changed.append(element)
     if context.cache is not None:
-        context.cache.keep_only(running)
+        context.cache.keep_only(found.states)
         try:
             context.cache.save()
         except Exception:
             log.exception("cannot save the CPU samples")
     if changed:
-        hookenv.replace_data(env, hookenv.JSON,
-                             _encode(text, data, spans, changed))
+        hookenv.replace_data(env, hookenv.JSON, [
+            _ENCODER.encode(data).encode("ascii")] if data is not None
+            else _encode(text, raw, changed))
+    return elements, data
 
 
-def _snapshot_figures(vm, snapshot):
-    """The VM's figures from the watcher's snapshot (statsnap.py), or None:
-    no snapshot, a Down VM, a VM started since it was taken."""
-    if snapshot is None or vm.get("status") == "Down":
+# What json decodes a string to: str (unicode on Python 2).
+_TEXT = type(u"")
+
+
+def _updates(vm, found, snapshot, context):
+    """The keys to replace in the stats of a VM with a state file or an
+    exit record (found: the state directory's listing)."""
+    vm_id = vm["vmId"]
+    if vm.get("status") == "Down":
+        if vm_id not in found.exits:
+            return {}
+        return _exit_message(vm, exits.read(vm_id))
+    if vm_id not in found.states:
+        return {}
+    health_record = vm_id in found.healths
+    entry = snapshot.get(vm_id) if snapshot is not None else None
+    if isinstance(entry, dict) and entry.get("state") is not None \
+            and entry["state"] == state.version(vm_id):
+        # Taken from the very state file that is there now.
+        return apply(vm, entry, health_record)
+    record = state.read(vm_id)
+    if record is None:
+        return {}
+    return apply(vm, _snapshot_figures(record, entry) or
+                 figures(record, context), health_record)
+
+
+def _snapshot_figures(record, entry):
+    """entry (the VM's in the watcher's snapshot, statsnap.py) if it is of
+    the container record names; else None: no snapshot, a VM started since
+    it was taken, or another container -- the VM was powered off and
+    started again on this host since, the entry is the old container's."""
+    if not isinstance(entry, dict) or not record.container_id \
+            or entry.get("container") != record.container_id:
         return None
-    found = snapshot.get(vm["vmId"])
-    return found if isinstance(found, dict) else None
+    return entry
 
 
-def _elements(text):
-    """The elements of a JSON list, and where each is in text."""
-    decoder = json.JSONDecoder()
-    items, spans = [], []
+def _elements(text, keep):
+    """[(start, end, element)] of the elements of the JSON list text that
+    keep(element) is true of, start and end their place in text.
+
+    Each element is decoded by json's own scanner, which says where it
+    ends; those keep refuses are dropped at once (their memory serves the
+    next: a stats hook keeps only the container VMs of a list of
+    hundreds).  ValueError if text is not a JSON list."""
+    scan = json.JSONDecoder().scan_once
+    kept = []
     i = _skip(text, 0)
     if text[i:i + 1] != "[":
         raise ValueError("not a JSON list")
-    i = _skip(text, i + 1)
-    if text[i:i + 1] == "]":
-        return items, spans
-    while True:
-        item, end = decoder.raw_decode(text, i)
-        items.append(item)
-        spans.append((i, end))
-        i = _skip(text, end)
-        if text[i:i + 1] == "]" and not text[_skip(text, i + 1):]:
-            return items, spans
-        if text[i:i + 1] != ",":
-            raise ValueError("not a JSON list")
-        i = _skip(text, i + 1)
+    i = end = _skip(text, i + 1)
+    if text[i:i + 1] != "]":
+        while True:
+            try:
+                item, end = scan(text, i)
+            except StopIteration:
+                raise ValueError("not a JSON value at %d" % i)
+            if keep(item):
+                kept.append((i, end, item))
+            separator = _SEPARATOR.match(text, end)
+            if separator is None:
+                break
+            i = separator.end()
+    i = _skip(text, end)
+    if text[i:i + 1] != "]" or text[_skip(text, i + 1):]:
+        raise ValueError("not a JSON list")
+    return kept
+
+
+# JSON's white space (RFC 8259: space, tab, LF, CR), and the comma
+# between two elements with any of it around.
+_SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 
 
 def _skip(text, i):
     return _WHITESPACE.match(text, i).end()
 
 
-def _encode(text, data, spans, changed):
-    """The JSON of data: the changed elements encoded again, the others
-    as they were in text."""
-    if spans is None:
-        return json.dumps(data).encode("utf-8")
-    parts = [json.dumps(item) if index in changed
-             else text[spans[index][0]:spans[index][1]]
-             for index, item in enumerate(data)]
-    return ("[" + ", ".join(parts) + "]").encode("utf-8")
+def _encode(text, raw, changed):
+    """The JSON list text with the elements changed ([(start, end,
+    value)], in order) encoded again, as chunks to write: everything else
+    -- the other elements, the brackets, commas and white space -- is
+    copied as it was.  raw: the bytes text was decoded from; when they
+    are ASCII, as Vdsm writes them (json.dumps escapes everything else),
+    every offset in text is one in raw too, and the copies are slices of
+    raw rather than new strings."""
+    if len(raw) == len(text):
+        source = memoryview(raw)
+    else:
+        source = None
+    chunks, copied = [], 0
+    for start, end, value in changed:
+        chunks.append(source[copied:start] if source is not None
+                      else text[copied:start].encode("utf-8"))
+        chunks.append(_ENCODER.encode(value).encode("ascii"))
+        copied = end
+    chunks.append(source[copied:] if source is not None
+                  else text[copied:].encode("utf-8"))
+    return chunks
 
 
-def _vm_ids():
-    """The VMs with a state file, and those with an exit record: one look
-    at the state directory (state.listing)."""
-    found = state.listing()
-    return found.states, found.exits
+# json.dumps' encoder without its check for reference cycles: decoded
+# JSON and the figures added to it have none.  (Vdsm's own json.dumps
+# settings otherwise: ", ", ": ", ASCII.)
+_ENCODER = json.JSONEncoder(check_circular=False)
 
 
 class Context(object):
@@ -185,6 +271,7 @@ class Context(object):
     @property
     def mounts(self):
         if self._mounts is None:
+            from containerhooks import cgroups
             self._mounts = cgroups.cgroup_mounts()
         return self._mounts
 
@@ -192,17 +279,6 @@ class Context(object):
         if self.cache is None:
             self.cache = samples.Cache.load()
         return self.cache
-
-
-def overlay(vm, context):
-    """The keys to replace in vm's stats dict (empty: leave it as is)."""
-    vm_id = vm["vmId"]
-    if vm.get("status") == "Down":
-        return _exit_message(vm, exits.read(vm_id))
-    record = state.read(vm_id)
-    if record is None:
-        return {}
-    return apply(vm, figures(record, context))
 
 
 def figures(record, context, summary=None, engine_info=None):
@@ -213,6 +289,7 @@ def figures(record, context, summary=None, engine_info=None):
     summary (engine.Summary) and engine_info (EngineInfo): what the
     engine says of the container and of itself, when the caller could ask
     it (the watcher; the hooks cannot reach the engines)."""
+    from containerhooks import procfs
     vm_id = record.vm_id
     pid = record.pid
     cgroup = _cgroup(vm_id, record, context)
@@ -240,25 +317,29 @@ def figures(record, context, summary=None, engine_info=None):
         keys["appsList"] = apps
     keys["guestContainers"] = guest_containers(record, summary,
                                                context.wall)
+    # Of the vNICs, what apply() needs to find the interface and Vdsm's
+    # entry: the snapshot holds every container VM, the less the better.
+    nics = [{"mac": n.get("mac"), "ifname": n.get("ifname")} for n in nics]
     return {"container": record.container_id, "keys": keys, "mem": mem,
             "nics": nics, "counters": counters, "sampleTime": context.now}
 
 
-def apply(vm, found):
+def apply(vm, found, health_record=True):
     """The keys to replace in vm's stats dict, from figures() (perhaps
-    read back from the snapshot)."""
+    read back from the snapshot).  health_record: whether the VM may have
+    a health record (False: the state directory has none for it, no need
+    to look)."""
     updates = dict(found["keys"])
     stats = dict(vm.get("memoryStats") or {})
     stats.update(found["mem"])
     updates["memoryStats"] = stats
     if found["nics"]:
-        counters = dict((name, procfs.NetDev(*values))
-                        for name, values in found["counters"].items())
-        updates.update(_network(vm, found["nics"], counters,
-                                found["sampleTime"]))
+        updates["network"] = _network(vm, found["nics"], found["counters"],
+                                      found["sampleTime"])
     # Read at each call, not kept in the snapshot: a watchdog event is
     # news the moment the watcher acts.
-    updates.update(health.stats(vm["vmId"], found.get("container")))
+    if health_record:
+        updates.update(health.stats(vm["vmId"], found.get("container")))
     return updates
 
 
@@ -363,6 +444,7 @@ def _cgroup(vm_id, record, context):
     """The container's cgroup: remembered from an earlier call, else
     looked up from its first process (see samples.py for why remembering
     is safe)."""
+    from containerhooks import cgroups
     cache = context.sample_cache()
     container_id, pid = record.container_id, record.pid
     known = cache.cgroup(vm_id, container_id, pid)
@@ -427,6 +509,10 @@ def _memory(record, memory):
 
 
 def _network(vm, nics, counters, now):
+    """Vdsm's network entries with each vNIC's counters (counters:
+    {interface: (rx bytes, rx errors, rx dropped, tx bytes, tx errors, tx
+    dropped)}, procfs.NetDev or its list in the snapshot) in the entry of
+    its MAC."""
     entries = dict(vm.get("network") or {})
     by_mac = dict((str(v.get("macAddr", "")).lower(), k)
                   for k, v in entries.items() if isinstance(v, dict))
@@ -438,6 +524,7 @@ def _network(vm, nics, counters, now):
             log.debug("vm_id=%s no interface %s in the container for vNIC "
                       "%s", vm.get("vmId"), ifname, mac)
             continue
+        rx, rx_errors, rx_dropped, tx, tx_errors, tx_dropped = dev
         key = by_mac.get(mac, ifname)
         entry = dict(entries.get(key) or {})
         entry.update({
@@ -445,16 +532,16 @@ def _network(vm, nics, counters, now):
             "macAddr": mac,
             "speed": entry.get("speed") or DEFAULT_SPEED,
             "state": entry.get("state") or "unknown",
-            "rx": "%d" % dev.rx_bytes,
-            "tx": "%d" % dev.tx_bytes,
-            "rxErrors": "%d" % dev.rx_errors,
-            "txErrors": "%d" % dev.tx_errors,
-            "rxDropped": "%d" % dev.rx_dropped,
-            "txDropped": "%d" % dev.tx_dropped,
+            "rx": "%d" % rx,
+            "tx": "%d" % tx,
+            "rxErrors": "%d" % rx_errors,
+            "txErrors": "%d" % tx_errors,
+            "rxDropped": "%d" % rx_dropped,
+            "txDropped": "%d" % tx_dropped,
             "sampleTime": now,
         })
         entries[key] = entry
-    return {"network": entries}
+    return entries
 
 
 def _guest(record, nics):

@@ -64,8 +64,9 @@ def vm_ids():
     return sorted(i for i in ids if state.is_id(i))
 
 
-def attach(spec, conf):
-    """Mount spec's volumes; undo everything if one fails."""
+def attach(spec, conf, incoming=False):
+    """Mount spec's volumes; undo everything if one fails.  incoming: on
+    the destination of a migration (hostdisk.open_source)."""
     if not spec.volumes:
         return []
     if os.path.exists(_journal_path(spec.vm_id)) \
@@ -77,7 +78,7 @@ def attach(spec, conf):
     journal = []
     try:
         for volume in spec.volumes:
-            _attach_one(spec.vm_id, volume, conf, journal)
+            _attach_one(spec.vm_id, volume, conf, journal, incoming)
     except BaseException:
         log.error("vm_id=%s attaching volumes failed, releasing them",
                   spec.vm_id)
@@ -89,8 +90,8 @@ def attach(spec, conf):
     return journal
 
 
-def _attach_one(vm_id, volume, conf, journal):
-    source, fd = hostdisk.open_source(volume, conf)
+def _attach_one(vm_id, volume, conf, journal, incoming=False):
+    source, fd = hostdisk.open_source(volume, conf, incoming)
     try:
         entry = {
             "disk": volume.disk, "path": volume.path, "kind": volume.kind,
@@ -104,7 +105,7 @@ def _attach_one(vm_id, volume, conf, journal):
         if volume.kind == "file":
             # Locked before anything of it is attached; the loop device
             # then holds the lock until it is detached (disklock.py).
-            locked = disklock.lock(volume.disk, fd)
+            locked = disklock.lock(volume.disk, fd, readers=incoming)
             try:
                 entry["loop"] = entry["device"] = hostdisk.attach_loop(
                     source, locked)

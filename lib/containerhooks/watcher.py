@@ -57,6 +57,10 @@ that outlives the program the kernel killed, so the watcher also follows
 the kernel log (/dev/kmsg) for "oom-kill:" records, which name the
 memory cgroup, and so the container id.
 
+It serves the serial console of every container VM that has one, at the
+socket ovirt-vmconsole connects to, from when its container runs until
+the VM ends (console.py).
+
 It also writes what it knows of the engines (reachable, version,
 runtimes) to STATE_DIR/watcher.status, which the host stats and
 capabilities hooks read: they run as vdsm and cannot reach the engines'
@@ -76,6 +80,7 @@ import threading
 import time
 
 from containerhooks import config
+from containerhooks import console
 from containerhooks import errors
 from containerhooks import exits
 from containerhooks import health
@@ -103,6 +108,12 @@ RECONNECT_MAX = 10
 FINISH_INTERVAL = 1.0
 PLACEHOLDER_GRACE = 5.0
 PRUNE_INTERVAL = 3600
+# A container that Podman re-initialised (see _reinitialised): how long its
+# die event is waited for, and the exit message when nothing says its code.
+REINIT_GRACE = 1.0
+REINIT_MESSAGE = ("container exited (exit code unknown: Podman "
+                  "re-initialised the container as the serial console "
+                  "attached to it)")
 # How often containers.conf is looked at for a change (one stat).
 RELOAD_INTERVAL = 1.0
 
@@ -171,6 +182,9 @@ class Watcher(object):
         self.restart = False
         # The containers' health checks, as the VMs' watchdogs.
         self.health = health.Monitor(self, _read_state, self._connect)
+        # The container VMs' serial consoles.
+        self.console = console.Server(_read_state, lambda: self.conf,
+                                      self._connect, self._console_reinit)
         self._status = {"pid": os.getpid(), "started": time.time(),
                         "engines": dict((name, {"reachable": None})
                                         for name in conf.engines)}
@@ -187,6 +201,8 @@ class Watcher(object):
                                                  self.stopping)
         self._start_thread(self._snapshotter.run, "snapshot")
         self._start_thread(self.health.run, "health", self.stopping)
+        self._start_thread(self.console.run, "console", self.stopping)
+        self._serve_guest_agents()
         for name in self.conf.engines:
             self._start_thread(self._watch, "watch-" + name, name)
         last_prune = last_reload = time.time()
@@ -208,7 +224,22 @@ class Watcher(object):
         # the process.
         _unlink(state.watcher_status_path())
         self._snapshotter.stop()
+        # Nobody would answer at the consoles' sockets any more.
+        self.console.shutdown()
+        self._agents_thread.join(1.0)
         log.info("stopped")
+
+    def _serve_guest_agents(self):
+        """Be the oVirt guest agent of every container VM whose start hook
+        moved the placeholder's channel (guestagent.py): Engine's Shutdown
+        stops the container and takes the VM down, its Reboot restarts
+        the container.  The thread removes the sockets when it stops."""
+        from containerhooks import guestagent
+        self.agents = guestagent.Server(self, _read_state, self._connect)
+        self._agents_thread = threading.Thread(
+            target=self.agents.run, args=(self.stopping,), name="guest-agent")
+        self._agents_thread.daemon = True
+        self._agents_thread.start()
 
     def _reload(self):
         """Take a changed containers.conf; True when the watcher must start
@@ -262,6 +293,8 @@ class Watcher(object):
                 for event in events:
                     if event.action in ("die", "died"):
                         self._on_die(eng, event)
+                    elif event.action == "start":
+                        self.console.poke()
                     elif (event.action or "").startswith("health_status"):
                         self.health.poke(event.id)
                 raise errors.EngineUnavailable(
@@ -286,8 +319,12 @@ class Watcher(object):
                             vm_id)
             return
         try:
-            self.container_ended(eng, vm_id, event.id,
-                                 event.attributes.get("exitCode"))
+            # Docker's attribute; Podman's compat events name it
+            # containerExitCode (pkg/domain/entities/events.go).
+            self.container_ended(
+                eng, vm_id, event.id,
+                event.attributes.get("exitCode",
+                                     event.attributes.get("containerExitCode")))
         except Exception:
             log.exception("vm_id=%s handling the end of container %s "
                           "failed", vm_id, event.id)
@@ -300,7 +337,8 @@ class Watcher(object):
                     or record.stopping or not record.container_id:
                 continue
             status = eng.exit_status(record.container_id)
-            if status is not None and status.status in RUNNING:
+            if status is not None and status.status in RUNNING \
+                    and not _reinitialised(status, record):
                 continue
             if status is None and _read_state(vm_id) is None:
                 continue        # a start that failed and cleaned up
@@ -325,7 +363,11 @@ class Watcher(object):
         old = exits.read(vm_id)
         if old is None or old.get("container_id") != container_id:
             status = eng.exit_status(container_id)
-            if status is not None and status.status in RUNNING:
+            reinitialised = _reinitialised(status, record)
+            if reinitialised:
+                # Its exit code went with it (0 now): the event's, if any.
+                status = None
+            elif status is not None and status.status in RUNNING:
                 return
             exit_record = _exit_record(record, status, event_code)
             if not exit_record["oom_killed"] and \
@@ -338,10 +380,31 @@ class Watcher(object):
             exit_record["message"] = exits.message(
                 exit_record["exit_code"], exit_record["oom_killed"],
                 exit_record["error"], output)
+            if reinitialised and exit_record["exit_code"] is None:
+                exit_record["message"] = REINIT_MESSAGE + (
+                    ": " + output if output else "")
             exits.write(exit_record)
             log.warning("vm_id=%s %s; taking the VM down", vm_id,
                         exits.read(vm_id)["message"])
         self._take_down(vm_id, container_id)
+
+    def _console_reinit(self, eng, vm_id, container_id):
+        """The console attached to vm_id's container as it ended, and
+        Podman re-initialised it (console.py): its end, all the same.
+        Podman's die event, which carries the exit code, comes first as a
+        rule (it syncs the ended state, then re-initialises): it is given
+        REINIT_GRACE seconds to be handled."""
+        deadline = time.time() + REINIT_GRACE
+        while time.time() < deadline and not self.stopping.is_set():
+            old = exits.read(vm_id)
+            if old is not None and old.get("container_id") == container_id:
+                break
+            time.sleep(0.05)
+        try:
+            self.container_ended(eng, vm_id, container_id)
+        except Exception:
+            log.exception("vm_id=%s handling the end of container %s "
+                          "failed", vm_id, container_id)
 
     # The placeholder
 
@@ -584,6 +647,15 @@ def _file_version(path):
     except OSError:
         return None
     return (st.st_ino, st.st_mtime, st.st_size)
+
+
+def _reinitialised(status, record):
+    """Whether the container of record, which ran (root recorded its pid),
+    is "created" again: Podman 4.3's compat API re-initialises an ended
+    container that a client attaches to (console.py), which nothing else
+    of the package does to a container that ran."""
+    return status is not None and status.status == "created" \
+        and bool(record.pid)
 
 
 def _exit_record(record, status, event_code):
