@@ -24,6 +24,12 @@ measured in the same run (medians over several runs).
    allocated byte, so it is as fast as the storage.  Needs root and loop
    devices, not the daemons; the images go into --blank-dir (its file
    system's speed is what is measured) and are removed afterwards.
+6. per OCI runtime (containerRuntime: runc, crun, runsc) on each engine,
+   before_vm_start until the container runs and the memory of an idle
+   container (its cgroup's charge, and the proportional set size of its
+   supervisor -- Docker's shim, Podman's conmon -- and everything under
+   it: the container's processes, gVisor's sandbox and gofer), as ratios
+   against runc in the same run.
 
 Everything goes through the real pieces, as the tests do: the package is
 installed into a private root (tests/install.py), hooks run as the vdsm
@@ -39,7 +45,7 @@ also times REF's after_get_all_vm_stats on the same VMs, data and
 snapshot, alternating with this checkout's and the bare interpreter: a
 before/after in one run.
 
-    dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4] [--quick]
+    dev/bench.py [--sizes 1,10,50,100] [--runs 7] [--parts 1,2,3,4,6] [--quick]
                  [--baseline REF]
     dev/bench.py --parts 5 [--blank-gib 10] [--blank-runs 3]
                  [--blank-dir /var/tmp] [--blank-block]
@@ -75,8 +81,19 @@ import vmrun  # noqa: E402
 from containerhooks import procfs  # noqa: E402
 
 BARE = ["/usr/bin/python3", "-c", "pass"]
-DOCKER_SOCKET = "/var/run/docker.sock"
-PODMAN_SOCKET = "/run/podman/podman.sock"
+# dev/services' daemons, or others (as the tests take them).
+DOCKER_SOCKET = os.environ.get("VHC_DOCKER_SOCKET") or "/var/run/docker.sock"
+PODMAN_SOCKET = os.environ.get("VHC_PODMAN_SOCKET") \
+    or "/run/podman/podman.sock"
+PODMAN_RUNTIME_SOCKETS = {
+    "crun": os.environ.get("VHC_PODMAN_CRUN_SOCKET")
+    or "/run/podman/podman-crun.sock",
+    "runsc": os.environ.get("VHC_PODMAN_RUNSC_SOCKET")
+    or "/run/podman/podman-runsc.sock",
+}
+RUNTIMES = ("runc", "crun", "runsc")
+# How long a container of (6) idles before its memory is read.
+IDLE_SECONDS = 3
 START_WORKERS = 4       # Vdsm runs up to 4 VM creations at once
 
 # The configured application of (3): an environment variable, an argument
@@ -466,6 +483,63 @@ class Bench(object):
                       custom=vm.custom)
         return ended - finished, gone - finished
 
+    # (6) per OCI runtime: start time and idle memory
+
+    def bench_runtimes(self):
+        every = ", ".join(RUNTIMES)
+        self.inst.configure(
+            docker_runtimes=every, podman_runtimes=every,
+            podman_runtime_sockets=", ".join(
+                "%s:%s" % item
+                for item in sorted(PODMAN_RUNTIME_SOCKETS.items())))
+        rows = []
+        helperd = self.inst.start_helperd()
+        try:
+            for engine, client in (("docker", self.docker),
+                                   ("podman", self.podman)):
+                found = dict((runtime, ([], [], [])) for runtime in RUNTIMES)
+                for runtime in RUNTIMES:
+                    self.runtime_start(engine, client, runtime)   # warm
+                # The runtimes in turn, so that what else the machine
+                # does weighs on each alike.
+                for _ in range(self.args.start_runs):
+                    for runtime in RUNTIMES:
+                        for values, value in zip(
+                                found[runtime], self.runtime_start(
+                                    engine, client, runtime, measure=True)):
+                            values.append(value)
+                for runtime in RUNTIMES:
+                    starts, charges, psses = found[runtime]
+                    rows.append((engine, runtime, median(starts),
+                                 median(charges), median(psses)))
+        finally:
+            self.inst.stop_helperd(helperd)
+            self.inst.configure()
+        self.results["runtimes"] = rows
+
+    def runtime_start(self, engine, client, runtime, measure=False):
+        """(seconds before_vm_start took, the container's cgroup memory
+        charge and its supervisor's tree's PSS in bytes after IDLE_SECONDS)
+        of one VM of engine on runtime, powered off again."""
+        vm = domains.container_vm(engine, images.IMAGE).edited(
+            containerRuntime=runtime)
+        self.extra_vms.append(vm)
+        started = time.perf_counter()
+        result = self.vdsm.run("before_vm_start", vm.xml, vm_id=vm.id,
+                               custom=vm.custom)
+        took = time.perf_counter() - started
+        charge = pss = None
+        if measure:
+            c = client.containers.get("ovirt-vm-" + vm.id)
+            assert c.status == "running"
+            assert self.inst.record(vm.id)["runtime"] == runtime
+            time.sleep(IDLE_SECONDS)
+            pid = c.attrs["State"]["Pid"]
+            charge = _cgroup_memory(pid, c.id)
+            pss = _tree_pss(_ppid(pid))
+        self.power_off(vm, result.data)
+        return took, charge, pss
+
     # Cleanup and report
 
     def power_off(self, vm, xml):
@@ -610,11 +684,78 @@ class Bench(object):
             print("   (libvirt drops the domain once init has reaped the "
                   "qemu process; see the README)")
 
+        rows = self.results.get("runtimes", [])
+        if rows:
+            print()
+            print("6. OCI runtimes: before_vm_start until the container "
+                  "runs (helper service), and an idle container's memory "
+                  "(%d s after its start): its cgroup's charge, and the PSS "
+                  "of its supervisor and everything under it; ratios "
+                  "against runc on the same engine" % IDLE_SECONDS)
+            print("   %-7s %-6s %10s %7s %10s %7s %10s %7s" % (
+                "engine", "", "start", "/runc", "cgroup", "/runc", "PSS",
+                "/runc"))
+            base = dict(((e, ), (s, c, p)) for e, r, s, c, p in rows
+                        if r == "runc")
+            for engine, runtime, start, charge, pss in rows:
+                s0, c0, p0 = base[(engine, )]
+                print("   %-7s %-6s %10s %6.2fx %10s %6.2fx %10s %6.2fx" % (
+                    engine, runtime, ms(start), start / s0, mib(charge),
+                    charge / float(c0), mib(pss), pss / float(p0)))
+
     def check(self, what, value, target, at_least=False, unit="x"):
         ok = value >= target if at_least else value <= target
         print("   %s %s: %.2f%s (target %s %.1f%s)" % (
             "ok  " if ok else "MISS", what, value, unit,
             ">=" if at_least else "<=", target, unit))
+
+
+def mib(size):
+    return "%.1f MiB" % (size / 1048576.0)
+
+
+def _ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid):
+    """The pids whose parent is pid."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if _ppid(int(name)) == pid:
+                    found.append(int(name))
+            except (IOError, OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _tree_pss(pid):
+    """The proportional set size (bytes) of pid and its descendants."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (IOError, OSError):
+            continue
+        todo.extend(_children(p))
+    return total
+
+
+def _cgroup_memory(pid, container_id):
+    """The memory charge of the container's cgroup minus its inactive file
+    cache (what the stats hooks count, vmstats.py), bytes."""
+    from containerhooks import cgroups
+    memory = cgroups.find(pid, container_id).memory()
+    return memory.usage - memory.inactive_file
 
 
 def _epoch(stamp):
@@ -633,7 +774,7 @@ def main():
     parser.add_argument("--docker-runs", type=int, default=3)
     parser.add_argument("--start-runs", type=int, default=5)
     parser.add_argument("--exit-runs", type=int, default=5)
-    parser.add_argument("--parts", default="1,2,3,4",
+    parser.add_argument("--parts", default="1,2,3,4,6",
                         help="which measurements to make")
     parser.add_argument("--quick", action="store_true",
                         help="1 and 10 VMs, fewer runs (a smoke test)")
@@ -677,6 +818,9 @@ def main():
         if "4" in parts:
             print("4. container exit -> placeholder down", flush=True)
             bench.bench_exit()
+        if "6" in parts:
+            print("6. OCI runtimes: start and idle memory", flush=True)
+            bench.bench_runtimes()
     finally:
         print("cleaning up", flush=True)
         bench.cleanup()

@@ -165,7 +165,10 @@ def test_all_options(tmp_path):
                  "allowed_images = a.example/*\nrequire_digest = yes\n"
                  "pull_policy = Always\nmigration = Refuse\n"
                  "migration_wait = 30\n"
-                 "console_replay_lines = 0\nconsole_exec_shell = yes\n")
+                 "console_replay_lines = 0\nconsole_exec_shell = yes\n"
+                 "docker_runtimes = runsc runc\ndocker_default_runtime = runsc\n"
+                 "podman_runtimes = crun\n"
+                 "podman_runtime_sockets = crun:/run/p/crun.sock\n")
     assert config.load(path) == config.Config(
         engines=("podman",), sockets={"docker": "/a", "podman": "/b"},
         api_timeout=5, pull_timeout=6, stop_timeout=7, pids_limit=100,
@@ -180,7 +183,10 @@ def test_all_options(tmp_path):
                     "podman": "/etc/vhc/auth.json"},
         allowed_images=("a.example/*",), require_digest=True,
         pull_policy="always", migration="refuse", migration_wait=30,
-        console_replay_lines=0, console_exec_shell=True, path=path)
+        console_replay_lines=0, console_exec_shell=True, path=path,
+        runtimes={"docker": ("runsc", "runc"), "podman": ("crun",)},
+        default_runtimes={"docker": "runsc", "podman": ""},
+        podman_runtime_sockets={"crun": "/run/p/crun.sock"})
 
 
 # option, bad value
@@ -243,6 +249,15 @@ BAD_VALUES = [
     pytest.param("extra_capabilities", "NET_RAW, BOGUS", id="cap-unknown"),
     pytest.param("extra_capabilities", "ALL", id="cap-all"),
     pytest.param("extra_capabilities", "CAP_", id="cap-prefix-only"),
+    pytest.param("docker_runtimes", "runc, kata", id="runtime-unknown"),
+    pytest.param("podman_runtimes", "RUNC", id="runtime-case"),
+    pytest.param("docker_default_runtime", "runsc",
+                 id="default-runtime-not-offered"),
+    pytest.param("podman_runtime_sockets", "runsc", id="runtime-socket-bare"),
+    pytest.param("podman_runtime_sockets", "kata:/run/kata.sock",
+                 id="runtime-socket-unknown"),
+    pytest.param("podman_runtime_sockets", "runsc:run/runsc.sock",
+                 id="runtime-socket-relative"),
 ]
 
 

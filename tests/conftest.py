@@ -35,9 +35,22 @@ import libvirt  # noqa: E402  (tests/libvirt.py, not the binding)
 import vdsm as vdsm_module  # noqa: E402
 import vmrun  # noqa: E402
 
+# dev/services' daemons; VHC_DOCKER_SOCKET and VHC_PODMAN_SOCKET point the
+# tests (and the installation's containers.conf) at others.
 ENGINE_SOCKETS = {
-    "docker": "/var/run/docker.sock",
-    "podman": "/run/podman/podman.sock",
+    "docker": os.environ.get("VHC_DOCKER_SOCKET") or "/var/run/docker.sock",
+    "podman": os.environ.get("VHC_PODMAN_SOCKET")
+    or "/run/podman/podman.sock",
+}
+
+# The podman services of the OCI runtimes other than runc (dev/services;
+# Podman's compatible API ignores the runtime a container asks for),
+# likewise VHC_PODMAN_CRUN_SOCKET, VHC_PODMAN_RUNSC_SOCKET.
+PODMAN_RUNTIME_SOCKETS = {
+    "crun": os.environ.get("VHC_PODMAN_CRUN_SOCKET")
+    or "/run/podman/podman-crun.sock",
+    "runsc": os.environ.get("VHC_PODMAN_RUNSC_SOCKET")
+    or "/run/podman/podman-runsc.sock",
 }
 
 
@@ -63,8 +76,22 @@ def services():
     """The daemons the integration tests need, answering; else a failure.
 
     They are started by dev/services (called by 'make test'); a missing one
-    fails the tests that need it rather than skipping them.
+    fails the tests that need it rather than skipping them.  Tests pointed
+    at engines of their own (VHC_DOCKER_SOCKET...) need those to answer.
     """
+    if os.environ.get("VHC_DOCKER_SOCKET"):
+        import socket as sockets
+        for path in list(ENGINE_SOCKETS.values()) + list(
+                PODMAN_RUNTIME_SOCKETS.values()):
+            s = sockets.socket(sockets.AF_UNIX)
+            try:
+                s.connect(path)
+            except OSError as e:
+                pytest.fail("%s does not answer: %s" % (path, e),
+                            pytrace=False)
+            finally:
+                s.close()
+        return
     rc = subprocess.call([os.path.join(TOP, "dev", "services"), "status"],
                          stdout=subprocess.PIPE)
     if rc != 0:
@@ -85,6 +112,24 @@ def fresh_conf(installation):
     """Reset the private containers.conf after a test that changes it."""
     yield installation
     installation.configure()
+
+
+@pytest.fixture
+def runtimes_conf(fresh_conf):
+    """containers.conf offering every OCI runtime on both engines (runc,
+    crun, runsc; Podman's through the services of PODMAN_RUNTIME_SOCKETS),
+    the engines' defaults for VMs that name none; reset afterwards."""
+    fresh_conf.configure(**RUNTIME_OPTIONS)
+    return fresh_conf
+
+
+# containers.conf offering every OCI runtime (runtimes_conf).
+RUNTIME_OPTIONS = {
+    "docker_runtimes": "runc, crun, runsc",
+    "podman_runtimes": "runc, crun, runsc",
+    "podman_runtime_sockets": ", ".join(
+        "%s:%s" % item for item in sorted(PODMAN_RUNTIME_SOCKETS.items())),
+}
 
 
 @pytest.fixture

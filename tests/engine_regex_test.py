@@ -289,7 +289,13 @@ DISK_IMAGES = st.one_of(
                      "disk/vdb", "disk:vdb:vdb", "library/disk:vdb",
                      "disk.x:vdb"]))
 
+RUNTIMES = any_of(
+    st.sampled_from(["runc", "crun", "runsc", "Runc", "kata", "run", ""]),
+    u"runcsk \n\x00|;\u0440/",
+    ["runc", "crun", "runsc", " ", "\n", "\x00", "|", u"\u0440"])
+
 GENERATED = {
+    "containerRuntime": RUNTIMES,
     "containerPull": PULLS,
     "containerType": TYPES,
     "containerImage": st.one_of(IMAGES, DISK_IMAGES),
@@ -472,7 +478,8 @@ def test_drop_downs(tmp_path):
     # Engine's VM dialog offers the values of a regex of the form
     # ^(a|b)$ in a list (KeyValueModel.setKeyValueString), run in Java here
     # on the CLI's line: containerType gets docker and podman,
-    # containerPull its three policies, every other property a text field.
+    # containerPull its three policies, containerRuntime the runtimes the
+    # package knows, every other property a text field.
     shutil.copy(DROP_DOWN_JAVA, str(tmp_path))
     definitions = tmp_path / "definitions"
     definitions.write_text(engine_config_value() + "\n", encoding="utf-8")
@@ -485,6 +492,7 @@ def test_drop_downs(tmp_path):
     assert fields.pop("containerType") == ["dropdown", "docker,podman"]
     assert fields.pop("containerPull") == ["dropdown",
                                            "missing,always,never"]
+    assert fields.pop("containerRuntime") == ["dropdown", "runc,crun,runsc"]
     assert set(map(tuple, fields.values())) == {("text",)}
 
 
@@ -541,6 +549,7 @@ def longest_values():
         ("containerHealthCmd", "x" * properties.MAX_ARGS_LENGTH[
             "containerHealthCmd"]),
         ("containerHealthOptions", properties_test._HEALTH_OPTIONS_LONGEST),
+        ("containerRuntime", "runsc"),
     ])
 
 

@@ -123,7 +123,8 @@ def test_check(installation, fresh_conf, watcher):
                             "helper", "helper service", "sudo rule", "hooks",
                             "placeholder kernel", "exit watcher", "networks",
                             "pids", "secrets", "credentials docker",
-                            "credentials podman"}
+                            "credentials podman", "runtimes docker",
+                            "runtimes podman"}
     assert all(r["ok"] for r in results.values())
 
     # The helper service stopped: the one failure, and what to do.

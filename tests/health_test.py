@@ -411,7 +411,7 @@ def test_monitor_probes_when_the_engine_does_not(state_dir):
                           watchdog="pause")
     state.write(VM_ID, record)
     monitor = health.Monitor(_Watcher(), lambda vm_id: record,
-                             lambda name: eng, now=clock)
+                             lambda name, runtime=None: eng, now=clock)
 
     # Within one interval, the timeout and the grace the engine may still
     # run it: no probe of the watcher's.
@@ -479,8 +479,8 @@ def test_a_hung_probe_delays_no_other_vm(state_dir):
         for vm_id, container in ((VM_ID, "hung"), (other, "fine")))
     for vm_id, record in records.items():
         state.write(vm_id, record)
-    monitor = health.Monitor(_Watcher(), records.get, lambda name: eng,
-                             now=clock)
+    monitor = health.Monitor(_Watcher(), records.get,
+                             lambda name, runtime=None: eng, now=clock)
     monitor.check_all()
     clock.now += 5 + 3 + health.ENGINE_GRACE + 0.5
     try:

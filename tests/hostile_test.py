@@ -164,7 +164,8 @@ def test_corpus_covers_the_issue():
     assert not [e for e in CORPUS if e.value == ""
                 and e.property not in (properties.CONTAINER_TYPE,
                                        properties.CONTAINER_IMAGE,
-                                       properties.CONTAINER_PULL)]
+                                       properties.CONTAINER_PULL,
+                                       properties.CONTAINER_RUNTIME)]
 
 
 def test_nul_cannot_reach_a_hook():
@@ -1220,7 +1221,7 @@ def test_helper_main_generated(monkeypatch, tmp_path, capsys):
         validated.append((ns, real_from_args(ns)))
         return validated[-1][1]
 
-    def engine_stub(conf_, name):
+    def engine_stub(conf_, name, runtime=None):
         # The seam where the helper would connect to the engine: what
         # arrives here must have been checked, and the engine name too.
         if name not in conf_.engines:

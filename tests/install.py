@@ -156,7 +156,13 @@ class Installation(object):
         return self
 
     def configure(self, **options):
-        """Write the private containers.conf with these options."""
+        """Write the private containers.conf with these options (and the
+        engine sockets of VHC_DOCKER_SOCKET, VHC_PODMAN_SOCKET when set:
+        conftest.ENGINE_SOCKETS)."""
+        for key, variable in (("docker_socket", "VHC_DOCKER_SOCKET"),
+                              ("podman_socket", "VHC_PODMAN_SOCKET")):
+            if os.environ.get(variable):
+                options.setdefault(key, os.environ[variable])
         with open(self.conf, "w") as f:
             f.write("[containers]\n")
             for key, value in sorted(options.items()):

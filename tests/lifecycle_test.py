@@ -6,6 +6,7 @@ vdsm user, through sudo and the root helper, against a real engine.
 
 import os
 import stat
+import time
 
 import pytest
 from lxml import etree
@@ -231,3 +232,302 @@ def test_leftover_stopped_container_replaced(vdsm, installation, engine):
 
     assert container_of(client, vm).status == "running"
     power_off(vdsm, vm, result.data)
+
+
+# The OCI runtime a VM chooses (containerRuntime, issue 14): a small
+# representative part of the life above, on each runtime of each engine.
+# runc is also what every other test runs on (the engines' default).
+
+RUNTIMES = [
+    pytest.param("docker", "runc", id="docker-runc"),
+    pytest.param("docker", "crun", id="docker-crun"),
+    pytest.param("docker", "runsc", id="docker-runsc"),
+    pytest.param("podman", "runc", id="podman-runc"),
+    pytest.param("podman", "crun", id="podman-crun"),
+    pytest.param("podman", "runsc", id="podman-runsc"),
+]
+
+RUNSC = "/usr/bin/runsc"
+
+
+def runtime_on_host(container_id, pid):
+    """The runtime running a container as the host shows it, read apart
+    from the package's own proof (runtimes.identify): gVisor's sandbox is
+    the container's process itself; runc keeps its state in
+    <root>/<id>/state.json, crun in <root>/<id>/status (Podman's roots
+    /run/runc, /run/crun; Docker's <exec-root>/runtime-runc/moby for
+    every runtime of its runc shim)."""
+    import glob
+    if os.path.samefile("/proc/%d/exe" % pid, RUNSC):
+        return "runsc"
+    found = set()
+    for depth in range(1, 5):
+        pattern = "/run/" + "*/" * depth + container_id
+        for directory in glob.glob(pattern):
+            if os.path.isfile(os.path.join(directory, "state.json")):
+                found.add("runc")
+            if os.path.isfile(os.path.join(directory, "status")):
+                found.add("crun")
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def cgroup_file(pid, controller, name):
+    """A cgroup v1 (this CI machine) or v2 file of pid's cgroup."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                with open("/sys/fs/cgroup/%s%s/%s" % (controller, path,
+                                                      name)) as g:
+                    return g.read().strip()
+    with open("/proc/%d/cgroup" % pid) as f:
+        path = [l.split(":", 2)[2].strip() for l in f if l.startswith("0::")]
+    v2 = {"memory.limit_in_bytes": "memory.max"}.get(name, name)
+    with open("/sys/fs/cgroup%s/%s" % (path[0], v2)) as g:
+        return g.read().strip()
+
+
+@pytest.mark.parametrize("engine, runtime", RUNTIMES, indirect=["engine"])
+def test_runtime_lifecycle(vdsm, runtimes_conf, engine, runtime):
+    name, client = engine
+    installation = runtimes_conf
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": runtime}, memory_mib=192, vcpus=1)
+
+    result = start(vdsm, vm)
+
+    c = container_of(client, vm)
+    assert c is not None and c.status == "running"
+    pid = c.attrs["State"]["Pid"]
+    record = installation.record(vm.id)
+    assert record["runtime"] == runtime
+    # What really runs, as the host shows it (Podman's inspect says "oci"
+    # whatever runs).
+    assert runtime_on_host(c.id, pid) == runtime
+    version = c.exec_run(["cat", "/proc/version"]).output.decode()
+    with open("/proc/version") as f:
+        host_kernel = f.read()
+    if runtime == "runsc":
+        # gVisor's own kernel answers, not the host's.
+        assert version != host_kernel and "Linux version 4.4.0" in version
+    else:
+        assert version == host_kernel
+    # The limits, in the host's kernel: gVisor's sandbox (the container's
+    # process) is in the container's cgroup too.
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") \
+        == str(192 * MIB)
+    assert cgroup_file(pid, "pids", "pids.max") == "1024"
+    # Capabilities as the container's first process has them: from the
+    # host's /proc (runc, crun), from gVisor's (runsc: its processes are
+    # no host processes).
+    expected = sum(1 << bit for bit in CAP_BITS.values())
+    if runtime == "runsc":
+        status = dict(line.split(":\t", 1) for line in c.exec_run(
+            ["cat", "/proc/1/status"]).output.decode().splitlines()
+            if ":\t" in line)
+    else:
+        status = proc_status(pid)
+        assert status["NoNewPrivs"] == "1"
+    assert int(status["CapEff"], 16) == expected
+    assert int(status["CapBnd"], 16) == expected
+    # The stats hooks read the container's cgroup (for runsc gVisor's
+    # sandbox's) in place of the placeholder's figures.
+    import vdsmstats
+    c.exec_run(["sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); "
+                "done"])          # some CPU time (crun's start takes none)
+    ours, = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, memory_mib=192)]).data
+    assert int(ours["cpuUsage"]) > 0
+    assert ours["memoryStats"]["mem_total"] == str(192 * 1024)
+    assert 0 < 192 * 1024 - int(ours["memoryStats"]["mem_unused"]) \
+        < 192 * 1024
+    # "vdsm-containers ps" names it.
+    rc, out, err = installation.run_cli("ps")
+    line, = [l for l in out.splitlines() if l.startswith(vm.id)]
+    assert line.split()[3] == runtime, line
+    # Engine's pause and resume: the container is frozen and thawed.
+    vdsm.run("after_vm_pause", result.data, vm_id=vm.id, custom=vm.custom)
+    c.reload()
+    assert c.status == "paused"
+    vdsm.run("after_vm_cont", result.data, vm_id=vm.id, custom=vm.custom)
+    c.reload()
+    assert c.status == "running"
+
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(installation, client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runtime_not_offered_refused(vdsm, fresh_conf, engine):
+    name, client = engine
+    fresh_conf.configure(**{name + "_runtimes": "runc, crun"})
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "runsc"})
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    assert err.startswith("Invalid custom property containerRuntime='runsc'"
+                          ": this host runs %s containers on runc, crun "
+                          "only" % name), err
+    assert err.count("\n") == 1
+    assert_nothing_left(fresh_conf, client, vm)
+
+
+def test_podman_ignoring_the_runtime_refused(vdsm, fresh_conf, podman_client,
+                                            registry_image):
+    # Podman's compatible API runs the service's runtime whatever a
+    # container asks for: a runtime with no service of its own named in
+    # podman_runtime_sockets is caught by the host's proof, and the
+    # container removed.
+    fresh_conf.configure(podman_runtimes="runc, runsc")
+    vm = domains.VM({"containerType": "podman",
+                     "containerImage": images.IMAGE,
+                     "containerRuntime": "runsc"})
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    assert "ran the container on runc instead of runsc" in err, err
+    assert "podman_runtime_sockets" in err
+    assert_nothing_left(fresh_conf, podman_client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
+                                  exiting_images, libvirt_host,
+                                  qemu_workdir):
+    # The watcher follows gVisor's containers as any other (on Podman their
+    # end comes through podman_socket's event stream: the services share
+    # Podman's event log), and the stats report their exit.
+    import libvirt
+    name, client = engine
+    vm = domains.VM({"containerType": name,
+                     "containerImage": exiting_images["exit3"],
+                     "containerRuntime": "runsc"}, base="no-nic-in.xml",
+                    memory_mib=64)
+    try:
+        last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+        c = container_of(client, vm)
+        c.exec_run(["touch", images.EXIT_TRIGGER])
+
+        assert vmrun.wait_gone(vm, timeout=30) is not None, \
+            "the placeholder still runs"
+        vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
+        down = vmrun.down_stats(vdsm, vm)
+        assert down["exitMessage"] == "container exited with code 3 (error)"
+        vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
+        assert vmrun.containers_of(client, vm) == []
+    finally:
+        libvirt.virsh("destroy", vm.id, check=False)
+        vmrun.remove_managed(client, [vm.id])
+        for n in runtimes_conf.state_files():
+            if n.startswith(vm.id):
+                os.unlink(os.path.join(runtimes_conf.state_dir, n))
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_vnic_on_the_lan(vdsm, runtimes_conf, engine, lan):
+    # gVisor with --network=host (dev/services): the host's network stack
+    # in the container's own namespace, with Engine's MAC on the bridge.
+    import lan as lanmod
+    name, client = engine
+    net = lan[0]
+    mac = "00:1a:4a:16:01:61"
+    vm = domains.add_nics(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": "runsc"}), [(mac, lanmod.BRIDGE)])
+
+    result = start(vdsm, vm)
+
+    record = runtimes_conf.record(vm.id)
+    assert record["runtime"] == "runsc"
+    nic, = record["nics"]
+    assert nic["mac"] == mac
+    # gVisor's sandbox starts the service a little later than runc would.
+    deadline = time.time() + 20
+    while True:
+        try:
+            page = net.fetch(nic["ip"], timeout=3)
+            break
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    assert page == "hello from vdsm-hook-containers\n"
+    assert mac in net.exec_("ip", "neigh", "show", nic["ip"])
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(runtimes_conf, client, vm)
+
+
+def test_check_lists_the_runtimes(runtimes_conf, registry_image):
+    import json
+    rc, out, err = runtimes_conf.run_cli("check", "--json")
+    rows = dict((r["check"], r) for r in json.loads(out))
+    docker_row, podman_row = rows["runtimes docker"], rows["runtimes podman"]
+    assert docker_row["ok"] and podman_row["ok"], (docker_row, podman_row)
+    assert docker_row["detail"].startswith(
+        "has crun, runc, runsc (default runc); VMs may choose runc, crun, "
+        "runsc"), docker_row
+    assert podman_row["detail"].startswith(
+        "has runc, crun, runsc (default runc)"), podman_row
+    # A runtime offered but missing fails the check, saying why.
+    runtimes_conf.configure(podman_runtimes="runc, runsc")
+    rc, out, err = runtimes_conf.run_cli("check", "--json")
+    row = dict((r["check"], r) for r in json.loads(out))["runtimes podman"]
+    assert not row["ok"] and rc == 1
+    assert "runsc: offered (podman_runtimes) but no podman service of it " \
+        "is named in podman_runtime_sockets" in row["detail"]
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runsc_volume_keeps_its_data(vdsm, fresh_conf, engine, storage):
+    # A VM disk the host mounts, bound into gVisor's sandbox (its gofer
+    # serves the file system): written under runsc, read back under runc
+    # after a restart.
+    from conftest import RUNTIME_OPTIONS
+    name, client = engine
+    fresh_conf.configure(storage_roots=storage.root, **RUNTIME_OPTIONS)
+    image = storage.image()
+    vm = domains.add_disks(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": "runsc", "volumeMap": "vda:/data"}),
+        domains.disk("vda", image))
+
+    result = start(vdsm, vm)
+    assert fresh_conf.record(vm.id)["runtime"] == "runsc"
+    rc, out = container_of(client, vm).exec_run(
+        ["sh", "-c", "echo kept > /data/file && sync && cat /data/file"])
+    assert (rc, out) == (0, b"kept\n")
+    power_off(vdsm, vm, result.data)
+
+    vm = vm.edited(containerRuntime="runc")
+    domains.add_disks(vm, domains.disk("vda", image))
+    result = start(vdsm, vm)
+    assert fresh_conf.record(vm.id)["runtime"] == "runc"
+    rc, out = container_of(client, vm).exec_run(["cat", "/data/file"])
+    assert (rc, out) == (0, b"kept\n")
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(fresh_conf, client, vm)
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+def test_runtime_engine_default_only(vdsm, installation, engine):
+    # containers.conf as shipped offers no runtime: a VM may name the
+    # engine's own default (the helper asks the engine), nothing else.
+    name, client = engine
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "runc"})
+    result = start(vdsm, vm)
+    assert installation.record(vm.id)["runtime"] == "runc"
+    power_off(vdsm, vm, result.data)
+
+    vm = domains.VM({"containerType": name, "containerImage": images.IMAGE,
+                     "containerRuntime": "crun"})
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+    err = refusal.err.decode("utf-8")
+    assert err.startswith("Invalid custom property containerRuntime='crun'"
+                          ": this host runs %s containers on runc only"
+                          % name), err
+    assert_nothing_left(installation, client, vm)

@@ -572,9 +572,10 @@ def test_parse_application_properties_not_set():
             props.user, props.secrets) == ([], None, None, None, None, [])
     assert props.raw == raw
     # "" is "not set" for all but the drop-downs (containerType,
-    # containerPull: Engine's list form cannot offer "").
+    # containerPull, containerRuntime: Engine's list form cannot offer "").
     empty = dict((name, "") for name in properties.NAMES[2:]
-                 if name != properties.CONTAINER_PULL)
+                 if name not in (properties.CONTAINER_PULL,
+                                 properties.CONTAINER_RUNTIME))
     props = properties.parse(dict(raw, **empty), ENGINES)
     assert (props.env, props.command, props.entrypoint, props.workdir,
             props.user, props.secrets) == ([], None, None, None, None, [])
@@ -1282,6 +1283,8 @@ def table_values():
         values += [(name, v, False) for v in values_of(bad)]
     values += [("containerPull", v, True) for v in GOOD_PULLS]
     values += [("containerPull", v, False) for v in BAD_PULLS]
+    values += [("containerRuntime", v, True) for v in GOOD_RUNTIMES]
+    values += [("containerRuntime", v, False) for v in BAD_RUNTIMES]
     return values
 
 
@@ -1302,6 +1305,31 @@ def test_bad_pull(value):
         properties.parse_pull(value)
     assert str(e.value).startswith("Invalid custom property containerPull=")
     assert str(e.value).endswith("expected one of missing, always, never")
+
+
+# containerRuntime (issue 14): the runtimes the package knows, on every
+# host alike; which of them a host offers is checked at start.
+GOOD_RUNTIMES = ["runc", "crun", "runsc"]
+BAD_RUNTIMES = ["", "Runc", "kata", "runsc ", "runc\n", "runc|crun",
+                "runc,crun", "/usr/bin/runc", "io.containerd.runc.v2",
+                u"\u0440unc", "runsc --network=host", "runc\x00"]
+
+
+@pytest.mark.parametrize("value", GOOD_RUNTIMES)
+def test_runtime(value):
+    assert properties.parse_runtime(value) == value
+    raw = {"containerType": "docker", "containerImage": "redis",
+           "containerRuntime": value}
+    assert properties.parse(raw, ENGINES).raw["containerRuntime"] == value
+
+
+@pytest.mark.parametrize("value", BAD_RUNTIMES)
+def test_bad_runtime(value):
+    with pytest.raises(errors.InvalidProperty) as e:
+        properties.parse_runtime(value)
+    assert str(e.value).startswith(
+        "Invalid custom property containerRuntime=")
+    assert str(e.value).endswith("expected one of runc, crun, runsc")
 
 
 def hook_accepts(name, value):

@@ -245,6 +245,7 @@ def check(args):
             add("engine " + name, True, "%s API %s at %s" % (
                 version.get("Version"), version.get("ApiVersion"),
                 conf.sockets[name]))
+            add("runtimes " + name, *_runtimes_health(conf, name, eng))
         except errors.Error as e:
             add("engine " + name, False, str(e))
     for name in conf.engines:
@@ -284,6 +285,16 @@ def check(args):
         "none configured: VMs with vNICs will be refused (setup-net)")
         if not bad else "no such bridge: " + ", ".join(bad))
     return _report(results, args.json)
+
+
+def _runtimes_health(conf, name, eng):
+    """(ok, detail) of the OCI runtimes engine name has (runtimes.py)."""
+    from containerhooks import engine
+    from containerhooks import runtimes
+
+    def connect(socket):
+        return engine.Engine.connect(name, socket, conf.api_timeout)
+    return runtimes.engine_report(conf, name, eng, connect)
 
 
 def _secrets_health():
@@ -420,6 +431,8 @@ def ps(args):
         rows.append({
             "vm_id": vm_id, "vm_name": record.vm_name,
             "engine": name, "image": record.image,
+            # The OCI runtime, as the host showed it at start (runtimes.py).
+            "runtime": record.runtime,
             # What the container runs (helper.py): the manifest's digest.
             "image_digest": record.image_digest,
             "image_id": record.image_id,
@@ -443,11 +456,13 @@ def _print_ps(rows, as_json):
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    print("%-36s %-16s %-7s %-10s %-16s %-9s %s" % (
-        "VM ID", "NAME", "ENGINE", "STATE", "IP", "UPTIME", "IMAGE / VOLUMES"))
+    print("%-36s %-16s %-7s %-7s %-10s %-16s %-9s %s" % (
+        "VM ID", "NAME", "ENGINE", "RUNTIME", "STATE", "IP", "UPTIME",
+        "IMAGE / VOLUMES"))
     for r in rows:
-        print("%-36s %-16s %-7s %-10s %-16s %-9s %s%s" % (
-            r["vm_id"], (r["vm_name"] or "")[:16], r["engine"], r["state"],
+        print("%-36s %-16s %-7s %-7s %-10s %-16s %-9s %s%s" % (
+            r["vm_id"], (r["vm_name"] or "")[:16], r["engine"],
+            r["runtime"] or "-", r["state"],
             ",".join(r["ips"]) or "-", _duration(r["uptime"]),
             r["image"] + (" (%s)" % _what_runs(r)[:19] if _what_runs(r)
                           else ""),

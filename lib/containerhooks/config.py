@@ -106,6 +106,12 @@ _DEFAULTS = collections.OrderedDict([
     ("console_exec_shell", "false"),
     ("migration", "restart"),
     ("migration_wait", "60"),
+    # OCI runtimes (_runtimes, runtimes.py).
+    ("docker_runtimes", ""),
+    ("docker_default_runtime", ""),
+    ("podman_runtimes", ""),
+    ("podman_default_runtime", ""),
+    ("podman_runtime_sockets", ""),
 ])
 
 # Python 3 would decode with the locale's encoding, which is ASCII when
@@ -122,6 +128,7 @@ Config = collections.namedtuple("Config", [
     "allowed_images", "require_digest", "pull_policy",
     "image_archive_max_size", "image_load_timeout", "console_replay_lines",
     "console_exec_shell", "migration", "migration_wait", "path",
+    "runtimes", "default_runtimes", "podman_runtime_sockets",
 ])
 
 
@@ -203,7 +210,46 @@ def _build(v, path):
         migration=_choice(v, "migration", ("restart", "refuse"), path),
         migration_wait=_int(v, "migration_wait", 1, 3600, path),
         path=path,
+        **_runtimes(v, path)
     )
+
+
+def _runtimes(v, path):
+    """The OCI runtimes VMs may choose per engine (runtimes.py): the
+    Config fields runtimes ({engine: names}), default_runtimes ({engine:
+    name or ""}) and podman_runtime_sockets ({name: socket})."""
+    from containerhooks import runtimes as known
+    offered = {}
+    defaults = {}
+    for engine in ENGINES:
+        key = engine + "_runtimes"
+        names = []
+        for name in _words(v[key]):
+            if name not in known.KNOWN:
+                raise errors.ConfigError(
+                    path=path, reason="%s: %r is not one of %s"
+                    % (key, name, ", ".join(known.KNOWN)))
+            if name not in names:
+                names.append(name)
+        offered[engine] = tuple(names)
+        default = v[engine + "_default_runtime"]
+        if default and default not in names:
+            raise errors.ConfigError(
+                path=path, reason="%s_default_runtime: %r is not in %s (%s)"
+                % (engine, default, key, ", ".join(names) or "empty"))
+        defaults[engine] = default
+    sockets = {}
+    for item in _words(v["podman_runtime_sockets"]):
+        name, sep, socket = item.partition(":")
+        if not sep or name not in known.KNOWN:
+            raise errors.ConfigError(
+                path=path, reason="podman_runtime_sockets: expected "
+                "RUNTIME:SOCKET items (RUNTIME one of %s), got %r"
+                % (", ".join(known.KNOWN), item))
+        sockets[name] = _file({"podman_runtime_sockets": socket},
+                              "podman_runtime_sockets", path)
+    return {"runtimes": offered, "default_runtimes": defaults,
+            "podman_runtime_sockets": sockets}
 
 
 def _words(value):

@@ -115,6 +115,23 @@ class Engine(object):
     def version(self):
         return self._call("query", "", self.client.version)
 
+    def runtime_paths(self):
+        """{name: path} of the OCI runtimes the engine is configured with
+        (its info's Runtimes; a path may be a bare command name, "runc").
+        Podman lists every runtime its containers.conf knows, installed
+        or not (runtimes.engine_report checks the binaries)."""
+        found = self._call("query", "info", self.client.info).get(
+            "Runtimes") or {}
+        return dict((name, (value or {}).get("path") or "")
+                    for name, value in found.items())
+
+    def default_runtime(self):
+        """The name of the OCI runtime the engine runs a container on when
+        none is asked for (its info's DefaultRuntime; a Podman service's
+        own, --runtime)."""
+        return self._call("query", "info", self.client.info).get(
+            "DefaultRuntime")
+
     # Images
 
     def has_image(self, ref):

@@ -282,3 +282,11 @@ class MigrationFailed(Error):
     """The destination of a migration cannot start the VM's container
     after the VM moved (migration.py)."""
     msg = "Container VM {vm_id} cannot start its container here: {reason}"
+
+
+class RuntimeMismatch(Error):
+    """The container runs on another OCI runtime than the VM's
+    (runtimes.check_proof): the host shows it, whatever the engine says."""
+
+    msg = ("Container engine {engine} at {socket} ran the container on "
+           "{proven} instead of {wanted} ({evidence}); {fix}")

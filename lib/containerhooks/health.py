@@ -207,7 +207,8 @@ class Monitor(object):
 
     watcher: the Watcher (its conf, container_ended); read_state(vm_id):
     the VM's state record as the watcher checks it, or None;
-    connect(name): an engine.Engine for the engine of that name (the
+    connect(name, runtime): an engine.Engine for the engine of that name,
+    through the socket of that OCI runtime (None: the default's) (the
     Monitor keeps its own connections: the watcher's carry event
     streams); now: the clock.
     """
@@ -278,7 +279,7 @@ class Monitor(object):
             except errors.Error as e:
                 log.warning("vm_id=%s cannot check the health of container "
                             "%s: %s", vm_id, record.container_name, e)
-                self._engines.pop(record.engine, None)
+                self._engines.pop((record.engine, record.runtime), None)
                 vm.next = self._now() + IDLE_RECHECK
             except Exception:
                 log.exception("vm_id=%s checking the health of container %s "
@@ -290,15 +291,19 @@ class Monitor(object):
         for vm_id in state.listing().healths - set(ids):
             remove(vm_id)
 
-    def _engine(self, name):
-        eng = self._engines.get(name)
+    def _engine(self, record):
+        """The engine service of record's container: the socket of its
+        OCI runtime (runtimes.socket: a Podman service's runtime flags go
+        to every runtime command it runs)."""
+        key = (record.engine, record.runtime)
+        eng = self._engines.get(key)
         if eng is None:
-            eng = self._engines[name] = self._connect(name)
+            eng = self._engines[key] = self._connect(*key)
         return eng
 
     def _check(self, vm_id, record, vm):
         from containerhooks import engine
-        eng = self._engine(record.engine)
+        eng = self._engine(record)
         now = self._now()
         h = eng.health(record.container_id)
         if h is None or h.status != "running":

@@ -28,6 +28,7 @@ from containerhooks import imageref
 from containerhooks import imagepolicy
 from containerhooks import network
 from containerhooks import registryauth
+from containerhooks import runtimes
 from containerhooks import spec as specs
 from containerhooks import state
 from containerhooks import volumes
@@ -97,15 +98,52 @@ def _parser():
     return parser
 
 
-def _engine(conf, name):
+def _engine(conf, name, runtime=None):
+    """Engine name, through the socket of OCI runtime runtime (None: the
+    engine's default; runtimes.socket)."""
     # Imported here: the SDK is needed only once an engine is used.
     from containerhooks import engine
     _check_engine(conf, name)
-    return engine.Engine.connect(name, conf.sockets[name], conf.api_timeout)
+    return engine.Engine.connect(name, runtimes.socket(conf, name, runtime),
+                                 conf.api_timeout)
+
+
+def _record_engine(conf, record):
+    """The engine service that handles record's container: its engine's,
+    through the socket of its runtime (runtimes.socket)."""
+    return _engine(conf, record.engine, record.runtime)
+
+
+def _chosen_engine(conf, spec):
+    """(runtimes.Choice, Engine) of spec's start: the VM's runtime among
+    those the host offers, and the engine service that runs it."""
+    _check_engine(conf, spec.engine)
+    choice = runtimes.choose(conf, spec.engine, spec.runtime)
+    eng = _engine(conf, spec.engine, choice.name)
+    if choice.requested and not runtimes.offered(conf, spec.engine):
+        runtimes.check_default(conf, spec.engine, spec.runtime,
+                               eng.default_runtime())
+    return choice, eng
+
+
+def _prove_runtime(eng, spec, choice, pid):
+    """The name of the runtime the started container runs on, as the
+    host shows it; a container on another runtime than the VM's choice
+    is refused (RuntimeMismatch)."""
+    proven, evidence = runtimes.identify(pid)
+    log.info("vm_id=%s runtime %s (%s)", spec.vm_id, proven, evidence)
+    runtimes.check_proof(choice, eng.name, proven, evidence)
+    return proven or choice.name
 
 
 # For the migration's commands (migration.py).
 engine = _engine
+
+
+def spec_engine(conf, spec):
+    """The engine service that makes spec's container: its OCI runtime's
+    (_chosen_engine), for the migration's destination."""
+    return _chosen_engine(conf, spec)[1]
 
 
 def _check_engine(conf, name):
@@ -122,13 +160,13 @@ def start_container(args):
     # The host's image policy, before anything is pulled or started
     # (the hook checked it already: a caller that did not).
     imagepolicy.check(spec.image, conf)
-    eng = _engine(conf, spec.engine)
+    choice, eng = _chosen_engine(conf, spec)
     with state.Lock(spec.vm_id) as lock:
         # How an earlier run's container ended is no longer news.
         exits.remove(spec.vm_id)
         health.remove(spec.vm_id)
         try:
-            return _start(eng, spec, conf)
+            return _start(eng, spec, conf, choice)
         except BaseException:
             # A failed start leaves no state behind, lock file included.
             lock.release(remove=True)
@@ -137,11 +175,12 @@ def start_container(args):
 
 def start_prepared(eng, spec, conf, incoming=False):
     """_start for a caller that holds the VM's lock (migration.py, on the
-    destination of a migration: incoming)."""
-    return _start(eng, spec, conf, incoming)
+    destination of a migration: incoming); eng: spec_engine's."""
+    choice = runtimes.choose(conf, spec.engine, spec.runtime)
+    return _start(eng, spec, conf, choice, incoming)
 
 
-def _start(eng, spec, conf, incoming=False):
+def _start(eng, spec, conf, choice, incoming=False):
     """Pull, plan the network, mount the volumes, create, start.
 
     The state file is written first (with the addresses reserved and the
@@ -172,7 +211,7 @@ def _start(eng, spec, conf, incoming=False):
         memory_mib=spec.memory_mib, vcpus=spec.vcpus,
         hostname=names.hostname, fqdn=spec.fqdn,
         created=time.time(), ips=[], nics=[], volumes=[],
-        unmapped_volumes=unmapped)
+        unmapped_volumes=unmapped, runtime=choice.name)
     if spec.watchdog is not None:
         record.watchdog = spec.watchdog
     if spec.console:
@@ -202,6 +241,7 @@ def _start(eng, spec, conf, incoming=False):
         options = specs.container_options(spec, conf,
                                           multiprocessing.cpu_count())
         options.update(volumes.container_options(record.volumes))
+        options.update(runtimes.create_options(choice, eng.name))
         # From here a container of this name may exist even if create()
         # fails (connecting a second network, a timeout after the engine
         # made it): _clear_leftover freed the name, so whatever holds it
@@ -216,6 +256,7 @@ def _start(eng, spec, conf, incoming=False):
         eng.start(name)
         pid = eng.inspect(name).pid
         record.pid = pid
+        record.runtime = _prove_runtime(eng, spec, choice, pid)
         record.nics = network.finish(eng, name, endpoints, pid)
         state.write(spec.vm_id, record)
     except BaseException:
@@ -232,8 +273,9 @@ def _start(eng, spec, conf, incoming=False):
                       "removed", spec.vm_id)
         raise
     log.info("vm_id=%s started container %s (%s) image=%s digest=%s "
-             "engine=%s ips=%s", spec.vm_id, name, created.id[:12],
-             spec.image, record.image_digest, eng.name, record.ips)
+             "engine=%s runtime=%s ips=%s", spec.vm_id, name,
+             created.id[:12], spec.image, record.image_digest, eng.name,
+             record.runtime, record.ips)
     return record.to_dict()
 
 
@@ -355,8 +397,9 @@ def _clear_leftover(eng, vm_id, conf):
     """
     record = state.read(vm_id)
     if record:
-        old_eng = eng if record.engine == eng.name \
-            else _engine(conf, record.engine)
+        same = record.engine == eng.name and eng.socket == runtimes.socket(
+            conf, record.engine, record.runtime)
+        old_eng = eng if same else _record_engine(conf, record)
         old = _recorded_container(old_eng, record)
         if old is not None:
             _remove_leftover(old_eng, vm_id, old, conf)
@@ -447,7 +490,7 @@ def stop_vm(conf, vm_id, engine=None, check=None):
             except errors.StateError as e:
                 log.warning("vm_id=%s cannot mark the container as "
                             "stopping: %s", vm_id, e)
-            eng = _engine(conf, record.engine)
+            eng = _record_engine(conf, record)
             info = _recorded_container(eng, record)
             if info is not None:
                 if info.status in RUNNING:
@@ -481,7 +524,7 @@ def pause_container(args):
         raise errors.StateError(action="find", vm_id=vm_id,
                                 reason="no container is recorded for it")
     conf = config.load()
-    eng = _engine(conf, record.engine)
+    eng = _record_engine(conf, record)
     # By its recorded id: whatever holds the name now may not be it.
     name = record.container_id or record.container_name
     info = eng.inspect(name)

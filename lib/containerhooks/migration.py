@@ -425,7 +425,7 @@ def prepare_incoming(args):
             raise errors.NetworkError(bridge=nic.bridge,
                                       reason="no such network device on "
                                       "this host")
-    eng = helper.engine(conf, spec.engine)
+    eng = helper.spec_engine(conf, spec)
     with state.Lock(spec.vm_id) as lock:
         old = state.read(spec.vm_id)
         if old is not None and INCOMING not in (old.migration or {}):
@@ -491,7 +491,7 @@ def start_incoming(args):
                     "here (before_vm_migrate_destination did not run or "
                     "failed)")
             try:
-                eng = helper.engine(conf, spec.engine)
+                eng = helper.spec_engine(conf, spec)
                 waited = wait_for_source(spec, conf)
                 exits.remove(spec.vm_id)
                 health.remove(spec.vm_id)

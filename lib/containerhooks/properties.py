@@ -36,10 +36,14 @@ CONTAINER_PULL = "containerPull"
 # the image's HEALTHCHECK (or "none", disabling it), and its timing.
 CONTAINER_HEALTH_CMD = "containerHealthCmd"
 CONTAINER_HEALTH_OPTIONS = "containerHealthOptions"
+# The OCI runtime the container runs on (runtimes.KNOWN), among those the
+# host offers (issue 14).
+CONTAINER_RUNTIME = "containerRuntime"
 NAMES = (CONTAINER_TYPE, CONTAINER_IMAGE, VOLUME_MAP, CONTAINER_IP,
          CONTAINER_ENV, CONTAINER_COMMAND, CONTAINER_ENTRYPOINT,
          CONTAINER_WORKDIR, CONTAINER_USER, CONTAINER_SECRETS,
-         CONTAINER_PULL, CONTAINER_HEALTH_CMD, CONTAINER_HEALTH_OPTIONS)
+         CONTAINER_PULL, CONTAINER_HEALTH_CMD, CONTAINER_HEALTH_OPTIONS,
+         CONTAINER_RUNTIME)
 
 MAX_VOLUME_MAP = 4096
 MAX_VOLUMES = 16
@@ -150,6 +154,7 @@ def engine_regexes(engines):
         (CONTAINER_PULL, _engine_pull()),
         (CONTAINER_HEALTH_CMD, _engine_args(CONTAINER_HEALTH_CMD)),
         (CONTAINER_HEALTH_OPTIONS, _engine_health_options()),
+        (CONTAINER_RUNTIME, _engine_runtime()),
     ])
 
 
@@ -347,6 +352,26 @@ def _engine_pull():
     return "^(%s)$" % "|".join(imagepolicy.PULL_POLICIES)
 
 
+def _engine_runtime():
+    """parse_runtime as one regex, a drop-down (^(a|b|c)$) of every
+    runtime the package knows: the same on every host.  Which of them a
+    host offers is its containers.conf's, checked at start
+    (runtimes.check_allowed)."""
+    from containerhooks import runtimes
+    return "^(%s)$" % "|".join(runtimes.KNOWN)
+
+
+def parse_runtime(value):
+    """Parse containerRuntime: runc, crun or runsc (runtimes.KNOWN);
+    anything else is refused, "" too (a VM that leaves the runtime to the
+    host does not set it)."""
+    from containerhooks import runtimes
+
+    def refuse(reason):
+        _refuse(CONTAINER_RUNTIME, _shown(value, 64), reason)
+    return runtimes.parse(value, refuse)
+
+
 def parse_pull(value):
     """Parse containerPull: "missing", "always" or "never" (imagepolicy.py
     says what each does); anything else is refused, "" too (a VM that
@@ -480,6 +505,8 @@ def parse(raw, engines):
     ips = parse_ips(raw.get(CONTAINER_IP, ""))
     if CONTAINER_PULL in raw:
         parse_pull(raw[CONTAINER_PULL])     # spec.pull_of keeps it
+    if CONTAINER_RUNTIME in raw:
+        parse_runtime(raw[CONTAINER_RUNTIME])   # spec.runtime_of keeps it
     return ContainerProperties(
         engine=engine, image=image, volumes=volumes, ips=ips,
         env=parse_env(raw.get(CONTAINER_ENV, "")),

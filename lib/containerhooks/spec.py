@@ -20,7 +20,7 @@ from containerhooks import state
 ContainerSpec = collections.namedtuple(
     "ContainerSpec",
     "vm_id, vm_name, engine, image, memory_mib, vcpus, cpu_shares, nics, "
-    "volumes, app, fqdn, pull, watchdog, guest_agent, console")
+    "volumes, app, fqdn, pull, watchdog, guest_agent, console, runtime")
 
 # The application's configuration: the raw values of the VM's properties
 # containerEnv, containerCommand, containerEntrypoint, containerWorkdir,
@@ -44,7 +44,10 @@ NO_APP = AppConfig(env="", command="", entrypoint="", workdir="", user="",
 # channel (guestagent.py): the start hook moved the placeholder's away.
 # console: whether the VM has Engine's serial console (domxml
 # console_devices); its container then gets a terminal (console.py).
-ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False, False)
+# runtime: the VM's containerRuntime (runtimes.KNOWN), "" when not set
+# (the host's default then).
+ContainerSpec.__new__.__defaults__ = (NO_APP, None, "", None, False, False,
+                                      "")
 
 # AppConfig field -> (helper option, VM property)
 _APP_ARGS = collections.OrderedDict([
@@ -110,7 +113,27 @@ def from_domain(dom, props, nics=(), volumes=()):
         pull=pull_of(props.raw),
         watchdog=dom.watchdog_action(),
         console=bool(dom.console_devices()) or bool(meta and meta.console),
+        runtime=runtime_of(props.raw),
     )
+
+
+def runtime_of(raw):
+    """The VM's containerRuntime of raw (name -> raw value), "" if not
+    set."""
+    from containerhooks import properties
+    value = raw.get(properties.CONTAINER_RUNTIME)
+    return "" if value is None else properties.parse_runtime(value)
+
+
+def runtime_from_args(ns):
+    """The helper's --runtime, checked again with containerRuntime's
+    parser."""
+    from containerhooks import properties
+    value = getattr(ns, "runtime", None)
+    if value is None:
+        return ""
+    _text("runtime", value)
+    return properties.parse_runtime(value)
 
 
 def pull_of(raw):
@@ -169,6 +192,8 @@ def to_args(spec):
         args.append("--console")
     if spec.guest_agent:
         args.append("--guest-agent")
+    if spec.runtime:
+        args.append("--runtime=" + spec.runtime)
     return args
 
 
@@ -183,6 +208,7 @@ def add_app_arguments(parser):
     parser.add_argument("--fqdn", help="the Initial Run's FQDN")
     parser.add_argument("--watchdog",
                         help="the action of the VM's watchdog device")
+    parser.add_argument("--runtime", help="the VM's containerRuntime")
     parser.add_argument("--console", action="store_true",
                         help="the VM has Engine's serial console")
     parser.add_argument("--guest-agent", action="store_true",
@@ -211,6 +237,7 @@ def from_args(ns):
         watchdog=watchdog_from_args(ns),
         console=bool(getattr(ns, "console", False)),
         guest_agent=bool(getattr(ns, "guest_agent", False)),
+        runtime=runtime_from_args(ns),
     )
 
 

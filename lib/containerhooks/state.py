@@ -219,6 +219,11 @@ class Record(object):
         # Whether the watcher serves the VM's oVirt guest agent channel
         # (guestagent.py): the start hook moved the placeholder's.
         "guest_agent": bool,
+        # The OCI runtime the container runs on (runtimes.KNOWN), as the
+        # host shows it (runtimes.identify); chosen before the container
+        # exists (None: the engine's default, not yet proven).  Also which
+        # engine service handles the container (runtimes.socket).
+        "runtime": _none,
         # Set by a stop: the watcher ignores the container's end.
         "stopping": bool,
         # A migration (migration.py): {"outgoing": time} on the source

@@ -144,7 +144,9 @@ class Snapshotter(object):
         for vm_id, record in records.items():
             summaries, info = engines[record.engine]
             if info is not None:
-                info = info._replace(runtime=self._runtime(
+                # The runtime the helper proved at start (runtimes.py),
+                # else (a record older than that) the engine's word.
+                info = info._replace(runtime=record.runtime or self._runtime(
                     record, info.runtime))
             try:
                 entry = vmstats.figures(

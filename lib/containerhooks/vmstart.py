@@ -88,6 +88,7 @@ def prepare(env, data, conf, kernel=None):
     # helper checks again).
     from containerhooks import imagepolicy
     imagepolicy.check(props.image, conf)
+    _check_runtime(raw, props, conf)
     _check_hugepages(dom)
     meta = dom.container_meta()
     props = props._replace(image=_image_disk(dom, props))
@@ -105,6 +106,15 @@ def prepare(env, data, conf, kernel=None):
                         readonly_disks=[v.disk for v in spec.volumes]
                         + _readonly_image_disk(dom, spec.image))
     return Plan(spec=spec, xml=dom.tostring())
+
+
+def _check_runtime(raw, props, conf):
+    """A containerRuntime this host does not offer is refused here already
+    (the helper checks again, and asks the engine when the host lists no
+    runtime)."""
+    from containerhooks import runtimes
+    from containerhooks import spec as specs
+    runtimes.check_allowed(conf, props.engine, specs.runtime_of(raw))
 
 
 # Vdsm's configuration files, in the order Vdsm reads them

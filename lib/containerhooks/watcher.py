@@ -261,8 +261,9 @@ class Watcher(object):
         except errors.Error as e:
             log.error("keeping the configuration in use: %s", e)
             return False
-        if (conf.engines, conf.sockets) != (self.conf.engines,
-                                            self.conf.sockets):
+        if (conf.engines, conf.sockets, conf.podman_runtime_sockets) != (
+                self.conf.engines, self.conf.sockets,
+                self.conf.podman_runtime_sockets):
             log.info("%s: engines or sockets changed, starting again",
                      conf.path)
             self.restart = True
@@ -271,10 +272,14 @@ class Watcher(object):
         log.info("%s reloaded", conf.path)
         return False
 
-    def _connect(self, name):
+    def _connect(self, name, runtime=None):
+        """An engine.Engine of engine name, through the socket of OCI
+        runtime runtime (runtimes.socket; None: the engine's default)."""
         from containerhooks import engine
-        return engine.Engine.connect(name, self.conf.sockets[name],
-                                     self.conf.api_timeout)
+        from containerhooks import runtimes
+        return engine.Engine.connect(
+            name, runtimes.socket(self.conf, name, runtime),
+            self.conf.api_timeout)
 
     def _start_thread(self, target, name, *args):
         t = threading.Thread(target=target, args=args, name=name)

@@ -1,0 +1,206 @@
+"""runtimes.py: the runtime a VM may choose on a host, and the host's
+proof of the runtime that runs (on a /proc of the test's own making; the
+real engines and runtimes are lifecycle_test's)."""
+
+import json
+import os
+
+import pytest
+
+from containerhooks import config
+from containerhooks import errors
+from containerhooks import runtimes
+
+
+def conf_of(tmp_path, text=""):
+    path = tmp_path / "containers.conf"
+    path.write_text(u"[containers]\n" + text)
+    return config.load(str(path))
+
+
+OFFERING = ("docker_runtimes = runc, runsc\n"
+            "podman_runtimes = runc, crun, runsc\n"
+            "podman_default_runtime = crun\n"
+            "podman_runtime_sockets = crun:/run/p-crun.sock, "
+            "runsc:/run/p-runsc.sock\n")
+
+
+@pytest.mark.parametrize("engine, requested, name, socket", [
+    pytest.param("docker", "", None, "/var/run/docker.sock",
+                 id="docker-default"),
+    pytest.param("docker", "runsc", "runsc", "/var/run/docker.sock",
+                 id="docker-runsc"),
+    pytest.param("podman", "", "crun", "/run/p-crun.sock",
+                 id="podman-host-default"),
+    pytest.param("podman", "runsc", "runsc", "/run/p-runsc.sock",
+                 id="podman-runsc"),
+    pytest.param("podman", "runc", "runc", "/run/podman/podman.sock",
+                 id="podman-runc-on-the-default-socket"),
+])
+def test_choose(tmp_path, engine, requested, name, socket):
+    choice = runtimes.choose(conf_of(tmp_path, OFFERING), engine, requested)
+    assert (choice.name, choice.socket, choice.requested) == (
+        name, socket, bool(requested))
+
+
+def test_not_offered_refused_naming_what_is(tmp_path):
+    conf = conf_of(tmp_path, OFFERING)
+    with pytest.raises(errors.InvalidProperty) as e:
+        runtimes.choose(conf, "docker", "crun")
+    assert str(e.value) == (
+        "Invalid custom property containerRuntime='crun': this host runs "
+        "docker containers on runc, runsc only (docker_runtimes in %s); "
+        "choose one of them, or leave containerRuntime unset for the "
+        "host's default" % conf.path)
+
+
+def test_nothing_offered_the_engines_default_only(tmp_path):
+    # The default configuration: the engine's own default.  The hook lets
+    # a named runtime through (it cannot ask the engine); the helper asks.
+    conf = conf_of(tmp_path)
+    choice = runtimes.choose(conf, "podman", "runc")
+    assert choice.socket == "/run/podman/podman.sock"
+    runtimes.check_default(conf, "podman", "runc", "runc")
+    runtimes.check_default(conf, "podman", "runc", "/usr/bin/runc")
+    with pytest.raises(errors.InvalidProperty) as e:
+        runtimes.check_default(conf, "podman", "runsc", "crun")
+    assert "on crun only" in str(e.value)
+
+
+def test_create_options(tmp_path):
+    conf = conf_of(tmp_path, OFFERING)
+    assert runtimes.create_options(runtimes.choose(conf, "docker", "runsc"),
+                                   "docker") == {"runtime": "runsc"}
+    assert runtimes.create_options(runtimes.choose(conf, "docker", ""),
+                                   "docker") == {}
+    # Podman's compatible API ignores it: the socket chooses.
+    assert runtimes.create_options(runtimes.choose(conf, "podman", "runsc"),
+                                   "podman") == {}
+
+
+def test_proof_refuses_another_runtime(tmp_path):
+    conf = conf_of(tmp_path, "podman_runtimes = runc, runsc\n")
+    choice = runtimes.choose(conf, "podman", "runsc")
+    with pytest.raises(errors.RuntimeMismatch) as e:
+        runtimes.check_proof(choice, "podman", "runc", "conmon (pid 7) runs "
+                             "/usr/bin/runc")
+    assert str(e.value).startswith(
+        "Container engine podman at /run/podman/podman.sock ran the "
+        "container on runc instead of runsc (conmon (pid 7) runs "
+        "/usr/bin/runc); Podman's compatible API ignores")
+    runtimes.check_proof(choice, "podman", "runsc", "")
+    # The engine's default, not asked for: whatever the host shows.
+    runtimes.check_proof(runtimes.choose(conf, "podman", ""), "podman",
+                         "crun", "")
+
+
+# The proof, on a /proc of the test's own.
+
+class FakeHost(object):
+    """A /proc with processes, and binary directories with runc, crun and
+    runsc (distinct files)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.proc = root / "proc"
+        self.proc.mkdir()
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        for name in runtimes.KNOWN + ("conmon", "containerd-shim-runc-v2",
+                                      "docker-init", "sleep"):
+            f = self.bin / name
+            f.write_text(u"binary of %s\n" % name)
+            f.chmod(0o755)
+
+    def process(self, pid, exe, ppid=1, cmdline=(), cwd=None):
+        d = self.proc / str(pid)
+        d.mkdir()
+        os.symlink(str(exe), str(d / "exe"))
+        (d / "stat").write_text(u"%d (a (b) c) S %d 1 1\n" % (pid, ppid))
+        (d / "cmdline").write_bytes(b"".join(
+            a.encode() + b"\0" for a in cmdline))
+        if cwd is not None:
+            os.symlink(str(cwd), str(d / "cwd"))
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    h = FakeHost(tmp_path)
+    monkeypatch.setattr(runtimes, "PROC", str(h.proc))
+    monkeypatch.setattr(runtimes, "BINARY_DIRS", (str(h.bin),))
+    return h
+
+
+def test_runsc_sandbox_is_the_containers_process(host):
+    host.process(40, host.bin / "containerd-shim-runc-v2")
+    host.process(41, host.bin / "runsc", ppid=40)
+    assert runtimes.identify(41)[0] == "runsc"
+
+
+def test_a_containers_own_runsc_is_not_gvisor(host, tmp_path):
+    # The image's /usr/bin/runsc is another file: by inode, not by name.
+    fake = tmp_path / "rootfs-usr-bin"
+    fake.mkdir()
+    (fake / "runsc").write_text(u"the tenant's\n")
+    host.process(50, host.bin / "conmon", cmdline=[
+        "/usr/bin/conmon", "-c", "x", "-r", str(host.bin / "runc")])
+    host.process(51, fake / "runsc", ppid=50)
+    assert runtimes.identify(51) == (
+        "runc", "conmon (pid 50) runs %s" % (host.bin / "runc"))
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_conmon_names_the_runtime(host, runtime):
+    host.process(60, host.bin / "conmon", cmdline=[
+        "/usr/bin/conmon", "--api-version", "1", "-r",
+        str(host.bin / runtime), "-b", "/x"])
+    host.process(61, host.bin / "docker-init", ppid=60)
+    assert runtimes.identify(61)[0] == runtime
+
+
+@pytest.mark.parametrize("options, runtime", [
+    pytest.param(None, "runc", id="no-options"),
+    pytest.param({"root": "/run/docker/runtime-runc"}, "runc",
+                 id="options-without-binary"),
+    pytest.param({"binary_name": "crun"}, "crun", id="binary-by-name"),
+    pytest.param({"binary_name": "BIN/crun"}, "crun", id="binary-by-path"),
+    pytest.param({"binary_name": "WRAPPER"}, "runsc",
+                 id="docker-runtime-args-wrapper"),
+])
+def test_docker_shim_names_the_runtime(host, tmp_path, options, runtime):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    wrapper = tmp_path / "runtimes-runsc"
+    wrapper.write_text(u"#!/bin/sh\n%s --network=host $@\n"
+                       % (host.bin / "runsc"))
+    if options is not None:
+        text = json.dumps(options).replace("BIN", str(host.bin)).replace(
+            "WRAPPER", str(wrapper))
+        (bundle / "options.json").write_text(text)
+    host.process(70, host.bin / "containerd-shim-runc-v2", cwd=bundle)
+    host.process(71, host.bin / "docker-init", ppid=70)
+    assert runtimes.identify(71)[0] == runtime
+
+
+def test_no_supervisor_no_proof(host):
+    host.process(80, host.bin / "sleep")
+    host.process(81, host.bin / "docker-init", ppid=80)
+    name, evidence = runtimes.identify(81)
+    assert name is None and "no engine's supervisor" in evidence
+    assert runtimes.identify(99)[0] is None      # gone
+
+
+@pytest.mark.parametrize("controllers, problem", [
+    pytest.param(None, False, id="no-unified"),
+    pytest.param("", False, id="hybrid-without-controllers"),
+    pytest.param("hugetlb\n", True, id="hybrid-with-hugetlb"),
+])
+def test_crun_problem(tmp_path, controllers, problem):
+    if controllers is not None:
+        (tmp_path / "unified").mkdir()
+        (tmp_path / "unified" / "cgroup.controllers").write_text(
+            u"" + controllers)
+    found = runtimes.crun_problem(str(tmp_path))
+    assert bool(found) == problem
+    if problem:
+        assert "hugetlb" in found and "hybrid" in found
