@@ -531,3 +531,30 @@ def test_runtime_engine_default_only(vdsm, installation, engine):
                           ": this host runs %s containers on runc only"
                           % name), err
     assert_nothing_left(installation, client, vm)
+
+
+@pytest.mark.parametrize("engine, runtime", [
+    pytest.param("docker", "", id="docker-default"),
+    pytest.param("docker", "runc", id="docker-runc"),
+    pytest.param("podman", "crun", id="podman-crun"),
+], indirect=["engine"])
+def test_command_ending_at_once_starts(vdsm, runtimes_conf, engine, runtime):
+    # A container whose command ends at once has no process left for the
+    # runtime's proof (Docker then reports no pid, or one already gone
+    # while it still says "running"): the start succeeds as it did before
+    # runtimes were chosen, and its end is the watcher's to report.
+    name, client = engine
+    props = {"containerType": name, "containerImage": images.IMAGE,
+             "containerCommand": "false"}
+    if runtime:
+        props["containerRuntime"] = runtime
+    vm = domains.VM(props)
+
+    result = start(vdsm, vm)
+
+    # Proven if its process was still there, else the one chosen (for
+    # the engine's default, none).
+    assert runtimes_conf.record(vm.id)["runtime"] in (
+        (runtime,) if runtime else (None, "runc"))
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(runtimes_conf, client, vm)

@@ -182,6 +182,16 @@ def test_docker_shim_names_the_runtime(host, tmp_path, options, runtime):
     assert runtimes.identify(71)[0] == runtime
 
 
+def test_a_container_ended_at_once(host):
+    # Docker reports no pid for a container that has ended; Podman (and
+    # Docker for a moment) one that is gone.
+    host.process(90, host.bin / "docker-init", ppid=1)
+    assert not runtimes.ended(90)
+    for pid in (None, 0, 91):
+        assert runtimes.ended(pid)
+        assert runtimes.identify(pid)[0] is None
+
+
 def test_no_supervisor_no_proof(host):
     host.process(80, host.bin / "sleep")
     host.process(81, host.bin / "docker-init", ppid=80)
@@ -204,3 +214,4 @@ def test_crun_problem(tmp_path, controllers, problem):
     assert bool(found) == problem
     if problem:
         assert "hugetlb" in found and "hybrid" in found
+

@@ -176,6 +176,9 @@ def identify(pid):
       runtimes/NAME: "#!/bin/sh" and the binary with its arguments):
       its binary is read from it.
     """
+    if not pid:
+        # The engine names no process: the container ended already.
+        return None, "the container has no process"
     exe = _stat(os.path.join(PROC, str(pid), "exe"))
     runsc = _known_binary(exe)
     if runsc == "runsc":
@@ -197,6 +200,12 @@ def identify(pid):
         return None, evidence
     name = _binary_name(binary)
     return name, evidence
+
+
+def ended(pid):
+    """Whether the container's first process pid (the engine's answer;
+    None or 0 when it has none) is gone."""
+    return not pid or _stat(os.path.join(PROC, str(pid))) is None
 
 
 def binary(name, path=None):
