@@ -215,3 +215,55 @@ def test_crun_problem(tmp_path, controllers, problem):
     if problem:
         assert "hugetlb" in found and "hybrid" in found
 
+
+# Before a migration's destination takes a VM: does its engine service
+# run the VM's runtime, as the engine says (runtimes.check_served)?
+
+class FakeEngine(object):
+    def __init__(self, name, default="runc", paths=None):
+        self.name = name
+        self.socket = "/run/%s.sock" % name
+        self._default = default
+        self._paths = paths or {}
+
+    def default_runtime(self):
+        return self._default
+
+    def runtime_paths(self):
+        return self._paths
+
+
+@pytest.mark.parametrize("eng, requested, refusal", [
+    pytest.param(FakeEngine("podman", default="runsc"), "runsc", None,
+                 id="podman-service-of-it"),
+    pytest.param(FakeEngine("podman", default="/usr/bin/crun"), "crun",
+                 None, id="podman-service-by-path"),
+    pytest.param(FakeEngine("podman", default="runc"), "runsc",
+                 "cannot run containers on runsc (the service runs runc); "
+                 "run 'podman --runtime runsc system service'",
+                 id="podman-another-service"),
+    pytest.param(FakeEngine("podman", default="runc"), "", None,
+                 id="podman-nothing-chosen"),
+    pytest.param(FakeEngine("docker", paths={"runc": "runc", "runsc": "RUNSC"}),
+                 "runsc", None, id="docker-declared"),
+    pytest.param(FakeEngine("docker", paths={"runc": "runc"}), "runsc",
+                 "cannot run containers on runsc (not declared in its "
+                 "daemon.json 'runtimes')", id="docker-undeclared"),
+    pytest.param(FakeEngine("docker", paths={"runsc": "/nowhere/runsc"}),
+                 "runsc", "cannot run containers on runsc (its binary "
+                 "/nowhere/runsc is missing)", id="docker-binary-missing"),
+])
+def test_check_served(host, tmp_path, eng, requested, refusal):
+    conf = conf_of(tmp_path, "docker_runtimes = runc, runsc\n"
+                   "podman_runtimes = runc, crun, runsc\n")
+    eng._paths = dict((k, v.replace("RUNSC", str(host.bin / "runsc")))
+                      for k, v in eng._paths.items())
+    choice = runtimes.choose(conf, eng.name, requested)
+    if refusal is None:
+        runtimes.check_served(choice, eng)
+        return
+    with pytest.raises(errors.RuntimeUnavailable) as e:
+        runtimes.check_served(choice, eng)
+    assert str(e.value).startswith(
+        "Container engine %s at %s %s" % (eng.name, eng.socket, refusal)), \
+        str(e.value)

@@ -113,6 +113,39 @@ def check_default(conf, engine, requested, default):
                        else ())
 
 
+def check_served(choice, eng):
+    """Refuse choice when the engine service eng (runtimes.socket's) does
+    not run containers on its runtime, as the engine says: Docker's
+    runtimes (daemon.json) with an executable binary, a Podman service's
+    own runtime.  Only the proof after a start (check_proof) is proof;
+    this is for a migration's destination, which must refuse before the
+    source stops its container (migration.prepare_incoming), where a
+    container made on a missing runtime would fail after the switchover
+    and take the VM Down."""
+    if not choice.name:
+        return
+    if eng.name == "podman":
+        served = runtime_name(eng.default_runtime())
+        if served == choice.name:
+            return
+        reason = "the service runs %s" % (served or "an unknown runtime")
+        fix = ("run 'podman --runtime %s system service' on a socket of "
+               "its own and name it in podman_runtime_sockets "
+               "(containers.conf)" % choice.name)
+    else:
+        paths = eng.runtime_paths()
+        if choice.name in paths and binary(
+                choice.name, paths[choice.name]) is not None:
+            return
+        reason = ("not declared in its daemon.json 'runtimes'"
+                  if choice.name not in paths
+                  else "its binary %s is missing" % paths[choice.name])
+        fix = "declare it in Docker's daemon.json 'runtimes'"
+    raise errors.RuntimeUnavailable(
+        engine=eng.name, socket=eng.socket, wanted=choice.name,
+        reason=reason, fix=fix)
+
+
 def _refused(conf, engine, requested, allowed):
     return errors.InvalidProperty(
         name="containerRuntime", value=requested,
