@@ -558,3 +558,110 @@ def test_command_ending_at_once_starts(vdsm, runtimes_conf, engine, runtime):
         (runtime,) if runtime else (None, "runc"))
     power_off(vdsm, vm, result.data)
     assert_nothing_left(runtimes_conf, client, vm)
+
+
+def runtime_traces(container_id):
+    """What the engines and runtimes keep of a container, by its id: the
+    runtimes' state (/run/runc, /run/crun, /run/runsc, Docker's
+    runtime-*/moby), containerd's and the engines' own directories."""
+    import glob
+    found = []
+    for top in ("/run", "/var/lib/docker", "/var/lib/containers"):
+        for depth in range(0, 4):
+            found += glob.glob(top + "/" + "*/" * depth + container_id + "*")
+    return found
+
+
+class Creations(object):
+    """The ids of the containers an engine creates while it is open (its
+    event stream, read by a thread: Podman's compatible API lists past
+    events of none)."""
+
+    def __init__(self, client):
+        import threading
+        import uuid
+        self.ids = {}
+        self._stream = client.events(decode=True, filters={
+            "type": "container", "event": "create"})
+        self._thread = threading.Thread(target=self._read)
+        self._thread.daemon = True
+        self._thread.start()
+        # Once a container of the test's own is seen, the stream is live
+        # (Podman's follows its event log from some moment after the
+        # request).
+        probe = "vhc-creations-" + uuid.uuid4().hex[:12]
+        client.containers.create(images.IMAGE, name=probe).remove()
+        deadline = time.time() + 10
+        while probe not in self.ids.values():
+            assert time.time() < deadline, "no event stream"
+            time.sleep(0.05)
+
+    def _read(self):
+        try:
+            for e in self._stream:
+                actor = e.get("Actor") or {}
+                self.ids[actor.get("ID") or e.get("id")] = \
+                    (actor.get("Attributes") or {}).get("name")
+        except Exception:
+            pass            # closed
+
+    def of(self, name, timeout=5):
+        # Podman's stream follows its event log a moment behind.
+        deadline = time.time() + timeout
+        while name not in self.ids.values() and time.time() < deadline:
+            time.sleep(0.05)
+        self._stream.close()
+        self._thread.join(5)
+        return [i for i, n in self.ids.items() if n == name]
+
+
+# A start that fails once the container exists, on each runtime: its
+# volume cannot be mounted where the VM says (a file of the image, which
+# the runtime finds when it sets the container up); or (Podman) the socket
+# named for runsc is a service of another runtime, which the host's proof
+# catches once the container runs.
+FAILED_STARTS = [
+    pytest.param("docker", "runc", None, id="docker-runc"),
+    pytest.param("docker", "crun", None, id="docker-crun"),
+    pytest.param("docker", "runsc", None, id="docker-runsc"),
+    pytest.param("podman", "runc", None, id="podman-runc"),
+    pytest.param("podman", "crun", None, id="podman-crun"),
+    pytest.param("podman", "runsc", None, id="podman-runsc"),
+    pytest.param("podman", "runsc", "crun", id="podman-runsc-socket-of-crun"),
+]
+
+
+@pytest.mark.parametrize("engine, runtime, served_by", FAILED_STARTS,
+                         indirect=["engine"])
+def test_runtime_failed_start_leaves_nothing(vdsm, fresh_conf, engine,
+                                             storage, runtime, served_by):
+    # The storage fixture fails the test on a mount, loop device or image
+    # lock left behind.
+    from conftest import PODMAN_RUNTIME_SOCKETS, RUNTIME_OPTIONS
+    name, client = engine
+    options = dict(RUNTIME_OPTIONS, storage_roots=storage.root)
+    volume = "vda:/data"
+    if served_by:
+        # The admin named the crun service's socket for runsc.
+        options["podman_runtime_sockets"] = "runsc:" + \
+            PODMAN_RUNTIME_SOCKETS[served_by]
+        expected = "ran the container on %s instead of %s" % (served_by,
+                                                             runtime)
+    else:
+        volume = "vda:/www/index.html"
+        expected = "failed to start container ovirt-vm-"
+    fresh_conf.configure(**options)
+    vm = domains.add_disks(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": runtime, "volumeMap": volume}),
+        domains.disk("vda", storage.image()))
+    creations = Creations(client)
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    made = creations.of("ovirt-vm-" + vm.id)
+    assert expected in err and err.count("\n") == 1, err
+    assert len(made) == 1, made
+    assert_nothing_left(fresh_conf, client, vm)
+    assert runtime_traces(made[0]) == []

@@ -244,7 +244,8 @@ class FakeEngine(object):
                  id="podman-another-service"),
     pytest.param(FakeEngine("podman", default="runc"), "", None,
                  id="podman-nothing-chosen"),
-    pytest.param(FakeEngine("docker", paths={"runc": "runc", "runsc": "RUNSC"}),
+    pytest.param(FakeEngine("docker", paths={"runc": "runc",
+                                             "runsc": "RUNSC"}),
                  "runsc", None, id="docker-declared"),
     pytest.param(FakeEngine("docker", paths={"runc": "runc"}), "runsc",
                  "cannot run containers on runsc (not declared in its "
