@@ -410,6 +410,14 @@ def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
     try:
         last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
         c = container_of(client, vm)
+        # The watcher's stats snapshot names the runtime in Engine's
+        # Applications list.
+        import vdsmstats
+        from statsnap_test import snapshot_has
+        snapshot_has(runtimes_conf, vm.id)
+        ours, = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+            vm.id, name=vm.name, memory_mib=64)]).data
+        assert "runtime runsc" in ours["appsList"], ours["appsList"]
         c.exec_run(["touch", images.EXIT_TRIGGER])
 
         assert vmrun.wait_gone(vm, timeout=30) is not None, \
