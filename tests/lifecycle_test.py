@@ -465,6 +465,15 @@ def test_runsc_vnic_on_the_lan(vdsm, runtimes_conf, engine, lan):
             time.sleep(0.5)
     assert page == "hello from vdsm-hook-containers\n"
     assert mac in net.exec_("ip", "neigh", "show", nic["ip"])
+    # The stats: the address reported as a guest agent would, and the
+    # vNIC's counters those of the interface in the container's network
+    # namespace (gVisor's sandbox's, with --network=host).
+    import vdsmstats
+    ours, = vdsm.run("after_get_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, macs=[mac])]).data
+    assert ours["guestIPs"] == nic["ip"]
+    assert int(ours["network"]["vnet0"]["rx"]) > 0
+    assert int(ours["network"]["vnet0"]["tx"]) > len(page)
     power_off(vdsm, vm, result.data)
     assert_nothing_left(runtimes_conf, client, vm)
 
