@@ -192,6 +192,35 @@ def test_a_container_ended_at_once(host):
         assert runtimes.identify(pid)[0] is None
 
 
+@pytest.mark.parametrize("flags, network", [
+    pytest.param(["--network=host"], "host", id="host"),
+    pytest.param(["--network", "none"], "none", id="none-apart"),
+    pytest.param(["-network=none"], "none", id="none-one-dash"),
+    pytest.param([], "sandbox", id="gvisors-default"),
+    pytest.param(["--log-fd=3"], "sandbox", id="other-flags"),
+])
+def test_sandbox_network(host, flags, network):
+    # As Docker's and Podman's runsc sandboxes show it (/proc/PID/cmdline:
+    # "runsc-sandbox --root=... --network=host --log-fd=3 boot --bundle=
+    # ..."); boot's own flags are not runsc's.
+    host.process(100, host.bin / "runsc", cmdline=[
+        "runsc-sandbox", "--root=/run/x"] + flags + [
+        "boot", "--bundle=/b", "--network=bogus"])
+    assert runtimes.sandbox_network(100) == network
+    bridges = ["ovirtmgmt"]
+    if network == "none":
+        with pytest.raises(errors.NetworkError) as e:
+            runtimes.check_network("runsc", 100, bridges)
+        assert str(e.value).startswith(
+            "Cannot connect the container to bridge ovirtmgmt: its runtime "
+            "runsc runs with --network=none")
+    else:
+        runtimes.check_network("runsc", 100, bridges)
+    # No vNIC, or another runtime: nothing to check.
+    runtimes.check_network("runsc", 100, [])
+    runtimes.check_network("runc", 100, bridges)
+
+
 def test_no_supervisor_no_proof(host):
     host.process(80, host.bin / "sleep")
     host.process(81, host.bin / "docker-init", ppid=80)

@@ -269,6 +269,8 @@ def _start(eng, spec, conf, choice, incoming=False):
         pid = eng.inspect(name).pid
         record.pid = pid
         record.runtime = _prove_runtime(eng, spec, choice, pid)
+        runtimes.check_network(record.runtime, pid, [
+            nic.bridge for nic in spec.nics])
         record.nics = network.finish(eng, name, endpoints, pid)
         state.write(spec.vm_id, record)
     except BaseException:

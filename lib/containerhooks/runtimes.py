@@ -235,6 +235,39 @@ def identify(pid):
     return name, evidence
 
 
+def sandbox_network(pid):
+    """The --network of gVisor's sandbox process pid (runsc's global flag,
+    before its "boot" command: "sandbox", gVisor's own network stack, by
+    default; "host", the host kernel's in the container's namespace;
+    "none"), or None when pid shows no runsc command line."""
+    args = _cmdline(pid)
+    if not args or "boot" not in args:
+        return None
+    value = "sandbox"
+    flags = args[1:args.index("boot")]
+    for i, arg in enumerate(flags):
+        name, sep, given = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "network":
+            if sep:
+                value = given
+            elif i + 1 < len(flags):
+                value = flags[i + 1]
+    return value
+
+
+def check_network(name, pid, bridges):
+    """Refuse a container with vNICs (bridges: their bridges) that runs on
+    a runsc without a network: runsc --network=none gives the container
+    gVisor's loopback only, whatever interfaces its namespace has, and its
+    application would answer on none of the VM's addresses."""
+    if name == "runsc" and bridges and sandbox_network(pid) == "none":
+        raise errors.NetworkError(
+            bridge=bridges[0], reason="its runtime runsc runs with "
+            "--network=none, so the container has no network; serve runsc "
+            "with --network=host (Docker's daemon.json runtimeArgs, the "
+            "Podman service's --runtime-flag) or give the VM no vNIC")
+
+
 def ended(pid):
     """Whether the container's first process pid (the engine's answer;
     None or 0 when it has none) is gone."""
