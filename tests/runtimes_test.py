@@ -297,3 +297,48 @@ def test_check_served(host, tmp_path, eng, requested, refusal):
     assert str(e.value).startswith(
         "Container engine %s at %s %s" % (eng.name, eng.socket, refusal)), \
         str(e.value)
+
+
+# The watcher's actions on a container go through its runtime's engine
+# service: a Podman service restarts a container with its own runtime
+# flags (measured: Podman's runc service restarting a container of the
+# runsc service: "/usr/bin/runsc start ... failed: exit status 128").
+
+class _Health(object):
+    def __init__(self):
+        self.restarted = []
+
+    def restart(self, vm_id, container_id, eng):
+        self.restarted.append((vm_id, container_id, eng))
+        return False
+
+
+class _Watcher(object):
+    def __init__(self):
+        self.health = _Health()
+
+
+@pytest.mark.parametrize("runtime, connected", [
+    pytest.param("runsc", ("podman", "runsc"), id="runsc-service"),
+    pytest.param(None, ("podman",), id="default-service"),
+])
+def test_guest_agent_reboot_through_the_runtimes_service(runtime,
+                                                         connected):
+    from containerhooks import guestagent
+    from containerhooks import state
+    record = state.Record(engine="podman", runtime=runtime,
+                          container_id="c" * 64, container_name="x")
+    calls = []
+
+    def connect(*args):
+        calls.append(args)
+        return "engine of %s" % (args,)
+    # Server's actions only, without its sockets.
+    srv = guestagent.Server.__new__(guestagent.Server)
+    srv._read_state = lambda vm_id: record
+    srv._connect = connect
+    srv._watcher = _Watcher()
+    srv.reboot("vm")
+    assert calls == [connected]
+    assert srv._watcher.health.restarted == [
+        ("vm", "c" * 64, "engine of %s" % (connected,))]
