@@ -223,10 +223,8 @@ def console_vm(engine, installation, libvirt_host, qemu_workdir,
     for vm in made:
         # The watcher closes a console within a second of its record's end.
         path = os.path.join(installation.vmconsole_dir, vm.id + ".sock")
-        deadline = time.time() + 2
-        while os.path.lexists(path) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not os.path.lexists(path)
+        vmrun.wait(lambda: not os.path.lexists(path), 2,
+                   "the end of " + path)
 
 
 def socket_of(installation, vm):
@@ -325,12 +323,10 @@ def test_foreign_file_at_the_socket_path(vdsm, installation, watcher,
     before = os.lstat(path)
     try:
         result = vmrun.start_hook(vdsm, vm)
-        deadline = time.time() + SERVE_TIMEOUT
         wanted = "vm_id=%s the serial console is not served: %s exists " \
             "and is not a socket vdsm-hook-containers made" % (vm.id, path)
-        while wanted not in installation.read_log():
-            assert time.time() < deadline, "no refusal in the log"
-            time.sleep(0.05)
+        vmrun.wait(lambda: wanted in installation.read_log(), SERVE_TIMEOUT,
+                   "the refusal in the log")
         for r in vmrun.power_off(vdsm, vm, result.data):
             assert r.errors == []
         after = os.lstat(path)

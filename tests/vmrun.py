@@ -5,7 +5,8 @@ start() is Engine's Run: before_vm_start through the installed hooks
 transient domain (tests/libvirt.py adjust and create), as Vdsm does.  The
 other functions are the rest of a VM's life (power off, what Engine reads
 of a Down VM) and look at what came of it: the VM's containers, whether
-its domain still exists, waiting for a domain or a container to end.
+its domain still exists, waiting for a domain or a container to end (or
+for anything else: wait).
 
 Plain functions, no pytest: the tests that run domains (e2e, watcher, gc,
 faults) share them.
@@ -98,6 +99,19 @@ def remove_managed(client, vm_ids):
 def domain_exists(vm):
     # Not "virsh domuuid": it takes a name or an id, never finds a uuid.
     return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
+
+
+def wait(predicate, timeout, what, interval=0.05):
+    """predicate()'s first true value, polled every interval seconds;
+    AssertionError naming what was awaited if none comes within timeout
+    seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
 
 
 def wait_gone(vm, timeout):
