@@ -232,14 +232,8 @@ def socket_of(installation, vm):
 
 
 def power_off(vdsm, vm):
-    """Engine's Power Off: before_vm_destroy, libvirt's destroy,
-    after_vm_destroy."""
-    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
-                      custom=vm.custom)
-    last_xml = libvirt.dumpxml(vm.id)
-    libvirt.virsh("destroy", vm.id)
-    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
-                     custom=vm.custom)
+    """Engine's Power Off (vmrun.destroy), which no hook fails."""
+    before, after = vmrun.destroy(vdsm, vm)
     assert before.errors == [] and after.errors == []
 
 

@@ -175,6 +175,19 @@ def power_off(vdsm, vm, last_xml):
     return before, after
 
 
+def destroy(vdsm, vm):
+    """Engine's Power Off of a VM whose domain runs: before_vm_destroy, the
+    domain destroyed, after_vm_destroy with its last live XML (vm.py
+    doDestroy, releaseVm).  Returns both Results."""
+    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                      custom=vm.custom)
+    last_xml = libvirt.dumpxml(vm.id)
+    libvirt.virsh("destroy", vm.id)
+    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                     custom=vm.custom)
+    return before, after
+
+
 def refused_start(vdsm, vm):
     """Engine's Run refused by before_vm_start, then what Engine does with
     the Down VM: destroy it on the host.  Vdsm keeps the XML it read back
