@@ -334,9 +334,7 @@ def unique_image(docker_client):
     api.import_image_from_data(
         images.rootfs_tar(files=[("www/run", run.encode(), 0o644)]),
         repository=repository, tag="1", changes=["CMD " + images.COMMAND])
-    for message in api.push(repository, tag="1", stream=True, decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    images.push(api, repository, "1")
     return repository + ":1"
 
 
