@@ -400,7 +400,4 @@ def test_podman_attach_reinitialises_an_ended_container(
     finally:
         if result is not None:
             vmrun.power_off(vdsm, vm, result.data)
-        vmrun.remove_managed(podman_client, [vm.id])
-        for n in installation.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(installation.state_dir, n))
+        vmrun.discard(podman_client, installation, [vm])
