@@ -223,10 +223,8 @@ def console_vm(engine, installation, libvirt_host, qemu_workdir,
     for vm in made:
         # The watcher closes a console within a second of its record's end.
         path = os.path.join(installation.vmconsole_dir, vm.id + ".sock")
-        deadline = time.time() + 2
-        while os.path.lexists(path) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not os.path.lexists(path)
+        vmrun.wait(lambda: not os.path.lexists(path), 2,
+                   "the end of " + path)
 
 
 def socket_of(installation, vm):
@@ -234,14 +232,8 @@ def socket_of(installation, vm):
 
 
 def power_off(vdsm, vm):
-    """Engine's Power Off: before_vm_destroy, libvirt's destroy,
-    after_vm_destroy."""
-    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
-                      custom=vm.custom)
-    last_xml = libvirt.dumpxml(vm.id)
-    libvirt.virsh("destroy", vm.id)
-    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
-                     custom=vm.custom)
+    """Engine's Power Off (vmrun.destroy), which no hook fails."""
+    before, after = vmrun.destroy(vdsm, vm)
     assert before.errors == [] and after.errors == []
 
 
@@ -325,12 +317,10 @@ def test_foreign_file_at_the_socket_path(vdsm, installation, watcher,
     before = os.lstat(path)
     try:
         result = vmrun.start_hook(vdsm, vm)
-        deadline = time.time() + SERVE_TIMEOUT
         wanted = "vm_id=%s the serial console is not served: %s exists " \
             "and is not a socket vdsm-hook-containers made" % (vm.id, path)
-        while wanted not in installation.read_log():
-            assert time.time() < deadline, "no refusal in the log"
-            time.sleep(0.05)
+        vmrun.wait(lambda: wanted in installation.read_log(), SERVE_TIMEOUT,
+                   "the refusal in the log")
         for r in vmrun.power_off(vdsm, vm, result.data):
             assert r.errors == []
         after = os.lstat(path)
@@ -410,7 +400,4 @@ def test_podman_attach_reinitialises_an_ended_container(
     finally:
         if result is not None:
             vmrun.power_off(vdsm, vm, result.data)
-        vmrun.remove_managed(podman_client, [vm.id])
-        for n in installation.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(installation.state_dir, n))
+        vmrun.discard(podman_client, installation, [vm])

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 
 import docker
@@ -64,10 +63,8 @@ def test_gc_kills_a_placeholder_whose_container_is_gone(
 
         assert rc == 0, err
         assert "placeholder qemu" in out
-        deadline = time.time() + 10
-        while virt.exists(vm.id) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not virt.exists(vm.id)
+        vmrun.wait(lambda: not virt.exists(vm.id), 10,
+                   "the placeholder's end", interval=0.1)
         with open(os.path.join(installation.state_dir,
                                vm.id + ".exit")) as f:
             assert "disappeared outside oVirt" in json.load(f)["message"]

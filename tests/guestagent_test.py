@@ -373,9 +373,8 @@ def test_shutdown_stops_and_takes_the_vm_down(server):
     agent = _agent()
     agent.wait_for(lambda: agent.received("heartbeat"), 5, "a heartbeat")
     agent.desktop_shutdown(30, "System going down", False)
-    deadline = time.time() + 5
-    while not server.watcher.ended and time.time() < deadline:
-        time.sleep(0.02)
+    vmrun.wait(lambda: server.watcher.ended, 5, "the VM's end",
+               interval=0.02)
     cid = "c" * 64
     assert server.engine.done == [("stop", cid, 7)]
     assert server.watcher.ended == [(VM_ID, cid)]
@@ -413,15 +412,11 @@ def test_socket_goes_with_the_vm_and_comes_back(server):
     # Vdsm removes the socket when the VM ends (vm.py _cleanupGuestAgent);
     # a start of the same VM soon after needs it back.
     os.unlink(path)
-    deadline = time.time() + 5
-    while not guestagent.served(VM_ID) and time.time() < deadline:
-        time.sleep(0.02)
-    assert guestagent.served(VM_ID)
+    vmrun.wait(lambda: guestagent.served(VM_ID), 5, "the socket again",
+               interval=0.02)
     state.remove(VM_ID)
-    deadline = time.time() + 5
-    while os.path.exists(path) and time.time() < deadline:
-        time.sleep(0.02)
-    assert not os.path.exists(path)
+    vmrun.wait(lambda: not os.path.exists(path), 5, "the socket's end",
+               interval=0.02)
     agent.stop()
 
 
@@ -465,16 +460,6 @@ def agent_vm(engine, installation, lan, nwfilter, libvirt_host,
     vm = domains.with_channels_dir(vm, installation.channels_dir)
     yield vm
     vmrun.discard(client, installation, [vm])
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for " + what)
 
 
 def _logs(c):
@@ -548,10 +533,10 @@ def test_shutdown_and_reboot(vdsm, installation, engine, watcher, lan,
     with libvirt.lifecycle_events(vm.id) as events:
         begin = time.time()
         power.shutdown(reboot=False)
-        _wait(lambda: not procfs.alive(qemu), ACTION_TIMEOUT,
+        vmrun.wait(lambda: not procfs.alive(qemu), ACTION_TIMEOUT,
               "the placeholder's end")
         down = time.time()
-        _wait(lambda: not libvirt.exists(vm.id), 10, "the domain's end")
+        vmrun.wait(lambda: not libvirt.exists(vm.id), 10, "the domain's end")
     c.reload()
     print("guest agent %s: placeholder down %.2f s after Shutdown; libvirt "
           "reported %s" % (name, down - begin, events))
@@ -574,7 +559,7 @@ def test_shutdown_and_reboot(vdsm, installation, engine, watcher, lan,
     stats = vmrun.down_stats(vdsm, vm)
     assert stats["exitMessage"] == guestagent.SHUTDOWN_MESSAGE + \
         " (exit code 0)"
-    _wait(lambda: not os.path.exists(path), 5, "the socket's end")
+    vmrun.wait(lambda: not os.path.exists(path), 5, "the socket's end")
     agent.stop()
     vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
     assert vmrun.containers_of(client, vm) == []

@@ -230,16 +230,6 @@ def _health(installation, vm):
         return None
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for " + what)
-
-
 def _running_stats(vdsm, vm):
     result = vdsm.run("after_get_all_vm_stats",
                       [vdsmstats.vm_stats(vm.id, name=vm.name,
@@ -273,7 +263,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
             images.HEALTH_INTERVAL * 10 ** 9, 3 * 10 ** 9, 1)
     qemu = libvirt.qemu_pid(vm.name)
 
-    healthy = _wait(lambda: (_health(installation, vm) or {}).get(
+    healthy = vmrun.wait(lambda: (_health(installation, vm) or {}).get(
         "status") == "healthy" and _health(installation, vm),
         HEALTHY_TIMEOUT, "healthy")
     assert _running_stats(vdsm, vm)["containerHealth"] == "healthy"
@@ -289,7 +279,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
         if action is not None and not (h.get("acted") or {}).get("done"):
             return None
         return h
-    h = _wait(done, ACTION_BOUND + 10, "the watchdog action")
+    h = vmrun.wait(done, ACTION_BOUND + 10, "the watchdog action")
     acted = h.get("acted") or {}
     unhealthy = acted.get("time") or h["since"]
     print("health %s %s: unhealthy %.2f s after the trigger (checked by "
@@ -308,7 +298,7 @@ def test_unhealthy_container_gets_the_watchdog_action(
     assert h["output"] == expected
 
     if action == "poweroff":
-        _wait(lambda: not procfs.alive(qemu), 10, "the placeholder's end")
+        vmrun.wait(lambda: not procfs.alive(qemu), 10, "the placeholder's end")
         vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id, custom=vm.custom)
         down = down_stats(vdsm, vm)
         assert down["exitMessage"] == "container unhealthy: sick: " + SICK
@@ -520,11 +510,11 @@ def test_reset_keeps_the_vnics(vdsm, installation, engine, watcher, lan,
                       network_test.links(c).items() if n != "lo")
     before = vnics()
     assert [mac for mac, _ in before] == [MAC1, MAC2]
-    _wait(lambda: (_health(installation, vm) or {}).get("status")
+    vmrun.wait(lambda: (_health(installation, vm) or {}).get("status")
           == "healthy", HEALTHY_TIMEOUT, "healthy")
     c.exec_run(["sh", "-c", "echo %s > %s" % (SICK,
                                               images.UNHEALTHY_TRIGGER)])
-    _wait(lambda: ((_health(installation, vm) or {}).get("acted") or {})
+    vmrun.wait(lambda: ((_health(installation, vm) or {}).get("acted") or {})
           .get("done"), ACTION_BOUND + 10, "the restart")
     c.exec_run(["rm", "-f", images.UNHEALTHY_TRIGGER])
     assert vnics() == before

@@ -133,10 +133,7 @@ def hostile_images(docker_client, registry_image):
     for kind, changes in sorted(HOSTILE.items()):
         api.import_image_from_data(rootfs, repository=HOSTILE_REPOSITORY,
                                    tag=kind, changes=changes)
-        for message in api.push(HOSTILE_REPOSITORY, tag=kind, stream=True,
-                                decode=True):
-            if "error" in message:
-                raise RuntimeError("push failed: %s" % message["error"])
+        images.push(api, HOSTILE_REPOSITORY, kind)
     return dict((kind, "%s:%s" % (HOSTILE_REPOSITORY, kind))
                 for kind in HOSTILE)
 

@@ -51,14 +51,22 @@ def rootfs_tar(files=()):
     return buf.getvalue()
 
 
+def push(api, repository, tag, **kwargs):
+    """Push repository:tag from Docker (api: its low-level APIClient) to
+    its registry; RuntimeError when the registry refuses (the stream says
+    so in a message: the call itself does not fail)."""
+    for message in api.push(repository, tag=tag, stream=True, decode=True,
+                            **kwargs):
+        if "error" in message:
+            raise RuntimeError("push failed: %s" % message["error"])
+
+
 def build_and_push(docker_client):
     """Import the image into Docker and push it to the local registry."""
     api = docker_client.api
     api.import_image_from_data(rootfs_tar(), repository=REPOSITORY, tag=TAG,
                                changes=["CMD " + COMMAND])
-    for message in api.push(REPOSITORY, tag=TAG, stream=True, decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(api, REPOSITORY, TAG)
     return IMAGE
 
 
@@ -118,10 +126,7 @@ def build_and_push_exiting(docker_client):
         api.import_image_from_data(
             rootfs, repository=EXITING_REPOSITORY, tag=kind,
             changes=["CMD " + json.dumps(["/bin/sh", "-c", script])])
-        for message in api.push(EXITING_REPOSITORY, tag=kind, stream=True,
-                                decode=True):
-            if "error" in message:
-                raise RuntimeError("push failed: %s" % message["error"])
+        push(api, EXITING_REPOSITORY, kind)
     return dict((kind, exiting(kind)) for kind in EXITING)
 
 
@@ -168,10 +173,7 @@ def build_and_push_app(docker_client):
         rootfs_tar([("bin/app", APP_SCRIPT, 0o755)]),
         repository=APP_REPOSITORY, tag="1",
         changes=['ENTRYPOINT ["/bin/app"]', "EXPOSE 8080"])
-    for message in api.push(APP_REPOSITORY, tag="1", stream=True,
-                            decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(api, APP_REPOSITORY, "1")
     return APP_IMAGE
 
 
@@ -183,11 +185,7 @@ def push_to(docker_client, image, registry, auth_config):
     repository, tag = target.rsplit(":", 1)
     ensure_local(docker_client, image)
     docker_client.images.get(image).tag(repository, tag)
-    for message in docker_client.api.push(repository, tag=tag, stream=True,
-                                          decode=True,
-                                          auth_config=auth_config):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(docker_client.api, repository, tag, auth_config=auth_config)
     return target
 
 
@@ -203,10 +201,7 @@ def push_moving(docker_client, release):
     api.import_image_from_data(
         rootfs_tar(), repository=MOVING_REPOSITORY, tag="1",
         changes=["CMD " + COMMAND, "ENV VHC_RELEASE=%d" % release])
-    for message in api.push(MOVING_REPOSITORY, tag="1", stream=True,
-                            decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(api, MOVING_REPOSITORY, "1")
     return docker_client.images.get(MOVING_IMAGE).id
 
 
@@ -231,10 +226,7 @@ def build_and_push_health(docker_client):
     docker_client.images.build(
         fileobj=io.BytesIO(HEALTH_DOCKERFILE.encode("utf-8")),
         tag=HEALTH_IMAGE, pull=False, rm=True, forcerm=True)
-    for message in docker_client.api.push(HEALTH_REPOSITORY, tag="1",
-                                          stream=True, decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(docker_client.api, HEALTH_REPOSITORY, "1")
     return HEALTH_IMAGE
 
 
@@ -262,10 +254,7 @@ def build_and_push_console(docker_client):
         rootfs_tar([("bin/console-app", CONSOLE_SCRIPT, 0o755)]),
         repository=CONSOLE_REPOSITORY, tag="1",
         changes=['CMD ["/bin/console-app"]'])
-    for message in api.push(CONSOLE_REPOSITORY, tag="1", stream=True,
-                            decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(api, CONSOLE_REPOSITORY, "1")
     return CONSOLE_IMAGE
 
 
@@ -298,8 +287,5 @@ def build_and_push_stopsignal(docker_client):
     docker_client.images.build(
         fileobj=io.BytesIO(STOP_DOCKERFILE.encode("utf-8")),
         tag=STOP_IMAGE, pull=False, rm=True, forcerm=True)
-    for message in api.push(STOP_REPOSITORY, tag="1", stream=True,
-                            decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    push(api, STOP_REPOSITORY, "1")
     return STOP_IMAGE

@@ -407,7 +407,6 @@ def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
     # The watcher follows gVisor's containers as any other (on Podman their
     # end comes through podman_socket's event stream: the services share
     # Podman's event log), and the stats report their exit.
-    import libvirt
     name, client = engine
     vm = domains.VM({"containerType": name,
                      "containerImage": exiting_images["exit3"],
@@ -434,11 +433,7 @@ def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
         vdsm.run("before_vm_destroy", None, vm_id=vm.id, custom=vm.custom)
         assert vmrun.containers_of(client, vm) == []
     finally:
-        libvirt.virsh("destroy", vm.id, check=False)
-        vmrun.remove_managed(client, [vm.id])
-        for n in runtimes_conf.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(runtimes_conf.state_dir, n))
+        vmrun.discard(client, runtimes_conf, [vm])
 
 
 @pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)

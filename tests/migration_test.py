@@ -141,12 +141,7 @@ class Hosts(object):
         return self.podman.containers.get("ovirt-vm-" + vm.id)
 
     def power_off_source(self, vm):
-        before = self.source.run("before_vm_destroy", None, vm_id=vm.id,
-                                 custom=vm.custom)
-        last = libvirt.dumpxml(vm.id)
-        libvirt.virsh("destroy", vm.id)
-        after = self.source.run("after_vm_destroy", last, vm_id=vm.id,
-                                custom=vm.custom)
+        before, after = vmrun.destroy(self.source, vm)
         assert before.errors == [] and after.errors == []
 
     def power_off_destination(self, vm):
@@ -340,9 +335,7 @@ def unique_image(docker_client):
     api.import_image_from_data(
         images.rootfs_tar(files=[("www/run", run.encode(), 0o644)]),
         repository=repository, tag="1", changes=["CMD " + images.COMMAND])
-    for message in api.push(repository, tag="1", stream=True, decode=True):
-        if "error" in message:
-            raise RuntimeError("push failed: %s" % message["error"])
+    images.push(api, repository, "1")
     return repository + ":1"
 
 

@@ -1,11 +1,13 @@
 """What /proc tells: a namespace's interface counters, qemu processes."""
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+import vmrun
 from containerhooks import procfs
 
 # net/core/net-procfs.c dev_seq_show, as the kernel prints it.
@@ -132,6 +134,46 @@ def test_kill_rechecks_the_process():
         assert procfs.kill(procfs.Process(p.pid, start))
         assert p.wait(timeout=10) == -9
         assert not procfs.kill(procfs.Process(p.pid, start))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_kill_group_rechecks_the_leader():
+    # A group leader with a child in its group: a stale Process (a later
+    # start time) signals neither; the recorded one signals both.
+    p = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"],
+                         stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        child = int(p.stdout.readline())
+        start = procfs.start_time(p.pid)
+        assert not procfs.kill_group(procfs.Process(p.pid, start + 1))
+        assert p.poll() is None and procfs.alive(child)
+        assert procfs.kill_group(procfs.Process(p.pid, start))
+        assert p.wait(timeout=10) == -9
+        vmrun.wait(lambda: not procfs.alive(child), 10,
+                   "the end of the leader's child", interval=0.01)
+        assert not procfs.kill_group(procfs.Process(p.pid, start))
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)    # whatever is left of it
+        except OSError:
+            pass
+        p.wait()
+        p.stdout.close()
+
+
+def test_kill_group_of_no_leader_kills_the_process_alone():
+    # This sleep is in pytest's process group: only it is signalled.
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        assert os.getpgid(p.pid) != p.pid
+        start = procfs.start_time(p.pid)
+        assert not procfs.kill_group(procfs.Process(p.pid, start + 1))
+        assert p.poll() is None
+        assert procfs.kill_group(procfs.Process(p.pid, start))
+        assert p.wait(timeout=10) == -9
     finally:
         if p.poll() is None:
             p.kill()

@@ -314,7 +314,6 @@ def test_profile_hook_flat_in_vms(state_dir, tmp_path, capsys):
 
 import domains  # noqa: E402
 import images  # noqa: E402
-import libvirt  # noqa: E402
 import vmrun  # noqa: E402
 
 SECRET = "exit-env"
@@ -535,8 +534,4 @@ def test_exit_message_last_lines_secrets_redacted(
         for value in (PASSWORD, TOKEN, u"s3cr=t"):
             assert value not in message and value not in record
     finally:
-        libvirt.virsh("destroy", vm.id, check=False)
-        vmrun.remove_managed(client, [vm.id])
-        for n in installation.state_files():
-            if n.startswith(vm.id):
-                os.unlink(os.path.join(installation.state_dir, n))
+        vmrun.discard(client, installation, [vm])

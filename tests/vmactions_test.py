@@ -20,18 +20,6 @@ from vdsm import HookError
 BASE = "no-nic-in.xml"
 
 
-def destroy(vdsm, vm):
-    """Engine's Power Off of a running domain: before_vm_destroy, the
-    domain destroyed, after_vm_destroy with its last live XML."""
-    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
-                      custom=vm.custom)
-    last_xml = libvirt.dumpxml(vm.id)
-    libvirt.virsh("destroy", vm.id)
-    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
-                     custom=vm.custom)
-    return before, after
-
-
 @pytest.fixture
 def running(vdsm, engine, libvirt_host, qemu_workdir):
     """A started container VM: (vm, live XML, container)."""
@@ -40,7 +28,7 @@ def running(vdsm, engine, libvirt_host, qemu_workdir):
     live = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
     yield vm, live, client.containers.get("ovirt-vm-" + vm.id)
     if libvirt.exists(vm.id):
-        destroy(vdsm, vm)
+        vmrun.destroy(vdsm, vm)
     vmrun.remove_managed(client, [vm.id])
 
 
@@ -111,7 +99,7 @@ def test_memory_snapshot_restore_starts_the_container_afresh(
     assert again.attrs["HostConfig"]["Memory"] == vm.memory_mib * 1024 ** 2
     rc, _ = again.exec_run(["test", "-e", "/tmp/mark"])
     assert rc != 0
-    before, after = destroy(vdsm, vm)
+    before, after = vmrun.destroy(vdsm, vm)
     assert before.errors == [] and after.errors == []
     assert vmrun.containers_of(client, vm) == []
 

@@ -5,7 +5,8 @@ start() is Engine's Run: before_vm_start through the installed hooks
 transient domain (tests/libvirt.py adjust and create), as Vdsm does.  The
 other functions are the rest of a VM's life (power off, what Engine reads
 of a Down VM) and look at what came of it: the VM's containers, whether
-its domain still exists, waiting for a domain or a container to end.
+its domain still exists, waiting for a domain or a container to end (or
+for anything else: wait).
 
 Plain functions, no pytest: the tests that run domains (e2e, watcher, gc,
 faults) share them.
@@ -100,6 +101,19 @@ def domain_exists(vm):
     return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
 
 
+def wait(predicate, timeout, what, interval=0.05):
+    """predicate()'s first true value, polled every interval seconds;
+    AssertionError naming what was awaited if none comes within timeout
+    seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def wait_gone(vm, timeout):
     """The time the libvirt domain was first seen gone, or None."""
     deadline = time.time() + timeout
@@ -156,6 +170,19 @@ def power_off(vdsm, vm, last_xml):
     reached libvirt, refused or not.  Returns both Results."""
     before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
                       custom=vm.custom)
+    after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
+                     custom=vm.custom)
+    return before, after
+
+
+def destroy(vdsm, vm):
+    """Engine's Power Off of a VM whose domain runs: before_vm_destroy, the
+    domain destroyed, after_vm_destroy with its last live XML (vm.py
+    doDestroy, releaseVm).  Returns both Results."""
+    before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
+                      custom=vm.custom)
+    last_xml = libvirt.dumpxml(vm.id)
+    libvirt.virsh("destroy", vm.id)
     after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
                      custom=vm.custom)
     return before, after

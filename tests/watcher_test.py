@@ -399,15 +399,6 @@ def test_placeholder_end_with_no_hook_stops_the_container(
     assert took < STOP_BOUND
 
 
-def _wait_for(predicate, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_watcher_follows_a_changed_configuration(fresh_conf, watcher):
     # containers.conf says a change needs no restart: the watcher takes
     # it within seconds; new engines or sockets make it start again (same
@@ -420,16 +411,17 @@ def test_watcher_follows_a_changed_configuration(fresh_conf, watcher):
             return sorted(json.load(f)["engines"])
 
     installation.configure(stop_timeout="7")
-    assert _wait_for(lambda: "containers.conf reloaded"
-                     in installation.read_log())
+    vmrun.wait(lambda: "containers.conf reloaded" in installation.read_log(),
+               15, "the reload", interval=0.1)
     installation.configure(stop_timeout="seven")
-    assert _wait_for(lambda: "keeping the configuration in use"
-                     in installation.read_log())
+    vmrun.wait(lambda: "keeping the configuration in use"
+               in installation.read_log(), 15,
+               "the broken file's refusal", interval=0.1)
     assert watcher.poll() is None
 
     installation.configure(engines="docker")
-    assert _wait_for(lambda: os.path.exists(status)
-                     and engines() == ["docker"])
+    vmrun.wait(lambda: os.path.exists(status) and engines() == ["docker"],
+               15, "the new engines in watcher.status", interval=0.1)
     assert watcher.poll() is None
     assert "engines or sockets changed, starting again" \
         in installation.read_log()

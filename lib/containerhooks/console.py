@@ -244,12 +244,7 @@ def _lstat(path):
         raise
 
 
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
+_unlink = state.remove_file
 
 
 def _kind(mode):

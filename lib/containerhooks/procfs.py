@@ -207,28 +207,30 @@ def container_init(pid, container_id):
 def kill(process, signo=signal.SIGKILL):
     """Send signo to process if its pid is still that process (the same
     start time, read right before); return whether it was sent."""
-    if start_time(process.pid) != process.start:
-        return False
-    try:
-        os.kill(process.pid, signo)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return False
-        raise
-    return True
+    return _signal(process, lambda pid: os.kill(pid, signo))
 
 
 def kill_group(process, signo=signal.SIGKILL):
     """Send signo to the process group process leads, or to process alone
     when it leads none, if its pid is still that process; return whether
     it was sent."""
+    def send(pid):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signo)
+        else:
+            os.kill(pid, signo)
+    return _signal(process, send)
+
+
+def _signal(process, send):
+    """send(pid) if process's pid is still that process: the same start
+    time, read right before (a later process that got the pid is never
+    signalled); return whether it was sent (not when the process is gone,
+    or went meanwhile: ESRCH)."""
     if start_time(process.pid) != process.start:
         return False
     try:
-        if os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, signo)
-        else:
-            os.kill(process.pid, signo)
+        send(process.pid)
     except OSError as e:
         if e.errno == errno.ESRCH:
             return False
