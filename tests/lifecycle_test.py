@@ -16,6 +16,7 @@ import images
 import vmrun
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
+from health_test import health_image, health_vm  # noqa: F401 (fixtures)
 
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
 MIB = 1024 * 1024
@@ -683,3 +684,32 @@ def test_runtime_failed_start_leaves_nothing(vdsm, fresh_conf, engine,
     assert len(made) == 1, made
     assert_nothing_left(fresh_conf, client, vm)
     assert runtime_traces(made[0]) == []
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_runsc_watchdog_reset(vdsm, runtimes_conf, engine, watcher,
+                              libvirt_host, qemu_workdir, health_vm):
+    # The health check as the VM's watchdog, under runsc on Podman: the
+    # Monitor probes and restarts the container through the runsc
+    # service's socket (through another service the restart fails:
+    # runsc start without --network=host).
+    import health_test
+    name, client = engine
+    vm = health_vm("reset", containerRuntime="runsc")
+    vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+    assert runtimes_conf.record(vm.id)["runtime"] == "runsc"
+    c = container_of(client, vm)
+    vmrun.wait(lambda: (health_test._health(runtimes_conf, vm) or {}).get(
+        "status") == "healthy", health_test.HEALTHY_TIMEOUT, "healthy")
+    started = c.attrs["State"]["StartedAt"]
+
+    c.exec_run(["sh", "-c", "echo sick > %s" % images.UNHEALTHY_TRIGGER])
+
+    def done():
+        acted = (health_test._health(runtimes_conf, vm) or {}).get("acted")
+        return acted if acted and acted.get("done") else None
+    acted = vmrun.wait(done, health_test.ACTION_BOUND + 10, "the reset")
+    assert "error" not in acted, acted
+    c.reload()
+    assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
+    assert runtime_on_host(c.id, c.attrs["State"]["Pid"]) == "runsc"
