@@ -70,6 +70,27 @@ def test_host_caps(vdsm, installation, docker_client, podman_client,
         assert engine["version"] == client.version()["Version"]
         assert engine["runtimes"] == sorted(client.info()["Runtimes"])
         assert engine["defaultRuntime"] == client.info()["DefaultRuntime"]
+        # containers.conf as installed offers no runtime: a VM may name
+        # the engine's own default only.
+        assert engine["vmRuntimes"] == [client.info()["DefaultRuntime"]]
+        assert engine["vmDefaultRuntime"] == \
+            client.info()["DefaultRuntime"]
+
+
+def test_host_caps_vm_runtimes(vdsm, fresh_conf, watcher):
+    # The runtimes containers.conf offers VMs, as Engine's host
+    # capabilities carry them (read at each call: no restart).
+    fresh_conf.configure(docker_runtimes="runc, runsc",
+                         docker_default_runtime="runsc",
+                         podman_runtimes="crun, runc")
+    caps = vdsm.run("after_get_caps", vdsmstats.host_caps())
+    engines = caps.data["containers"]["engines"]
+    assert (engines["docker"]["vmRuntimes"],
+            engines["docker"]["vmDefaultRuntime"]) == (["runc", "runsc"],
+                                                       "runsc")
+    assert (engines["podman"]["vmRuntimes"],
+            engines["podman"]["vmDefaultRuntime"]) == (["crun", "runc"],
+                                                       "runc")
 
 
 def test_engine_down(vdsm, fresh_conf):

@@ -279,3 +279,18 @@ def test_check_warns_when_pids_limit_overcommits_pid_max(fresh_conf):
         fresh_conf.configure(pids_limit=under)
         row = _pids_row(fresh_conf)
         assert row["ok"] and not row["warn"], row
+
+
+def test_check_warns_when_pids_limit_is_too_low_for_runsc(fresh_conf):
+    # gVisor's sandbox counts its own host threads against pids_limit.
+    fresh_conf.configure(pids_limit=64, podman_runtimes="runc, runsc",
+                         podman_runtime_sockets="runsc:/run/x.sock")
+    row = _pids_row(fresh_conf)
+    assert row["ok"] and row["warn"], row
+    assert "runsc is offered" in row["detail"]
+    assert "raise pids_limit to 128 or more" in row["detail"]
+    # Not offered, or a limit with room: no such warning.
+    for options in ({"pids_limit": 64},
+                    {"pids_limit": 128, "docker_runtimes": "runsc"}):
+        fresh_conf.configure(**options)
+        assert "runsc" not in _pids_row(fresh_conf)["detail"], options

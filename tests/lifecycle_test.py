@@ -16,6 +16,7 @@ import images
 import vmrun
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
+from health_test import health_image, health_vm  # noqa: F401 (fixtures)
 
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
 MIB = 1024 * 1024
@@ -326,9 +327,15 @@ def test_runtime_lifecycle(vdsm, runtimes_conf, engine, runtime):
         status = dict(line.split(":\t", 1) for line in c.exec_run(
             ["cat", "/proc/1/status"]).output.decode().splitlines()
             if ":\t" in line)
+        # The engine's seccomp profile is not loaded inside the sandbox
+        # (runsc without --oci-seccomp); the sandbox itself, on the host,
+        # runs under gVisor's own filter.
+        assert status["Seccomp"].strip() == "0"
+        assert proc_status(pid)["Seccomp"] == "2"
     else:
         status = proc_status(pid)
         assert status["NoNewPrivs"] == "1"
+        assert status["Seccomp"] == "2"     # the engine's default profile
     assert int(status["CapEff"], 16) == expected
     assert int(status["CapBnd"], 16) == expected
     # The stats hooks read the container's cgroup (for runsc gVisor's
@@ -409,6 +416,14 @@ def test_runsc_exit_takes_vm_down(vdsm, runtimes_conf, engine, watcher,
     try:
         last_xml = vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
         c = container_of(client, vm)
+        # The watcher's stats snapshot names the runtime in Engine's
+        # Applications list.
+        import vdsmstats
+        from statsnap_test import snapshot_has
+        snapshot_has(runtimes_conf, vm.id)
+        ours, = vdsm.run("after_get_all_vm_stats", [vdsmstats.vm_stats(
+            vm.id, name=vm.name, memory_mib=64)]).data
+        assert "runtime runsc" in ours["appsList"], ours["appsList"]
         c.exec_run(["touch", images.EXIT_TRIGGER])
 
         assert vmrun.wait_gone(vm, timeout=30) is not None, \
@@ -452,6 +467,15 @@ def test_runsc_vnic_on_the_lan(vdsm, runtimes_conf, engine, lan):
             time.sleep(0.5)
     assert page == "hello from vdsm-hook-containers\n"
     assert mac in net.exec_("ip", "neigh", "show", nic["ip"])
+    # The stats: the address reported as a guest agent would, and the
+    # vNIC's counters those of the interface in the container's network
+    # namespace (gVisor's sandbox's, with --network=host).
+    import vdsmstats
+    ours, = vdsm.run("after_get_vm_stats", [vdsmstats.vm_stats(
+        vm.id, name=vm.name, macs=[mac])]).data
+    assert ours["guestIPs"] == nic["ip"]
+    assert int(ours["network"]["vnet0"]["rx"]) > 0
+    assert int(ours["network"]["vnet0"]["tx"]) > len(page)
     power_off(vdsm, vm, result.data)
     assert_nothing_left(runtimes_conf, client, vm)
 
@@ -526,3 +550,166 @@ def test_runtime_engine_default_only(vdsm, installation, engine):
                           ": this host runs %s containers on runc only"
                           % name), err
     assert_nothing_left(installation, client, vm)
+
+
+@pytest.mark.parametrize("engine, runtime", [
+    pytest.param("docker", "", id="docker-default"),
+    pytest.param("docker", "runc", id="docker-runc"),
+    pytest.param("podman", "crun", id="podman-crun"),
+], indirect=["engine"])
+def test_command_ending_at_once_starts(vdsm, runtimes_conf, engine, runtime):
+    # A container whose command ends at once has no process left for the
+    # runtime's proof (Docker then reports no pid, or one already gone
+    # while it still says "running"): the start succeeds as it did before
+    # runtimes were chosen, and its end is the watcher's to report.
+    name, client = engine
+    props = {"containerType": name, "containerImage": images.IMAGE,
+             "containerCommand": "false"}
+    if runtime:
+        props["containerRuntime"] = runtime
+    vm = domains.VM(props)
+
+    result = start(vdsm, vm)
+
+    # Proven if its process was still there, else the one chosen (for
+    # the engine's default, none).
+    assert runtimes_conf.record(vm.id)["runtime"] in (
+        (runtime,) if runtime else (None, "runc"))
+    power_off(vdsm, vm, result.data)
+    assert_nothing_left(runtimes_conf, client, vm)
+
+
+def runtime_traces(container_id):
+    """What the engines and runtimes keep of a container, by its id: the
+    runtimes' state (/run/runc, /run/crun, /run/runsc, Docker's
+    runtime-*/moby), containerd's and the engines' own directories."""
+    import glob
+    found = []
+    for top in ("/run", "/var/lib/docker", "/var/lib/containers"):
+        for depth in range(0, 4):
+            found += glob.glob(top + "/" + "*/" * depth + container_id + "*")
+    return found
+
+
+class Creations(object):
+    """The ids of the containers an engine creates while it is open (its
+    event stream, read by a thread: Podman's compatible API lists past
+    events of none)."""
+
+    def __init__(self, client):
+        import threading
+        import uuid
+        self.ids = {}
+        self._stream = client.events(decode=True, filters={
+            "type": "container", "event": "create"})
+        self._thread = threading.Thread(target=self._read)
+        self._thread.daemon = True
+        self._thread.start()
+        # Once a container of the test's own is seen, the stream is live
+        # (Podman's follows its event log from some moment after the
+        # request).
+        probe = "vhc-creations-" + uuid.uuid4().hex[:12]
+        client.containers.create(images.IMAGE, name=probe).remove()
+        deadline = time.time() + 10
+        while probe not in self.ids.values():
+            assert time.time() < deadline, "no event stream"
+            time.sleep(0.05)
+
+    def _read(self):
+        try:
+            for e in self._stream:
+                actor = e.get("Actor") or {}
+                self.ids[actor.get("ID") or e.get("id")] = \
+                    (actor.get("Attributes") or {}).get("name")
+        except Exception:
+            pass            # closed
+
+    def of(self, name, timeout=5):
+        # Podman's stream follows its event log a moment behind.
+        deadline = time.time() + timeout
+        while name not in self.ids.values() and time.time() < deadline:
+            time.sleep(0.05)
+        self._stream.close()
+        self._thread.join(5)
+        return [i for i, n in self.ids.items() if n == name]
+
+
+# A start that fails once the container exists, on each runtime: its
+# volume cannot be mounted where the VM says (a file of the image, which
+# the runtime finds when it sets the container up); or (Podman) the socket
+# named for runsc is a service of another runtime, which the host's proof
+# catches once the container runs.
+FAILED_STARTS = [
+    pytest.param("docker", "runc", None, id="docker-runc"),
+    pytest.param("docker", "crun", None, id="docker-crun"),
+    pytest.param("docker", "runsc", None, id="docker-runsc"),
+    pytest.param("podman", "runc", None, id="podman-runc"),
+    pytest.param("podman", "crun", None, id="podman-crun"),
+    pytest.param("podman", "runsc", None, id="podman-runsc"),
+    pytest.param("podman", "runsc", "crun", id="podman-runsc-socket-of-crun"),
+]
+
+
+@pytest.mark.parametrize("engine, runtime, served_by", FAILED_STARTS,
+                         indirect=["engine"])
+def test_runtime_failed_start_leaves_nothing(vdsm, fresh_conf, engine,
+                                             storage, runtime, served_by):
+    # The storage fixture fails the test on a mount, loop device or image
+    # lock left behind.
+    from conftest import PODMAN_RUNTIME_SOCKETS, RUNTIME_OPTIONS
+    name, client = engine
+    options = dict(RUNTIME_OPTIONS, storage_roots=storage.root)
+    volume = "vda:/data"
+    if served_by:
+        # The admin named the crun service's socket for runsc.
+        options["podman_runtime_sockets"] = "runsc:" + \
+            PODMAN_RUNTIME_SOCKETS[served_by]
+        expected = "ran the container on %s instead of %s" % (served_by,
+                                                             runtime)
+    else:
+        volume = "vda:/www/index.html"
+        expected = "failed to start container ovirt-vm-"
+    fresh_conf.configure(**options)
+    vm = domains.add_disks(domains.VM(
+        {"containerType": name, "containerImage": images.IMAGE,
+         "containerRuntime": runtime, "volumeMap": volume}),
+        domains.disk("vda", storage.image()))
+    creations = Creations(client)
+
+    refusal, before, after = vmrun.refused_start(vdsm, vm)
+
+    err = refusal.err.decode("utf-8")
+    made = creations.of("ovirt-vm-" + vm.id)
+    assert expected in err and err.count("\n") == 1, err
+    assert len(made) == 1, made
+    assert_nothing_left(fresh_conf, client, vm)
+    assert runtime_traces(made[0]) == []
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_runsc_watchdog_reset(vdsm, runtimes_conf, engine, watcher,
+                              libvirt_host, qemu_workdir, health_vm):
+    # The health check as the VM's watchdog, under runsc on Podman: the
+    # Monitor probes and restarts the container through the runsc
+    # service's socket (through another service the restart fails:
+    # runsc start without --network=host).
+    import health_test
+    name, client = engine
+    vm = health_vm("reset", containerRuntime="runsc")
+    vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+    assert runtimes_conf.record(vm.id)["runtime"] == "runsc"
+    c = container_of(client, vm)
+    vmrun.wait(lambda: (health_test._health(runtimes_conf, vm) or {}).get(
+        "status") == "healthy", health_test.HEALTHY_TIMEOUT, "healthy")
+    started = c.attrs["State"]["StartedAt"]
+
+    c.exec_run(["sh", "-c", "echo sick > %s" % images.UNHEALTHY_TRIGGER])
+
+    def done():
+        acted = (health_test._health(runtimes_conf, vm) or {}).get("acted")
+        return acted if acted and acted.get("done") else None
+    acted = vmrun.wait(done, health_test.ACTION_BOUND + 10, "the reset")
+    assert "error" not in acted, acted
+    c.reload()
+    assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
+    assert runtime_on_host(c.id, c.attrs["State"]["Pid"]) == "runsc"

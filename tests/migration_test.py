@@ -203,12 +203,13 @@ def hosts(installation, destination_installation, destination_libvirtd,
     assert not left, "the test left behind: %s" % left
 
 
-def file_vm(hosts, image=images.IMAGE, nics=True):
+def file_vm(hosts, image=images.IMAGE, nics=True, **custom):
     """A container VM with a blank disk vdb mounted at /data and a vNIC
-    on the test's bridge (and the base's own disk vda, not mounted)."""
+    on the test's bridge (and the base's own disk vda, not mounted);
+    custom: more of its custom properties."""
     disk = hosts.storage.image()
-    vm = domains.VM({"containerType": "docker", "containerImage": image,
-                     "volumeMap": "vdb:/data"}, base=BASE)
+    vm = domains.VM(dict({"containerType": "docker", "containerImage": image,
+                          "volumeMap": "vdb:/data"}, **custom), base=BASE)
     vm = domains.add_disks(vm, domains.disk("vdb", disk))
     if nics:
         vm = domains.add_nics(vm, [(MAC, BRIDGE)])
@@ -400,6 +401,17 @@ def image_gone(hosts, vm, live):
     yield
 
 
+@contextlib.contextmanager
+def runtime_not_offered(hosts, vm, live):
+    # The VM's containerRuntime (runc) is not among those the destination
+    # offers: refused there, before the source stops anything.
+    hosts.configure_destination(docker_runtimes="crun")
+    try:
+        yield
+    finally:
+        hosts.configure_destination()
+
+
 # What breaks the migration, who refuses it, what the admin reads.
 REFUSALS = [
     ("the host opts out", host_opts_out, vdsm_module.Migration
@@ -415,6 +427,9 @@ REFUSALS = [
     ("destination without the package", package_missing,
      vdsm_module.Migration.MOVE_FAILED, "unable to stat: {kernel}: No such "
      "file or directory"),
+    ("runtime not offered", runtime_not_offered, vdsm_module.Migration
+     .REFUSED_BY_DESTINATION, "Invalid custom property containerRuntime="
+     "'runc': this host runs docker containers on crun only"),
     ("image gone", image_gone, vdsm_module.Migration.REFUSED_BY_DESTINATION,
      "Image {image}@sha256:"),
 ]
@@ -424,7 +439,9 @@ def test_refused_migrations_leave_the_vm_serving_on_the_source(hosts):
     """Each way a migration is refused before the VM moved, one after the
     other on one VM (each leaves it as it was)."""
     image = unique_image(hosts.docker)
-    vm, _ = file_vm(hosts, image=image)
+    # It names its runtime: the engine's default, which a host offering
+    # no runtime lets a VM name (the source here).
+    vm, _ = file_vm(hosts, image=image, containerRuntime="runc")
     live = hosts.start(vm)
     mac_ip = address(hosts.source_container(vm))
     kernel = etree.fromstring(live.encode("utf-8")).findtext("os/kernel")

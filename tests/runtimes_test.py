@@ -182,6 +182,45 @@ def test_docker_shim_names_the_runtime(host, tmp_path, options, runtime):
     assert runtimes.identify(71)[0] == runtime
 
 
+def test_a_container_ended_at_once(host):
+    # Docker reports no pid for a container that has ended; Podman (and
+    # Docker for a moment) one that is gone.
+    host.process(90, host.bin / "docker-init", ppid=1)
+    assert not runtimes.ended(90)
+    for pid in (None, 0, 91):
+        assert runtimes.ended(pid)
+        assert runtimes.identify(pid)[0] is None
+
+
+@pytest.mark.parametrize("flags, network", [
+    pytest.param(["--network=host"], "host", id="host"),
+    pytest.param(["--network", "none"], "none", id="none-apart"),
+    pytest.param(["-network=none"], "none", id="none-one-dash"),
+    pytest.param([], "sandbox", id="gvisors-default"),
+    pytest.param(["--log-fd=3"], "sandbox", id="other-flags"),
+])
+def test_sandbox_network(host, flags, network):
+    # As Docker's and Podman's runsc sandboxes show it (/proc/PID/cmdline:
+    # "runsc-sandbox --root=... --network=host --log-fd=3 boot --bundle=
+    # ..."); boot's own flags are not runsc's.
+    host.process(100, host.bin / "runsc", cmdline=[
+        "runsc-sandbox", "--root=/run/x"] + flags + [
+        "boot", "--bundle=/b", "--network=bogus"])
+    assert runtimes.sandbox_network(100) == network
+    bridges = ["ovirtmgmt"]
+    if network == "none":
+        with pytest.raises(errors.NetworkError) as e:
+            runtimes.check_network("runsc", 100, bridges)
+        assert str(e.value).startswith(
+            "Cannot connect the container to bridge ovirtmgmt: its runtime "
+            "runsc runs with --network=none")
+    else:
+        runtimes.check_network("runsc", 100, bridges)
+    # No vNIC, or another runtime: nothing to check.
+    runtimes.check_network("runsc", 100, [])
+    runtimes.check_network("runc", 100, bridges)
+
+
 def test_no_supervisor_no_proof(host):
     host.process(80, host.bin / "sleep")
     host.process(81, host.bin / "docker-init", ppid=80)
@@ -204,3 +243,102 @@ def test_crun_problem(tmp_path, controllers, problem):
     assert bool(found) == problem
     if problem:
         assert "hugetlb" in found and "hybrid" in found
+
+
+# Before a migration's destination takes a VM: does its engine service
+# run the VM's runtime, as the engine says (runtimes.check_served)?
+
+class FakeEngine(object):
+    def __init__(self, name, default="runc", paths=None):
+        self.name = name
+        self.socket = "/run/%s.sock" % name
+        self._default = default
+        self._paths = paths or {}
+
+    def default_runtime(self):
+        return self._default
+
+    def runtime_paths(self):
+        return self._paths
+
+
+@pytest.mark.parametrize("eng, requested, refusal", [
+    pytest.param(FakeEngine("podman", default="runsc"), "runsc", None,
+                 id="podman-service-of-it"),
+    pytest.param(FakeEngine("podman", default="/usr/bin/crun"), "crun",
+                 None, id="podman-service-by-path"),
+    pytest.param(FakeEngine("podman", default="runc"), "runsc",
+                 "cannot run containers on runsc (the service runs runc); "
+                 "run 'podman --runtime runsc system service'",
+                 id="podman-another-service"),
+    pytest.param(FakeEngine("podman", default="runc"), "", None,
+                 id="podman-nothing-chosen"),
+    pytest.param(FakeEngine("docker", paths={"runc": "runc",
+                                             "runsc": "RUNSC"}),
+                 "runsc", None, id="docker-declared"),
+    pytest.param(FakeEngine("docker", paths={"runc": "runc"}), "runsc",
+                 "cannot run containers on runsc (not declared in its "
+                 "daemon.json 'runtimes')", id="docker-undeclared"),
+    pytest.param(FakeEngine("docker", paths={"runsc": "/nowhere/runsc"}),
+                 "runsc", "cannot run containers on runsc (its binary "
+                 "/nowhere/runsc is missing)", id="docker-binary-missing"),
+])
+def test_check_served(host, tmp_path, eng, requested, refusal):
+    conf = conf_of(tmp_path, "docker_runtimes = runc, runsc\n"
+                   "podman_runtimes = runc, crun, runsc\n")
+    eng._paths = dict((k, v.replace("RUNSC", str(host.bin / "runsc")))
+                      for k, v in eng._paths.items())
+    choice = runtimes.choose(conf, eng.name, requested)
+    if refusal is None:
+        runtimes.check_served(choice, eng)
+        return
+    with pytest.raises(errors.RuntimeUnavailable) as e:
+        runtimes.check_served(choice, eng)
+    assert str(e.value).startswith(
+        "Container engine %s at %s %s" % (eng.name, eng.socket, refusal)), \
+        str(e.value)
+
+
+# The watcher's actions on a container go through its runtime's engine
+# service: a Podman service restarts a container with its own runtime
+# flags (measured: Podman's runc service restarting a container of the
+# runsc service: "/usr/bin/runsc start ... failed: exit status 128").
+
+class _Health(object):
+    def __init__(self):
+        self.restarted = []
+
+    def restart(self, vm_id, container_id, eng):
+        self.restarted.append((vm_id, container_id, eng))
+        return False
+
+
+class _Watcher(object):
+    def __init__(self):
+        self.health = _Health()
+
+
+@pytest.mark.parametrize("runtime, connected", [
+    pytest.param("runsc", ("podman", "runsc"), id="runsc-service"),
+    pytest.param(None, ("podman",), id="default-service"),
+])
+def test_guest_agent_reboot_through_the_runtimes_service(runtime,
+                                                         connected):
+    from containerhooks import guestagent
+    from containerhooks import state
+    record = state.Record(engine="podman", runtime=runtime,
+                          container_id="c" * 64, container_name="x")
+    calls = []
+
+    def connect(*args):
+        calls.append(args)
+        return "engine of %s" % (args,)
+    # Server's actions only, without its sockets.
+    srv = guestagent.Server.__new__(guestagent.Server)
+    srv._read_state = lambda vm_id: record
+    srv._connect = connect
+    srv._watcher = _Watcher()
+    srv.reboot("vm")
+    assert calls == [connected]
+    assert srv._watcher.health.restarted == [
+        ("vm", "c" * 64, "engine of %s" % (connected,))]

@@ -349,7 +349,27 @@ def _pids_budget(conf):
         return (detail + ": containers can take every process id of the "
                 "host; lower pids_limit in %s or raise kernel.pid_max "
                 "(sysctl, up to 4194304)" % conf.path), True
+    if conf.pids_limit < RUNSC_MIN_PIDS and _offers_runsc(conf):
+        return (detail + "; runsc is offered, and gVisor's sandbox counts "
+                "its own host threads (about 40 at idle) against "
+                "pids_limit: below that a runsc container does not start, "
+                "and one whose processes reach it ends as a whole (exit "
+                "code 2); raise pids_limit to %d or more in %s"
+                % (RUNSC_MIN_PIDS, conf.path)), True
     return detail, False
+
+
+# The pids_limit below which "check" warns when runsc is offered: gVisor's
+# sandbox and gofer had 39 host tasks in the container's pids cgroup at
+# idle here (runsc 20221219, the busybox httpd test image), and a start
+# with pids_limit 32 failed ("urpc method containerManager.StartRoot
+# failed: EOF"); the rest is the application's.
+RUNSC_MIN_PIDS = 128
+
+
+def _offers_runsc(conf):
+    return any("runsc" in names for names in conf.runtimes.values()) or \
+        "runsc" in conf.default_runtimes.values()
 
 
 def _credentials(conf, name):

@@ -290,3 +290,11 @@ class RuntimeMismatch(Error):
 
     msg = ("Container engine {engine} at {socket} ran the container on "
            "{proven} instead of {wanted} ({evidence}); {fix}")
+
+
+class RuntimeUnavailable(Error):
+    """The engine service of a VM's OCI runtime does not offer it, as the
+    engine says (runtimes.check_served)."""
+
+    msg = ("Container engine {engine} at {socket} cannot run containers on "
+           "{wanted} ({reason}); {fix}")

@@ -242,9 +242,10 @@ class Server(object):
     """Serves the guest agent socket of every container VM of this host.
 
     watcher: the Watcher (conf, container_ended, health); read_state(vm_id):
-    the VM's state record as the watcher checks it, or None; connect(name):
-    an engine.Engine of that name (for the actions: the watcher's own
-    connections carry event streams)."""
+    the VM's state record as the watcher checks it, or None; connect(name,
+    runtime): an engine.Engine of that name, through the socket of that
+    OCI runtime (for the actions: the watcher's own connections carry
+    event streams)."""
 
     def __init__(self, watcher, read_state, connect, now=time.time):
         self._watcher = watcher
@@ -551,12 +552,23 @@ class Server(object):
             log.exception("vm_id=%s Engine's %s failed", vm_id,
                           "reboot" if reboot else "shutdown")
 
+    def _engine_of(self, record):
+        """The engine service of record's container: the socket of its OCI
+        runtime (runtimes.socket), as the helper's stop and the health
+        checks use; a Podman service restarts a container with its own
+        runtime flags (runsc's --network=host: through another service
+        its restart fails).  No runtime recorded: the engine's default
+        socket, connect's one argument."""
+        if record.runtime:
+            return self._connect(record.engine, record.runtime)
+        return self._connect(record.engine)
+
     def reboot(self, vm_id):
         """Restart vm_id's container; the VM stays Up."""
         record = self._read_state(vm_id)
         if record is None or record.stopping or not record.container_id:
             return
-        eng = self._connect(record.engine)
+        eng = self._engine_of(record)
         if self._watcher.health.restart(vm_id, record.container_id, eng):
             log.info("vm_id=%s restarted container %s (Engine's reboot)",
                      vm_id, record.container_name)
@@ -569,7 +581,7 @@ class Server(object):
         record = self._read_state(vm_id)
         if record is None or record.stopping or not record.container_id:
             return
-        eng = self._connect(record.engine)
+        eng = self._engine_of(record)
         container_id = record.container_id
         status = eng.exit_status(container_id)
         if status is None or status.status not in RUNNING:

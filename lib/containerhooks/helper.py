@@ -129,8 +129,20 @@ def _chosen_engine(conf, spec):
 def _prove_runtime(eng, spec, choice, pid):
     """The name of the runtime the started container runs on, as the
     host shows it; a container on another runtime than the VM's choice
-    is refused (RuntimeMismatch)."""
+    is refused (RuntimeMismatch).
+
+    A container whose command ended at once (its first process gone
+    before the proof: the engine may still call it running for a moment)
+    has nothing left to prove: it runs no code on any runtime, and its
+    end is reported as any container's (the watcher takes the VM Down
+    with its exit code), as it was before runtimes were chosen; its
+    record names the runtime chosen, unproven (the next start proves it
+    again)."""
     proven, evidence = runtimes.identify(pid)
+    if proven is None and runtimes.ended(pid):
+        log.info("vm_id=%s runtime %s not proven: the container ended at "
+                 "once (%s)", spec.vm_id, choice.name, evidence)
+        return choice.name
     log.info("vm_id=%s runtime %s (%s)", spec.vm_id, proven, evidence)
     runtimes.check_proof(choice, eng.name, proven, evidence)
     return proven or choice.name
@@ -257,6 +269,8 @@ def _start(eng, spec, conf, choice, incoming=False):
         pid = eng.inspect(name).pid
         record.pid = pid
         record.runtime = _prove_runtime(eng, spec, choice, pid)
+        runtimes.check_network(record.runtime, pid, [
+            nic.bridge for nic in spec.nics])
         record.nics = network.finish(eng, name, endpoints, pid)
         state.write(spec.vm_id, record)
     except BaseException:

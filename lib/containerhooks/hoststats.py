@@ -19,7 +19,9 @@ start of its script.
 
 after_get_caps adds a "containers" section with each reachable engine's
 version, isolation runtimes (runc, crun, kata, runsc: what the engine
-reports) and cgroup driver, and puts "vdsm-hook-containers" in
+reports), the runtimes a VM may choose there and the one it gets when it
+chooses none (vmRuntimes, vmDefaultRuntime: containers.conf's) and cgroup
+driver, and puts "vdsm-hook-containers" in
 additionalFeatures (plus "vdsm-hook-containers:<engine>" per reachable
 engine) when the watcher runs and at least one engine answers: the hosts
 that can take container VMs, as an admin sees them in Engine.  Without a
@@ -86,6 +88,7 @@ def host_caps(env):
                                   "cgroupVersion")))
             for name, info in _engines(status).items()
             if info.get("reachable"))
+        _add_vm_runtimes(engines)
         section = {"watcher": status is not None, "engines": engines}
         if status is not None and engines:
             features = [FEATURE] + ["%s:%s" % (FEATURE, name)
@@ -99,6 +102,30 @@ def host_caps(env):
     data["additionalFeatures"] = additional + [
         f for f in features if f not in additional]
     hookenv.write_json(env, data)
+
+
+def _add_vm_runtimes(engines):
+    """Add to each engine's caps the OCI runtimes a VM may name there
+    (containerRuntime, runtimes.py): vmRuntimes, containers.conf's
+    <engine>_runtimes or else the engine's default alone, and
+    vmDefaultRuntime, the one of a VM that names none.  What the host
+    offers, not proof: "vdsm-containers check" checks each with the
+    engine, and a start proves its container's."""
+    from containerhooks import config
+    from containerhooks import runtimes
+    try:
+        conf = config.load()
+    except Exception:
+        log.exception("cannot read which runtimes VMs may choose")
+        return
+    for name, info in engines.items():
+        default = runtimes.runtime_name(info.get("defaultRuntime"))
+        offered = runtimes.offered(conf, name)
+        info["vmRuntimes"] = list(offered) if offered else (
+            [default] if default else [])
+        chosen = conf.default_runtimes.get(name) or default
+        if chosen:
+            info["vmDefaultRuntime"] = chosen
 
 
 def status_path():

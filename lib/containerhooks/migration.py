@@ -412,6 +412,7 @@ def prepare_incoming(args):
     from containerhooks import helper
     from containerhooks import imagepolicy
     from containerhooks import network
+    from containerhooks import runtimes
     from containerhooks import spec as specs
     spec = specs.from_args(args)
     image_id = _image_id(args.image_id)
@@ -426,6 +427,11 @@ def prepare_incoming(args):
                                       reason="no such network device on "
                                       "this host")
     eng = helper.spec_engine(conf, spec)
+    # The VM's OCI runtime, as the engine offers it: a container made on
+    # a runtime the engine lacks would fail only at step 5, after the
+    # source let go (the VM would go Down instead of staying Up there).
+    runtimes.check_served(runtimes.choose(conf, spec.engine, spec.runtime),
+                          eng)
     with state.Lock(spec.vm_id) as lock:
         old = state.read(spec.vm_id)
         if old is not None and INCOMING not in (old.migration or {}):

@@ -113,6 +113,39 @@ def check_default(conf, engine, requested, default):
                        else ())
 
 
+def check_served(choice, eng):
+    """Refuse choice when the engine service eng (runtimes.socket's) does
+    not run containers on its runtime, as the engine says: Docker's
+    runtimes (daemon.json) with an executable binary, a Podman service's
+    own runtime.  Only the proof after a start (check_proof) is proof;
+    this is for a migration's destination, which must refuse before the
+    source stops its container (migration.prepare_incoming), where a
+    container made on a missing runtime would fail after the switchover
+    and take the VM Down."""
+    if not choice.name:
+        return
+    if eng.name == "podman":
+        served = runtime_name(eng.default_runtime())
+        if served == choice.name:
+            return
+        reason = "the service runs %s" % (served or "an unknown runtime")
+        fix = ("run 'podman --runtime %s system service' on a socket of "
+               "its own and name it in podman_runtime_sockets "
+               "(containers.conf)" % choice.name)
+    else:
+        paths = eng.runtime_paths()
+        if choice.name in paths and binary(
+                choice.name, paths[choice.name]) is not None:
+            return
+        reason = ("not declared in its daemon.json 'runtimes'"
+                  if choice.name not in paths
+                  else "its binary %s is missing" % paths[choice.name])
+        fix = "declare it in Docker's daemon.json 'runtimes'"
+    raise errors.RuntimeUnavailable(
+        engine=eng.name, socket=eng.socket, wanted=choice.name,
+        reason=reason, fix=fix)
+
+
 def _refused(conf, engine, requested, allowed):
     return errors.InvalidProperty(
         name="containerRuntime", value=requested,
@@ -176,6 +209,9 @@ def identify(pid):
       runtimes/NAME: "#!/bin/sh" and the binary with its arguments):
       its binary is read from it.
     """
+    if not pid:
+        # The engine names no process: the container ended already.
+        return None, "the container has no process"
     exe = _stat(os.path.join(PROC, str(pid), "exe"))
     runsc = _known_binary(exe)
     if runsc == "runsc":
@@ -197,6 +233,45 @@ def identify(pid):
         return None, evidence
     name = _binary_name(binary)
     return name, evidence
+
+
+def sandbox_network(pid):
+    """The --network of gVisor's sandbox process pid (runsc's global flag,
+    before its "boot" command: "sandbox", gVisor's own network stack, by
+    default; "host", the host kernel's in the container's namespace;
+    "none"), or None when pid shows no runsc command line."""
+    args = _cmdline(pid)
+    if not args or "boot" not in args:
+        return None
+    value = "sandbox"
+    flags = args[1:args.index("boot")]
+    for i, arg in enumerate(flags):
+        name, sep, given = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "network":
+            if sep:
+                value = given
+            elif i + 1 < len(flags):
+                value = flags[i + 1]
+    return value
+
+
+def check_network(name, pid, bridges):
+    """Refuse a container with vNICs (bridges: their bridges) that runs on
+    a runsc without a network: runsc --network=none gives the container
+    gVisor's loopback only, whatever interfaces its namespace has, and its
+    application would answer on none of the VM's addresses."""
+    if name == "runsc" and bridges and sandbox_network(pid) == "none":
+        raise errors.NetworkError(
+            bridge=bridges[0], reason="its runtime runsc runs with "
+            "--network=none, so the container has no network; serve runsc "
+            "with --network=host (Docker's daemon.json runtimeArgs, the "
+            "Podman service's --runtime-flag) or give the VM no vNIC")
+
+
+def ended(pid):
+    """Whether the container's first process pid (the engine's answer;
+    None or 0 when it has none) is gone."""
+    return not pid or _stat(os.path.join(PROC, str(pid))) is None
 
 
 def binary(name, path=None):
