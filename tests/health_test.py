@@ -604,3 +604,31 @@ def test_probe_is_bounded_by_the_check_timeout(idle_container):
     # Its processes were killed, the child too (the group): none left.
     ps = c.exec_run(["ps", "-o", "args"]).output.decode()
     assert "sleep 30" not in ps, ps
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_runsc_watchdog_reset(vdsm, runtimes_conf, engine, watcher,
+                              libvirt_host, qemu_workdir, health_vm):
+    # The health check as the VM's watchdog, under runsc on Podman: the
+    # Monitor probes and restarts the container through the runsc
+    # service's socket (through another service the restart fails:
+    # runsc start without --network=host).
+    name, client = engine
+    vm = health_vm("reset", containerRuntime="runsc")
+    vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
+    assert runtimes_conf.record(vm.id)["runtime"] == "runsc"
+    c = client.containers.get("ovirt-vm-" + vm.id)
+    vmrun.wait(lambda: (_health(runtimes_conf, vm) or {}).get(
+        "status") == "healthy", HEALTHY_TIMEOUT, "healthy")
+    started = c.attrs["State"]["StartedAt"]
+
+    c.exec_run(["sh", "-c", "echo sick > %s" % images.UNHEALTHY_TRIGGER])
+
+    def done():
+        acted = (_health(runtimes_conf, vm) or {}).get("acted")
+        return acted if acted and acted.get("done") else None
+    acted = vmrun.wait(done, ACTION_BOUND + 10, "the reset")
+    assert "error" not in acted, acted
+    c.reload()
+    assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
+    assert vmrun.runtime_on_host(c.id, c.attrs["State"]["Pid"]) == "runsc"

@@ -16,7 +16,6 @@ import images
 import vmrun
 from vdsm import HookError
 from vmrun import power_off, start_hook as start
-from health_test import health_image, health_vm  # noqa: F401 (fixtures)
 
 CONTAINERS_NS = "http://ovirt.org/vdsm-hook-containers/1.0"
 MIB = 1024 * 1024
@@ -248,31 +247,6 @@ RUNTIMES = [
     pytest.param("podman", "runsc", id="podman-runsc"),
 ]
 
-RUNSC = "/usr/bin/runsc"
-
-
-def runtime_on_host(container_id, pid):
-    """The runtime running a container as the host shows it, read apart
-    from the package's own proof (runtimes.identify): gVisor's sandbox is
-    the container's process itself; runc keeps its state in
-    <root>/<id>/state.json, crun in <root>/<id>/status (Podman's roots
-    /run/runc, /run/crun; Docker's <exec-root>/runtime-runc/moby for
-    every runtime of its runc shim)."""
-    import glob
-    if os.path.samefile("/proc/%d/exe" % pid, RUNSC):
-        return "runsc"
-    found = set()
-    for depth in range(1, 5):
-        pattern = "/run/" + "*/" * depth + container_id
-        for directory in glob.glob(pattern):
-            if os.path.isfile(os.path.join(directory, "state.json")):
-                found.add("runc")
-            if os.path.isfile(os.path.join(directory, "status")):
-                found.add("crun")
-    assert len(found) == 1, found
-    return found.pop()
-
-
 def cgroup_file(pid, controller, name):
     """A cgroup v1 (this CI machine) or v2 file of pid's cgroup."""
     with open("/proc/%d/cgroup" % pid) as f:
@@ -305,7 +279,7 @@ def test_runtime_lifecycle(vdsm, runtimes_conf, engine, runtime):
     assert record["runtime"] == runtime
     # What really runs, as the host shows it (Podman's inspect says "oci"
     # whatever runs).
-    assert runtime_on_host(c.id, pid) == runtime
+    assert vmrun.runtime_on_host(c.id, pid) == runtime
     version = c.exec_run(["cat", "/proc/version"]).output.decode()
     with open("/proc/version") as f:
         host_kernel = f.read()
@@ -684,32 +658,3 @@ def test_runtime_failed_start_leaves_nothing(vdsm, fresh_conf, engine,
     assert len(made) == 1, made
     assert_nothing_left(fresh_conf, client, vm)
     assert runtime_traces(made[0]) == []
-
-
-@pytest.mark.parametrize("engine", ["podman"], indirect=True)
-def test_runsc_watchdog_reset(vdsm, runtimes_conf, engine, watcher,
-                              libvirt_host, qemu_workdir, health_vm):
-    # The health check as the VM's watchdog, under runsc on Podman: the
-    # Monitor probes and restarts the container through the runsc
-    # service's socket (through another service the restart fails:
-    # runsc start without --network=host).
-    import health_test
-    name, client = engine
-    vm = health_vm("reset", containerRuntime="runsc")
-    vmrun.start(vdsm, vm, libvirt_host, qemu_workdir)
-    assert runtimes_conf.record(vm.id)["runtime"] == "runsc"
-    c = container_of(client, vm)
-    vmrun.wait(lambda: (health_test._health(runtimes_conf, vm) or {}).get(
-        "status") == "healthy", health_test.HEALTHY_TIMEOUT, "healthy")
-    started = c.attrs["State"]["StartedAt"]
-
-    c.exec_run(["sh", "-c", "echo sick > %s" % images.UNHEALTHY_TRIGGER])
-
-    def done():
-        acted = (health_test._health(runtimes_conf, vm) or {}).get("acted")
-        return acted if acted and acted.get("done") else None
-    acted = vmrun.wait(done, health_test.ACTION_BOUND + 10, "the reset")
-    assert "error" not in acted, acted
-    c.reload()
-    assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
-    assert runtime_on_host(c.id, c.attrs["State"]["Pid"]) == "runsc"

@@ -13,6 +13,8 @@ faults) share them.
 """
 
 import calendar
+import glob
+import os
 import time
 
 from lxml import etree
@@ -242,3 +244,27 @@ def sh(container, script):
     out = out.decode("utf-8", "replace")
     assert rc == 0, "%r failed (%d): %s" % (script, rc, out)
     return out
+
+
+RUNSC = "/usr/bin/runsc"
+
+
+def runtime_on_host(container_id, pid):
+    """The runtime running a container as the host shows it, read apart
+    from the package's own proof (runtimes.identify): gVisor's sandbox is
+    the container's process itself; runc keeps its state in
+    <root>/<id>/state.json, crun in <root>/<id>/status (Podman's roots
+    /run/runc, /run/crun; Docker's <exec-root>/runtime-runc/moby for
+    every runtime of its runc shim)."""
+    if os.path.samefile("/proc/%d/exe" % pid, RUNSC):
+        return "runsc"
+    found = set()
+    for depth in range(1, 5):
+        pattern = "/run/" + "*/" * depth + container_id
+        for directory in glob.glob(pattern):
+            if os.path.isfile(os.path.join(directory, "state.json")):
+                found.add("runc")
+            if os.path.isfile(os.path.join(directory, "status")):
+                found.add("crun")
+    assert len(found) == 1, found
+    return found.pop()
