@@ -269,13 +269,7 @@ def log_since(installation, offset):
 
 def wait_for(condition, timeout, interval=0.01):
     """condition()'s first true value within timeout seconds, or None."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
+    return vmrun.poll(condition, timeout, interval)
 
 
 def _kill(pid, signo):

@@ -103,17 +103,25 @@ def domain_exists(vm):
     return libvirt.virsh("domstate", vm.id, check=False)[0] == 0
 
 
-def wait(predicate, timeout, what, interval=0.05):
-    """predicate()'s first true value, polled every interval seconds;
-    AssertionError naming what was awaited if none comes within timeout
-    seconds."""
+def poll(predicate, timeout, interval=0.05):
+    """predicate()'s first true value, polled every interval seconds, or
+    None if none comes within timeout seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("timed out waiting for " + what)
+    return None
+
+
+def wait(predicate, timeout, what, interval=0.05):
+    """poll()'s value; AssertionError naming what was awaited if none
+    comes within timeout seconds."""
+    value = poll(predicate, timeout, interval)
+    if not value:
+        raise AssertionError("timed out waiting for " + what)
+    return value
 
 
 def wait_gone(vm, timeout):
