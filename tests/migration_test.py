@@ -472,6 +472,32 @@ def test_refused_migrations_leave_the_vm_serving_on_the_source(hosts):
     hosts.docker.images.remove(image, force=True)
 
 
+def test_vm_keeps_its_runtime_or_stays(hosts):
+    """A VM that names no containerRuntime runs on each host's default:
+    the destination refuses a default other than the runtime the source
+    proved (its placeholder records it), before the source stops."""
+    vm = nic_vm(hosts)
+    live = hosts.start(vm)
+    assert hosts.src_inst.record(vm.id)["runtime"] == "runc"
+    mac_ip = address(hosts.source_container(vm))
+    hosts.configure_destination(docker_runtimes="runc, crun",
+                                docker_default_runtime="crun")
+    try:
+        run = hosts.migrate(vm, live)
+    finally:
+        hosts.configure_destination()
+    assert run.outcome == run.REFUSED_BY_DESTINATION, (run.outcome,
+                                                       run.error)
+    text = run.error.err.decode()
+    assert ("Migration of container VM %s is refused: its container runs "
+            "on runc on the source and would run on crun here (this host's "
+            "default for docker VMs that set no containerRuntime); set "
+            "containerRuntime=runc on the VM, or give the hosts the same "
+            "docker_default_runtime" % vm.id) in text, text
+    assert_still_serving(hosts, vm, mac_ip)
+    hosts.power_off_source(vm)
+
+
 # After the VM moved: the destination waits for the source, or goes Down
 
 def test_vm_without_volume_waits_for_its_address_to_go_silent(hosts):
@@ -558,12 +584,12 @@ def test_start_facts_round_trip():
     assert migration.start_facts(domxml.Domain.parse(plan.xml)) is None
     record = {"nics": [{"mac": MAC, "ip": "10.233.0.130"}],
               "image_id": "sha256:" + "a" * 64,
-              "image_digest": "sha256:" + "b" * 64}
+              "image_digest": "sha256:" + "b" * 64, "runtime": "runsc"}
     xml = migration.with_start_facts(plan.xml, record)
     dom = domxml.Domain.parse(xml)
     assert migration.start_facts(dom) == migration.Facts(
         addresses={MAC: "10.233.0.130"}, image_id="sha256:" + "a" * 64,
-        digest="sha256:" + "b" * 64)
+        digest="sha256:" + "b" * 64, runtime="runsc")
     # The rest of the package's metadata as it was; again gives the same.
     assert dom.container_meta() == domxml.Domain.parse(
         plan.xml).container_meta()

@@ -122,13 +122,16 @@ _monotonic = getattr(time, "monotonic", time.time)
 
 # After a start, the package's metadata element also gets the container's
 # addresses (MAC=IP of each interface), the image it runs (its id and
-# registry digest): what step 2 needs on another host, which only the
+# registry digest) and the OCI runtime it runs on (runtimes.py, as the
+# host proved it): what step 2 needs on another host, which only the
 # domain XML carries there.  Vdsm keeps the package's namespace as is.
-Facts = collections.namedtuple("Facts", "addresses, image_id, digest")
+Facts = collections.namedtuple("Facts",
+                               "addresses, image_id, digest, runtime")
 
 _ADDRESSES = "addresses"
 _IMAGE_ID = "imageId"
 _DIGEST = "digest"
+_RUNTIME = "runtime"
 
 
 def with_start_facts(xml, record):
@@ -145,6 +148,7 @@ def with_start_facts(xml, record):
                               for nic in record.get("nics") or ())),
         (_IMAGE_ID, record.get("image_id")),
         (_DIGEST, record.get("image_digest")),
+        (_RUNTIME, record.get("runtime")),
     )
     for tag, value in values:
         old = meta.find("{%s}%s" % (domxml.CONTAINERS_NS, tag))
@@ -178,7 +182,7 @@ def start_facts(dom):
         if sep:
             addresses[mac.strip().lower()] = ip.strip()
     return Facts(addresses=addresses, image_id=image_id,
-                 digest=text(_DIGEST))
+                 digest=text(_DIGEST), runtime=text(_RUNTIME))
 
 
 # The hooks
@@ -250,7 +254,7 @@ def before_vm_migrate_destination(env):
         return
     from containerhooks import privileged
     began = time.time()
-    privileged.migration_prepare(spec, facts.image_id)
+    privileged.migration_prepare(spec, facts.image_id, facts.runtime)
     log.info("vm_id=%s ready for the container (image %s, addresses %s) "
              "in %.2f s", spec.vm_id, spec.image,
              [nic.ip for nic in spec.nics], time.time() - began)
@@ -368,6 +372,10 @@ def add_commands(sub):
         _start_arguments(p, specs)
         p.add_argument("--image-id", required=True,
                        help="the id of the image the source runs")
+        if func is prepare_incoming:
+            p.add_argument("--source-runtime",
+                           help="the OCI runtime the source's container "
+                           "runs on")
         if func is start_incoming:
             p.add_argument("--hook-pid", required=True)
         p.set_defaults(func=func)
@@ -430,8 +438,9 @@ def prepare_incoming(args):
     # The VM's OCI runtime, as the engine offers it: a container made on
     # a runtime the engine lacks would fail only at step 5, after the
     # source let go (the VM would go Down instead of staying Up there).
-    runtimes.check_served(runtimes.choose(conf, spec.engine, spec.runtime),
-                          eng)
+    choice = runtimes.choose(conf, spec.engine, spec.runtime)
+    runtimes.check_served(choice, eng)
+    _check_same_runtime(spec, choice, eng, args.source_runtime)
     with state.Lock(spec.vm_id) as lock:
         old = state.read(spec.vm_id)
         if old is not None and INCOMING not in (old.migration or {}):
@@ -548,6 +557,32 @@ def _drop_reservation(vm_id, lock):
         if record is not None:
             state.remove_file(state.path(vm_id))
         lock.release(remove=True)
+
+
+def _check_same_runtime(spec, choice, eng, source):
+    """Refuse a container that would run on another OCI runtime here than
+    on the source (source: the runtime its placeholder records, None from
+    a version that recorded none).  A VM that names no containerRuntime
+    runs on each host's default: a host whose default is runsc and one
+    whose default is runc would silently take the VM out of gVisor's
+    sandbox (or into it, with its limits) on a Migrate button.  The
+    recorded name comes from the vdsm user's hook, checked here as
+    containerRuntime is; it can only refuse."""
+    from containerhooks import properties
+    from containerhooks import runtimes
+    if not source:
+        return
+    source = properties.parse_runtime(source)
+    here = choice.name or runtimes.runtime_name(eng.default_runtime())
+    if here and here != source:
+        raise errors.MigrationRefused(
+            vm_id=spec.vm_id, reason="its container runs on %s on the "
+            "source and would run on %s here (this host's default for %s "
+            "VMs that set no containerRuntime); set containerRuntime=%s on "
+            "the VM, or give the hosts the same %s_default_runtime"
+            % (source, here, spec.engine, source, spec.engine)
+            if not spec.runtime else "its container runs on %s on the "
+            "source, not on %s, its containerRuntime" % (source, here))
 
 
 def _image_id(value):

@@ -48,11 +48,14 @@ def migration_mark(vm_id):
     return _run(["migration-mark", "--vm-id=" + vm_id])
 
 
-def migration_prepare(spec, image_id):
+def migration_prepare(spec, image_id, source_runtime=None):
     """Check and reserve on this host what spec's incoming container
-    needs; image_id: what the source runs."""
+    needs; image_id, source_runtime: what the source runs, and on which
+    OCI runtime (None: not recorded)."""
     return _run(["migration-prepare"] + specs.to_args(spec)
-                + ["--image-id=" + image_id])
+                + ["--image-id=" + image_id]
+                + (["--source-runtime=" + source_runtime]
+                   if source_runtime else []))
 
 
 def migration_start(spec, image_id, hook_pid):
