@@ -14,6 +14,10 @@ PYTEST_ARGS ?=
 # (tests/conftest.py turns off Hypothesis's example database likewise).
 TESTS ?= tests
 
+# No bytecode in the checkout from any recipe (the demo and bench import
+# lib/ from here; pytest's conftest stops it too): .ci/run fails on it.
+export PYTHONDONTWRITEBYTECODE = 1
+
 .PHONY: test demo setup compat bench
 
 setup:
