@@ -301,12 +301,13 @@ def server(channels):
     stopping = threading.Event()
     thread = threading.Thread(target=srv.run, args=(stopping,))
     thread.start()
-    deadline = time.time() + 5
-    while not guestagent.served(VM_ID) and time.time() < deadline:
-        time.sleep(0.02)
-    yield srv
-    stopping.set()
-    thread.join(5)
+    try:
+        vmrun.wait(lambda: guestagent.served(VM_ID), 5, "the VM's socket",
+                   interval=0.02)
+        yield srv
+    finally:
+        stopping.set()
+        thread.join(5)
     assert not thread.is_alive()
     assert not os.path.exists(guestagent.socket_path(VM_ID))
 
