@@ -441,13 +441,6 @@ def stop_image(docker_client, registry_image):
     return images.build_and_push_stopsignal(docker_client)
 
 
-@pytest.fixture(scope="module")
-def nwfilter(libvirt_host):
-    """Vdsm's vdsm-no-mac-spoofing filter, which the vNIC names."""
-    with libvirt.nwfilter() as name:
-        yield name
-
-
 @pytest.fixture
 def agent_vm(engine, installation, lan, nwfilter, libvirt_host,
              qemu_workdir, stop_image):
