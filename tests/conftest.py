@@ -203,6 +203,14 @@ def qemu_workdir(libvirt_host):
 
 
 @pytest.fixture(scope="module")
+def nwfilter(libvirt_host):
+    """Vdsm's vdsm-no-mac-spoofing filter, defined as Vdsm defines it
+    (tests/libvirt.py nwfilter), which a test VM's vNIC names."""
+    with libvirt.nwfilter() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
 def lan(installation):
     """Two bridges (tests/lan.py), a LAN peer on the first, their
     container networks configured on the host; the engines' networks

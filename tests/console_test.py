@@ -222,7 +222,7 @@ def console_vm(engine, installation, libvirt_host, qemu_workdir,
     vmrun.discard(client, installation, made)
     for vm in made:
         # The watcher closes a console within a second of its record's end.
-        path = os.path.join(installation.vmconsole_dir, vm.id + ".sock")
+        path = socket_of(installation, vm)
         vmrun.wait(lambda: not os.path.lexists(path), 2,
                    "the end of " + path)
 

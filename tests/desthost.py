@@ -33,6 +33,7 @@ import time
 import uuid
 
 import libvirt
+import vmrun
 
 
 class Destination(object):
@@ -104,12 +105,8 @@ class Destination(object):
 
     def wait_gone(self, uuid_, timeout):
         """The time the domain was first seen gone, or None."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not self.exists(uuid_):
-                return time.time()
-            time.sleep(0.05)
-        return None
+        return vmrun.poll(lambda: not self.exists(uuid_) and time.time(),
+                          timeout)
 
     def migrate(self, uuid_):
         """Migrate domain uuid_ from the machine's libvirtd to this one, as

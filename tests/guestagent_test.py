@@ -301,12 +301,13 @@ def server(channels):
     stopping = threading.Event()
     thread = threading.Thread(target=srv.run, args=(stopping,))
     thread.start()
-    deadline = time.time() + 5
-    while not guestagent.served(VM_ID) and time.time() < deadline:
-        time.sleep(0.02)
-    yield srv
-    stopping.set()
-    thread.join(5)
+    try:
+        vmrun.wait(lambda: guestagent.served(VM_ID), 5, "the VM's socket",
+                   interval=0.02)
+        yield srv
+    finally:
+        stopping.set()
+        thread.join(5)
     assert not thread.is_alive()
     assert not os.path.exists(guestagent.socket_path(VM_ID))
 
@@ -438,13 +439,6 @@ ACTION_TIMEOUT = 30
 @pytest.fixture(scope="session")
 def stop_image(docker_client, registry_image):
     return images.build_and_push_stopsignal(docker_client)
-
-
-@pytest.fixture(scope="module")
-def nwfilter(libvirt_host):
-    """Vdsm's vdsm-no-mac-spoofing filter, which the vNIC names."""
-    with libvirt.nwfilter() as name:
-        yield name
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def test_deferred_handler_is_made_at_the_first_record(logger):
 
 
 def test_deferred_handler_that_cannot_be_made_fails_no_hook(logger,
-                                                            monkeypatch):
+                                                            monkeypatch,
+                                                            capsys):
     # No syslog socket: the record is lost, the hook goes on (and says
     # nothing on stderr, the VM's exit message).
     monkeypatch.setattr(logging, "raiseExceptions", False)
@@ -63,6 +64,7 @@ def test_deferred_handler_that_cannot_be_made_fails_no_hook(logger,
         raise IOError(2, "No such file or directory", "/dev/log")
     logger.addHandler(hookenv._Deferred(make))
     logger.error("lost")
+    assert capsys.readouterr().err == ""
 
 
 def test_replace_data_from_chunks(tmp_path):

@@ -41,13 +41,6 @@ def bridge(libvirt_host):
         pytest.fail(str(e), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def nwfilter(libvirt_host):
-    """Vdsm's vdsm-no-mac-spoofing filter, defined as Vdsm defines it."""
-    with libvirt.nwfilter() as name:
-        yield name
-
-
 @pytest.fixture
 def domains():
     """Defined domains (by uuid), destroyed and undefined after the test."""

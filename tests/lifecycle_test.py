@@ -584,10 +584,8 @@ class Creations(object):
         # request).
         probe = "vhc-creations-" + uuid.uuid4().hex[:12]
         client.containers.create(images.IMAGE, name=probe).remove()
-        deadline = time.time() + 10
-        while probe not in self.ids.values():
-            assert time.time() < deadline, "no event stream"
-            time.sleep(0.05)
+        vmrun.wait(lambda: probe in self.ids.values(), 10, "the event "
+                   "stream (the creation of " + probe + ")")
 
     def _read(self):
         try:
@@ -600,9 +598,7 @@ class Creations(object):
 
     def of(self, name, timeout=5):
         # Podman's stream follows its event log a moment behind.
-        deadline = time.time() + timeout
-        while name not in self.ids.values() and time.time() < deadline:
-            time.sleep(0.05)
+        vmrun.poll(lambda: name in self.ids.values(), timeout)
         self._stream.close()
         self._thread.join(5)
         return [i for i, n in self.ids.items() if n == name]

@@ -145,12 +145,7 @@ class Hosts(object):
         assert before.errors == [] and after.errors == []
 
     def power_off_destination(self, vm):
-        before = self.destination.run("before_vm_destroy", None,
-                                      vm_id=vm.id, custom=vm.custom)
-        last = self.libvirtd.dumpxml(vm.id)
-        self.libvirtd.virsh("destroy", vm.id)
-        after = self.destination.run("after_vm_destroy", last, vm_id=vm.id,
-                                     custom=vm.custom)
+        before, after = vmrun.destroy(self.destination, vm, self.libvirtd)
         assert before.errors == [] and after.errors == []
 
     def leftovers(self):

@@ -595,7 +595,6 @@ def migrate(source, destination, vm_id, custom, live_xml, move,
        between, one after the other with between() in the middle.
     """
     import threading
-    import time
     run = Migration()
     src_dom_xml = live_xml
     try:

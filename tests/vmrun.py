@@ -185,14 +185,15 @@ def power_off(vdsm, vm, last_xml):
     return before, after
 
 
-def destroy(vdsm, vm):
+def destroy(vdsm, vm, libvirtd=libvirt):
     """Engine's Power Off of a VM whose domain runs: before_vm_destroy, the
     domain destroyed, after_vm_destroy with its last live XML (vm.py
-    doDestroy, releaseVm).  Returns both Results."""
+    doDestroy, releaseVm).  libvirtd: the host's (the machine's, or a
+    desthost.Destination's).  Returns both Results."""
     before = vdsm.run("before_vm_destroy", None, vm_id=vm.id,
                       custom=vm.custom)
-    last_xml = libvirt.dumpxml(vm.id)
-    libvirt.virsh("destroy", vm.id)
+    last_xml = libvirtd.dumpxml(vm.id)
+    libvirtd.virsh("destroy", vm.id)
     after = vdsm.run("after_vm_destroy", last_xml, vm_id=vm.id,
                      custom=vm.custom)
     return before, after
