@@ -288,6 +288,9 @@ class Server(object):
         self.on_reinit = on_reinit
         self._served = {}       # vm_id -> _Console
         self._refused = {}      # vm_id -> why it is not served (logged)
+        # vm_id -> (state.version, Target or None) of the last sync: a
+        # state file that is the same file, unchanged, is not read again.
+        self._known = {}
         self._wake_r, self._wake_w = os.pipe()
         self._done = threading.Event()
         self._stop = threading.Event()
@@ -355,13 +358,26 @@ class Server(object):
                 remove_socket(vm_id)
 
     def sync(self):
-        """Serve the consoles the records ask for, and only those."""
-        wanted = {}
+        """Serve the consoles the records ask for, and only those.
+
+        Every SYNC_INTERVAL, for every VM of the host: a record is read
+        (opened and parsed) only when its file changed since the last
+        sync (state.version, one stat); the version is taken before the
+        read, so a write in between is read again at the next."""
+        wanted, known = {}, {}
         for vm_id in state.vm_ids():
-            record = self._read_state(vm_id)
-            target = target_of(record) if record is not None else None
+            version = state.version(vm_id)
+            last = self._known.get(vm_id)
+            if version is not None and last is not None \
+                    and last[0] == version:
+                target = last[1]
+            else:
+                record = self._read_state(vm_id)
+                target = target_of(record) if record is not None else None
+            known[vm_id] = (version, target)
             if target is not None:
                 wanted[vm_id] = target
+        self._known = known
         for vm_id, console in list(self._served.items()):
             if wanted.get(vm_id) != console.target:
                 self._close(console, "its VM ended")

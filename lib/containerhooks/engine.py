@@ -1068,8 +1068,10 @@ EngineFacts = collections.namedtuple(
     "EngineFacts", "version, api_version, runtimes, default_runtime, "
     "cgroup_driver, cgroup_version")
 
-# action: "die", "start", ...; attributes: the labels, name, exitCode.
-Event = collections.namedtuple("Event", "action, id, attributes")
+# action: "die", "start", ...; attributes: the labels, name, exitCode;
+# exit_code: a "die" event's exit code, as either engine names it (None
+# when it names none).
+Event = collections.namedtuple("Event", "action, id, attributes, exit_code")
 
 # What a probe that overran its timeout yields, as Docker words it.
 PROBE_TIMEOUT = "Health check exceeded timeout (%gs)"
@@ -1157,9 +1159,14 @@ def _events(eng, stream):
     try:
         for event in stream:
             actor = event.get("Actor") or {}
+            attributes = actor.get("Attributes") or {}
+            # Docker's attribute; Podman's compat events name it
+            # containerExitCode (pkg/domain/entities/events.go).
             yield Event(action=event.get("Action") or event.get("status"),
                         id=actor.get("ID") or event.get("id"),
-                        attributes=actor.get("Attributes") or {})
+                        attributes=attributes,
+                        exit_code=attributes.get(
+                            "exitCode", attributes.get("containerExitCode")))
     except (docker.errors.DockerException,
             requests.exceptions.RequestException, IOError, OSError,
             ValueError) as e:

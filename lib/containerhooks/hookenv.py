@@ -15,11 +15,9 @@ cost little more than starting the interpreter, and the stats hooks run
 every few seconds.  Neither logging.handlers (with socket and pickle) nor
 tempfile (with shutil and random) is imported on a hook's usual path: the
 syslog handler is made when a first record is logged, and the data file is
-replaced through a file made here (_create).
+replaced through a file made by state.create_temp.
 """
 
-import binascii
-import errno
 import io
 import json
 import logging
@@ -117,7 +115,10 @@ def replace_data(env, key, data):
     """
     path = env[key]
     dirname = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create(dirname, ".containers-")
+    # Imported here: a hook on a VM that is not a container replaces
+    # nothing.
+    from containerhooks import state
+    fd, tmp = state.create_temp(dirname, ".containers-")
     try:
         with io.open(fd, "wb") as f:
             if isinstance(data, list):
@@ -128,25 +129,6 @@ def replace_data(env, key, data):
     except Exception:
         _remove_quietly(tmp)
         raise
-
-
-def _create(directory, prefix):
-    """A new file in directory, open for writing: (fd, path).
-
-    As tempfile.mkstemp makes one (a random name, O_EXCL so that it never
-    opens an existing file or follows a link, mode 0600), without importing
-    tempfile: a tenth of a stats hook's imports."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(
-        os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        name = os.path.join(directory, prefix + binascii.hexlify(
-            os.urandom(8)).decode("ascii"))
-        try:
-            return os.open(name, flags, 0o600), name
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-    raise OSError(errno.EEXIST, "no unused temporary name", directory)
 
 
 def read_json(env):

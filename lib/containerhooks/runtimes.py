@@ -447,8 +447,9 @@ def engine_report(conf, engine, eng, connect):
                     name, socket, served))
             elif name not in has:
                 has.append(name)
-    if "crun" in has and crun_problem():
-        problems.append("crun: " + crun_problem())
+    problem = crun_problem() if "crun" in has else None
+    if problem:
+        problems.append("crun: " + problem)
         has.remove("crun")
     for name in offered(conf, engine):
         if name not in has and not any(p.startswith(name + ":")

@@ -329,12 +329,7 @@ class Watcher(object):
                             vm_id)
             return
         try:
-            # Docker's attribute; Podman's compat events name it
-            # containerExitCode (pkg/domain/entities/events.go).
-            self.container_ended(
-                eng, vm_id, event.id,
-                event.attributes.get("exitCode",
-                                     event.attributes.get("containerExitCode")))
+            self.container_ended(eng, vm_id, event.id, event.exit_code)
         except Exception:
             log.exception("vm_id=%s handling the end of container %s "
                           "failed", vm_id, event.id)
